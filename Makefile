@@ -1,0 +1,46 @@
+# surveysynth: the two commands README promises.
+#   make demo   set up, generate the demo survey world, dbt build on embedded DuckDB, print a summary
+#   make test   set up, then run the whole test suite (pytest: library + end-to-end dbt runs)
+#   make bench  benchmarks that print ratios measured side by side in one run
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DBT := $(VENV)/bin/dbt
+STAMP := $(VENV)/.installed
+DEMO_SEED ?= 42
+
+export DBT_PROFILES_DIR := $(CURDIR)
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+# torch (CPU build) first, so sdv does not pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dbt,engines,baselines,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/generate_demo.py --seed $(DEMO_SEED) --out data/demo
+	$(DBT) build --target duckdb
+	$(PY) scripts/demo_summary.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check surveysynth scripts tests
+	$(VENV)/bin/ruff format --check surveysynth scripts tests
+
+clean:
+	rm -rf target logs data

@@ -1,0 +1,20 @@
+{#- Stop the run when a configured column is missing from an input relation, naming the var
+    that configured it and the columns that are there, so the fix is obvious. -#}
+{% macro assert_columns(relation_var, relation_sql, required) %}
+    {%- if execute -%}
+        {%- set result = run_query("select * from " ~ relation_sql ~ " where 1 = 0") -%}
+        {%- set have = result.column_names | map('lower') | list -%}
+        {%- set missing = [] -%}
+        {%- for col, col_var in required -%}
+            {%- if col is not none and (col | lower) not in have -%}
+                {%- do missing.append("column '" ~ col ~ "' (set by var '" ~ col_var ~ "')") -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if missing -%}
+            {{ exceptions.raise_compiler_error(
+                "surveysynth: " ~ missing | join(', ') ~ " not found in " ~ relation_var ~ " = '"
+                ~ var(relation_var) ~ "'. It has columns: " ~ have | join(', ')
+                ~ ". Fix the var to name an existing column, or add the column to the input.") }}
+        {%- endif -%}
+    {%- endif -%}
+{% endmacro %}

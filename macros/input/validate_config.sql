@@ -1,0 +1,84 @@
+{#- Stop the run, naming the var and the fix, when the input contract is malformed.
+    Runs at parse time, so a bad var fails `dbt build` before anything is built. -#}
+{% macro validate_config() %}
+    {%- set errors = [] -%}
+    {%- set allowed_types = ['continuous', 'count', 'binary', 'categorical', 'ordinal'] -%}
+
+    {%- for v in ['ss_unit_id', 'ss_wave'] -%}
+        {%- set val = var(v, none) -%}
+        {%- if val is none or val is not string or val | trim == '' -%}
+            {%- do errors.append("var '" ~ v ~ "' must name a column of ss_responses (got " ~ val ~ ")") -%}
+        {%- endif -%}
+    {%- endfor -%}
+
+    {%- set dims = var('ss_cell_dims', none) -%}
+    {%- if dims is none or dims is string or dims is mapping or dims | length == 0 -%}
+        {%- do errors.append("var 'ss_cell_dims' must be a non-empty list of column names, e.g. [region, size_band] (got " ~ dims ~ ")") -%}
+    {%- else -%}
+        {%- for d in dims -%}
+            {%- if d is not string -%}
+                {%- do errors.append("var 'ss_cell_dims': every entry must be a column name, got " ~ d) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+
+    {%- set weight = var('ss_design_weight', none) -%}
+    {%- if weight is not none and weight is not string -%}
+        {%- do errors.append("var 'ss_design_weight' must be a column name or null (got " ~ weight ~ ")") -%}
+    {%- endif -%}
+
+    {%- set outs = var('ss_outcomes', none) -%}
+    {%- if outs is none or outs is not mapping or outs | length == 0 -%}
+        {%- do errors.append("var 'ss_outcomes' must map each outcome column to {type: ...}, e.g. {turnover: {type: continuous, min: 0}} (got " ~ outs ~ ")") -%}
+    {%- else -%}
+        {%- for name, spec in outs.items() -%}
+            {%- if spec is not mapping or spec.get('type') not in allowed_types -%}
+                {%- do errors.append("var 'ss_outcomes'." ~ name ~ ": type must be one of " ~ allowed_types | join(', ') ~ " (got " ~ spec ~ ")") -%}
+            {%- elif spec.type in ('categorical', 'ordinal') -%}
+                {%- set lv = spec.get('levels') -%}
+                {%- if lv is none or lv is string or lv is mapping or lv | length < 2 -%}
+                    {%- do errors.append("var 'ss_outcomes'." ~ name ~ ": a " ~ spec.type ~ " outcome needs 'levels', a list of at least two values") -%}
+                {%- endif -%}
+            {%- elif spec.type in ('continuous', 'count') -%}
+                {%- set lo = spec.get('min') -%}{%- set hi = spec.get('max') -%}
+                {%- if (lo is not none and lo is not number) or (hi is not none and hi is not number) -%}
+                    {%- do errors.append("var 'ss_outcomes'." ~ name ~ ": min and max must be numbers") -%}
+                {%- elif lo is not none and hi is not none and lo > hi -%}
+                    {%- do errors.append("var 'ss_outcomes'." ~ name ~ ": min (" ~ lo ~ ") is above max (" ~ hi ~ ")") -%}
+                {%- endif -%}
+            {%- endif -%}
+            {%- if dims is not none and dims is not string and name in dims -%}
+                {%- do errors.append("column '" ~ name ~ "' is both a cell dimension (ss_cell_dims) and an outcome (ss_outcomes)") -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+
+    {%- set frame = var('ss_frame', none) -%}
+    {%- set totals = var('ss_population_totals', none) -%}
+    {%- if frame is none and totals is none -%}
+        {%- do errors.append("set var 'ss_frame' (a unit-level population frame) or var 'ss_population_totals' (population counts per cell)") -%}
+    {%- endif -%}
+    {%- set aux = var('ss_frame_auxiliaries', []) -%}
+    {%- if aux is not none and (aux is string or aux is mapping) -%}
+        {%- do errors.append("var 'ss_frame_auxiliaries' must be a list of frame columns (got " ~ aux ~ ")") -%}
+    {%- elif aux and frame is none -%}
+        {%- do errors.append("var 'ss_frame_auxiliaries' needs a unit frame: set 'ss_frame' or empty the list") -%}
+    {%- elif aux and outs is mapping -%}
+        {%- for a in aux -%}
+            {%- if a in outs or (dims is not none and dims is not string and a in dims) -%}
+                {%- do errors.append("auxiliary '" ~ a ~ "' (ss_frame_auxiliaries) clashes with an outcome or cell dimension of the same name") -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+
+    {%- for v, lo, hi in [('ss_max_quarantine_share', 0, 1), ('ss_sparse_below_n', 1, none), ('ss_sparse_below_neff', 0, none)] -%}
+        {%- set val = var(v, none) -%}
+        {%- if val is not number or val < lo or (hi is not none and val > hi) -%}
+            {%- do errors.append("var '" ~ v ~ "' must be a number" ~ (" in [" ~ lo ~ ", " ~ hi ~ "]" if hi is not none else " >= " ~ lo) ~ " (got " ~ val ~ ")") -%}
+        {%- endif -%}
+    {%- endfor -%}
+
+    {%- if errors -%}
+        {{ exceptions.raise_compiler_error("surveysynth input contract is malformed:\n  - " ~ errors | join("\n  - ")) }}
+    {%- endif -%}
+{% endmacro %}

@@ -1,0 +1,113 @@
+{#- Every input response row, typed, numbered and checked. Each _problem_* column holds a readable
+    reason, or null where the row passes that check (see macro response_checks). stg_responses keeps
+    the rows with no problem; quarantined_responses lists every problem of the others. -#}
+{{ surveysynth.validate_config() }}
+{%- set dims = surveysynth.cell_dims() -%}
+{%- set outs = surveysynth.outcomes() -%}
+{%- set aux = surveysynth.frame_auxiliaries() -%}
+{%- set weight = var('ss_design_weight', none) -%}
+{%- set t = surveysynth.as_text -%}
+{%- set responses_sql = surveysynth.input_relation('ss_responses') -%}
+
+{%- set required = [(var('ss_unit_id'), 'ss_unit_id'), (var('ss_wave'), 'ss_wave')] -%}
+{%- for d in dims %}{% do required.append((d, 'ss_cell_dims')) %}{% endfor -%}
+{%- if weight is not none %}{% do required.append((weight, 'ss_design_weight')) %}{% endif -%}
+{%- for o in outs %}{% do required.append((o, 'ss_outcomes')) %}{% endfor -%}
+{{ surveysynth.assert_columns('ss_responses', responses_sql, required) }}
+
+with source as (
+
+    select * from {{ responses_sql }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        {{ t(var('ss_unit_id')) }} as unit_id,
+        {{ var('ss_wave') }} as wave,
+
+        -- cell dimensions
+        {% for d in dims -%}
+        {{ t(d) }} as {{ d }},
+        {% endfor %}
+        -- design weight
+        {% if weight is not none -%}
+        {{ t(weight) }} as _raw_design_weight,
+        {{ surveysynth.try_cast_number(weight) }} as design_weight,
+        {%- else -%}
+        cast(null as {{ surveysynth.type_double() }}) as design_weight,
+        {%- endif %}
+
+        -- outcomes: raw text (for messages) and typed value (null where it does not parse)
+        {% for name, spec in outs.items() -%}
+        {{ t(name) }} as _raw_{{ name }},
+        {% if spec.type in ('continuous', 'count') -%}
+        {{ surveysynth.try_cast_number(name) }} as {{ name }}{{ ',' if not loop.last }}
+        {% elif spec.type == 'binary' -%}
+        case
+            when lower({{ t(name) }}) in ('1', '1.0', 'true', 't', 'yes') then 1
+            when lower({{ t(name) }}) in ('0', '0.0', 'false', 'f', 'no') then 0
+        end as {{ name }}{{ ',' if not loop.last }}
+        {% else -%}
+        case
+            when {{ t(name) }} in ({% for lv in spec.levels %}{{ surveysynth.sql_literal(lv | string) }}{{ ', ' if not loop.last }}{% endfor %})
+                then {{ t(name) }}
+        end as {{ name }}{{ ',' if not loop.last }}
+        {% endif -%}
+        {% endfor %}
+    from source
+
+),
+
+{% for d in dims %}
+known_{{ loop.index }} as (
+
+    select distinct {{ d }} as known_value from {{ ref('population_cells') }}
+
+),
+{% endfor %}
+
+numbered as (
+
+    select
+        renamed.*,
+        {% for d in dims -%}
+        known_{{ loop.index }}.known_value as _known_{{ loop.index }},
+        {% endfor -%}
+        {% if surveysynth.has_frame() -%}
+        frame.unit_id as _frame_unit_id,
+        {% for a in aux -%}
+        frame.{{ a }} as {{ a }},
+        {% endfor -%}
+        {% endif -%}
+        count(*) over (partition by renamed.unit_id, renamed.wave) as _n_same_key,
+        row_number() over (
+            order by renamed.unit_id, renamed.wave
+            {%- for name in outs %}, renamed._raw_{{ name }}{% endfor %}
+        ) as _row_id
+    from renamed
+    {% for d in dims -%}
+    left join known_{{ loop.index }}
+        on renamed.{{ d }} = known_{{ loop.index }}.known_value
+    {% endfor -%}
+    {% if surveysynth.has_frame() -%}
+    left join {{ ref('stg_frame') }} as frame
+        on renamed.unit_id = frame.unit_id
+    {%- endif %}
+
+),
+
+checked as (
+
+    select
+        numbered.*,
+        {% for check in surveysynth.response_checks() -%}
+        {{ check.reason }} as {{ check.column }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from numbered
+
+)
+
+select * from checked
