@@ -102,7 +102,7 @@ classified as (
             when n_respondents < {{ min_n }}
                 then {{ dbt.concat(["cast(n_respondents as " ~ dbt.type_string() ~ ")", "' respondents, below ss_sparse_below_n = " ~ min_n ~ "'"]) }}
             when n_effective < {{ min_neff }}
-                then {{ dbt.concat(["cast(round(n_effective, 1) as " ~ dbt.type_string() ~ ")", "' effective respondents (Kish), below ss_sparse_below_neff = " ~ min_neff ~ "'"]) }}
+                then {{ dbt.concat([surveysynth.number_as_text("n_effective", 1), "' effective respondents (Kish), below ss_sparse_below_neff = " ~ min_neff ~ "'"]) }}
             else 'enough respondents and effective sample size'
         end as reason
     from measured

@@ -1,5 +1,6 @@
 {#- One row per population cell: its dimensions, key, population count N and, where a unit frame
     holds auxiliaries, their population totals (the trusted calibration margins start here). -#}
+{{ surveysynth.validate_config() }}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set aux = surveysynth.frame_auxiliaries() -%}
 

@@ -83,9 +83,10 @@ numbered as (
         {% endfor -%}
         {% endif -%}
         count(*) over (partition by renamed.unit_id, renamed.wave) as _n_same_key,
+        -- nulls placed explicitly: engines differ in where they sort them by default
         row_number() over (
-            order by renamed.unit_id, renamed.wave
-            {%- for name in outs %}, renamed._raw_{{ name }}{% endfor %}
+            order by renamed.unit_id nulls last, renamed.wave nulls last
+            {%- for name in outs %}, renamed._raw_{{ name }} nulls last{% endfor %}
         ) as _row_id
     from renamed
     {% for d in dims -%}

@@ -1,0 +1,200 @@
+"""Input checks and canonical forms for the synthesizer (pandas).
+
+In the dbt flow the staging and design layers deliver these tables; the helpers here make
+the library usable on its own (tests, scripts, notebooks) and make every error name the
+table, column and offending value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .synth_config import SUPPORT_CLASSES, SynthConfig
+
+CELL_ID = "cell_id"
+SUPPORT_COLUMNS = ("n_respondents", "n_population", "support_class")
+
+
+class SynthInputError(ValueError):
+    """An input table does not meet the contract; the message names table and column."""
+
+
+def make_cell_id(df: pd.DataFrame, dims: tuple[str, ...] | list[str]) -> pd.Series:
+    """Cell id: the dimension values as text joined with '|'."""
+    missing = [d for d in dims if d not in df.columns]
+    if missing:
+        raise SynthInputError(f"cell dimension column(s) {missing} missing from the table")
+    out = df[dims[0]].astype(str)
+    for d in dims[1:]:
+        out = out + "|" + df[d].astype(str)
+    return out.rename(CELL_ID)
+
+
+def _require(df: pd.DataFrame, cols: list[str], table: str, var_hint: str = "") -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        hint = f" (check {var_hint})" if var_hint else ""
+        raise SynthInputError(f"{table} is missing column(s) {missing}{hint}")
+
+
+def _no_null_dims(df: pd.DataFrame, cols: list[str], table: str) -> None:
+    for c in cols:
+        n = int(df[c].isna().sum())
+        if n:
+            raise SynthInputError(
+                f"{table}.{c} has {n} null value(s); cell dimensions and the wave must be "
+                "complete (staging quarantines such rows)"
+            )
+
+
+@dataclass
+class Inputs:
+    """Canonical inputs: sorted, typed, with cell ids; ``frame`` may be None."""
+
+    responses: pd.DataFrame
+    frame: pd.DataFrame | None
+    support: pd.DataFrame
+    use_aux: bool
+
+
+def prepare_inputs(
+    responses: pd.DataFrame,
+    frame: pd.DataFrame | None,
+    support: pd.DataFrame,
+    config: SynthConfig,
+) -> Inputs:
+    """Validate and canonicalise (sort by unit and wave: sums in the fit then do not depend
+    on input row order, so outputs are bit-identical for the same content)."""
+    c = config
+    dims = list(c.cell_dims)
+    r = responses.copy()
+    _require(r, [c.unit_id, c.wave, *dims], "responses", "ss_unit_id / ss_wave / ss_cell_dims")
+    _require(r, list(c.outcome_names), "responses", "ss_outcomes")
+    if c.weight:
+        _require(r, [c.weight], "responses", "ss_design_weight")
+        wt = pd.to_numeric(r[c.weight], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isfinite(wt) | (wt <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SynthInputError(
+                f"responses.{c.weight} must be positive and finite; {int(bad.sum())} row(s) are "
+                f"not (first: {c.unit_id}={r[c.unit_id].iloc[i]!r}, value={r[c.weight].iloc[i]!r})"
+            )
+        r[c.weight] = wt
+    _no_null_dims(r, [c.unit_id, c.wave, *dims], "responses")
+    if CELL_ID not in r.columns:
+        r[CELL_ID] = make_cell_id(r, dims)
+    r[c.unit_id] = r[c.unit_id].astype(str)
+    dup = r.duplicated([c.unit_id, c.wave])
+    if dup.any():
+        ex = r.loc[dup, [c.unit_id, c.wave]].iloc[0].tolist()
+        raise SynthInputError(
+            f"responses has {int(dup.sum())} duplicate ({c.unit_id}, {c.wave}) row(s), e.g. {ex}"
+        )
+
+    f = None
+    use_aux = frame is not None and bool(c.auxiliaries)
+    if frame is not None:
+        f = frame.copy()
+        _require(f, [c.unit_id, *dims], "frame", "ss_frame_unit_id / ss_cell_dims")
+        _no_null_dims(f, [c.unit_id, *dims], "frame")
+        f[c.unit_id] = f[c.unit_id].astype(str)
+        if f[c.unit_id].duplicated().any():
+            ex = f.loc[f[c.unit_id].duplicated(), c.unit_id].iloc[0]
+            raise SynthInputError(f"frame.{c.unit_id} is not unique (e.g. {ex!r})")
+        if CELL_ID not in f.columns:
+            f[CELL_ID] = make_cell_id(f, dims)
+        if use_aux:
+            _require(f, list(c.auxiliaries), "frame", "ss_frame_auxiliaries")
+            for a in c.auxiliaries:
+                f[a] = pd.to_numeric(f[a], errors="coerce").astype(float)
+            missing_aux = [a for a in c.auxiliaries if a not in r.columns]
+            if missing_aux:  # join the register values on the unit id
+                r = r.merge(f[[c.unit_id, *missing_aux]], on=c.unit_id, how="left")
+            for a in c.auxiliaries:
+                r[a] = pd.to_numeric(r[a], errors="coerce").astype(float)
+        f = f.sort_values(c.unit_id, kind="mergesort").reset_index(drop=True)
+    r = r.sort_values([c.unit_id, c.wave], kind="mergesort").reset_index(drop=True)
+
+    s = support.copy()
+    _require(s, [CELL_ID, c.wave, *SUPPORT_COLUMNS], "support")
+    bad = ~s["support_class"].isin(SUPPORT_CLASSES)
+    if bad.any():
+        raise SynthInputError(
+            f"support.support_class has values {sorted(s.loc[bad, 'support_class'].unique())}; "
+            f"allowed {SUPPORT_CLASSES}"
+        )
+    if s.duplicated([CELL_ID, c.wave]).any():
+        raise SynthInputError(f"support has duplicate (cell_id, {c.wave}) rows")
+    for d in dims:
+        if d not in s.columns:  # recover dims from the cell id
+            s[d] = s[CELL_ID].str.split("|", regex=False).str[dims.index(d)]
+    s = s.sort_values([CELL_ID, c.wave], kind="mergesort").reset_index(drop=True)
+    key = r[[CELL_ID, c.wave]].drop_duplicates()
+    chk = key.merge(s[[CELL_ID, c.wave]], how="left", indicator=True)
+    orphan = chk[chk["_merge"] == "left_only"]
+    if len(orphan):
+        raise SynthInputError(
+            f"{len(orphan)} (cell_id, {c.wave}) pair(s) in responses are missing from support, "
+            f"e.g. {orphan.iloc[0][[CELL_ID, c.wave]].tolist()}"
+        )
+    return Inputs(responses=r, frame=f, support=s, use_aux=use_aux)
+
+
+def support_table(
+    responses: pd.DataFrame,
+    config: SynthConfig,
+    frame: pd.DataFrame | None = None,
+    totals: pd.DataFrame | None = None,
+    count_column: str = "n_population",
+    sparse_below_n: int = 10,
+    sparse_below_neff: float = 5.0,
+) -> pd.DataFrame:
+    """The support map (every cell x wave of the frame or totals, and of the responses):
+    n respondents, N population, Kish n_eff, support class. The dbt design layer builds the
+    same table in SQL; this is the library's stand-alone version."""
+    c = config
+    dims = list(c.cell_dims)
+    r = responses.copy()
+    r[CELL_ID] = make_cell_id(r, dims)
+    w = r[c.weight].astype(float) if c.weight else pd.Series(1.0, index=r.index)
+    r["_w"], r["_w2"] = w, w * w
+    agg = r.groupby([CELL_ID, c.wave], sort=True).agg(
+        n_respondents=(c.unit_id, "size"), sum_w=("_w", "sum"), sum_w2=("_w2", "sum")
+    )
+    agg["n_eff"] = agg["sum_w"] ** 2 / agg["sum_w2"]
+    agg = agg.reset_index()
+    if frame is not None:
+        pop = frame.assign(**{CELL_ID: make_cell_id(frame, dims)}).groupby(CELL_ID).size()
+        pop = pop.rename("n_population").reset_index()
+    elif totals is not None:
+        pop = totals.assign(**{CELL_ID: make_cell_id(totals, dims)})[[CELL_ID, count_column]]
+        pop = pop.rename(columns={count_column: "n_population"})
+    else:
+        pop = pd.DataFrame({CELL_ID: agg[CELL_ID].unique(), "n_population": np.nan})
+    waves = pd.DataFrame({c.wave: np.sort(r[c.wave].unique())})
+    grid = pd.concat([pop[[CELL_ID]], agg[[CELL_ID]]]).drop_duplicates().merge(waves, how="cross")
+    s = grid.merge(pop, on=CELL_ID, how="left").merge(agg, on=[CELL_ID, c.wave], how="left")
+    s["n_respondents"] = s["n_respondents"].fillna(0).astype("int64")
+    s["n_eff"] = s["n_eff"].fillna(0.0)
+    s["support_class"] = np.where(
+        s["n_respondents"] == 0,
+        "empty",
+        np.where(
+            (s["n_respondents"] < sparse_below_n) | (s["n_eff"] < sparse_below_neff),
+            "sparse",
+            "supported",
+        ),
+    )
+    sources = [r[[CELL_ID, *dims]]]
+    if frame is not None:
+        sources.append(frame.assign(**{CELL_ID: make_cell_id(frame, dims)})[[CELL_ID, *dims]])
+    if totals is not None:
+        sources.append(totals.assign(**{CELL_ID: make_cell_id(totals, dims)})[[CELL_ID, *dims]])
+    lookup = pd.concat(sources).drop_duplicates(CELL_ID)
+    s = s.merge(lookup, on=CELL_ID, how="left")
+    cols = [CELL_ID, *dims, c.wave, "n_respondents", "n_population", "n_eff", "support_class"]
+    return s[cols].sort_values([CELL_ID, c.wave]).reset_index(drop=True)

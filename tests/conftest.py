@@ -1,0 +1,18 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import engines
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[engines.PostgresServer]:
+    """A private PostgreSQL server for the whole session (started on first use, removed at the end).
+
+    Fails, never skips, when the server cannot start: the error says why and how to fix it."""
+    with engines.postgres_server() as server:
+        yield server

@@ -1,0 +1,94 @@
+"""Run dbt builds of this project from tests, each in its own DuckDB file and target folder.
+
+Every call is a subprocess, so no dbt state leaks between tests, and the vars are passed the way a
+user passes them (`--vars`), so the tests exercise the real input contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+@dataclass
+class DbtResult:
+    returncode: int
+    output: str
+    db_path: Path
+    target_path: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def query(self, sql: str) -> pd.DataFrame:
+        with duckdb.connect(str(self.db_path), read_only=True) as con:
+            return con.sql(sql).df()
+
+    def run_results(self) -> dict:
+        return json.loads((self.target_path / "run_results.json").read_text())
+
+    def statuses(self) -> dict[str, str]:
+        """Node name -> status ('success', 'error', 'fail', 'pass', 'skipped', ...)."""
+        out = {}
+        for r in self.run_results()["results"]:
+            out[r["unique_id"].split(".")[2]] = r["status"]
+        return out
+
+
+def run_dbt(
+    workdir: Path,
+    vars: dict | None = None,
+    command: str = "build",
+    select: str | None = None,
+    extra_args: list[str] | None = None,
+    target: str = "duckdb",
+    env: dict | None = None,
+    db_name: str = "warehouse.duckdb",
+) -> DbtResult:
+    """Run `dbt <command>` on this project with its state under `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = workdir / db_name
+    target_path = workdir / "target"
+    args = [
+        DBT,
+        command,
+        "--project-dir",
+        str(ROOT),
+        "--profiles-dir",
+        str(ROOT),
+        "--target",
+        target,
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(workdir / "logs"),
+    ]
+    if vars:
+        args += ["--vars", json.dumps(vars)]
+    if select:
+        args += ["--select", select]
+    if extra_args:
+        args += extra_args
+    run_env = {
+        **os.environ,
+        "SURVEYSYNTH_DUCKDB_PATH": str(db_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        args, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800
+    )
+    return DbtResult(proc.returncode, proc.stdout + proc.stderr, db_path, target_path)
