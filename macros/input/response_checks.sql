@@ -21,8 +21,8 @@
     {%- if var('ss_design_weight', none) is not none -%}
         {%- do checks.append({'column': '_problem_weight', 'problem': 'bad_weight',
             'reason': "case when _raw_design_weight is null then 'design weight (" ~ var('ss_design_weight') ~ ") is missing'"
-                ~ " when design_weight is null then " ~ dbt.concat(["'design weight '''", "_raw_design_weight", "''' is not a number'"])
-                ~ " when design_weight <= 0 then " ~ dbt.concat(["'design weight '", "_raw_design_weight", "' is not positive'"]) ~ " end"}) -%}
+                ~ " when design_weight is null then " ~ dbt.concat(["'design weight '''", t("_raw_design_weight"), "''' is not a number'"])
+                ~ " when design_weight <= 0 then " ~ dbt.concat(["'design weight '", t("_raw_design_weight"), "' is not positive'"]) ~ " end"}) -%}
     {%- endif -%}
     {%- if surveysynth.has_frame() -%}
         {%- do checks.append({'column': '_problem_frame', 'problem': 'unit_not_on_frame',
@@ -32,15 +32,15 @@
     {%- for name, spec in surveysynth.outcomes().items() -%}
         {%- set raw = '_raw_' ~ name -%}
         {%- if spec.type in ('continuous', 'count') -%}
-            {%- set conds = ["when " ~ raw ~ " is not null and " ~ name ~ " is null then " ~ dbt.concat(["'" ~ name ~ " = '''", raw, "''' is not a number'"])] -%}
+            {%- set conds = ["when " ~ raw ~ " is not null and " ~ name ~ " is null then " ~ dbt.concat(["'" ~ name ~ " = '''", t(raw), "''' is not a number'"])] -%}
             {%- if spec.type == 'count' -%}
-                {%- do conds.append("when " ~ name ~ " <> floor(" ~ name ~ ") then " ~ dbt.concat(["'" ~ name ~ " = '", raw, "' is not a whole number (count)'"])) -%}
+                {%- do conds.append("when " ~ name ~ " <> floor(" ~ name ~ ") then " ~ dbt.concat(["'" ~ name ~ " = '", t(raw), "' is not a whole number (count)'"])) -%}
             {%- endif -%}
             {%- if spec.get('min') is not none -%}
-                {%- do conds.append("when " ~ name ~ " < " ~ spec.min ~ " then " ~ dbt.concat(["'" ~ name ~ " = '", raw, "' is below its minimum " ~ spec.min ~ "'"])) -%}
+                {%- do conds.append("when " ~ name ~ " < " ~ spec.min ~ " then " ~ dbt.concat(["'" ~ name ~ " = '", t(raw), "' is below its minimum " ~ spec.min ~ "'"])) -%}
             {%- endif -%}
             {%- if spec.get('max') is not none -%}
-                {%- do conds.append("when " ~ name ~ " > " ~ spec.max ~ " then " ~ dbt.concat(["'" ~ name ~ " = '", raw, "' is above its maximum " ~ spec.max ~ "'"])) -%}
+                {%- do conds.append("when " ~ name ~ " > " ~ spec.max ~ " then " ~ dbt.concat(["'" ~ name ~ " = '", t(raw), "' is above its maximum " ~ spec.max ~ "'"])) -%}
             {%- endif -%}
             {%- do checks.append({'column': '_problem_' ~ name, 'problem': 'out_of_range',
                 'reason': "case " ~ conds | join(' ') ~ " end"}) -%}
@@ -48,7 +48,7 @@
             {%- set levels = spec.levels if spec.type != 'binary' else ['0', '1'] -%}
             {%- do checks.append({'column': '_problem_' ~ name, 'problem': 'unknown_level',
                 'reason': "case when " ~ raw ~ " is not null and " ~ name ~ " is null then "
-                    ~ dbt.concat(["'" ~ name ~ " = '''", raw, "''' is not one of its levels (" ~ levels | join(', ') ~ ")'"]) ~ " end"}) -%}
+                    ~ dbt.concat(["'" ~ name ~ " = '''", t(raw), "''' is not one of its levels (" ~ levels | join(', ') ~ ")'"]) ~ " end"}) -%}
         {%- endif -%}
     {%- endfor -%}
     {{ return(checks) }}

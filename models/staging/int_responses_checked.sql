@@ -34,7 +34,7 @@ renamed as (
         {% endfor %}
         -- design weight
         {% if weight is not none -%}
-        {{ t(weight) }} as _raw_design_weight,
+        {{ weight }} as _raw_design_weight,
         {{ surveysynth.try_cast_number(weight) }} as design_weight,
         {%- else -%}
         cast(null as {{ surveysynth.type_double() }}) as design_weight,
@@ -42,7 +42,7 @@ renamed as (
 
         -- outcomes: raw text (for messages) and typed value (null where it does not parse)
         {% for name, spec in outs.items() -%}
-        {{ t(name) }} as _raw_{{ name }},
+        {{ name }} as _raw_{{ name }},
         {% if spec.type in ('continuous', 'count') -%}
         {{ surveysynth.try_cast_number(name) }} as {{ name }}{{ ',' if not loop.last }}
         {% elif spec.type == 'binary' -%}

@@ -1,0 +1,16 @@
+"""Provenance of the synthesis run: run id, seed, method, parameters, input row counts and
+content hashes, library versions and timings (one row)."""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from surveysynth.dbt_glue import manifest_model, project_vars
+
+    return manifest_model(
+        project_vars(dbt),
+        synthetic=dbt.ref("synthetic_microdata"),
+        responses=dbt.ref("stg_responses"),
+        frame=dbt.ref("stg_frame"),
+        support=dbt.ref("cell_support"),
+        weights=dbt.ref("calibrated_weights"),
+    )

@@ -1,0 +1,18 @@
+"""Synthetic records for thin cells (augment mode) or the whole survey (replica mode).
+
+Reads the staged responses, the frame and the support map, and calls the library's
+synthesizer; every row says it is synthetic (is_synthetic, implicate, synth_run_id, synth_method).
+"""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from surveysynth.dbt_glue import project_vars, synthesize_model
+
+    return synthesize_model(
+        project_vars(dbt),
+        responses=dbt.ref("stg_responses"),
+        frame=dbt.ref("stg_frame"),
+        support=dbt.ref("cell_support"),
+        weights=dbt.ref("calibrated_weights"),
+    )

@@ -1,0 +1,121 @@
+"""The thin layer between dbt Python models and the library.
+
+dbt Python models cannot call `var()`, so each model's YAML config carries the project's vars as
+one JSON string (config key `ss_vars`); `project_vars` reads it back. `to_pandas` accepts what
+`dbt.ref()` returns on each engine (DuckDB relation, Spark or Snowpark DataFrame, pandas).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+
+def project_vars(dbt: Any) -> dict[str, Any]:
+    """The vars block passed to a Python model through its `ss_vars` config."""
+    raw = dbt.config.get("ss_vars")
+    if raw is None:
+        raise RuntimeError(
+            "this Python model has no 'ss_vars' config: add "
+            "`ss_vars: \"{{ tojson({...}) }}\"` to its YAML config (see python_models/_python_models.yml)"
+        )
+    return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def to_pandas(relation: Any) -> pd.DataFrame:
+    """A pandas DataFrame from whatever `dbt.ref()` gave on this engine."""
+    if isinstance(relation, pd.DataFrame):
+        return relation
+    for method in ("df", "toPandas", "to_pandas"):
+        fn = getattr(relation, method, None)
+        if callable(fn):
+            return fn()
+    raise TypeError(f"cannot turn {type(relation).__name__} into a pandas DataFrame")
+
+
+def _progress_to_terminal() -> None:
+    """Show the library's progress lines (cells done, elapsed) in dbt's terminal output."""
+    import logging
+    import sys
+
+    log = logging.getLogger("surveysynth")
+    if not any(getattr(h, "_surveysynth", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("surveysynth | %(message)s"))
+        handler._surveysynth = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+def _inputs(
+    v: dict[str, Any], responses: Any, frame: Any, support: Any, weights: Any
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
+    """Staged responses with their analysis weight (calibrated where calibration ran)."""
+    r = to_pandas(responses)
+    if weights is not None:
+        w = to_pandas(weights)[["_row_id", "calibrated_weight"]]
+        r = r.merge(w, on="_row_id", how="left", validate="one_to_one")
+        missing = int(r["calibrated_weight"].isna().sum())
+        if missing:
+            raise RuntimeError(
+                f"{missing} staged response(s) have no calibrated weight in calibrated_weights"
+            )
+        r["analysis_weight"] = r["calibrated_weight"].astype(float)
+        r = r.drop(columns=["calibrated_weight"])
+    else:
+        r["analysis_weight"] = r["design_weight"].astype(float)
+    f = to_pandas(frame) if v.get("ss_frame") else None
+    s = to_pandas(support)
+    return r, f, s
+
+
+def synth_config(v: dict[str, Any]):
+    """The synthesizer's config from the project vars, with staging's canonical column names."""
+    from .synth_config import SynthConfig
+
+    return SynthConfig.from_vars(v, unit_id="unit_id", wave="wave", weight="analysis_weight")
+
+
+def _run_dir(v: dict[str, Any]):
+    from pathlib import Path
+
+    return Path(v.get("ss_synth_run_dir") or "target/surveysynth_runs")
+
+
+def synthesize_model(
+    v: dict[str, Any], responses: Any, frame: Any, support: Any, weights: Any = None
+) -> pd.DataFrame:
+    """Body of the synthetic_microdata model."""
+    from .synth import MANIFEST_ATTR, synthesize
+
+    _progress_to_terminal()
+    r, f, s = _inputs(v, responses, frame, support, weights)
+    out = synthesize(r, f, s, synth_config(v))
+    man = out.attrs.get(MANIFEST_ATTR)
+    if man is not None:
+        # the manifest model reads the timings of this run back (engines with a local disk)
+        run_dir = _run_dir(v)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"{man['synth_run_id']}.json").write_text(json.dumps(man, sort_keys=True))
+    out.attrs = {}
+    return out
+
+
+def manifest_model(
+    v: dict[str, Any], synthetic: Any, responses: Any, frame: Any, support: Any, weights: Any = None
+) -> pd.DataFrame:
+    """Body of the synthesis_manifest model: one row of provenance for the synthetic table."""
+    from .synth import manifest
+
+    r, f, s = _inputs(v, responses, frame, support, weights)
+    syn = to_pandas(synthetic)
+    config = synth_config(v)
+    row = manifest(r, f, s, config, output=syn)
+    saved = _run_dir(v) / f"{row['synth_run_id']}.json"
+    if saved.exists():
+        row["timings"] = json.loads(saved.read_text()).get("timings")
+    else:
+        row["timings"] = json.dumps({"note": "timings not recorded on this engine"})
+    return pd.DataFrame([row])
