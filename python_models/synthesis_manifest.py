@@ -7,7 +7,7 @@ def model(dbt, session):
     from surveysynth.dbt_glue import manifest_model, project_vars
 
     return manifest_model(
-        project_vars(dbt),
+        project_vars(dbt.config.get("ss_vars")),
         synthetic=dbt.ref("synthetic_microdata"),
         responses=dbt.ref("stg_responses"),
         frame=dbt.ref("stg_frame"),

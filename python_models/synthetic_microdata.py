@@ -10,7 +10,7 @@ def model(dbt, session):
     from surveysynth.dbt_glue import project_vars, synthesize_model
 
     return synthesize_model(
-        project_vars(dbt),
+        project_vars(dbt.config.get("ss_vars")),
         responses=dbt.ref("stg_responses"),
         frame=dbt.ref("stg_frame"),
         support=dbt.ref("cell_support"),

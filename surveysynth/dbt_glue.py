@@ -13,9 +13,12 @@ from typing import Any
 import pandas as pd
 
 
-def project_vars(dbt: Any) -> dict[str, Any]:
-    """The vars block passed to a Python model through its `ss_vars` config."""
-    raw = dbt.config.get("ss_vars")
+def project_vars(raw: Any) -> dict[str, Any]:
+    """The vars block passed to a Python model through its `ss_vars` config.
+
+    The model file itself must call `dbt.config.get("ss_vars")`: dbt only ships config keys to a
+    Python model that it sees read in the model's own source.
+    """
     if raw is None:
         raise RuntimeError(
             "this Python model has no 'ss_vars' config: add "
@@ -47,6 +50,7 @@ def _progress_to_terminal() -> None:
         handler._surveysynth = True  # type: ignore[attr-defined]
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 def _inputs(

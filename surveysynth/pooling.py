@@ -122,18 +122,28 @@ def pooling_terms(
         sets += [tuple(p) for p in itertools.combinations(factors, 2)]
         if waves_vary and len(dims) >= 3:
             sets.append(tuple(dims))
-    full = set(factors)
     terms: dict[str, np.ndarray] = {}
     for s in sets:
-        if set(s) == full and len(factors) > 1:
-            continue  # that is the cell x wave effect v_c itself
         key = " x ".join(s)
         if len(s) == 1:
             codes, _ = pd.factorize(table[s[0]], sort=True)
         else:
             codes = table.groupby(list(s), sort=True, dropna=False).ngroup().to_numpy()
-        terms[key] = np.asarray(codes, dtype=np.int64)
+        codes = np.asarray(codes, dtype=np.int64)
+        n_lev = int(codes.max()) + 1 if codes.size else 0
+        if n_lev <= 1 or n_lev == len(table):
+            continue  # no contrast, or the cell x wave effect v_c itself
+        if any(_same_partition(codes, c) for c in terms.values()):
+            continue  # e.g. region x sector when sector has one level
+        terms[key] = codes
     return terms
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    if na != nb:
+        return False
+    return int(np.unique(a * nb + b).size) == na
 
 
 # ----------------------------------------------------------------------- the fit
@@ -152,6 +162,7 @@ class PoolingResult:
     iterations: int
     converged: bool
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def fit_pooled(
@@ -160,9 +171,10 @@ def fit_pooled(
     terms: Mapping[str, np.ndarray],
     names: Sequence[str] | None = None,
     default: np.ndarray | float = 0.0,
-    max_iter: int = 400,
-    tol: float = 1e-6,
+    max_iter: int = 60,
+    tol: float = 1e-5,
     progress_seconds: float = 5.0,
+    start: PoolingResult | None = None,
 ) -> PoolingResult:
     """Empirical-Bayes fit of the hierarchical prior for every column of ``theta_hat``.
 
@@ -197,46 +209,91 @@ def fit_pooled(
     uvar = {k: np.tile(tau2[k], (mats[k].shape[0], 1)) for k in terms}
     w = obs / (ps + sigma_v2)
     beta0 = (w * y).sum(0) / np.maximum(w.sum(0), 1e-300)
-    fitted = np.tile(beta0, (n_cells, 1))
+    if start is not None and start.post_mean.shape == theta_hat.shape:
+        sigma_v2 = start.sigma_v2.copy()
+        tau2 = {k: v.copy() for k, v in start.tau2.items()}
+        u = {k: v.copy() for k, v in start.effects.items()}
+        beta0 = start.beta0.copy()
+    names_t = list(terms)
+    sizes = [mats[k].shape[0] for k in names_t]
+    offs = np.cumsum([1, *sizes])
+    n_t = len(names_t)
 
+    def pack(b0, uu, t2, s2) -> np.ndarray:
+        return np.vstack([b0[None], *(uu[k] for k in names_t),
+                          np.log(np.vstack([t2[k] for k in names_t])) if n_t else np.zeros((0, n_par)),
+                          np.log(s2)[None]])
+
+    def unpack(S: np.ndarray):
+        b0 = S[0]
+        uu = {k: S[offs[i]:offs[i + 1]] for i, k in enumerate(names_t)}
+        t2 = {k: np.maximum(np.exp(S[offs[-1] + i]), VAR_FLOOR) for i, k in enumerate(names_t)}
+        s2 = np.maximum(np.exp(S[-1]), VAR_FLOOR)
+        return b0, uu, t2, s2
+
+    ones_g = np.ones(n_cells)
+    ones_q = {k: np.ones(mats[k].shape[0]) for k in names_t}
+
+    def em_step(S: np.ndarray) -> np.ndarray:
+        """One EM sweep: intercept, backfitting of every term with its tau2 update,
+        then sigma_v2. The residual is kept up to date; a level's weighted partial
+        residual is its weighted residual plus den * its current effect. (Column sums go
+        through BLAS: ones @ X.)"""
+        b0, uu, t2, s2 = unpack(S)
+        uu = dict(uu)
+        resid = y - b0
+        for k in names_t:
+            resid = resid - np.take(uu[k], codes[k], axis=0)
+        w = obs / (ps + s2)
+        step = (ones_g @ (w * resid)) / np.maximum(ones_g @ w, 1e-300)
+        b0 = b0 + step
+        resid = resid - step
+        for k in names_t:
+            den = mats[k] @ w
+            prec = den + 1.0 / t2[k]
+            new = (mats[k] @ (w * resid) + den * uu[k]) / prec
+            resid = resid - np.take(new - uu[k], codes[k], axis=0)
+            uu[k] = new
+            has = den > 0
+            nh = np.maximum(ones_q[k] @ has, 1)
+            t2[k] = np.maximum((ones_q[k] @ ((new * new + 1.0 / prec) * has)) / nh, VAR_FLOOR)
+        gam = s2 / (s2 + ps)
+        s2 = np.maximum((ones_g @ ((gam * gam * resid * resid + gam * ps) * obs)) / cnt, VAR_FLOOR)
+        return pack(b0, uu, t2, s2)
+
+    # SQUAREM (Varadhan & Roland 2008) around the EM map, step length per parameter
+    S = pack(beta0, u, tau2, sigma_v2)
     t0 = last = time.monotonic()
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
-        old = np.concatenate([sigma_v2, *tau2.values()])
-        w = obs / (ps + sigma_v2)
-        sw = np.maximum(w.sum(0), 1e-300)
-        step = (w * (y - fitted)).sum(0) / sw
-        beta0 = beta0 + step
-        fitted = fitted + step
-        max_move = np.abs(step).max(initial=0.0)
-        for k, mat in mats.items():
-            c = codes[k]
-            contrib = u[k][c]
-            partial = y - fitted + contrib
-            den = mat @ w
-            num = mat @ (w * partial)
-            prec = den + 1.0 / tau2[k]
-            new = num / prec
-            fitted = fitted + new[c] - contrib
-            max_move = max(max_move, np.abs(new - u[k]).max(initial=0.0))
-            u[k] = new
-            uvar[k] = 1.0 / prec
-            has = den > 0
-            nh = np.maximum(has.sum(0), 1)
-            tau2[k] = np.maximum(((new * new + uvar[k]) * has).sum(0) / nh, VAR_FLOOR)
-        e = y - fitted
-        gam = sigma_v2 / (sigma_v2 + ps)
-        sigma_v2 = np.maximum(((gam * gam * e * e + gam * ps) * obs).sum(0) / cnt, VAR_FLOOR)
-        new_par = np.concatenate([sigma_v2, *tau2.values()])
-        rel = np.abs(new_par - old) / np.maximum(old, 1e-6)
-        if max_move < tol and rel.max(initial=0.0) < 1e-4:
+    while it < max_iter:
+        S1 = em_step(S)
+        S2 = em_step(S1)
+        it += 2
+        r = S1 - S
+        v = S2 - 2 * S1 + S
+        rn = np.sqrt((r * r).sum(0))
+        vn = np.sqrt((v * v).sum(0))
+        alpha = -np.clip(np.where(vn > 0, rn / np.maximum(vn, 1e-300), 1.0), 1.0, 64.0)
+        S_ext = S - 2 * alpha * r + alpha * alpha * v
+        ok = np.isfinite(S_ext).all(axis=0)
+        S_ext[:, ~ok] = S2[:, ~ok]
+        S_new = em_step(S_ext)
+        it += 1
+        bad = ~np.isfinite(S_new).all(axis=0)
+        S_new[:, bad] = S2[:, bad]
+        move = np.abs(S_new - S).max(initial=0.0)
+        S = S_new
+        if np.abs(r).max(initial=0.0) < tol or move < tol:
             converged = True
             break
         now = time.monotonic()
         if now - last > progress_seconds:
             log.info("pooling: EM iteration %d, %.1fs elapsed", it, now - t0)
             last = now
+    beta0, u, tau2, sigma_v2 = unpack(S)
+    w = obs / (ps + sigma_v2)
+    uvar = {k: 1.0 / ((mats[k] @ w) + 1.0 / tau2[k]) for k in names_t}
 
     prior_mean = np.tile(beta0, (n_cells, 1))
     prior_var = np.tile(1.0 / np.maximum((obs / (ps + sigma_v2)).sum(0), 1e-300), (n_cells, 1))
@@ -277,6 +334,7 @@ def fit_pooled(
         iterations=it,
         converged=converged,
         diagnostics=diag,
+        effects=u,
     )
 
 

@@ -81,16 +81,18 @@ def run_id(config: SynthConfig, responses: pd.DataFrame, frame: pd.DataFrame | N
            support: pd.DataFrame) -> str:
     """Deterministic run id: sha256 of the seed, the canonical config and the inputs'
     content hashes (order-insensitive)."""
-    payload = json.dumps(
-        {
-            "seed": config.seed,
-            "config": config.to_json(),
-            "responses": content_hash(responses),
-            "frame": content_hash(frame),
-            "support": content_hash(support),
-        },
-        sort_keys=True,
-    )
+    return _run_id(config, input_hashes(responses, frame, support))
+
+
+def input_hashes(responses: pd.DataFrame, frame: pd.DataFrame | None,
+                 support: pd.DataFrame) -> dict[str, str]:
+    return {"responses": content_hash(responses), "frame": content_hash(frame),
+            "support": content_hash(support)}
+
+
+def _run_id(config: SynthConfig, hashes: dict[str, str]) -> str:
+    payload = json.dumps({"seed": config.seed, "config": config.to_json(), **hashes},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -121,7 +123,7 @@ def plan_records(
 ) -> pd.DataFrame:
     """The records to generate, one row per record x implicate (no outcomes yet)."""
     inputs = inputs or prepare_inputs(responses, frame, support, config)
-    return with_implicates(build_plan(inputs, config), config.m)
+    return with_implicates(build_plan(inputs, config), config.m, config.wave)
 
 
 def synthesize(
@@ -139,8 +141,9 @@ def synthesize(
     """
     t0 = time.monotonic()
     inputs = prepare_inputs(responses, frame, support, config)
-    rid = run_id(config, responses, frame, support)
-    plan = with_implicates(build_plan(inputs, config), config.m)
+    hashes = input_hashes(responses, frame, support)
+    rid = _run_id(config, hashes)
+    plan = with_implicates(build_plan(inputs, config), config.m, config.wave)
     timings: dict[str, float] = {"prepare_s": time.monotonic() - t0}
     log.info("synthesize: %s, mode %s, %d records x implicates planned", config.backend,
              config.mode, len(plan))
@@ -161,7 +164,7 @@ def synthesize(
     timings["total_s"] = time.monotonic() - t0
     out = out.reset_index(drop=True)
     out.attrs[MANIFEST_ATTR] = manifest(
-        responses, frame, support, config, timings=timings, output=out, rid=rid
+        responses, frame, support, config, timings=timings, output=out, hashes=hashes
     )
     if diagnostics is not None:
         out.attrs["surveysynth_pooling"] = diagnostics.to_dict(orient="list")
@@ -201,7 +204,7 @@ def synthesize_spark(spark: Any, responses: pd.DataFrame, frame: pd.DataFrame | 
         raise SynthConfigError("synthesize_spark runs the hierarchical backend only")
     inputs = prepare_inputs(responses, frame, support, config)
     model = fit_model(responses, frame, support, config, inputs=inputs)
-    plan = with_implicates(build_plan(inputs, config), config.m)
+    plan = with_implicates(build_plan(inputs, config), config.m, config.wave)
     sdf = spark.createDataFrame(spark_input(plan, model))
     return sdf.groupBy(CELL_ID, config.wave, IMPLICATE).applyInPandas(
         make_cell_sampler(model.spec), schema=spark_schema(model, plan)
@@ -229,12 +232,13 @@ def manifest(
     config: SynthConfig,
     timings: dict[str, float] | None = None,
     output: pd.DataFrame | None = None,
-    rid: str | None = None,
+    hashes: dict[str, str] | None = None,
     as_frame: bool = False,
 ) -> dict[str, Any] | pd.DataFrame:
     """Provenance of a synthesis run: run id, seed, method, parameters (JSON), input row
-    counts and content hashes, library versions, timings, output size."""
-    rid = rid or run_id(config, responses, frame, support)
+    counts and content hashes, library versions, timings, output size and hash."""
+    hashes = hashes or input_hashes(responses, frame, support)
+    rid = _run_id(config, hashes)
     out: dict[str, Any] = {
         "synth_run_id": rid,
         "seed": config.seed,
@@ -245,9 +249,9 @@ def manifest(
         "n_responses": int(len(responses)),
         "n_frame": None if frame is None else int(len(frame)),
         "n_support": int(len(support)),
-        "hash_responses": content_hash(responses),
-        "hash_frame": content_hash(frame),
-        "hash_support": content_hash(support),
+        "hash_responses": hashes["responses"],
+        "hash_frame": hashes["frame"],
+        "hash_support": hashes["support"],
         "versions": json.dumps(_versions(config.backend), sort_keys=True),
         "timings": json.dumps({k: round(v, 4) for k, v in (timings or {}).items()}, sort_keys=True),
         "n_output": None if output is None else int(len(output)),

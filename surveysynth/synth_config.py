@@ -198,6 +198,15 @@ class SynthConfig:
             kwargs["rules"] = parse_rules(overrides["rules"])
         return cls(**kwargs)
 
+    @classmethod
+    def from_dbt_project(cls, path: str = "dbt_project.yml", **overrides: Any) -> SynthConfig:
+        """Build from the ``vars`` block of a dbt_project.yml (plain values, no Jinja)."""
+        import yaml
+
+        with open(path, encoding="utf-8") as fh:
+            project = yaml.safe_load(fh) or {}
+        return cls.from_vars(project.get("vars") or {}, **overrides)
+
     def with_(self, **changes: Any) -> SynthConfig:
         """A copy with some fields changed (validated again)."""
         if "rules" in changes and not _is_parsed_rules(changes["rules"]):

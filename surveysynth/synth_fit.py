@@ -106,7 +106,7 @@ class SamplerSpec:
     models: tuple[OutcomeModel, ...]
     chol: np.ndarray
     aux_used: tuple[str, ...]
-    aux_log: tuple[bool, ...]
+    aux_transform: tuple[str, ...]
     aux_center: np.ndarray
     run_id: str
     method: str
@@ -163,17 +163,27 @@ def from_link(z: np.ndarray, o: OutcomeSpec) -> np.ndarray:
 
 
 def aux_matrix(df: pd.DataFrame, spec: SamplerSpec) -> np.ndarray:
-    """Transformed, centred auxiliaries (log1p for non-negative registers); null -> centre."""
+    """Transformed, centred auxiliaries; null -> centre. Registers that are strictly
+    positive enter as log (so log-outcome slopes are elasticities), non-negative ones as
+    log1p, others as they are."""
     n = len(df)
     if not spec.aux_used:
         return np.zeros((n, 0))
     cols = []
-    for a, use_log, c in zip(spec.aux_used, spec.aux_log, spec.aux_center):
+    for a, how, c in zip(spec.aux_used, spec.aux_transform, spec.aux_center):
         x = pd.to_numeric(df[a], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if use_log:
-            x = np.log1p(np.maximum(x, 0.0))
+        x = _aux_transform(x, how)
         cols.append(np.where(np.isfinite(x), x - c, 0.0))
     return np.column_stack(cols)
+
+
+def _aux_transform(x: np.ndarray, how: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if how == "log":
+            return np.log(np.where(x > 0, x, np.nan))
+        if how == "log1p":
+            return np.log1p(np.where(x >= 0, x, np.nan))
+    return x
 
 
 # ----------------------------------------------------------------------- fit
@@ -205,20 +215,24 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
 
     # auxiliaries (frame given and configured)
     aux_used = tuple(c.auxiliaries) if inputs.use_aux else ()
-    aux_log, aux_center = [], []
+    aux_how, aux_center = [], []
     for a in aux_used:
-        ref = inputs.frame[a].to_numpy(dtype=float) if inputs.frame is not None else r[a].to_numpy(dtype=float)
-        nonneg = bool(np.nanmin(ref) >= 0) if np.isfinite(ref).any() else False
-        aux_log.append(nonneg)
-        xr = r[a].to_numpy(dtype=float)
-        xr = np.log1p(np.maximum(xr, 0)) if nonneg else xr
+        ref = inputs.frame[a].to_numpy(dtype=float)
+        ref = ref[np.isfinite(ref)]
+        how = "identity"
+        if ref.size and ref.min() > 0:
+            how = "log"
+        elif ref.size and ref.min() >= 0:
+            how = "log1p"
+        aux_how.append(how)
+        xr = _aux_transform(r[a].to_numpy(dtype=float), how)
         ok = np.isfinite(xr)
         aux_center.append(float(np.average(xr[ok], weights=w[ok])) if ok.any() else 0.0)
     spec_stub = SamplerSpec(
         seed=c.seed, unit_id=c.unit_id, wave=c.wave, cell_dims=c.cell_dims,
         auxiliaries=c.auxiliaries, outcomes=c.outcomes, rules=c.rules,
         item_missing=c.item_missing, params=(), models=(), chol=np.eye(1),
-        aux_used=aux_used, aux_log=tuple(aux_log), aux_center=np.asarray(aux_center),
+        aux_used=aux_used, aux_transform=tuple(aux_how), aux_center=np.asarray(aux_center),
         run_id=run_id, method=method,
     )
     X = aux_matrix(r, spec_stub)
@@ -326,20 +340,30 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
     log.info("synth fit: %d parameters x %d cell-waves, %d prior terms", len(params), n_groups, len(terms))
     first = fit_pooled(theta, psi, terms, names, np.asarray(defaults), progress_seconds=c.progress_seconds)
 
-    # second pass: smoothed sampling variances, pseudo-observation at the prior
-    theta2, psi2 = theta.copy(), psi.copy()
-    for i, (p_hat, n_eff) in share_info.items():
-        obs = np.isfinite(theta[:, i])
-        toward = expit(first.prior_mean[:, i])
-        theta2[:, i], _ = logit_direct(p_hat, n_eff, toward)
-        psi2[:, i] = smoothed_logit_psi(n_eff, expit(first.post_mean[:, i]), obs)
-    for i, (j, n_eff) in loc_info.items():
-        obs = np.isfinite(theta[:, i])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            psi2[:, i] = np.where(obs, np.exp(2 * first.post_mean[:, j]) / np.maximum(n_eff, 1e-9), np.nan)
-    pooled = fit_pooled(theta2, psi2, terms, names, np.asarray(defaults), progress_seconds=c.progress_seconds)
-    log.info("synth fit: pooling done (EM iterations %d + %d), %.1fs", first.iterations, pooled.iterations,
-             time.monotonic() - t0)
+    # further passes: penalised quasi-likelihood for shares (working response linearised
+    # at the current posterior, Breslow & Clayton 1993), location variances from the
+    # smoothed cell scale
+    pooled = first
+    for _ in range(2):
+        theta2, psi2 = theta.copy(), psi.copy()
+        for i, (p_hat, n_eff) in share_info.items():
+            obs = np.isfinite(theta[:, i])
+            eta = pooled.post_mean[:, i]
+            mu = np.clip(expit(eta), 1e-4, 1 - 1e-4)
+            v = mu * (1 - mu)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                theta2[:, i] = np.where(obs, eta + (p_hat - mu) / v, np.nan)
+                psi2[:, i] = np.where(obs, 1.0 / (np.maximum(n_eff, 1e-9) * v), np.nan)
+        for i, (j, n_eff) in loc_info.items():
+            obs = np.isfinite(theta[:, i])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                psi2[:, i] = np.where(
+                    obs, np.exp(2 * pooled.post_mean[:, j]) / np.maximum(n_eff, 1e-9), np.nan
+                )
+        pooled = fit_pooled(theta2, psi2, terms, names, np.asarray(defaults),
+                            progress_seconds=c.progress_seconds, start=pooled)
+    log.info("synth fit: pooling done (EM iterations %d first pass + %d last), %.1fs",
+             first.iterations, pooled.iterations, time.monotonic() - t0)
 
     post = pooled.post_mean
     # texture: residual shapes, then copula normal scores
@@ -375,7 +399,7 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
         seed=c.seed, unit_id=c.unit_id, wave=c.wave, cell_dims=c.cell_dims,
         auxiliaries=c.auxiliaries, outcomes=c.outcomes, rules=c.rules,
         item_missing=c.item_missing, params=tuple(params), models=tuple(models), chol=chol,
-        aux_used=aux_used, aux_log=tuple(aux_log), aux_center=np.asarray(aux_center),
+        aux_used=aux_used, aux_transform=tuple(aux_how), aux_center=np.asarray(aux_center),
         run_id=run_id, method=method,
     )
     out = table[[CELL_ID, *c.cell_dims, c.wave, "n_respondents", "n_population", "support_class"]].copy()

@@ -196,7 +196,9 @@ def sample_batched(plan: pd.DataFrame, model: SynthModel, progress_seconds: floa
     if len(plan) == 0:
         return empty_output(spec)
     t0 = last = time.monotonic()
-    plan = plan.sort_values([CELL_ID, spec.wave, IMPLICATE, spec.unit_id], kind="mergesort")
+    order = [CELL_ID, spec.wave, IMPLICATE, spec.unit_id]
+    if not is_sorted(plan, order):
+        plan = plan.sort_values(order, kind="mergesort")
     plan = plan.reset_index(drop=True)
     keys = plan[[CELL_ID, spec.wave, IMPLICATE]]
     bound = np.zeros(len(plan), dtype=bool)
@@ -250,13 +252,15 @@ def attach_params(plan: pd.DataFrame, model: SynthModel) -> pd.DataFrame:
 def synthetic_ids(cell_ids: pd.Series, waves: pd.Series, k: np.ndarray) -> np.ndarray:
     """Deterministic ids of records that stand for no frame unit: syn-<cell hash>-<wave>-<k>."""
     cw = pd.DataFrame({"c": cell_ids.to_numpy(), "w": waves.to_numpy()})
-    uniq, inv = np.unique(cw["c"].astype(str) + "\x1f" + cw["w"].map(key_str), return_inverse=True)
-    prefix = np.array(
-        [f"syn-{stable_int_hash(s.split(chr(31))[0]):016x}"[:16] + "-" + s.split(chr(31))[1] + "-" for s in uniq],
-        dtype=object,
-    )
-    ks = pd.Series(np.asarray(k, dtype=np.int64)).astype(str).str.zfill(7).to_numpy(dtype=object)
-    return prefix[inv] + ks
+    grp = cw.groupby(["c", "w"], sort=False)
+    inv = grp.ngroup().to_numpy()
+    firsts = cw.iloc[grp.head(1).index]
+    prefix = [f"syn-{stable_int_hash(c):016x}"[:16] + f"-{key_str(w)}-" for c, w in
+              zip(firsts["c"], firsts["w"])]
+    order = grp.ngroup().iloc[grp.head(1).index].to_numpy()
+    pre = np.empty(len(prefix), dtype=object)
+    pre[order] = prefix
+    return np.array([f"{p}{int(j):07d}" for p, j in zip(pre[inv], k)], dtype=object)
 
 
 def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
@@ -294,6 +298,7 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
         keep = rank < c.max_records_per_cell
         kept = np.minimum(n_non, c.max_records_per_cell)
         rows = rows.assign(synth_weight=n_non / kept)[keep].drop(columns="_key")
+        rows = rows.sort_values([CELL_ID, c.wave, c.unit_id], kind="mergesort")
         return _finish(rows, c, aux)
 
     # totals only: records with synthetic ids, no auxiliaries
@@ -324,9 +329,36 @@ def _finish(rows: pd.DataFrame, c: SynthConfig, aux: list[str]) -> pd.DataFrame:
     return rows[cols].reset_index(drop=True)
 
 
-def with_implicates(plan: pd.DataFrame, m: int) -> pd.DataFrame:
-    """The plan repeated for implicates 1..m (same records, own random streams)."""
+def is_sorted(df: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether rows are in lexicographic order of ``keys`` (cheaper than sorting)."""
+    n = len(df)
+    if n < 2:
+        return True
+    lt = np.zeros(n - 1, dtype=bool)
+    eq = np.ones(n - 1, dtype=bool)
+    for k in keys:
+        a = df[k].to_numpy()
+        lt |= eq & (a[:-1] < a[1:])
+        eq &= a[:-1] == a[1:]
+    return bool((lt | eq).all())
+
+
+def with_implicates(plan: pd.DataFrame, m: int, wave: str) -> pd.DataFrame:
+    """The plan repeated for implicates 1..m (same records, own random streams), in
+    (cell, wave, implicate, unit) order when the plan is in (cell, wave, unit) order."""
     n = len(plan)
-    out = plan.iloc[np.tile(np.arange(n), m)].reset_index(drop=True)
-    out[IMPLICATE] = np.repeat(np.arange(1, m + 1, dtype=np.int64), n)
+    if n == 0:
+        return plan.assign(**{IMPLICATE: np.zeros(0, dtype=np.int64)})
+    cell = plan[CELL_ID].to_numpy()
+    wv = plan[wave].to_numpy()
+    start = np.ones(n, dtype=bool)
+    start[1:] = (cell[1:] != cell[:-1]) | (wv[1:] != wv[:-1])
+    starts = np.flatnonzero(start)
+    lens = np.diff(np.append(starts, n))
+    block = lens * m
+    pos = np.arange(n * m) - np.repeat(np.cumsum(block) - block, block)
+    L = np.repeat(lens, block)
+    idx = np.repeat(starts, block) + pos % L
+    out = plan.iloc[idx].reset_index(drop=True)
+    out[IMPLICATE] = (pos // L + 1).astype(np.int64)
     return out

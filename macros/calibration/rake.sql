@@ -1,0 +1,213 @@
+{#- Raking (iterative proportional fitting) to population margins, compiled to SQL by dbt.
+
+    rake_factors(units, weight, margins, ...)  one row per group x cell: the factors alpha (and
+        beta per auxiliary), iterations, max_rel_error, n_uncovered_categories, converged.
+    rake_apply(units, weight, factors, ...)    every unit with base_weight, calibrated_weight, g.
+    rake(units, weight, margins, ...)          both in one statement (for synthetic records).
+
+    Arguments
+      units            relation (or subquery) with the unit columns, the group columns, the
+                       dimensions the margins use, the weight column and the auxiliaries of totals
+      weight           column of `units` holding the starting (base) weight d
+      margins          relation in the long format of calibration_margins: margin_id, category,
+                       target, population_count, and the margin_group_by columns
+      margin_specs     calibration_specs() shape ({counts: [...], totals: [...]}); default: vars
+      group_by         columns calibrated separately (default ['wave'])
+      margin_group_by  the columns of `margins` matched to the groups (default group_by)
+      cell_key         optional unit column that determines every margin dimension (e.g. cell_id):
+                       the cell table is keyed and joined on it instead of on the dimensions
+      unit_columns     columns of `units` passed through by rake_apply / rake
+      tol, max_iter, bounds ([L, U]), method ('auto' | 'recursive' | 'unrolled'); default: vars
+
+    Cost: one aggregation scan of `units` into the cell table, the sweeps on the cell table, and
+    one join of `units` to the per-cell factors; the sweeps never touch the units. -#}
+
+{% macro rake_factors(units, weight, margins, margin_specs=none, group_by=none, margin_group_by=none,
+                      cell_key=none, tol=none, max_iter=none, bounds=none, method=none) %}
+    {%- set plan = surveysynth._rake_plan(units, weight, margins, margin_specs, group_by, margin_group_by,
+                                          cell_key, tol, max_iter, bounds, method) -%}
+    {%- set recursive = surveysynth.rake_uses_recursive(plan.method) -%}
+    {%- set A = plan.aux | length -%}
+    {%- set grp = plan.group_by -%}
+    {%- set mg = plan.margin_group_by -%}
+
+with {{ 'recursive ' if recursive }}rk_cells as (
+
+    select
+        {% for c in grp + plan.key_cols -%}
+        {{ c }},
+        {% endfor -%}
+        {% for d in plan.carried -%}
+        min({{ d }}) as {{ d }},
+        {% endfor -%}
+        {% for a in range(1, A + 1) -%}
+        {%- set x = 'coalesce(' ~ plan.aux[a - 1] ~ ', 0)' -%}
+        sum({{ weight }} * {{ x }}) as rk_sx_{{ a }},
+        min({{ x }}) as rk_lo_{{ a }},
+        max({{ x }}) as rk_hi_{{ a }},
+        {% endfor -%}
+        {% for a, b in plan.pairs -%}
+        sum({{ weight }} * coalesce({{ plan.aux[a - 1] }}, 0) * coalesce({{ plan.aux[b - 1] }}, 0)) as rk_sxx_{{ a }}_{{ b }},
+        {% endfor -%}
+        sum({{ weight }}) as rk_s0
+    from {{ units }}
+    group by {{ (grp + plan.key_cols) | join(', ') }}
+
+),
+
+rk_start as (
+
+    select
+        {% for c in grp + plan.key_cols + plan.carried -%}
+        rk_cells.{{ c }},
+        {% endfor -%}
+        {% for m in plan.counts -%}
+        {{ surveysynth.category_key_expr(m.dims, 'rk_cells') }} as rk_cat_{{ loop.index }},
+        rk_m{{ loop.index }}.target as rk_t_{{ loop.index }},
+        {% endfor -%}
+        {% for t in plan.totals -%}
+        rk_x{{ t.j }}.target as rk_tx_{{ t.j }},
+        {% endfor -%}
+        rk_cells.rk_s0,
+        {% for a in range(1, A + 1) -%}
+        rk_cells.rk_sx_{{ a }},
+        (rk_cells.rk_lo_{{ a }} + rk_cells.rk_hi_{{ a }}) / 2.0 as rk_mid_{{ a }},
+        (rk_cells.rk_hi_{{ a }} - rk_cells.rk_lo_{{ a }}) / 2.0 as rk_rad_{{ a }},
+        {% endfor -%}
+        {% for a, b in plan.pairs -%}
+        rk_cells.rk_sxx_{{ a }}_{{ b }},
+        {% endfor -%}
+        0 as rk_sweep,
+        cast(1.0 as {{ surveysynth.type_double() }}) as rk_alpha
+        {%- for a in range(1, A + 1) %},
+        cast(0.0 as {{ surveysynth.type_double() }}) as rk_beta_{{ a }}
+        {%- endfor %}
+    from rk_cells
+    {% for m in plan.counts -%}
+    {%- set i = loop.index -%}
+    left join {{ margins }} as rk_m{{ i }}
+        on rk_m{{ i }}.margin_id = '{{ m.id }}'
+        and rk_m{{ i }}.category = {{ surveysynth.category_key_expr(m.dims, 'rk_cells') }}
+        {% for c in mg -%}
+        and rk_m{{ i }}.{{ c }} = rk_cells.{{ c }}
+        {% endfor %}
+    {% endfor -%}
+    {% for t in plan.totals -%}
+    left join {{ margins }} as rk_x{{ t.j }}
+        on rk_x{{ t.j }}.margin_id = '{{ t.id }}'
+        and rk_x{{ t.j }}.category = {{ surveysynth.category_key_expr(t.dims, 'rk_cells') }}
+        {% for c in mg -%}
+        and rk_x{{ t.j }}.{{ c }} = rk_cells.{{ c }}
+        {% endfor %}
+    {% endfor %}
+
+),
+
+{{ surveysynth.rake_iterate(plan) }}
+
+rk_groups as (
+
+    select distinct {{ grp | join(', ') }} from rk_last
+
+),
+
+{#- margin categories with a nonzero target and no unit at all: no weight can reach them -#}
+rk_uncovered as (
+
+    {% for m in plan.counts -%}
+    {%- set i = loop.index -%}
+    select {% for c in grp %}rk_g.{{ c }}, {% endfor %}rk_tg.margin_id, rk_tg.category
+    from {{ margins }} as rk_tg
+    inner join rk_groups as rk_g
+        on {% for c in mg %}rk_tg.{{ c }} = rk_g.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+    left join (select distinct {{ grp | join(', ') }}, rk_cat_{{ i }} from rk_last) as rk_have
+        on rk_have.rk_cat_{{ i }} = rk_tg.category
+        {% for c in grp %}and rk_have.{{ c }} = rk_g.{{ c }} {% endfor %}
+    where rk_tg.margin_id = '{{ m.id }}'
+        and rk_tg.target <> 0
+        and rk_have.rk_cat_{{ i }} is null
+    {{ 'union all' if not loop.last or plan.totals }}
+    {% endfor -%}
+    {% for t in plan.totals -%}
+    select {% for c in grp %}rk_g.{{ c }}, {% endfor %}rk_tg.margin_id, rk_tg.category
+    from {{ margins }} as rk_tg
+    inner join rk_groups as rk_g
+        on {% for c in mg %}rk_tg.{{ c }} = rk_g.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+    left join (select distinct {{ grp | join(', ') }}, rk_cat_{{ t.ci }} from rk_last) as rk_have
+        on rk_have.rk_cat_{{ t.ci }} = rk_tg.category
+        {% for c in grp %}and rk_have.{{ c }} = rk_g.{{ c }} {% endfor %}
+    where rk_tg.margin_id = '{{ t.id }}'
+        and rk_tg.target <> 0
+        and rk_have.rk_cat_{{ t.ci }} is null
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+rk_uncovered_counts as (
+
+    select {{ grp | join(', ') }}, count(*) as n_uncovered
+    from rk_uncovered
+    group by {{ grp | join(', ') }}
+
+)
+
+select
+    {% for c in grp + plan.key_cols + plan.carried -%}
+    rk_last.{{ c }},
+    {% endfor -%}
+    rk_last.rk_alpha as rake_alpha,
+    {% for a in range(1, A + 1) -%}
+    rk_last.rk_beta_{{ a }} as rake_beta_{{ a }},
+    {% endfor -%}
+    rk_last.rk_sweep as iterations,
+    rk_last.rk_err as sweep_max_rel_error,
+    coalesce(rk_uncovered_counts.n_uncovered, 0) as n_uncovered_categories,
+    case
+        when coalesce(rk_uncovered_counts.n_uncovered, 0) > 0 then greatest(rk_last.rk_err, 1.0)
+        else rk_last.rk_err
+    end as max_rel_error,
+    case
+        when rk_last.rk_err <= {{ plan.tol }} and coalesce(rk_uncovered_counts.n_uncovered, 0) = 0 then true
+        else false
+    end as converged
+from rk_last
+left join rk_uncovered_counts
+    on {% for c in grp %}rk_last.{{ c }} = rk_uncovered_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+{% endmacro %}
+
+
+{% macro rake_apply(units, weight, factors, margin_specs=none, unit_columns=[], group_by=none,
+                    cell_key=none) %}
+    {%- set plan = surveysynth._rake_plan(units, weight, none, margin_specs, group_by, none, cell_key) -%}
+    {%- set g_parts = ['rk_f.rake_alpha'] -%}
+    {%- for a in range(1, plan.aux | length + 1) -%}
+        {%- do g_parts.append('rk_f.rake_beta_' ~ a ~ ' * coalesce(rk_u.' ~ plan.aux[a - 1] ~ ', 0)') -%}
+    {%- endfor -%}
+    {%- set g = g_parts | join(' + ') -%}
+    {%- set out_cols = [] -%}
+    {%- for c in unit_columns + plan.group_by -%}{%- if c not in out_cols -%}{%- do out_cols.append(c) -%}{%- endif -%}{%- endfor -%}
+select
+    {% for c in out_cols -%}
+    rk_u.{{ c }},
+    {% endfor -%}
+    rk_u.{{ weight }} as base_weight,
+    rk_u.{{ weight }} * ({{ g }}) as calibrated_weight,
+    {{ g }} as g
+from {{ units }} as rk_u
+left join {{ factors }} as rk_f
+    on {% for c in plan.group_by + plan.key_cols %}rk_u.{{ c }} = rk_f.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+{% endmacro %}
+
+
+{% macro rake(units, weight, margins, margin_specs=none, unit_columns=[], group_by=none,
+              margin_group_by=none, cell_key=none, tol=none, max_iter=none, bounds=none, method=none) %}
+with rk_factors as (
+
+    {{ surveysynth.rake_factors(units, weight, margins, margin_specs, group_by, margin_group_by,
+                                cell_key, tol, max_iter, bounds, method) }}
+
+)
+
+{{ surveysynth.rake_apply(units, weight, 'rk_factors', margin_specs, unit_columns, group_by, cell_key) }}
+{% endmacro %}

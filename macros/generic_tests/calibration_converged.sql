@@ -1,0 +1,23 @@
+{#- Fails on every wave whose raking did not converge (model: calibration_convergence). -#}
+{% test calibration_converged(model) %}
+
+{%- set validation_sql -%}
+with validation_errors as (
+
+    select *
+    from {{ model }}
+    where not converged
+
+)
+
+select * from validation_errors
+{%- endset -%}
+
+{%- set msg = dbt.concat(["'wave '", surveysynth.as_text('wave'), "': raking did not converge after '", surveysynth.as_text('iterations'),
+    "' sweep(s): largest relative margin error '", surveysynth.as_text('max_rel_error'), "' (tolerance '", surveysynth.as_text('tolerance'), "'), '",
+    surveysynth.as_text('n_uncovered_categories'), "' margin category(ies) with a target and no respondents. See calibration_margin_check'"]) -%}
+{{ surveysynth.report_failures('calibration_converged', model, validation_sql, msg) }}
+
+{{ validation_sql }}
+
+{% endtest %}

@@ -1,0 +1,24 @@
+{#- Fails on every calibration target the calibrated weights miss (model: calibration_margin_check):
+    relative error above the tolerance, a nonzero target with no respondents, or no target. -#}
+{% test margins_within_tolerance(model, tolerance=none) %}
+{%- set tolerance = surveysynth.rake_settings().tol if tolerance is none else tolerance -%}
+
+{%- set validation_sql -%}
+with validation_errors as (
+
+    select *
+    from {{ model }}
+    where status <> 'ok'
+        or relative_error is null
+        or relative_error > {{ tolerance }} + 1e-12
+
+)
+
+select * from validation_errors
+{%- endset -%}
+
+{{ surveysynth.report_failures('margins_within_tolerance', model, validation_sql, 'message') }}
+
+{{ validation_sql }}
+
+{% endtest %}

@@ -1,0 +1,155 @@
+{#- Every calibration target against what the calibrated weights reach, one row per margin x
+    category x wave, summed from the unit weights (not from the cell factors, so the check is
+    independent of the raking). status: ok, missed (relative error above ss_rake_tol),
+    no_respondents (a nonzero target that no respondent's weight can reach), no_target (respondents
+    in a category the margins do not list). The data test margins_within_tolerance fails the build
+    on any row that is not ok, naming the margin and category. -#}
+{%- set specs = surveysynth.calibration_specs() -%}
+{%- set dims = surveysynth.cell_dims() -%}
+{%- set aux = [] -%}
+{%- for t in specs.totals %}{% if t.variable not in aux %}{% do aux.append(t.variable) %}{% endif %}{% endfor -%}
+{%- set tol = surveysynth.rake_settings().tol -%}
+{%- set t = surveysynth.as_text -%}
+
+with calibrated as (
+
+    select * from {{ ref('calibrated_weights') }}
+
+),
+
+units as (
+
+    select * from {{ ref('design_weights') }}
+
+),
+
+margins as (
+
+    select * from {{ ref('calibration_margins') }}
+
+),
+
+weights as (
+
+    select
+        calibrated.wave,
+        {% for d in dims -%}
+        units.{{ d }},
+        {% endfor -%}
+        {% for a in aux -%}
+        coalesce(units.{{ a }}, 0) as {{ a }},
+        {% endfor -%}
+        calibrated.base_weight,
+        calibrated.calibrated_weight
+    from calibrated
+    inner join units
+        on calibrated._row_id = units._row_id
+
+),
+
+cell_sums as (
+
+    select
+        wave,
+        {% for d in dims -%}
+        {{ d }},
+        {% endfor -%}
+        {% for a in aux -%}
+        sum(base_weight * {{ a }}) as base_x_{{ loop.index }},
+        sum(calibrated_weight * {{ a }}) as calibrated_x_{{ loop.index }},
+        {% endfor -%}
+        count(*) as n_respondents,
+        sum(base_weight) as base_total,
+        sum(calibrated_weight) as calibrated_total
+    from weights
+    group by wave{% for d in dims %}, {{ d }}{% endfor %}
+
+),
+
+achieved as (
+
+    {% for m in specs.counts -%}
+    select
+        '{{ m.id }}' as margin_id,
+        wave,
+        {{ surveysynth.category_key_expr(m.dims) }} as category,
+        sum(n_respondents) as n_respondents,
+        sum(base_total) as base_total,
+        sum(calibrated_total) as calibrated_total
+    from cell_sums
+    group by wave{% if m.dims %}, {{ surveysynth.category_key_expr(m.dims) }}{% endif %}
+    {{ 'union all' if not loop.last or specs.totals }}
+    {% endfor -%}
+    {% for tot in specs.totals -%}
+    {%- set k = aux.index(tot.variable) + 1 -%}
+    select
+        '{{ tot.id }}' as margin_id,
+        wave,
+        {{ surveysynth.category_key_expr(tot.dims) }} as category,
+        sum(n_respondents) as n_respondents,
+        sum(base_x_{{ k }}) as base_total,
+        sum(calibrated_x_{{ k }}) as calibrated_total
+    from cell_sums
+    group by wave{% if tot.dims %}, {{ surveysynth.category_key_expr(tot.dims) }}{% endif %}
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+joined as (
+
+    select
+        coalesce(margins.margin_id, achieved.margin_id) as margin_id,
+        margins.margin_kind,
+        margins.variable,
+        margins.margin_dims,
+        coalesce(margins.category, achieved.category) as category,
+        coalesce(margins.wave, achieved.wave) as wave,
+        margins.target,
+        coalesce(achieved.n_respondents, 0) as n_respondents,
+        coalesce(achieved.base_total, 0.0) as base_total,
+        coalesce(achieved.calibrated_total, 0.0) as calibrated_total
+    from margins
+    full outer join achieved
+        on margins.margin_id = achieved.margin_id
+        and margins.wave = achieved.wave
+        and margins.category = achieved.category
+
+),
+
+checked as (
+
+    select
+        joined.*,
+        {{ surveysynth._rake_relerr('calibrated_total', 'target') }} as relative_error,
+        case
+            when target is null then 'no_target'
+            when n_respondents = 0 and target <> 0 then 'no_respondents'
+            when {{ surveysynth._rake_relerr('calibrated_total', 'target') }} > {{ tol }} + 1e-12 then 'missed'
+            else 'ok'
+        end as status
+    from joined
+
+),
+
+final as (
+
+    select
+        checked.*,
+        {{ tol }} as tolerance,
+        case status
+            when 'ok' then 'within tolerance'
+            when 'no_target' then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+                "'): '", t('n_respondents'), "' respondent(s) in a category with no target in calibration_margins'"]) }}
+            when 'no_respondents' then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+                "'): target '", t('target'), "' but no respondents in this category, so no weight can reach it. "
+                ~ "Merge the category with a neighbour in ss_calibration_margins or drop the margin'"]) }}
+            else {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+                "'): target '", t('target'), "', calibrated total '", t('calibrated_total'), "', relative error '", t('relative_error'),
+                "' above tolerance " ~ tol ~ ". The raking did not converge or the bounds (ss_rake_bounds) make the target unreachable'"]) }}
+        end as message
+    from checked
+
+)
+
+select * from final

@@ -1,0 +1,76 @@
+{#- The calibration targets in long format, one row per margin x category x wave.
+    Count margins (var ss_calibration_margins) take population counts from population_cells (the
+    frame, or ss_population_totals when there is no frame). Known auxiliary totals
+    (var ss_calibration_totals) take the frame's total of the auxiliary within each category of
+    their `by` dims; population_count carries the category's unit count, which the same step holds.
+    Targets do not change between waves: each wave is calibrated on its own. -#}
+{{ surveysynth.validate_design_config() }}
+{%- set specs = surveysynth.calibration_specs() -%}
+
+with cells as (
+
+    select * from {{ ref('population_cells') }}
+
+),
+
+waves as (
+
+    select distinct wave from {{ ref('stg_responses') }}
+
+),
+
+targets as (
+
+    {% for m in specs.counts -%}
+    select
+        '{{ m.id }}' as margin_id,
+        {{ loop.index }} as margin_index,
+        'count' as margin_kind,
+        cast(null as {{ dbt.type_string() }}) as variable,
+        '{{ m.dims | join(", ") }}' as margin_dims,
+        {{ surveysynth.category_key_expr(m.dims) }} as category,
+        cast(sum(n_population) as {{ surveysynth.type_double() }}) as target,
+        sum(n_population) as population_count
+    from cells
+    {% if m.dims | length > 0 -%}
+    group by {{ surveysynth.category_key_expr(m.dims) }}
+    {%- endif %}
+    {{ 'union all' if not loop.last or specs.totals }}
+    {% endfor -%}
+    {% for t in specs.totals -%}
+    select
+        '{{ t.id }}' as margin_id,
+        {{ specs.counts | length + loop.index }} as margin_index,
+        'total' as margin_kind,
+        '{{ t.variable }}' as variable,
+        '{{ t.dims | join(", ") }}' as margin_dims,
+        {{ surveysynth.category_key_expr(t.dims) }} as category,
+        cast(sum(total_{{ t.variable }}) as {{ surveysynth.type_double() }}) as target,
+        sum(n_population) as population_count
+    from cells
+    {% if t.dims | length > 0 -%}
+    group by {{ surveysynth.category_key_expr(t.dims) }}
+    {%- endif %}
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+final as (
+
+    select
+        targets.margin_id,
+        targets.margin_index,
+        targets.margin_kind,
+        targets.variable,
+        targets.margin_dims,
+        targets.category,
+        waves.wave,
+        targets.target,
+        targets.population_count
+    from targets
+    cross join waves
+
+)
+
+select * from final

@@ -1,0 +1,1016 @@
+"""Fidelity of synthetic microdata to the real survey: does it answer questions the same way?
+
+    report = fidelity_metrics(real, synthetic, columns_spec, weights="design_weight",
+                              region_col="region",
+                              regression={"y": "turnover", "x": ["employees", "applied_finance"]})
+
+One row per metric, in the same shape as :func:`surveysynth.risk.disclosure_metrics`
+(``metric``, ``column``, ``value``, ``threshold``, ``comparison``, ``passed``, ``detail``).
+
+Three levels, each a gate (formulas in STATS.md, "Fidelity"):
+
+1. Marginals and dependence: KS distance (numeric) or total variation (categorical,
+   ordinal, binary) per column, missing-rate differences, the worst pair's Spearman
+   correlation difference, and the worst pair's contingency-table total variation (numerics
+   cut at the real data's quintiles) for pairs involving a categorical column.
+2. Propensity: pMSE of a "synthetic vs real" logistic model with main effects and all
+   pairwise interactions (Snoke et al. 2018), S_pMSE = pMSE / its null expectation; a
+   CART version with a permutation null on request. The logistic null is
+   (k - 1)(1 - c)^2 c / n_real, which is STATS.md's (k - 1)(1 - c)^2 c / N with N read as the
+   number of real rows (n_real = (1 - c) N), i.e. (k - 1) c (1 - c) / N for the N stacked
+   rows: the fitted propensities of an unpenalised logit under the null satisfy
+   sum (p_i - c)^2 ~ c (1 - c) chi2_{k-1}. With N read as the stacked rows the null would be
+   too small by 1 - c and a perfect synthesis would score S_pMSE = 2 at c = 1/2
+   (tests/test_fidelity.py checks the mean is about 1). A synthesizer that gets every marginal
+   right but shuffles the columns passes level 1's marginals and fails here.
+3. Inference: confidence-interval overlap (Karr et al. 2006) of weighted domain means (by
+   region, say) and of the coefficients of a named regression, reporting the worst domain as
+   well as the average; the worst region's marginal distance; survival of rare categories.
+
+Sparse surveys have small domains, where even two honest samples differ. So distance
+thresholds are read above the sampling noise: the threshold of a KS, TV or correlation gate
+is ``base + noise_allowance * floor``, where ``floor`` is the statistic's expected value when
+real and synthetic come from one distribution at these (Kish effective) sizes:
+KS 0.8687 sqrt(1/n_r + 1/n_s) (mean of the Kolmogorov distribution); TV
+1/2 sum_k sqrt(2/pi) sqrt(p_k (1 - p_k)(1/n_r + 1/n_s)); a difference of two shares or
+correlations sqrt(2/pi) times its standard error. The detail column shows the floor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from scipy.special import expit
+
+from .risk import (
+    METRIC_COLUMNS,
+    Kind,
+    _frame,
+    _merge_thresholds,
+    _numeric,
+    _ordinal_codes,
+    _row,
+    normalise_labels,
+    resolve_column_types,
+)
+
+__all__ = [
+    "DEFAULT_FIDELITY_THRESHOLDS",
+    "METRIC_COLUMNS",
+    "ci_overlap",
+    "fidelity_metrics",
+    "pmse",
+]
+
+#: Defaults for ``fidelity_metrics(thresholds=...)``. ``None`` makes a metric report-only.
+DEFAULT_FIDELITY_THRESHOLDS: dict[str, float | None] = {
+    # multiplier of the sampling-noise floor added to the distance thresholds (0: none)
+    "noise_allowance": 1.0,
+    # KS (numeric) / TV (discrete) distance per column, above the noise floor
+    "marginal_max": 0.10,
+    # |missing share real - missing share synthetic| per column, above the noise floor
+    "missing_rate_diff_max": 0.05,
+    # worst pair's |Spearman rho real - rho synthetic|, above the noise floor
+    "dependence_corr_max": 0.10,
+    # worst pair's contingency-table TV (a categorical column in the pair), above the floor
+    "dependence_contingency_max": 0.10,
+    # S_pMSE of the logistic propensity model (STATS.md: < 10, better < 3)
+    "s_pmse_max": 10.0,
+    # S_pMSE of the CART propensity model (permutation null), when asked for: its ratio runs
+    # lower than the logistic one (the permutation null absorbs the tree's overfitting)
+    "s_pmse_cart_max": 3.0,
+    # CI overlap of domain means: the average over domains, and the worst domain
+    "ci_overlap_mean_min": 0.5,
+    "ci_overlap_worst_min": 0.0,
+    # CI overlap of each regression coefficient
+    "regression_ci_overlap_min": 0.5,
+    # worst region's marginal distance (KS / TV within the region), above the noise floor
+    "region_marginal_worst_max": 0.10,
+    # a level is rare when its weighted real share is below this
+    "rare_share": 0.05,
+    # share of the rare real levels (and rare real combinations) seen in the synthetic data
+    "rare_survival_min": 0.9,
+}
+
+_KS_MEAN = 0.8687  # E[sup |B(t)|] of the Brownian bridge: sqrt(pi/2) ln 2
+_E_ABS = math.sqrt(2.0 / math.pi)  # E|Z| for Z ~ N(0, 1)
+_TOP_LEVELS = 30
+
+Combining = Literal["partial", "full"]
+PropensityModel = Literal["logit", "cart"]
+
+
+# ------------------------------------------------------------------------------ small pieces
+
+
+def _weights(frame: pd.DataFrame, col: str | None, what: str) -> np.ndarray:
+    if col is None:
+        return np.ones(len(frame))
+    if col not in frame.columns:
+        raise KeyError(
+            f"weight column {col!r} is not in the {what} frame (columns: {list(frame.columns)})"
+        )
+    w = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise ValueError(
+            f"weight column {col!r} of the {what} frame has {int(bad.sum())} missing, infinite or "
+            "negative values; fix them (or quarantine the rows) before measuring fidelity"
+        )
+    return w
+
+
+def _kish(w: np.ndarray) -> float:
+    s2 = float(np.sum(w * w))
+    return float(np.sum(w)) ** 2 / s2 if s2 > 0 else 0.0
+
+
+def _inv(n_r: float, n_s: float) -> float:
+    return (1.0 / n_r if n_r > 0 else math.inf) + (1.0 / n_s if n_s > 0 else math.inf)
+
+
+def _weighted_ks(x_r: np.ndarray, w_r: np.ndarray, x_s: np.ndarray, w_s: np.ndarray) -> float:
+    """sup_t |F_r(t) - F_s(t)| of the weighted ECDFs."""
+    grid = np.unique(np.concatenate([x_r, x_s]))
+
+    def ecdf(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        o = np.argsort(x, kind="stable")
+        cw = np.concatenate([[0.0], np.cumsum(w[o])]) / w.sum()
+        return cw[np.searchsorted(x[o], grid, side="right")]
+
+    return float(np.max(np.abs(ecdf(x_r, w_r) - ecdf(x_s, w_s))))
+
+
+def _shares(labels: np.ndarray, w: np.ndarray) -> pd.Series:
+    s = pd.Series(w).groupby(pd.Series(labels, dtype=object)).sum()
+    return s / s.sum()
+
+
+def _tv(
+    lab_r: np.ndarray, w_r: np.ndarray, lab_s: np.ndarray, w_s: np.ndarray
+) -> tuple[float, pd.Series, pd.Series]:
+    pr, ps = _shares(lab_r, w_r), _shares(lab_s, w_s)
+    idx = pr.index.union(ps.index)
+    pr, ps = pr.reindex(idx, fill_value=0.0), ps.reindex(idx, fill_value=0.0)
+    return 0.5 * float(np.abs(pr - ps).sum()), pr, ps
+
+
+def _tv_floor(pr: pd.Series, ps: pd.Series, n_r: float, n_s: float) -> float:
+    p = ((pr * n_r + ps * n_s) / (n_r + n_s)).to_numpy()
+    return 0.5 * _E_ABS * float(np.sum(np.sqrt(p * (1 - p) * _inv(n_r, n_s))))
+
+
+def _sdmetrics_complement(name: str, real: Any, syn: Any) -> float | None:
+    """1 - sdmetrics' KSComplement / TVComplement where sdmetrics is installed, else None."""
+    try:
+        from sdmetrics import single_column
+    except ImportError:  # pragma: no cover - sdmetrics is an optional (baselines) dependency
+        return None
+    return float(getattr(single_column, name).compute(real, syn))
+
+
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    o = np.argsort(x)
+    cw = np.cumsum(w[o])
+    return float(x[o][min(np.searchsorted(cw, q * cw[-1]), len(x) - 1)])
+
+
+def _hajek(y: np.ndarray, w: np.ndarray) -> tuple[float, float, int]:
+    """Hájek mean and its linearised variance (one stratum, units as PSUs, no fpc; STATS.md)."""
+    n = len(y)
+    sw = w.sum()
+    if n == 0 or sw <= 0:
+        return float("nan"), float("nan"), n
+    m = float(np.sum(w * y) / sw)
+    if n < 2:
+        return m, float("nan"), n
+    z = w * (y - m) / sw
+    return m, float(n / (n - 1) * np.sum((z - z.mean()) ** 2)), n
+
+
+def ci_overlap(lo_o: float, hi_o: float, lo_s: float, hi_s: float) -> float:
+    """Karr et al. (2006) interval overlap: 1/2 [(min U - max L)/(U_o - L_o) + (same)/(U_s - L_s)].
+
+    1 for identical intervals, <= 0 when disjoint; clipped to [-1, 1] so that one far-off
+    domain does not swamp an average (the worst-domain row still shows it). Zero-width
+    intervals count as identical when equal and disjoint otherwise."""
+    inter = min(hi_o, hi_s) - max(lo_o, lo_s)
+    wo, ws = hi_o - lo_o, hi_s - lo_s
+    if wo <= 0 and ws <= 0:
+        return 1.0 if inter >= 0 else -1.0
+    terms = []
+    for w in (wo, ws):
+        terms.append(inter / w if w > 0 else (1.0 if inter >= 0 else -1.0))
+    return float(np.clip(0.5 * sum(terms), -1.0, 1.0))
+
+
+def _combine(q: np.ndarray, u: np.ndarray, combining: Combining) -> tuple[float, float, float]:
+    """Estimate, variance and df across m implicates (STATS.md: Reiter 2003 partial; Raghunathan,
+    Reiter & Rubin 2003 full, with Reiter 2002's ū fallback when T_f <= 0)."""
+    m = len(q)
+    qbar, ubar = float(np.mean(q)), float(np.mean(u))
+    if m == 1:
+        return qbar, ubar, math.inf
+    b = float(np.var(q, ddof=1))
+    if combining == "partial":
+        t = ubar + b / m
+        df = (m - 1) * (1 + m * ubar / b) ** 2 if b > 0 else math.inf
+    else:
+        t = (1 + 1 / m) * b - ubar
+        df = (m - 1) * (1 - m * ubar / ((m + 1) * b)) ** 2 if b > 0 else math.inf
+        if t <= 0:
+            t, df = ubar, math.inf
+    return qbar, t, df
+
+
+def _interval(est: float, var: float, df: float, level: float) -> tuple[float, float]:
+    if not (np.isfinite(est) and np.isfinite(var)) or var < 0:
+        return float("nan"), float("nan")
+    crit = (
+        stats.norm.ppf(0.5 + level / 2) if not np.isfinite(df) else stats.t.ppf(0.5 + level / 2, df)
+    )
+    half = float(crit) * math.sqrt(var)
+    return est - half, est + half
+
+
+# ------------------------------------------------------------------------------ column values
+
+
+def _values(
+    frame: pd.DataFrame, col: str, kind: Kind, levels: Mapping[str, tuple[Any, ...]]
+) -> np.ndarray:
+    """Numbers for numeric/binary/ordinal columns (ordinal: level position), labels otherwise."""
+    if kind in ("numeric", "binary"):
+        return _numeric(frame[col], col)
+    if kind == "ordinal":
+        return _ordinal_codes(frame[col], col, levels[col])
+    return normalise_labels(frame[col])
+
+
+def _missing(v: np.ndarray) -> np.ndarray:
+    return pd.isna(v) if v.dtype == object else np.isnan(v)
+
+
+def _filled(labels: np.ndarray) -> np.ndarray:
+    """Labels as a str array with missing values as the level "<missing>"."""
+    return np.where(pd.isna(labels), "<missing>", labels).astype(str)
+
+
+# ------------------------------------------------------------------------------ propensity
+
+
+def _design_blocks(
+    real: pd.DataFrame,
+    syn: pd.DataFrame,
+    columns: Sequence[str],
+    kinds: Mapping[str, Kind],
+    levels: Mapping[str, tuple[Any, ...]],
+    top_levels: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per source column: (main-effect columns that interact, extra columns that do not)."""
+    blocks = []
+    n_r = len(real)
+    for col in columns:
+        kind = kinds[col]
+        v = np.concatenate([_values(real, col, kind, levels), _values(syn, col, kind, levels)])
+        miss = _missing(v)
+        if kind == "numeric":
+            ref = np.sort(v[:n_r][~miss[:n_r]].astype(float))
+            x = v.astype(float)
+            if len(ref):
+                r = (np.searchsorted(ref, x, "left") + np.searchsorted(ref, x, "right")) / (
+                    2.0 * len(ref)
+                )
+            else:
+                r = np.zeros_like(x)
+            r = np.where(miss, 0.5, r) - 0.5
+            main = [r] + ([miss.astype(float)] if miss.any() else [])
+            blocks.append((np.column_stack(main), (r * r)[:, None]))
+            continue
+        if kind == "binary":
+            x = np.where(miss, 0.0, v.astype(float))
+            main = [x] + ([miss.astype(float)] if miss.any() else [])
+            blocks.append((np.column_stack(main), np.zeros((len(v), 0))))
+            continue
+        lab = np.where(miss, "<missing>", v.astype(object)).astype(object).astype(str)
+        counts = pd.Series(lab[:n_r]).value_counts()
+        keep = list(counts.index[:top_levels])
+        lab = np.where(np.isin(lab, keep), lab, "<other>")
+        cats = pd.Index(sorted(set(lab)))
+        codes = cats.get_indexer(lab)
+        base = cats.get_loc(keep[0]) if keep else 0
+        dummies = np.zeros((len(v), len(cats)))
+        dummies[np.arange(len(v)), codes] = 1.0
+        dummies = np.delete(dummies, base, axis=1)
+        blocks.append((dummies, np.zeros((len(v), 0))))
+    return blocks
+
+
+def _design(blocks: list[tuple[np.ndarray, np.ndarray]], interactions: bool) -> np.ndarray:
+    cols = [b for blk in blocks for b in blk if b.shape[1]]
+    if interactions:
+        for i in range(len(blocks)):
+            for j in range(i + 1, len(blocks)):
+                a, b = blocks[i][0], blocks[j][0]
+                if a.shape[1] and b.shape[1]:
+                    cols.append((a[:, :, None] * b[:, None, :]).reshape(len(a), -1))
+    x = np.column_stack(cols) if cols else np.zeros((len(blocks[0][0]) if blocks else 0, 0))
+    sd = x.std(axis=0)
+    return x[:, sd > 1e-12]
+
+
+def _fit_logit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+    """Fitted probabilities of an (almost) unpenalised logistic regression with an intercept."""
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    z = np.column_stack([np.ones(len(x)), (x - mu) / sd])
+    n = len(y)
+
+    def f(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = z @ beta
+        loss = np.sum(np.logaddexp(0.0, eta) - y * eta) / n + 0.5 * ridge * np.sum(beta[1:] ** 2)
+        g = z.T @ (expit(eta) - y) / n
+        g[1:] += ridge * beta[1:]
+        return loss, g
+
+    c = y.mean()
+    beta0 = np.zeros(z.shape[1])
+    beta0[0] = math.log(c / (1 - c))
+    res = optimize.minimize(f, beta0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    return expit(z @ res.x)
+
+
+def pmse(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns_spec: Mapping[str, Any],
+    *,
+    model: PropensityModel = "logit",
+    interactions: bool = True,
+    max_rows: int = 20_000,
+    n_permutations: int = 10,
+    seed: int = 0,
+    max_terms: int = 1500,
+) -> dict[str, float]:
+    """pMSE and S_pMSE (Snoke et al. 2018; STATS.md) of a "synthetic vs real" classifier.
+
+    ``logit``: main effects (numerics as centred ECDF rank and its square, with a missing
+    indicator; categorical and ordinal columns as dummies, the 30 most frequent real levels)
+    plus all pairwise interactions between different columns; null (k - 1) c (1 - c) / N
+    with k the number of parameters and N the stacked rows (the module docstring says why
+    this is STATS.md's formula with N the real rows). ``cart``: a scikit-learn decision tree on the main
+    effects (min leaf max(5, N / 100), so that it cannot simply memorise rows), null = mean
+    pMSE over ``n_permutations`` refits with permuted labels.
+    Each frame is cut to ``max_rows`` / 2 rows by a seeded subsample at most, to bound the cost
+    of the interaction design; N and c are those of the rows used. Unweighted: it compares
+    records, so pass the rows that the synthetic ones stand in for."""
+    columns = list(columns_spec)
+    kinds, levels = resolve_column_types(columns, columns_spec, [real, synthetic])
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9E5]))
+    half = max(max_rows // 2, 1)
+
+    def cut(f: pd.DataFrame) -> pd.DataFrame:
+        return f if len(f) <= half else f.iloc[np.sort(rng.choice(len(f), half, replace=False))]
+
+    r, s = cut(real), cut(synthetic)
+    y = np.concatenate([np.zeros(len(r)), np.ones(len(s))])
+    n, c = len(y), float(y.mean())
+    if len(r) == 0 or len(s) == 0:
+        raise ValueError("pmse needs rows in both the real and the synthetic frame")
+    top = _TOP_LEVELS
+    while True:
+        blocks = _design_blocks(r, s, columns, kinds, levels, top)
+        x = _design(blocks, interactions and model == "logit")
+        if x.shape[1] <= max_terms or top <= 2:
+            break
+        top = max(top // 2, 2)
+    if model == "logit":
+        p = _fit_logit(x, y)
+        k = x.shape[1] + 1
+        value = float(np.mean((p - c) ** 2))
+        null = (k - 1) * (1 - c) ** 2 * c / (n * (1 - c))  # = (k - 1) c (1 - c) / N
+        return {
+            "pmse": value,
+            "null": null,
+            "s_pmse": value / null,
+            "k": float(k),
+            "n": float(n),
+            "c": c,
+        }
+    if model == "cart":
+        try:
+            from sklearn.tree import DecisionTreeClassifier
+        except ImportError as exc:  # pragma: no cover
+            raise ImportError(
+                "the CART pMSE needs scikit-learn (pip install scikit-learn)"
+            ) from exc
+
+        def fit(labels: np.ndarray) -> float:
+            tree = DecisionTreeClassifier(min_samples_leaf=leaf, random_state=seed).fit(x, labels)
+            return float(np.mean((tree.predict_proba(x)[:, 1] - c) ** 2))
+
+        leaf = max(5, n // 100)
+        value = fit(y)
+        null = float(np.mean([fit(rng.permutation(y)) for _ in range(n_permutations)]))
+        return {
+            "pmse": value,
+            "null": null,
+            "s_pmse": value / null,
+            "k": float("nan"),
+            "n": float(n),
+            "c": c,
+        }
+    raise ValueError(f"model must be 'logit' or 'cart', not {model!r}")
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def fidelity_metrics(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns_spec: Mapping[str, Any],
+    weights: str | None = None,
+    region_col: str | None = None,
+    ci_domains: Sequence[str] | None = None,
+    regression: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    thresholds: Mapping[str, float | None] | None = None,
+    *,
+    synthetic_weights: str | None = None,
+    ci_outcomes: Sequence[str] | None = None,
+    implicate_col: str | None = None,
+    combining: Combining = "partial",
+    rare_combinations: Sequence[str] | None = None,
+    propensity_models: Sequence[PropensityModel] = ("logit",),
+    ci_level: float = 0.95,
+    pmse_max_rows: int = 20_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Fidelity metrics of ``synthetic`` against ``real`` on the ``columns_spec`` columns.
+
+    ``columns_spec`` follows the ``ss_outcomes`` var (``{name: {type, levels}}``); list the
+    cell dimensions in it too (``{"region": "categorical"}``) to compare them. ``weights``
+    names the real frame's weight column; ``synthetic_weights`` the synthetic one's (default:
+    the same name when the synthetic frame has it, else unweighted). Marginals, dependence and
+    CIs are weighted; pMSE is not (see :func:`pmse`).
+
+    Rows (``column`` names the column, pair, "outcome by domain" or regression term):
+
+    - ``marginal_distance`` per column: KS (numeric) or TV (discrete) of observed values;
+      sdmetrics' KSComplement / TVComplement compute it when unweighted.
+    - ``missing_rate_diff`` per column with missing values in either frame.
+    - ``dependence_correlation``: the pair with the largest Spearman difference above its
+      noise floor (numeric, ordinal and binary columns; pairwise-complete rows).
+    - ``dependence_contingency``: the pair (one categorical at least) with the largest
+      contingency-table TV above its noise floor; numerics cut at real quintiles.
+    - ``pmse`` (report) and ``s_pmse`` (gate) per propensity model (``s_pmse_cart``).
+    - ``ci_overlap_mean`` and ``ci_overlap_worst`` per outcome and domain column (the whole
+      data as domain "(all)", plus ``ci_domains``, default ``[region_col]``): Karr overlap of
+      the weighted Hájek mean's interval, averaged over domains and at the worst domain.
+      ``ci_outcomes`` defaults to the numeric and binary columns. With ``implicate_col`` the
+      synthetic estimate combines implicates (``combining``: ``partial`` = Reiter 2003,
+      ``full`` = Raghunathan, Reiter & Rubin 2003).
+    - ``regression_ci_overlap`` per coefficient of each ``regression``
+      (``{"y": col, "x": [cols], "log_y": bool}``): weighted least squares with a
+      linearised (sandwich) variance; categorical x as dummies against the real modal level.
+    - ``region_marginal_worst``: within each ``region_col`` level, the column with the
+      largest marginal distance above its noise floor; the row shows the worst region.
+    - ``rare_category_survival`` per discrete column, and ``rare_combination_survival`` of
+      ``rare_combinations`` (the cell dimensions, say): the share of real levels (or
+      combinations) with weighted share below ``rare_share`` that occur in the synthetic data.
+    """
+    thr = _merge_thresholds(DEFAULT_FIDELITY_THRESHOLDS, thresholds)
+    allowance = float(thr["noise_allowance"] or 0.0)
+    columns = list(columns_spec)
+    if not columns:
+        raise ValueError("columns_spec is empty: name the columns to compare")
+    kinds, levels = resolve_column_types(columns, columns_spec, [real, synthetic])
+    if len(real) == 0 or len(synthetic) == 0:
+        raise ValueError("fidelity_metrics needs rows in both the real and the synthetic frame")
+    if synthetic_weights is None and weights is not None and weights in synthetic.columns:
+        synthetic_weights = weights
+    w_r = _weights(real, weights, "real")
+    w_s = _weights(synthetic, synthetic_weights, "synthetic")
+    vals_r = {c: _values(real, c, kinds[c], levels) for c in columns}
+    vals_s = {c: _values(synthetic, c, kinds[c], levels) for c in columns}
+    # labels of discrete columns (ordinal levels by name, binary as "0" / "1"); None = missing
+    labs_r = {c: normalise_labels(real[c]) for c in columns if kinds[c] != "numeric"}
+    labs_s = {c: normalise_labels(synthetic[c]) for c in columns if kinds[c] != "numeric"}
+    rows: list[dict[str, Any]] = []
+
+    def thr_plus(key: str, floor: float) -> float | None:
+        base = thr[key]
+        return None if base is None else base + allowance * floor
+
+    # ---- marginals and missingness
+    def marginal(col: str, mr: np.ndarray, ms: np.ndarray) -> tuple[float, float, str] | None:
+        """(distance, noise floor, method) on the observed values of rows mr / ms."""
+        vr, vs = vals_r[col][mr], vals_s[col][ms]
+        wr, ws = w_r[mr], w_s[ms]
+        okr, oks = ~_missing(vr), ~_missing(vs)
+        vr, wr, vs, ws = vr[okr], wr[okr], vs[oks], ws[oks]
+        if len(vr) == 0 or len(vs) == 0 or wr.sum() <= 0 or ws.sum() <= 0:
+            return None
+        n_r, n_s = _kish(wr), _kish(ws)
+        unweighted = weights is None and synthetic_weights is None
+        if kinds[col] == "numeric":
+            d = None
+            if unweighted:
+                comp = _sdmetrics_complement("KSComplement", pd.Series(vr), pd.Series(vs))
+                d = None if comp is None else 1.0 - comp
+            if d is None:
+                d = _weighted_ks(vr.astype(float), wr, vs.astype(float), ws)
+            return d, _KS_MEAN * math.sqrt(_inv(n_r, n_s)), "KS"
+        lr, ls = labs_r[col][mr][okr].astype(str), labs_s[col][ms][oks].astype(str)
+        tv, pr, ps = _tv(lr, wr, ls, ws)
+        if unweighted:
+            comp = _sdmetrics_complement("TVComplement", pd.Series(lr), pd.Series(ls))
+            tv = tv if comp is None else 1.0 - comp
+        return tv, _tv_floor(pr, ps, n_r, n_s), "TV"
+
+    all_r, all_s = np.ones(len(real), bool), np.ones(len(synthetic), bool)
+    for col in columns:
+        res = marginal(col, all_r, all_s)
+        if res is None:
+            rows.append(
+                _row(
+                    "marginal_distance",
+                    float("nan"),
+                    thr["marginal_max"],
+                    "<=",
+                    "no observed values in one of the frames",
+                    column=col,
+                )
+            )
+            continue
+        d, floor, how = res
+        rows.append(
+            _row(
+                "marginal_distance",
+                d,
+                thr_plus("marginal_max", floor),
+                "<=",
+                f"{how} distance of observed values (weighted: {weights is not None}); "
+                f"noise floor {floor:.4f}",
+                column=col,
+            )
+        )
+        mr, ms = _missing(vals_r[col]), _missing(vals_s[col])
+        if mr.any() or ms.any():
+            pr, ps = float(np.sum(w_r * mr) / w_r.sum()), float(np.sum(w_s * ms) / w_s.sum())
+            p = (pr + ps) / 2
+            floor = _E_ABS * math.sqrt(p * (1 - p) * _inv(_kish(w_r), _kish(w_s)))
+            rows.append(
+                _row(
+                    "missing_rate_diff",
+                    abs(pr - ps),
+                    thr_plus("missing_rate_diff_max", floor),
+                    "<=",
+                    f"missing share real {pr:.4f}, synthetic {ps:.4f}; noise floor {floor:.4f}",
+                    column=col,
+                )
+            )
+
+    # ---- pairwise dependence
+    ordered = [c for c in columns if kinds[c] != "nominal"]
+    worst: tuple[float, float, float, str] | None = None  # (excess, value, floor, pair)
+    notes = []
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1 :]:
+            rho = []
+            for vals, w in ((vals_r, w_r), (vals_s, w_s)):
+                x, y = vals[a].astype(float), vals[b].astype(float)
+                ok = ~(np.isnan(x) | np.isnan(y))
+                if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+                    rho.append((float("nan"), 0.0))
+                    continue
+                rx, ry, ww = stats.rankdata(x[ok]), stats.rankdata(y[ok]), w[ok]
+                mx, my = np.average(rx, weights=ww), np.average(ry, weights=ww)
+                cov = np.average((rx - mx) * (ry - my), weights=ww)
+                sx = math.sqrt(np.average((rx - mx) ** 2, weights=ww))
+                sy = math.sqrt(np.average((ry - my) ** 2, weights=ww))
+                rho.append((float(cov / (sx * sy)), _kish(ww)))
+            (r_r, n_r), (r_s, n_s) = rho
+            if not (np.isfinite(r_r) and np.isfinite(r_s)):
+                continue
+            diff = abs(r_r - r_s)
+            floor = _E_ABS * (1 - r_r**2) * math.sqrt(_inv(n_r, n_s)) + 1e-12
+            notes.append((diff - floor, f"{a} x {b}: {r_r:+.3f} vs {r_s:+.3f}"))
+            if worst is None or diff - floor > worst[0]:
+                worst = (diff - floor, diff, floor, f"{a} x {b}")
+    if worst is not None:
+        top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
+        rows.append(
+            _row(
+                "dependence_correlation",
+                worst[1],
+                thr_plus("dependence_corr_max", worst[2]),
+                "<=",
+                f"worst of {len(notes)} pairs by |Spearman rho difference| above its noise floor "
+                f"{worst[2]:.4f}; real vs synthetic: {top}",
+                column=worst[3],
+            )
+        )
+
+    binned_r: dict[str, np.ndarray] = {}
+    binned_s: dict[str, np.ndarray] = {}
+    for col in columns:
+        vr, vs = vals_r[col], vals_s[col]
+        if kinds[col] == "numeric":
+            obs = vr[~np.isnan(vr)]
+            edges = np.unique(np.quantile(obs, [0.2, 0.4, 0.6, 0.8])) if len(obs) else np.array([])
+            binned_r[col] = np.where(
+                np.isnan(vr), "<missing>", np.searchsorted(edges, vr, "right").astype(str)
+            )
+            binned_s[col] = np.where(
+                np.isnan(vs), "<missing>", np.searchsorted(edges, vs, "right").astype(str)
+            )
+        else:
+            binned_r[col] = _filled(labs_r[col])
+            binned_s[col] = _filled(labs_s[col])
+    worst = None
+    notes = []
+    for i, a in enumerate(columns):
+        for b in columns[i + 1 :]:
+            if kinds[a] != "nominal" and kinds[b] != "nominal":
+                continue
+            jr = np.char.add(np.char.add(binned_r[a], "\x1f"), binned_r[b])
+            js = np.char.add(np.char.add(binned_s[a], "\x1f"), binned_s[b])
+            tv, pr, ps = _tv(jr, w_r, js, w_s)
+            floor = _tv_floor(pr, ps, _kish(w_r), _kish(w_s))
+            notes.append((tv - floor, f"{a} x {b}: {tv:.3f} (floor {floor:.3f})"))
+            if worst is None or tv - floor > worst[0]:
+                worst = (tv - floor, tv, floor, f"{a} x {b}")
+    if worst is not None:
+        top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
+        rows.append(
+            _row(
+                "dependence_contingency",
+                worst[1],
+                thr_plus("dependence_contingency_max", worst[2]),
+                "<=",
+                f"worst of {len(notes)} pairs by contingency-table TV above its noise floor; {top}",
+                column=worst[3],
+            )
+        )
+
+    # ---- propensity
+    for model in propensity_models:
+        res = pmse(real, synthetic, columns_spec, model=model, max_rows=pmse_max_rows, seed=seed)
+        suffix = "" if model == "logit" else f"_{model}"
+        how = (
+            f"logistic, main effects + pairwise interactions, k = {int(res['k'])} parameters"
+            if model == "logit"
+            else "CART, null from permuted labels"
+        )
+        rows.append(
+            _row(
+                f"pmse{suffix}",
+                res["pmse"],
+                None,
+                "<=",
+                f"{how}; N = {int(res['n'])}, c = {res['c']:.3f}; null expectation {res['null']:.3g}",
+            )
+        )
+        rows.append(
+            _row(
+                f"s_pmse{suffix}",
+                res["s_pmse"],
+                thr[f"s_pmse{suffix}_max"],
+                "<=",
+                f"pMSE / null = {res['pmse']:.3g} / {res['null']:.3g} ({how}); STATS.md: < 10, better < 3",
+            )
+        )
+
+    # ---- CI overlap of domain means
+    imp_s = None
+    if implicate_col is not None:
+        if implicate_col not in synthetic.columns:
+            raise KeyError(f"implicate column {implicate_col!r} is not in the synthetic frame")
+        imp_s = synthetic[implicate_col].to_numpy()
+    outcomes = (
+        list(ci_outcomes)
+        if ci_outcomes is not None
+        else [c for c in columns if kinds[c] in ("numeric", "binary")]
+    )
+    domains: list[str | None] = [
+        None,
+        *(ci_domains if ci_domains is not None else ([region_col] if region_col else [])),
+    ]
+    for dcol in domains:
+        if dcol is not None:
+            for f, what in ((real, "real"), (synthetic, "synthetic")):
+                if dcol not in f.columns:
+                    raise KeyError(f"domain column {dcol!r} is not in the {what} frame")
+        lab_r = (
+            np.full(len(real), "(all)", dtype=object)
+            if dcol is None
+            else normalise_labels(real[dcol])
+        )
+        lab_s = (
+            np.full(len(synthetic), "(all)", dtype=object)
+            if dcol is None
+            else normalise_labels(synthetic[dcol])
+        )
+        dom_levels = [d for d in pd.unique(lab_r) if d is not None]
+        for y in outcomes:
+            if y not in vals_r:
+                yr = _numeric(real[y], y)
+                ys = _numeric(synthetic[y], y)
+            else:
+                yr, ys = vals_r[y].astype(float), vals_s[y].astype(float)
+            scores: list[tuple[float, str]] = []
+            skipped: list[str] = []
+            for d in dom_levels:
+                mr = (lab_r == d) & ~np.isnan(yr)
+                ms = (lab_s == d) & ~np.isnan(ys)
+                est_r, var_r, n_r = _hajek(yr[mr], w_r[mr])
+                if imp_s is None:
+                    est_s, var_s, n_s = _hajek(ys[ms], w_s[ms])
+                    df_s = max(n_s - 1, 1)
+                else:
+                    qs, us = [], []
+                    for imp in pd.unique(imp_s[ms]):
+                        mi = ms & (imp_s == imp)
+                        q, u, _ = _hajek(ys[mi], w_s[mi])
+                        qs.append(q)
+                        us.append(u)
+                    n_s = int(ms.sum())
+                    est_s, var_s, df_s = (
+                        _combine(np.array(qs), np.array(us), combining)
+                        if qs
+                        else (np.nan, np.nan, np.nan)
+                    )
+                lo_r, hi_r = _interval(est_r, var_r, max(n_r - 1, 1), ci_level)
+                lo_s, hi_s = _interval(est_s, var_s, df_s, ci_level)
+                if not all(np.isfinite([lo_r, hi_r, lo_s, hi_s])):
+                    skipped.append(f"{d} (n real {n_r}, synthetic {n_s})")
+                    continue
+                scores.append((ci_overlap(lo_r, hi_r, lo_s, hi_s), str(d)))
+            label = f"{y} by {'(all)' if dcol is None else dcol}"
+            skip_note = (
+                f"; no interval for {len(skipped)} domains: {', '.join(skipped[:5])}"
+                if skipped
+                else ""
+            )
+            if not scores:
+                rows.append(
+                    _row(
+                        "ci_overlap_mean",
+                        float("nan"),
+                        thr["ci_overlap_mean_min"],
+                        ">=",
+                        f"no domain had an interval in both frames{skip_note}",
+                        column=label,
+                    )
+                )
+                continue
+            vals = np.array([s for s, _ in scores])
+            worst_s, worst_d = min(scores)
+            rows.append(
+                _row(
+                    "ci_overlap_mean",
+                    float(vals.mean()),
+                    thr["ci_overlap_mean_min"],
+                    ">=",
+                    f"Karr overlap of {ci_level:.0%} intervals of the weighted mean, averaged over "
+                    f"{len(vals)} domains{skip_note}",
+                    column=label,
+                )
+            )
+            if dcol is not None:
+                rows.append(
+                    _row(
+                        "ci_overlap_worst",
+                        worst_s,
+                        thr["ci_overlap_worst_min"],
+                        ">=",
+                        f"worst domain {dcol} = {worst_d}; "
+                        + ", ".join(f"{d}: {s:.2f}" for s, d in sorted(scores)[:5]),
+                        column=label,
+                    )
+                )
+
+    # ---- regression coefficients
+    specs = (
+        []
+        if regression is None
+        else ([regression] if isinstance(regression, Mapping) else list(regression))
+    )
+    for spec in specs:
+        rows.extend(
+            _regression_rows(real, synthetic, spec, w_r, w_s, imp_s, combining, ci_level, thr)
+        )
+
+    # ---- worst region
+    if region_col is not None:
+        for f, what in ((real, "real"), (synthetic, "synthetic")):
+            if region_col not in f.columns:
+                raise KeyError(f"region column {region_col!r} is not in the {what} frame")
+        reg_r, reg_s = normalise_labels(real[region_col]), normalise_labels(synthetic[region_col])
+        found: list[tuple[float, float, float, str, str]] = []
+        missing_regions = []
+        for reg in [d for d in pd.unique(reg_r) if d is not None]:
+            mr, ms = reg_r == reg, reg_s == reg
+            if not ms.any():
+                missing_regions.append(str(reg))
+                continue
+            for col in columns:
+                if col == region_col:
+                    continue
+                res = marginal(col, mr, ms)
+                if res is None:
+                    continue
+                d, floor, how = res
+                found.append((d - floor, d, floor, str(reg), f"{col} ({how})"))
+        if found:
+            _ex, d, floor, reg, col = max(found)
+            per_region: dict[str, float] = {}
+            for e, _, _, rg, _ in found:
+                per_region[rg] = max(per_region.get(rg, -math.inf), e)
+            ranking = ", ".join(
+                f"{r}: {e:+.3f}" for r, e in sorted(per_region.items(), key=lambda t: -t[1])[:5]
+            )
+            miss = f"; no synthetic rows in regions {missing_regions}" if missing_regions else ""
+            rows.append(
+                _row(
+                    "region_marginal_worst",
+                    d,
+                    thr_plus("region_marginal_worst_max", floor),
+                    "<=",
+                    f"worst region {region_col} = {reg}, column {col}, noise floor {floor:.4f}; "
+                    f"excess over floor by region: {ranking}{miss}",
+                    column=region_col,
+                )
+            )
+
+    # ---- rare categories
+    rare_share = float(thr["rare_share"] or 0.0)
+
+    def survival(lab_r: np.ndarray, lab_s: np.ndarray, label: str, metric: str) -> None:
+        shares = _shares(lab_r, w_r)
+        rare = shares[shares < rare_share]
+        present = set(pd.unique(lab_s))
+        novel = sorted(set(present) - set(shares.index))
+        novel_note = (
+            f"; {len(novel)} synthetic levels absent from the real data: {novel[:5]}"
+            if novel
+            else ""
+        )
+        if len(rare) == 0:
+            rows.append(
+                _row(
+                    metric,
+                    float("nan"),
+                    thr["rare_survival_min"],
+                    ">=",
+                    f"no real level below share {rare_share}{novel_note}",
+                    column=label,
+                    passed=True,
+                )
+            )
+            return
+        lost = [str(v) for v in rare.index if v not in present]
+        rows.append(
+            _row(
+                metric,
+                1.0 - len(lost) / len(rare),
+                thr["rare_survival_min"],
+                ">=",
+                f"{len(rare)} real levels below share {rare_share}; lost in synthetic: {lost[:10]}"
+                f"{novel_note}",
+                column=label,
+            )
+        )
+
+    for col in columns:
+        if kinds[col] == "numeric":
+            continue
+        survival(_filled(labs_r[col]), _filled(labs_s[col]), col, "rare_category_survival")
+    if rare_combinations:
+        combo = list(rare_combinations)
+        for f, what in ((real, "real"), (synthetic, "synthetic")):
+            miss = [c for c in combo if c not in f.columns]
+            if miss:
+                raise KeyError(f"rare_combinations columns {miss} are not in the {what} frame")
+
+        def joint(f: pd.DataFrame) -> np.ndarray:
+            parts = [np.asarray(normalise_labels(f[c]), dtype=object).astype(str) for c in combo]
+            out = parts[0]
+            for p in parts[1:]:
+                out = np.char.add(np.char.add(out, " | "), p)
+            return out
+
+        survival(joint(real), joint(synthetic), " x ".join(combo), "rare_combination_survival")
+    return _frame(rows)
+
+
+def _regression_rows(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    spec: Mapping[str, Any],
+    w_r: np.ndarray,
+    w_s: np.ndarray,
+    imp_s: np.ndarray | None,
+    combining: Combining,
+    ci_level: float,
+    thr: Mapping[str, float | None],
+) -> list[dict[str, Any]]:
+    """CI overlap of each coefficient of a weighted least-squares regression (Karr et al. 2006)."""
+    if "y" not in spec or "x" not in spec:
+        raise ValueError(
+            f"regression spec {dict(spec)} needs 'y' (a column) and 'x' (a list of columns)"
+        )
+    y, xs, log_y = spec["y"], list(spec["x"]), bool(spec.get("log_y", False))
+    for f, what in ((real, "real"), (synthetic, "synthetic")):
+        miss = [c for c in [y, *xs] if c not in f.columns]
+        if miss:
+            raise KeyError(f"regression columns {miss} are not in the {what} frame")
+
+    # one design for both frames: categorical x as dummies against the real modal level
+    def design(
+        f: pd.DataFrame, ref: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+        cols, names = [np.ones(len(f))], ["(intercept)"]
+        ok = np.ones(len(f), bool)
+        for c in xs:
+            if pd.api.types.is_numeric_dtype(ref[c]) or pd.api.types.is_bool_dtype(ref[c]):
+                v = _numeric(f[c], c)
+                ok &= ~np.isnan(v)
+                cols.append(np.nan_to_num(v))
+                names.append(c)
+            else:
+                lab = normalise_labels(f[c])
+                ref_lab = pd.Series(normalise_labels(ref[c])).dropna()
+                lv = list(ref_lab.value_counts().index)
+                ok &= np.array([v is not None for v in lab], bool)
+                for level in lv[1:]:
+                    cols.append((lab == level).astype(float))
+                    names.append(f"{c}[{level}]")
+        yy = _numeric(f[y], y)
+        if log_y:
+            if np.any(yy[~np.isnan(yy)] <= -1):
+                raise ValueError(f"log_y regression of {y!r}: values <= -1 cannot take log1p")
+            yy = np.log1p(yy)
+        ok &= ~np.isnan(yy)
+        return np.column_stack(cols)[ok], yy[ok], names, ok
+
+    def wls(x: np.ndarray, yy: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n, p = x.shape
+        xtwx = x.T @ (x * w[:, None])
+        try:
+            inv = np.linalg.inv(xtwx)
+        except np.linalg.LinAlgError:
+            inv = np.linalg.pinv(xtwx)
+        beta = inv @ (x.T @ (w * yy))
+        e = yy - x @ beta
+        meat = (x * (w * e)[:, None]).T @ (x * (w * e)[:, None])
+        v = inv @ meat @ inv * (n / max(n - p, 1))
+        return beta, np.diag(v)
+
+    xr, yr, names, okr = design(real, real)
+    xsyn, ysyn, _names_s, oks = design(synthetic, real)
+    br, vr = wls(xr, yr, w_r[okr])
+    if imp_s is None:
+        bs, vs = wls(xsyn, ysyn, w_s[oks])
+        df_s = np.full(len(bs), max(len(ysyn) - len(bs), 1), dtype=float)
+    else:
+        imps = imp_s[oks]
+        qs, us = [], []
+        for imp in pd.unique(imps):
+            m = imps == imp
+            b, v = wls(xsyn[m], ysyn[m], w_s[oks][m])
+            qs.append(b)
+            us.append(v)
+        q, u = np.array(qs), np.array(us)
+        comb = [_combine(q[:, j], u[:, j], combining) for j in range(q.shape[1])]
+        bs = np.array([c[0] for c in comb])
+        vs = np.array([c[1] for c in comb])
+        df_s = np.array([c[2] for c in comb])
+    out = []
+    df_r = max(len(yr) - len(br), 1)
+    for j, name in enumerate(names):
+        lo_r, hi_r = _interval(br[j], vr[j], df_r, ci_level)
+        lo_s, hi_s = _interval(bs[j], vs[j], df_s[j], ci_level)
+        ov = (
+            ci_overlap(lo_r, hi_r, lo_s, hi_s)
+            if all(np.isfinite([lo_r, hi_r, lo_s, hi_s]))
+            else float("nan")
+        )
+        out.append(
+            _row(
+                "regression_ci_overlap",
+                ov,
+                thr["regression_ci_overlap_min"],
+                ">=",
+                f"{'log1p(' + y + ')' if log_y else y} ~ {' + '.join(xs)}: coefficient real "
+                f"{br[j]:.4g} [{lo_r:.4g}, {hi_r:.4g}], synthetic {bs[j]:.4g} [{lo_s:.4g}, {hi_s:.4g}]; "
+                f"n real {len(yr)}, synthetic {len(ysyn)}",
+                column=f"{y} ~ {name}",
+            )
+        )
+    return out

@@ -1,0 +1,119 @@
+"""Direct estimates: Hajek means and shares, totals and ratio estimates with linearised SEs equal
+an independent numpy implementation of STATS.md on every margin domain and on cells, item
+nonresponse and lonely strata included; every population domain has a row; grades follow the
+vars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from design_fixtures import demo_build, demo_data  # noqa: F401
+from design_reference import taylor
+
+DIMS = ["region", "sector", "size_band"]
+Z = 1.959963984540054
+
+
+@pytest.fixture(scope="module")
+def estimates(demo_build):
+    res, _ = demo_build
+    est = res.query("select * from direct_estimates")
+    units = res.query(
+        """
+        select r.*, c.calibrated_weight as w
+        from stg_responses r join calibrated_weights c using (_row_id)
+        """
+    )
+    return res, est, units
+
+
+def _y(units: pd.DataFrame, indicator: str) -> np.ndarray:
+    if "=" in indicator:
+        col, level = indicator.split("=", 1)
+        v = units[col]
+        out = (v.astype(str) == level).astype(float).to_numpy()
+        return np.where(v.isna().to_numpy(), np.nan, out)
+    return units[indicator].astype(float).to_numpy()
+
+
+def test_every_population_domain_has_a_row(estimates, demo_data):
+    _, est, units = estimates
+    frame = pd.read_parquet(demo_data / "frame.parquet")
+    n_cells = frame.groupby(DIMS).ngroups
+    per_domain = est.groupby(["domain_level", "wave"]).size().unstack()
+    n_rows = per_domain.loc["national"].iloc[0]  # indicator x measure rows per domain
+    assert per_domain.loc["cell"].eq(n_cells * n_rows).all()
+    for d in DIMS:
+        assert per_domain.loc[d].eq(frame[d].nunique() * n_rows).all()
+    assert set(est.measure) == {"mean", "share", "total", "ratio"}
+    empty = est[(est.n_respondents == 0)]
+    assert empty.estimate.isna().all() and (empty.grade == "not_published").all()
+
+
+def test_estimates_and_se_equal_numpy_taylor_reference(estimates, demo_data):
+    _, est, units = estimates
+    frame = pd.read_parquet(demo_data / "frame.parquet")
+    cell_key = lambda df: df.region + "|" + df.sector + "|" + df.size_band  # noqa: E731
+    units = units.assign(stratum=cell_key(units))
+    n_pop = frame.assign(k=cell_key(frame)).groupby("k").size().to_dict()
+    x_total = frame.assign(k=cell_key(frame)).groupby("k").register_turnover.sum()
+
+    # domains: national, every one-way margin category, and cells from the best to the thinnest
+    cell_counts = units.groupby(["wave", "stratum"]).size()
+    w1 = cell_counts.loc[1].sort_values()
+    chosen_cells = list(w1.index[-25:]) + list(w1.index[:5])  # includes single-respondent cells
+    checked = 0
+    for wave, u in units.groupby("wave"):
+        e = est[est.wave == wave]
+        domains = [("national", None, np.ones(len(u), bool))]
+        for d in DIMS:
+            for v in frame[d].unique():
+                domains.append((d, v, (u[d] == v).to_numpy()))
+        for c in chosen_cells:
+            domains.append(("cell", c, (u.stratum == c).to_numpy()))
+        for level, value, mask in domains:
+            if level == "national":
+                rows = e[e.domain_level == "national"]
+                known = x_total.sum()
+            elif level == "cell":
+                rows = e[(e.domain_level == "cell") & (e.cell_id == value)]
+                known = x_total[value]
+            else:
+                rows = e[(e.domain_level == level) & (e[level] == value)]
+                known = frame.loc[frame[level] == value, "register_turnover"].sum()
+            for row in rows.itertuples():
+                y = _y(u, row.indicator)
+                if row.measure == "ratio":
+                    ref = taylor(y, u.w.to_numpy(), mask, u.stratum.to_numpy(), n_pop, "ratio",
+                                 x=u[row.auxiliary].astype(float).to_numpy(), known_x=known)
+                else:
+                    m = "total" if row.measure == "total" else "mean"
+                    ref = taylor(y, u.w.to_numpy(), mask, u.stratum.to_numpy(), n_pop, m)
+                est_ref, se_ref, n_ref = ref
+                assert row.n_respondents == n_ref
+                if n_ref == 0:
+                    assert np.isnan(row.estimate)
+                    continue
+                assert np.isclose(row.estimate, est_ref, rtol=1e-9, atol=1e-12), (level, value, row)
+                if n_ref < 2:
+                    assert np.isnan(row.se)
+                    continue
+                scale = max(abs(est_ref), 1e-300)
+                assert np.isclose(row.se, se_ref, rtol=1e-6, atol=1e-9 * scale), (level, value, row)
+                assert np.isclose(row.ci_low, est_ref - Z * se_ref, rtol=1e-6, atol=1e-9 * scale)
+                checked += 1
+    assert checked > 2000
+
+
+def test_grades_follow_the_thresholds(estimates):
+    _, est, _ = estimates
+    small = est[est.n_respondents < 10]
+    assert (small.grade == "not_published").all()
+    ok = est[(est.n_respondents >= 10) & est.cv.notna()]
+    want = np.where(ok.cv < 0.20, "good", np.where(ok.cv < 0.35, "caution", "not_published"))
+    assert (ok.grade.to_numpy() == want).all()
+    assert {"good", "caution", "not_published"} <= set(est.grade)
+    nat = est[(est.domain_level == "national") & (est.measure != "total")]
+    assert (nat.grade != "not_published").mean() > 0.9
