@@ -47,17 +47,26 @@ def stream_rng(seed: int, *labels: Any) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(ss))
 
 
-def content_hash(df: pd.DataFrame | None) -> str:
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """uint64 hash of every row over all columns (in name order)."""
+    cols = sorted(map(str, df.columns))
+    if not len(df):
+        return np.zeros(0, dtype=np.uint64)
+    return pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
+
+
+def content_hash(df: pd.DataFrame | None, rows: np.ndarray | None = None) -> str:
     """Order-insensitive content hash of a table (rows hashed with
     ``pandas.util.hash_pandas_object``; the sorted row hashes, column names and dtypes go
-    through sha256). ``None`` hashes to the hash of the empty string."""
+    through sha256). ``None`` hashes to the hash of the empty string. ``rows`` reuses
+    precomputed :func:`row_hashes`."""
     h = hashlib.sha256()
     if df is None:
         return h.hexdigest()[:32]
     cols = sorted(map(str, df.columns))
     h.update(repr([(c, str(df[c].dtype)) for c in cols]).encode())
     if len(df):
-        rows = pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
+        rows = row_hashes(df) if rows is None else rows
         h.update(np.sort(rows).tobytes())
     return h.hexdigest()[:32]
 

@@ -110,7 +110,7 @@ def fit_model(
 ) -> SynthModel:
     """FIT step only (hierarchical backend): the cell x wave parameter table and texture."""
     inputs = inputs or prepare_inputs(responses, frame, support, config)
-    rid = rid or run_id(config, responses, frame, support)
+    rid = rid or _run_id(config, inputs.hashes)
     return fit(inputs, config, rid, _method(config))
 
 
@@ -141,7 +141,7 @@ def synthesize(
     """
     t0 = time.monotonic()
     inputs = prepare_inputs(responses, frame, support, config)
-    hashes = input_hashes(responses, frame, support)
+    hashes = inputs.hashes
     rid = _run_id(config, hashes)
     plan = with_implicates(build_plan(inputs, config), config.m, config.wave)
     timings: dict[str, float] = {"prepare_s": time.monotonic() - t0}

@@ -195,10 +195,7 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
     r = inputs.responses
     table = inputs.support.copy()
     n_groups = len(table)
-    key = pd.MultiIndex.from_frame(table[[CELL_ID, c.wave]])
-    g = key.get_indexer(pd.MultiIndex.from_frame(r[[CELL_ID, c.wave]]))
-    if (g < 0).any():
-        raise SynthInputError("responses hold cell x wave pairs that are not in support")
+    g = inputs.cell_wave
     if c.weight:
         w = r[c.weight].to_numpy(dtype=float)
     else:  # N_h / n_h from the support map

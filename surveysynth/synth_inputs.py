@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .seeding import content_hash, row_hashes
 from .synth_config import SUPPORT_CLASSES, SynthConfig
 
 CELL_ID = "cell_id"
@@ -58,6 +59,8 @@ class Inputs:
     frame: pd.DataFrame | None
     support: pd.DataFrame
     use_aux: bool
+    cell_wave: np.ndarray  # support row of each response row
+    hashes: dict[str, str]  # content hashes of the inputs as given
 
 
 def prepare_inputs(
@@ -66,11 +69,15 @@ def prepare_inputs(
     support: pd.DataFrame,
     config: SynthConfig,
 ) -> Inputs:
-    """Validate and canonicalise (sort by unit and wave: sums in the fit then do not depend
-    on input row order, so outputs are bit-identical for the same content)."""
+    """Validate and canonicalise. Responses are put in the order of their row content
+    hashes, so sums in the fit do not depend on input row order and outputs are
+    bit-identical for the same content (the frame's order never matters)."""
     c = config
     dims = list(c.cell_dims)
-    r = responses.copy()
+    rh = row_hashes(responses)
+    hashes = {"responses": content_hash(responses, rh), "frame": content_hash(frame),
+              "support": content_hash(support)}
+    r = responses.iloc[np.argsort(rh, kind="stable")].reset_index(drop=True)
     _require(r, [c.unit_id, c.wave, *dims], "responses", "ss_unit_id / ss_wave / ss_cell_dims")
     _require(r, list(c.outcome_names), "responses", "ss_outcomes")
     if c.weight:
@@ -116,8 +123,7 @@ def prepare_inputs(
                 r = r.merge(f[[c.unit_id, *missing_aux]], on=c.unit_id, how="left")
             for a in c.auxiliaries:
                 r[a] = pd.to_numeric(r[a], errors="coerce").astype(float)
-        f = f.sort_values(c.unit_id, kind="mergesort").reset_index(drop=True)
-    r = r.sort_values([c.unit_id, c.wave], kind="mergesort").reset_index(drop=True)
+        f = f.reset_index(drop=True)
 
     s = support.copy()
     _require(s, [CELL_ID, c.wave, *SUPPORT_COLUMNS], "support")
@@ -133,15 +139,15 @@ def prepare_inputs(
         if d not in s.columns:  # recover dims from the cell id
             s[d] = s[CELL_ID].str.split("|", regex=False).str[dims.index(d)]
     s = s.sort_values([CELL_ID, c.wave], kind="mergesort").reset_index(drop=True)
-    key = r[[CELL_ID, c.wave]].drop_duplicates()
-    chk = key.merge(s[[CELL_ID, c.wave]], how="left", indicator=True)
-    orphan = chk[chk["_merge"] == "left_only"]
-    if len(orphan):
+    key = pd.MultiIndex.from_frame(s[[CELL_ID, c.wave]])
+    g = key.get_indexer(pd.MultiIndex.from_frame(r[[CELL_ID, c.wave]]))
+    if (g < 0).any():
+        orphan = r.loc[g < 0, [CELL_ID, c.wave]].drop_duplicates()
         raise SynthInputError(
             f"{len(orphan)} (cell_id, {c.wave}) pair(s) in responses are missing from support, "
-            f"e.g. {orphan.iloc[0][[CELL_ID, c.wave]].tolist()}"
+            f"e.g. {orphan.iloc[0].tolist()}"
         )
-    return Inputs(responses=r, frame=f, support=s, use_aux=use_aux)
+    return Inputs(responses=r, frame=f, support=s, use_aux=use_aux, cell_wave=g, hashes=hashes)
 
 
 def support_table(

@@ -16,7 +16,8 @@
     s = X) and z_i = w_i y_i for totals; z_i = 0 for units outside the domain or without an
     answer, who still count in n_h (domain estimation). A stratum with one respondent is centred
     on 0, the mean of z over the sample (lonely PSU 'adjust'): it adds (1 - f_h) z_i^2. Every
-    term is a sum of per-stratum moments, so the variance is one pass of group-bys.
+    term is a sum of per-cell weighted moments of y centred at the cell's mean (so sums of squares
+    do not cancel), so the variance needs two passes over the units and then small group-bys.
     Calibrated weights are treated as fixed: the variance reduction from calibration is not
     credited (conservative for totals over the calibration margins). -#}
 {{ surveysynth.validate_design_config() }}
@@ -95,40 +96,79 @@ units as (
 
 ),
 
-{#- per wave x cell: the weighted moments every estimate and its variance are built from -#}
-moments as (
+{#- per wave x cell: the cell's (unweighted) mean of every indicator, the centre of the moments
+    below, so that sums of squares do not cancel where answers hardly vary -#}
+cell_means as (
 
     select
         wave,
         {% for d in dims -%}
         {{ d }},
         {% endfor -%}
-        stratum_id,
         {% for ind in indicators -%}
-        {%- set k = loop.index -%}
-        count(y_{{ k }}) as n_{{ k }},
-        sum(w * y_{{ k }}) as sa_{{ k }},
-        sum(case when y_{{ k }} is not null then w end) as sb_{{ k }},
-        sum(w * w * y_{{ k }} * y_{{ k }}) as saa_{{ k }},
-        sum(w * w * y_{{ k }}) as sab_{{ k }},
-        sum(case when y_{{ k }} is not null then w * w end) as sbb_{{ k }},
+        avg(y_{{ loop.index }}) as m_{{ loop.index }},
         {% endfor -%}
         {% for r in ratio_list -%}
-        {%- set k = loop.index -%}
-        count(ry_{{ k }}) as rn_{{ k }},
-        sum(w * ry_{{ k }}) as rsa_{{ k }},
-        sum(w * rx_{{ k }}) as rsb_{{ k }},
-        sum(w * w * ry_{{ k }} * ry_{{ k }}) as rsaa_{{ k }},
-        sum(w * w * ry_{{ k }} * rx_{{ k }}) as rsab_{{ k }},
-        sum(w * w * rx_{{ k }} * rx_{{ k }}) as rsbb_{{ k }},
+        avg(ry_{{ loop.index }}) as rmy_{{ loop.index }},
+        avg(rx_{{ loop.index }}) as rmx_{{ loop.index }},
         {% endfor -%}
         count(*) as n_units
     from units
-    group by wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id
+    group by wave{% for d in dims %}, {{ d }}{% endfor %}
 
 ),
 
-{#- long: one row per wave x cell x indicator x measure with the moments (a = y, b = 1 or x) -#}
+{#- per wave x cell: weighted moments of u = y - m (and v = x - m_x for ratios) over item
+    respondents; every estimate and its linearised variance is built from them -#}
+moments as (
+
+    select
+        units.wave,
+        {% for d in dims -%}
+        units.{{ d }},
+        {% endfor -%}
+        units.stratum_id,
+        {% for ind in indicators -%}
+        {%- set k = loop.index -%}
+        {%- set u = '(units.y_' ~ k ~ ' - cm.m_' ~ k ~ ')' -%}
+        count(units.y_{{ k }}) as n_{{ k }},
+        max(cm.m_{{ k }}) as ma_{{ k }},
+        sum(case when units.y_{{ k }} is not null then units.w end) as sw_{{ k }},
+        sum(case when units.y_{{ k }} is not null then units.w * units.w end) as sww_{{ k }},
+        sum(units.w * {{ u }}) as su_{{ k }},
+        sum(units.w * units.w * {{ u }}) as su2_{{ k }},
+        sum(units.w * units.w * {{ u }} * {{ u }}) as suu_{{ k }},
+        {% endfor -%}
+        {% for r in ratio_list -%}
+        {%- set k = loop.index -%}
+        {%- set u = '(units.ry_' ~ k ~ ' - cm.rmy_' ~ k ~ ')' -%}
+        {%- set v = '(units.rx_' ~ k ~ ' - cm.rmx_' ~ k ~ ')' -%}
+        count(units.ry_{{ k }}) as rn_{{ k }},
+        max(cm.rmy_{{ k }}) as rma_{{ k }},
+        max(cm.rmx_{{ k }}) as rmb_{{ k }},
+        sum(case when units.ry_{{ k }} is not null then units.w end) as rsw_{{ k }},
+        sum(case when units.ry_{{ k }} is not null then units.w * units.w end) as rsww_{{ k }},
+        sum(units.w * {{ u }}) as rsu_{{ k }},
+        sum(units.w * {{ v }}) as rsv_{{ k }},
+        sum(units.w * units.w * {{ u }}) as rsu2_{{ k }},
+        sum(units.w * units.w * {{ v }}) as rsv2_{{ k }},
+        sum(units.w * units.w * {{ u }} * {{ u }}) as rsuu_{{ k }},
+        sum(units.w * units.w * {{ u }} * {{ v }}) as rsuv_{{ k }},
+        sum(units.w * units.w * {{ v }} * {{ v }}) as rsvv_{{ k }},
+        {% endfor -%}
+        count(*) as n_units
+    from units
+    inner join cell_means as cm
+        on units.wave = cm.wave
+        {% for d in dims -%}
+        and units.{{ d }} = cm.{{ d }}
+        {% endfor %}
+    group by units.wave, {% for d in dims %}units.{{ d }}, {% endfor %}units.stratum_id
+
+),
+
+{#- long: one row per wave x cell x indicator x measure; a = y, b = 1 (mean, share, total) or the
+    auxiliary x (ratio), centred at ma and mb -#}
 long as (
 
     {% for ind in indicators -%}
@@ -138,7 +178,9 @@ long as (
         wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id,
         '{{ ind.indicator }}' as indicator,
         '{{ measure }}' as measure,
-        n_{{ k }} as n, sa_{{ k }} as sa, sb_{{ k }} as sb, saa_{{ k }} as saa, sab_{{ k }} as sab, sbb_{{ k }} as sbb
+        n_{{ k }} as n, ma_{{ k }} as ma, 1.0 as mb, sw_{{ k }} as sw, sww_{{ k }} as sww,
+        su_{{ k }} as su, 0.0 as sv, su2_{{ k }} as su2, 0.0 as sv2,
+        suu_{{ k }} as suu, 0.0 as suv, 0.0 as svv
     from moments
     union all
     {% endfor -%}
@@ -149,7 +191,9 @@ long as (
         wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id,
         '{{ r.y }}' as indicator,
         'ratio' as measure,
-        rn_{{ k }} as n, rsa_{{ k }} as sa, rsb_{{ k }} as sb, rsaa_{{ k }} as saa, rsab_{{ k }} as sab, rsbb_{{ k }} as sbb
+        rn_{{ k }} as n, rma_{{ k }} as ma, rmb_{{ k }} as mb, rsw_{{ k }} as sw, rsww_{{ k }} as sww,
+        rsu_{{ k }} as su, rsv_{{ k }} as sv, rsu2_{{ k }} as su2, rsv2_{{ k }} as sv2,
+        rsuu_{{ k }} as suu, rsuv_{{ k }} as suv, rsvv_{{ k }} as svv
     from moments
     union all
     {% endfor -%}
@@ -157,7 +201,8 @@ long as (
         wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id,
         cast(null as {{ dbt.type_string() }}) as indicator,
         cast(null as {{ dbt.type_string() }}) as measure,
-        0 as n, 0.0 as sa, 0.0 as sb, 0.0 as saa, 0.0 as sab, 0.0 as sbb
+        0 as n, 0.0 as ma, 0.0 as mb, 0.0 as sw, 0.0 as sww,
+        0.0 as su, 0.0 as sv, 0.0 as su2, 0.0 as sv2, 0.0 as suu, 0.0 as suv, 0.0 as svv
     from moments
     where 1 = 0
 
@@ -198,39 +243,29 @@ spine_{{ L }} as (
 
 ),
 
-by_stratum_{{ L }} as (
-
-    select
-        wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id,
-        sum(n) as n, sum(sa) as sa, sum(sb) as sb, sum(saa) as saa, sum(sab) as sab, sum(sbb) as sbb
-    from long
-    group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id
-
-),
-
 point_{{ L }} as (
 
     select
-        by_stratum.wave,
+        long.wave,
         {% for d in D -%}
-        by_stratum.{{ d }},
+        long.{{ d }},
         {% endfor -%}
-        by_stratum.indicator,
-        by_stratum.measure,
-        sum(by_stratum.n) as n_respondents,
-        sum(by_stratum.sa) as sum_a,
-        sum(by_stratum.sb) as sum_b,
+        long.indicator,
+        long.measure,
+        sum(long.n) as n_respondents,
+        sum(long.su + long.ma * long.sw) as sum_a,
+        sum(long.sv + long.mb * long.sw) as sum_b,
         case
             {% for r in ratio_list -%}
-            when by_stratum.measure = 'ratio' and by_stratum.indicator = '{{ r.y }}' then max(spine.known_{{ loop.index }})
+            when long.measure = 'ratio' and long.indicator = '{{ r.y }}' then max(spine.known_{{ loop.index }})
             {% endfor -%}
             else 1.0
         end as scale
     -- the domain's spine row, for its known auxiliary totals (the one row, for national)
-    from by_stratum_{{ L }} as by_stratum
+    from long
     inner join spine_{{ L }} as spine
-        on {% for d in D %}by_stratum.{{ d }} = spine.{{ d }} and {% endfor %}1 = 1
-    group by by_stratum.wave, {% for d in D %}by_stratum.{{ d }}, {% endfor %}by_stratum.indicator, by_stratum.measure
+        on {% for d in D %}long.{{ d }} = spine.{{ d }} and {% endfor %}1 = 1
+    group by long.wave, {% for d in D %}long.{{ d }}, {% endfor %}long.indicator, long.measure
 
 ),
 
@@ -245,40 +280,38 @@ variance_{{ L }} as (
             end
         ) as variance
     from (
+        -- per domain x stratum: sum z and sum z^2, z_i = k w_i (u_i - R v_i + delta_c)
         select
-            by_stratum.wave,
-            {% for d in D -%}
-            by_stratum.{{ d }},
-            {% endfor -%}
-            by_stratum.indicator,
-            by_stratum.measure,
-            strata.n_respondents as n_h,
-            strata.fpc,
-            case
-                when by_stratum.measure = 'total' then by_stratum.sa
-                else point.scale * (by_stratum.sa - point.sum_a / point.sum_b * by_stratum.sb) / point.sum_b
-            end as sz,
-            case
-                when by_stratum.measure = 'total' then by_stratum.saa
-                else point.scale * point.scale
-                    * (by_stratum.saa
-                        - 2 * (point.sum_a / point.sum_b) * by_stratum.sab
-                        + (point.sum_a / point.sum_b) * (point.sum_a / point.sum_b) * by_stratum.sbb)
-                    / (point.sum_b * point.sum_b)
-            end as szz
-        from by_stratum_{{ L }} as by_stratum
-        inner join point_{{ L }} as point
-            on by_stratum.wave = point.wave
-            and by_stratum.indicator = point.indicator
-            and by_stratum.measure = point.measure
-            {% for d in D -%}
-            and by_stratum.{{ d }} = point.{{ d }}
-            {% endfor %}
-        inner join strata
-            on by_stratum.stratum_id = strata.stratum_id
-            and by_stratum.wave = strata.wave
-        where point.sum_b <> 0 or by_stratum.measure = 'total'
-    ) as linearised
+            wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id,
+            max(n_h) as n_h,
+            max(fpc) as fpc,
+            sum(k * (su - r * sv + delta * sw)) as sz,
+            sum(k * k * (suu - 2 * r * suv + r * r * svv + 2 * delta * (su2 - r * sv2) + delta * delta * sww)) as szz
+        from (
+            select
+                long.*,
+                strata.n_respondents as n_h,
+                strata.fpc,
+                case when long.measure = 'total' then 0.0 else point.sum_a / point.sum_b end as r,
+                case when long.measure = 'total' then long.ma
+                    else long.ma - point.sum_a / point.sum_b * long.mb end as delta,
+                case when long.measure = 'total' then 1.0 else point.scale / point.sum_b end as k
+            from long
+            inner join point_{{ L }} as point
+                on long.wave = point.wave
+                and long.indicator = point.indicator
+                and long.measure = point.measure
+                {% for d in D -%}
+                and long.{{ d }} = point.{{ d }}
+                {% endfor %}
+            inner join strata
+                on long.stratum_id = strata.stratum_id
+                and long.wave = strata.wave
+            where long.n > 0
+                and (point.sum_b <> 0 or long.measure = 'total')
+        ) as by_cell
+        group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id
+    ) as by_stratum
     group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure
 
 ),
