@@ -28,9 +28,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.synth import support_table, synthesize  # noqa: E402
-from surveysynth.synth_config import SynthConfig  # noqa: E402
-from surveysynth.synth_planted import planted_survey  # noqa: E402
+from surveysynth.synth import support_table, synthesize
+from surveysynth.synth_config import SynthConfig
+from surveysynth.synth_planted import planted_survey
 
 
 def planted_rows(n_rows: int, seed: int = 1, waves: int = 4) -> dict:
@@ -39,9 +39,18 @@ def planted_rows(n_rows: int, seed: int = 1, waves: int = 4) -> dict:
     n_per = max(1.0, n_rows / (n_cells * waves * 0.8) - 1.0)
     rng = np.random.default_rng(seed)
     # uneven cells: a fifth sparse (1-3 respondents a wave), the rest supported
-    n = rng.poisson(n_per, n_cells) * rng.choice([0, 1, 1, 1, 1], n_cells) + rng.integers(1, 4, n_cells)
-    return planted_survey(n_regions=12, n_sectors=12, sizes=("a", "b", "c", "d"), waves=waves,
-                          n_per_cell=n, N_per_cell=np.maximum(4 * n, 50), seed=seed)
+    n = rng.poisson(n_per, n_cells) * rng.choice([0, 1, 1, 1, 1], n_cells) + rng.integers(
+        1, 4, n_cells
+    )
+    return planted_survey(
+        n_regions=12,
+        n_sectors=12,
+        sizes=("a", "b", "c", "d"),
+        waves=waves,
+        n_per_cell=n,
+        N_per_cell=np.maximum(4 * n, 50),
+        seed=seed,
+    )
 
 
 def demo_rows() -> dict:
@@ -110,10 +119,21 @@ def compare(data: dict, seed: int = 1) -> pd.DataFrame:
     q_gc = quality_score(r, gc, cfg)
     return pd.DataFrame(
         [
-            {"synthesizer": "hierarchical (surveysynth)", "rows_in": len(r), "rows_out": len(hier),
-             "seconds": t_h, "quality_score": q_h},
-            {"synthesizer": "SDV GaussianCopula", "rows_in": len(r), "rows_out": len(gc),
-             "seconds": t_gc, "quality_score": q_gc, "fit_seconds": t_fit},
+            {
+                "synthesizer": "hierarchical (surveysynth)",
+                "rows_in": len(r),
+                "rows_out": len(hier),
+                "seconds": t_h,
+                "quality_score": q_h,
+            },
+            {
+                "synthesizer": "SDV GaussianCopula",
+                "rows_in": len(r),
+                "rows_out": len(gc),
+                "seconds": t_gc,
+                "quality_score": q_gc,
+                "fit_seconds": t_fit,
+            },
         ]
     )
 
@@ -127,9 +147,15 @@ def scale(data: dict, m: int = 5, seed: int = 1) -> dict:
     secs = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     tim = out.attrs.get("surveysynth_manifest", {}).get("timings")
-    return {"responses": len(r), "implicates": m, "rows_out": len(out), "seconds": round(secs, 1),
-            "peak_rss_gb_process": round(peak, 2), "peak_rss_gb_before": round(rss0, 2),
-            "timings": tim}
+    return {
+        "responses": len(r),
+        "implicates": m,
+        "rows_out": len(out),
+        "seconds": round(secs, 1),
+        "peak_rss_gb_process": round(peak, 2),
+        "peak_rss_gb_before": round(rss0, 2),
+        "timings": tim,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,17 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.perf_counter()
     data = demo_rows() if a.data == "demo" else planted_rows(a.rows)
-    print(f"data: {a.data}, {len(data['responses']):,} responses, "
-          f"{0 if data['frame'] is None else len(data['frame']):,} frame units "
-          f"({time.perf_counter() - t0:.1f}s to build)")
+    print(
+        f"data: {a.data}, {len(data['responses']):,} responses, "
+        f"{0 if data['frame'] is None else len(data['frame']):,} frame units "
+        f"({time.perf_counter() - t0:.1f}s to build)"
+    )
     pd.set_option("display.width", 160)
     if a.what == "compare":
         res = compare(data)
         print(res.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         h, g = res.iloc[0], res.iloc[1]
-        print(f"\nspeed-up (SDV seconds / hierarchical seconds): {g['seconds'] / h['seconds']:.1f}x "
-              f"(target >= 10x); quality: {h['quality_score']:.3f} vs SDV {g['quality_score']:.3f} "
-              "(target >= SDV)")
+        print(
+            f"\nspeed-up (SDV seconds / hierarchical seconds): {g['seconds'] / h['seconds']:.1f}x "
+            f"(target >= 10x); quality: {h['quality_score']:.3f} vs SDV {g['quality_score']:.3f} "
+            "(target >= SDV)"
+        )
     else:
         res = scale(data, a.m)
         for k, v in res.items():

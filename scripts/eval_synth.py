@@ -24,9 +24,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.synth import SynthConfig, support_table, synthesize  # noqa: E402
-from surveysynth.synth_eval import evaluate_against_truth  # noqa: E402
-from surveysynth.rules import violations  # noqa: E402
+from surveysynth.rules import violations
+from surveysynth.synth import SynthConfig, support_table, synthesize
+from surveysynth.synth_eval import evaluate_against_truth
 
 DEMO_RULES = [
     {
@@ -47,9 +47,15 @@ def demo_config(**overrides) -> SynthConfig:
 
 def load_demo(data_dir: Path = ROOT / "data" / "demo") -> dict[str, pd.DataFrame]:
     if not (data_dir / "demo_truth.parquet").exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--out",
-                        str(data_dir)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return {n: pd.read_parquet(data_dir / f"{n}.parquet") for n in ("responses", "frame", "demo_truth")}
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--out", str(data_dir)],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+    return {
+        n: pd.read_parquet(data_dir / f"{n}.parquet") for n in ("responses", "frame", "demo_truth")
+    }
 
 
 def run(config: SynthConfig, data: dict[str, pd.DataFrame]) -> dict:
@@ -84,19 +90,27 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 160)
     fmt = {k: "{:.4g}".format for k in ("rmse_direct", "rmse_synth", "rmse_augmented")}
     fmt.update({k: "{:.3f}".format for k in ("ratio_synth", "ratio_augmented")})
-    print(f"backend={cfg.backend} m={cfg.m} seed={cfg.seed}: {res['n_synthetic']} synthetic rows "
-          f"in {res['seconds']:.1f}s, rule violations: {res['violations']}")
-    print("\nSparse cells x waves: RMSE vs truth of direct (real records), synth (synthetic "
-          "records only)\nand augmented (respondents + synthetic); ALL: errors / sd(truth) per indicator")
+    print(
+        f"backend={cfg.backend} m={cfg.m} seed={cfg.seed}: {res['n_synthetic']} synthetic rows "
+        f"in {res['seconds']:.1f}s, rule violations: {res['violations']}"
+    )
+    print(
+        "\nSparse cells x waves: RMSE vs truth of direct (real records), synth (synthetic "
+        "records only)\nand augmented (respondents + synthetic); ALL: errors / sd(truth) per indicator"
+    )
     print(res["by_indicator"].to_string(index=False, formatters=fmt))
     e = res["empty"]
-    print(f"\nEmpty cells x waves: {e.attrs['n_empty_with_estimate']}/{e.attrs['n_empty_cell_waves']} "
-          "have synthetic estimates")
+    print(
+        f"\nEmpty cells x waves: {e.attrs['n_empty_with_estimate']}/{e.attrs['n_empty_cell_waves']} "
+        "have synthetic estimates"
+    )
     print(e.to_string(index=False, formatters={"rmse_synth": "{:.4g}".format}))
     allrow = res["by_indicator"].set_index("indicator").loc["ALL (scaled)"]
     ratio = float(allrow["ratio_synth"])
-    print(f"\nRMSE ratio synthetic/direct (sparse, pooled): {ratio:.3f} "
-          f"(augmented/direct {float(allrow['ratio_augmented']):.3f}; target <= {a.max_ratio})")
+    print(
+        f"\nRMSE ratio synthetic/direct (sparse, pooled): {ratio:.3f} "
+        f"(augmented/direct {float(allrow['ratio_augmented']):.3f}; target <= {a.max_ratio})"
+    )
     return 0 if ratio <= a.max_ratio and res["violations"] == 0 else 1
 
 

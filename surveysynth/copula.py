@@ -42,7 +42,10 @@ def weighted_quantile_grid(r: np.ndarray, w: np.ndarray, n_points: int = 1025):
     cw = np.cumsum(ws)
     pos = (cw - 0.5 * ws) / cw[-1]
     pmin = max(0.5 / r.size, 1e-6)
-    inner = 1.0 / (1.0 + np.exp(-np.linspace(np.log(pmin / (1 - pmin)), np.log((1 - pmin) / pmin), n_points - 2)))
+    inner = 1.0 / (
+        1.0
+        + np.exp(-np.linspace(np.log(pmin / (1 - pmin)), np.log((1 - pmin) / pmin), n_points - 2))
+    )
     P = np.concatenate([[0.0], inner, [1.0]])
     Q = np.interp(P, pos, rs)
     Q[0], Q[-1] = rs[0], rs[-1]

@@ -171,7 +171,7 @@ def fit_pooled(
     terms: Mapping[str, np.ndarray],
     names: Sequence[str] | None = None,
     default: np.ndarray | float = 0.0,
-    max_iter: int = 60,
+    max_iter: int = 36,
     tol: float = 1e-5,
     progress_seconds: float = 5.0,
     start: PoolingResult | None = None,
@@ -219,14 +219,20 @@ def fit_pooled(
     offs = np.cumsum([1, *sizes])
     n_t = len(names_t)
 
+    n_rows = int(offs[-1]) + n_t + 1
+
     def pack(b0, uu, t2, s2) -> np.ndarray:
-        return np.vstack([b0[None], *(uu[k] for k in names_t),
-                          np.log(np.vstack([t2[k] for k in names_t])) if n_t else np.zeros((0, n_par)),
-                          np.log(s2)[None]])
+        out = np.empty((n_rows, n_par))
+        out[0] = b0
+        for i, k in enumerate(names_t):
+            out[offs[i] : offs[i + 1]] = uu[k]
+            out[offs[-1] + i] = np.log(t2[k])
+        out[-1] = np.log(s2)
+        return out
 
     def unpack(S: np.ndarray):
         b0 = S[0]
-        uu = {k: S[offs[i]:offs[i + 1]] for i, k in enumerate(names_t)}
+        uu = {k: S[offs[i] : offs[i + 1]] for i, k in enumerate(names_t)}
         t2 = {k: np.maximum(np.exp(S[offs[-1] + i]), VAR_FLOOR) for i, k in enumerate(names_t)}
         s2 = np.maximum(np.exp(S[-1]), VAR_FLOOR)
         return b0, uu, t2, s2
@@ -302,9 +308,7 @@ def fit_pooled(
         prior_var = prior_var + uvar[k][c]
     gamma = np.where(obs, sigma_v2 / (sigma_v2 + ps), 0.0)
     post_mean = np.where(obs, prior_mean + gamma * (theta_hat - prior_mean), prior_mean)
-    post_var = np.where(
-        obs, gamma * ps + (1 - gamma) ** 2 * prior_var, sigma_v2 + prior_var
-    )
+    post_var = np.where(obs, gamma * ps + (1 - gamma) ** 2 * prior_var, sigma_v2 + prior_var)
     dflt = np.broadcast_to(np.asarray(default, dtype=float), (n_par,))
     post_mean[:, ~has_any] = dflt[~has_any]
     post_var[:, ~has_any] = 0.0

@@ -8,6 +8,7 @@ from ``hashlib`` (Python's ``hash()`` is salted per process).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -17,8 +18,12 @@ import pandas as pd
 
 def stable_int_hash(value: Any) -> int:
     """A 64-bit non-negative integer hash of ``str(value)`` that is stable across runs."""
-    digest = hashlib.sha256(key_str(value).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little")
+    return _hash_text(key_str(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def _hash_text(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
 
 
 def key_str(value: Any) -> str:
@@ -36,14 +41,21 @@ def key_str(value: Any) -> str:
 def cell_rng(seed: int, cell_id: str, wave: Any, implicate: int) -> np.random.Generator:
     """The random stream of one cell x wave x implicate."""
     ss = np.random.SeedSequence(
-        [int(seed) & 0xFFFFFFFFFFFFFFFF, stable_int_hash(cell_id), stable_int_hash(wave), int(implicate)]
+        [
+            int(seed) & 0xFFFFFFFFFFFFFFFF,
+            stable_int_hash(cell_id),
+            stable_int_hash(wave),
+            int(implicate),
+        ]
     )
     return np.random.Generator(np.random.PCG64(ss))
 
 
 def stream_rng(seed: int, *labels: Any) -> np.random.Generator:
     """A named auxiliary stream (e.g. the fit's dequantisation jitter)."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, *(stable_int_hash(x) for x in labels)])
+    ss = np.random.SeedSequence(
+        [int(seed) & 0xFFFFFFFFFFFFFFFF, *(stable_int_hash(x) for x in labels)]
+    )
     return np.random.Generator(np.random.PCG64(ss))
 
 

@@ -42,7 +42,14 @@ import pandas as pd
 from .seeding import content_hash
 from .synth_config import SynthConfig, SynthConfigError
 from .synth_fit import SynthModel, fit
-from .synth_inputs import CELL_ID, Inputs, SynthInputError, make_cell_id, prepare_inputs, support_table
+from .synth_inputs import (
+    CELL_ID,
+    Inputs,
+    SynthInputError,
+    make_cell_id,
+    prepare_inputs,
+    support_table,
+)
 from .synth_sample import (
     IMPLICATE,
     attach_params,
@@ -77,22 +84,28 @@ log = logging.getLogger("surveysynth")
 MANIFEST_ATTR = "surveysynth_manifest"
 
 
-def run_id(config: SynthConfig, responses: pd.DataFrame, frame: pd.DataFrame | None,
-           support: pd.DataFrame) -> str:
+def run_id(
+    config: SynthConfig, responses: pd.DataFrame, frame: pd.DataFrame | None, support: pd.DataFrame
+) -> str:
     """Deterministic run id: sha256 of the seed, the canonical config and the inputs'
     content hashes (order-insensitive)."""
     return _run_id(config, input_hashes(responses, frame, support))
 
 
-def input_hashes(responses: pd.DataFrame, frame: pd.DataFrame | None,
-                 support: pd.DataFrame) -> dict[str, str]:
-    return {"responses": content_hash(responses), "frame": content_hash(frame),
-            "support": content_hash(support)}
+def input_hashes(
+    responses: pd.DataFrame, frame: pd.DataFrame | None, support: pd.DataFrame
+) -> dict[str, str]:
+    return {
+        "responses": content_hash(responses),
+        "frame": content_hash(frame),
+        "support": content_hash(support),
+    }
 
 
 def _run_id(config: SynthConfig, hashes: dict[str, str]) -> str:
-    payload = json.dumps({"seed": config.seed, "config": config.to_json(), **hashes},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"seed": config.seed, "config": config.to_json(), **hashes}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -145,8 +158,12 @@ def synthesize(
     rid = _run_id(config, hashes)
     plan = with_implicates(build_plan(inputs, config), config.m, config.wave)
     timings: dict[str, float] = {"prepare_s": time.monotonic() - t0}
-    log.info("synthesize: %s, mode %s, %d records x implicates planned", config.backend,
-             config.mode, len(plan))
+    log.info(
+        "synthesize: %s, mode %s, %d records x implicates planned",
+        config.backend,
+        config.mode,
+        len(plan),
+    )
     if config.backend == "hierarchical":
         t1 = time.monotonic()
         model = fit(inputs, config, rid, _method(config))
@@ -162,9 +179,17 @@ def synthesize(
         timings.update(timings_b)
         diagnostics = None
     timings["total_s"] = time.monotonic() - t0
-    out = out.reset_index(drop=True)
+    if not isinstance(out.index, pd.RangeIndex):
+        out = out.reset_index(drop=True)
     out.attrs[MANIFEST_ATTR] = manifest(
-        responses, frame, support, config, timings=timings, output=out, hashes=hashes
+        responses,
+        frame,
+        support,
+        config,
+        timings=timings,
+        output=out,
+        hashes=hashes,
+        hash_output=len(out) <= 2_000_000,
     )
     if diagnostics is not None:
         out.attrs["surveysynth_pooling"] = diagnostics.to_dict(orient="list")
@@ -172,8 +197,16 @@ def synthesize(
 
 
 # ----------------------------------------------------------------------- Spark
-_SPARK_TYPES = {"object": "string", "string": "string", "int64": "bigint", "Int64": "bigint",
-                "float64": "double", "bool": "boolean", "boolean": "boolean", "int32": "int"}
+_SPARK_TYPES = {
+    "object": "string",
+    "string": "string",
+    "int64": "bigint",
+    "Int64": "bigint",
+    "float64": "double",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "int32": "int",
+}
 
 
 def spark_schema(model: SynthModel, plan: pd.DataFrame | None = None) -> str:
@@ -196,8 +229,13 @@ def spark_input(plan: pd.DataFrame, model: SynthModel) -> pd.DataFrame:
     return attach_params(plan, model)
 
 
-def synthesize_spark(spark: Any, responses: pd.DataFrame, frame: pd.DataFrame | None,
-                     support: pd.DataFrame, config: SynthConfig):
+def synthesize_spark(
+    spark: Any,
+    responses: pd.DataFrame,
+    frame: pd.DataFrame | None,
+    support: pd.DataFrame,
+    config: SynthConfig,
+):
     """FIT on the driver (pandas), SAMPLE on Spark: returns a Spark DataFrame with the same
     rows as :func:`synthesize` (hierarchical backend)."""
     if config.backend != "hierarchical":
@@ -234,9 +272,11 @@ def manifest(
     output: pd.DataFrame | None = None,
     hashes: dict[str, str] | None = None,
     as_frame: bool = False,
+    hash_output: bool = True,
 ) -> dict[str, Any] | pd.DataFrame:
     """Provenance of a synthesis run: run id, seed, method, parameters (JSON), input row
-    counts and content hashes, library versions, timings, output size and hash."""
+    counts and content hashes, library versions, timings, output size and hash
+    (``synthesize`` skips the output hash above 2M rows; ask for it here)."""
     hashes = hashes or input_hashes(responses, frame, support)
     rid = _run_id(config, hashes)
     out: dict[str, Any] = {
@@ -246,16 +286,16 @@ def manifest(
         "mode": config.mode,
         "m": config.m,
         "parameters": config.to_json(),
-        "n_responses": int(len(responses)),
-        "n_frame": None if frame is None else int(len(frame)),
-        "n_support": int(len(support)),
+        "n_responses": len(responses),
+        "n_frame": None if frame is None else len(frame),
+        "n_support": len(support),
         "hash_responses": hashes["responses"],
         "hash_frame": hashes["frame"],
         "hash_support": hashes["support"],
         "versions": json.dumps(_versions(config.backend), sort_keys=True),
         "timings": json.dumps({k: round(v, 4) for k, v in (timings or {}).items()}, sort_keys=True),
-        "n_output": None if output is None else int(len(output)),
-        "hash_output": None if output is None else content_hash(output),
+        "n_output": None if output is None else len(output),
+        "hash_output": content_hash(output) if output is not None and hash_output else None,
     }
     if as_frame:
         return pd.DataFrame([out])
@@ -296,5 +336,7 @@ def weighted_cell_estimates(
         frame = keys.assign(_w=wok, **{k: v * wok for k, v in cols.items()})
         agg = frame.groupby(by, sort=True).sum()
         est = agg[list(cols)].div(agg["_w"].where(agg["_w"] > 0), axis=0)
-        parts.append(est.reset_index().melt(id_vars=by, var_name="indicator", value_name="estimate"))
+        parts.append(
+            est.reset_index().melt(id_vars=by, var_name="indicator", value_name="estimate")
+        )
     return pd.concat(parts, ignore_index=True)

@@ -173,24 +173,24 @@ class SynthConfig:
         aux = v.get("ss_frame_auxiliaries") or []
         if isinstance(aux, str):
             aux = [aux]
-        kwargs: dict[str, Any] = dict(
-            unit_id=str(need("ss_unit_id")),
-            wave=str(need("ss_wave")),
-            cell_dims=tuple(str(d) for d in dims),
-            outcomes=parse_outcomes(outcomes_raw),
-            weight=v.get("ss_design_weight"),
-            auxiliaries=tuple(str(a) for a in aux),
-            m=int(v.get("ss_synth_m", 5)),
-            seed=int(v.get("ss_seed", 0)),
-            mode=str(v.get("ss_synth_mode", "augment")),
-            backend=str(v.get("ss_synth_backend", "hierarchical")),
-            max_records_per_cell=int(v.get("ss_synth_max_records_per_cell", 2000)),
-            rules=parse_rules(v.get("ss_synth_rules") or []),
-            item_missing=bool(v.get("ss_synth_item_missing", True)),
-            augment_classes=tuple(v.get("ss_synth_augment_classes", ("sparse", "empty"))),
-            interactions=bool(v.get("ss_synth_interactions", True)),
-            backend_options=tuple(sorted((v.get("ss_synth_backend_options") or {}).items())),
-        )
+        kwargs: dict[str, Any] = {
+            "unit_id": str(need("ss_unit_id")),
+            "wave": str(need("ss_wave")),
+            "cell_dims": tuple(str(d) for d in dims),
+            "outcomes": parse_outcomes(outcomes_raw),
+            "weight": v.get("ss_design_weight"),
+            "auxiliaries": tuple(str(a) for a in aux),
+            "m": int(v.get("ss_synth_m", 5)),
+            "seed": int(v.get("ss_seed", 0)),
+            "mode": str(v.get("ss_synth_mode", "augment")),
+            "backend": str(v.get("ss_synth_backend", "hierarchical")),
+            "max_records_per_cell": int(v.get("ss_synth_max_records_per_cell", 2000)),
+            "rules": parse_rules(v.get("ss_synth_rules") or []),
+            "item_missing": bool(v.get("ss_synth_item_missing", True)),
+            "augment_classes": tuple(v.get("ss_synth_augment_classes", ("sparse", "empty"))),
+            "interactions": bool(v.get("ss_synth_interactions", True)),
+            "backend_options": tuple(sorted((v.get("ss_synth_backend_options") or {}).items())),
+        }
         kwargs.update(overrides)
         if "outcomes" in overrides and isinstance(overrides["outcomes"], Mapping):
             kwargs["outcomes"] = parse_outcomes(overrides["outcomes"])

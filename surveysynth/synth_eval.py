@@ -31,8 +31,9 @@ def _rmse(x) -> float:
     return float(np.sqrt(np.mean(np.square(x)))) if len(x) else float("nan")
 
 
-def augmented_estimates(synthetic: pd.DataFrame, responses: pd.DataFrame, config: SynthConfig,
-                        keys: list[str]) -> pd.DataFrame:
+def augmented_estimates(
+    synthetic: pd.DataFrame, responses: pd.DataFrame, config: SynthConfig, keys: list[str]
+) -> pd.DataFrame:
     m = max(int(synthetic["implicate"].nunique()), 1) if len(synthetic) else 1
     cols = [*keys, *config.outcome_names]
     real = responses[cols].assign(_w=1.0)
@@ -57,7 +58,9 @@ def evaluate_against_truth(
     sparse = support.loc[support["support_class"] == "sparse", keys]
     empty = support.loc[support["support_class"] == "empty", keys]
     ests = {
-        "direct": weighted_cell_estimates(responses.merge(sparse, on=keys), config, config.weight, keys),
+        "direct": weighted_cell_estimates(
+            responses.merge(sparse, on=keys), config, config.weight, keys
+        ),
         "synth": weighted_cell_estimates(synthetic, config, "synth_weight", keys),
         "augmented": augmented_estimates(synthetic, responses.merge(sparse, on=keys), config, keys),
     }
@@ -78,17 +81,30 @@ def evaluate_against_truth(
     rows.append(_row(ALL_MINORITY, det[minority], det.loc[minority, "scale"]))
     by_ind = pd.DataFrame(rows)
 
-    emp = empty.merge(t, on=keys).merge(
-        ests["synth"].rename(columns={"estimate": "synth"}), on=[*keys, "indicator"], how="left"
-    ).merge(scale, left_on="indicator", right_index=True, how="left")
+    emp = (
+        empty.merge(t, on=keys)
+        .merge(
+            ests["synth"].rename(columns={"estimate": "synth"}), on=[*keys, "indicator"], how="left"
+        )
+        .merge(scale, left_on="indicator", right_index=True, how="left")
+    )
     erows = [
-        {"indicator": ind, "n": len(g), "rmse_synth": _rmse(g["synth"] - g["truth"]),
-         "coverage": float(g["synth"].notna().mean())}
+        {
+            "indicator": ind,
+            "n": len(g),
+            "rmse_synth": _rmse(g["synth"] - g["truth"]),
+            "coverage": float(g["synth"].notna().mean()),
+        }
         for ind, g in emp.groupby("indicator", sort=True)
     ]
-    erows.append({"indicator": ALL, "n": len(emp),
-                  "rmse_synth": _rmse((emp["synth"] - emp["truth"]) / emp["scale"]),
-                  "coverage": float(emp["synth"].notna().mean()) if len(emp) else float("nan")})
+    erows.append(
+        {
+            "indicator": ALL,
+            "n": len(emp),
+            "rmse_synth": _rmse((emp["synth"] - emp["truth"]) / emp["scale"]),
+            "coverage": float(emp["synth"].notna().mean()) if len(emp) else float("nan"),
+        }
+    )
     out_e = pd.DataFrame(erows)
     covered = emp.groupby(keys)["synth"].apply(lambda s: s.notna().any())
     out_e.attrs["n_empty_cell_waves"] = len(empty)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from . import copula
 from .pooling import (
@@ -44,7 +44,6 @@ from .pooling import (
     hajek_share,
     logit_direct,
     pooling_terms,
-    smoothed_logit_psi,
     weighted_moments,
 )
 from .rules import when_mask
@@ -187,7 +186,9 @@ def _aux_transform(x: np.ndarray, how: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- fit
-def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarchical") -> SynthModel:
+def fit(
+    inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarchical"
+) -> SynthModel:
     """Fit the hierarchical cell model and the pooled texture. Vectorised: groupby via
     bincount on integer cell x wave codes; no loops over rows."""
     t0 = time.monotonic()
@@ -226,11 +227,22 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
         ok = np.isfinite(xr)
         aux_center.append(float(np.average(xr[ok], weights=w[ok])) if ok.any() else 0.0)
     spec_stub = SamplerSpec(
-        seed=c.seed, unit_id=c.unit_id, wave=c.wave, cell_dims=c.cell_dims,
-        auxiliaries=c.auxiliaries, outcomes=c.outcomes, rules=c.rules,
-        item_missing=c.item_missing, params=(), models=(), chol=np.eye(1),
-        aux_used=aux_used, aux_transform=tuple(aux_how), aux_center=np.asarray(aux_center),
-        run_id=run_id, method=method,
+        seed=c.seed,
+        unit_id=c.unit_id,
+        wave=c.wave,
+        cell_dims=c.cell_dims,
+        auxiliaries=c.auxiliaries,
+        outcomes=c.outcomes,
+        rules=c.rules,
+        item_missing=c.item_missing,
+        params=(),
+        models=(),
+        chol=np.eye(1),
+        aux_used=aux_used,
+        aux_transform=tuple(aux_how),
+        aux_center=np.asarray(aux_center),
+        run_id=run_id,
+        method=method,
     )
     X = aux_matrix(r, spec_stub)
 
@@ -244,8 +256,15 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
     numeric_data: dict[str, dict] = {}
     everyone = np.ones(len(r), dtype=bool)
 
-    def add_share(name: str, o: str, kind: str, y: np.ndarray, mask: np.ndarray, level: int = -1,
-                  default: float = 0.0) -> int:
+    def add_share(
+        name: str,
+        o: str,
+        kind: str,
+        y: np.ndarray,
+        mask: np.ndarray,
+        level: int = -1,
+        default: float = 0.0,
+    ) -> int:
         p_hat, _, n_eff = hajek_share(g, w, y.astype(float), mask, n_groups)
         th, ps = logit_direct(p_hat, n_eff)
         params.append(ParamSpec(name, o, kind, level))
@@ -285,12 +304,20 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
             x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             lo, hi = o.lower, o.max
             if lo is not None and np.any(fp & (x < lo)):
-                log.warning("outcome '%s': %d value(s) below min %s clipped", o.name,
-                            int(np.sum(fp & (x < lo))), lo)
+                log.warning(
+                    "outcome '%s': %d value(s) below min %s clipped",
+                    o.name,
+                    int(np.sum(fp & (x < lo))),
+                    lo,
+                )
                 x = np.where(fp & (x < lo), lo, x)
             if hi is not None and np.any(fp & (x > hi)):
-                log.warning("outcome '%s': %d value(s) above max %s clipped", o.name,
-                            int(np.sum(fp & (x > hi))), hi)
+                log.warning(
+                    "outcome '%s': %d value(s) above max %s clipped",
+                    o.name,
+                    int(np.sum(fp & (x > hi))),
+                    hi,
+                )
                 x = np.where(fp & (x > hi), hi, x)
             at_min = fp & (x <= lo) if lo is not None else np.zeros(len(x), bool)
             if at_min.any():
@@ -310,14 +337,18 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
             mean, var, n_pos, n_eff = weighted_moments(g, w, zr, pos, n_groups)
             kappa = _pooled_kurtosis(g, w, zr, pos, mean, var, n_eff)
             with np.errstate(divide="ignore", invalid="ignore"):
-                ls_th = np.where(np.isfinite(var) & (var > 0), 0.5 * (np.log(var) + 1.0 / (n_eff - 1.0)), np.nan)
+                ls_th = np.where(
+                    np.isfinite(var) & (var > 0), 0.5 * (np.log(var) + 1.0 / (n_eff - 1.0)), np.nan
+                )
                 ls_ps = np.where(np.isfinite(ls_th), (kappa - 1.0) / (4.0 * (n_eff - 1.0)), np.nan)
             params.append(ParamSpec(f"{o.name}__logscale", o.name, "logscale"))
             thetas.append(ls_th)
             psis.append(ls_ps)
             defaults.append(0.0)
             om.logscale = len(params) - 1
-            pooled_var = float(np.nansum(var * (n_pos - 1)) / max(np.nansum((n_pos - 1) * np.isfinite(var)), 1))
+            pooled_var = float(
+                np.nansum(var * (n_pos - 1)) / max(np.nansum((n_pos - 1) * np.isfinite(var)), 1)
+            )
             with np.errstate(divide="ignore", invalid="ignore"):
                 loc_ps = np.where(n_pos > 0, pooled_var / n_eff, np.nan)
             params.append(ParamSpec(f"{o.name}__loc", o.name, "loc"))
@@ -334,8 +365,15 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
     theta = np.column_stack(thetas)
     psi = np.column_stack(psis)
     terms = pooling_terms(table, c.cell_dims, c.wave, c.interactions)
-    log.info("synth fit: %d parameters x %d cell-waves, %d prior terms", len(params), n_groups, len(terms))
-    first = fit_pooled(theta, psi, terms, names, np.asarray(defaults), progress_seconds=c.progress_seconds)
+    log.info(
+        "synth fit: %d parameters x %d cell-waves, %d prior terms",
+        len(params),
+        n_groups,
+        len(terms),
+    )
+    first = fit_pooled(
+        theta, psi, terms, names, np.asarray(defaults), progress_seconds=c.progress_seconds
+    )
 
     # further passes: penalised quasi-likelihood for shares (working response linearised
     # at the current posterior, Breslow & Clayton 1993), location variances from the
@@ -357,10 +395,21 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
                 psi2[:, i] = np.where(
                     obs, np.exp(2 * pooled.post_mean[:, j]) / np.maximum(n_eff, 1e-9), np.nan
                 )
-        pooled = fit_pooled(theta2, psi2, terms, names, np.asarray(defaults),
-                            progress_seconds=c.progress_seconds, start=pooled)
-    log.info("synth fit: pooling done (EM iterations %d first pass + %d last), %.1fs",
-             first.iterations, pooled.iterations, time.monotonic() - t0)
+        pooled = fit_pooled(
+            theta2,
+            psi2,
+            terms,
+            names,
+            np.asarray(defaults),
+            progress_seconds=c.progress_seconds,
+            start=pooled,
+        )
+    log.info(
+        "synth fit: pooling done (EM iterations %d first pass + %d last), %.1fs",
+        first.iterations,
+        pooled.iterations,
+        time.monotonic() - t0,
+    )
 
     post = pooled.post_mean
     # texture: residual shapes, then copula normal scores
@@ -393,13 +442,26 @@ def fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarc
     chol = np.linalg.cholesky(corr)
 
     spec = SamplerSpec(
-        seed=c.seed, unit_id=c.unit_id, wave=c.wave, cell_dims=c.cell_dims,
-        auxiliaries=c.auxiliaries, outcomes=c.outcomes, rules=c.rules,
-        item_missing=c.item_missing, params=tuple(params), models=tuple(models), chol=chol,
-        aux_used=aux_used, aux_transform=tuple(aux_how), aux_center=np.asarray(aux_center),
-        run_id=run_id, method=method,
+        seed=c.seed,
+        unit_id=c.unit_id,
+        wave=c.wave,
+        cell_dims=c.cell_dims,
+        auxiliaries=c.auxiliaries,
+        outcomes=c.outcomes,
+        rules=c.rules,
+        item_missing=c.item_missing,
+        params=tuple(params),
+        models=tuple(models),
+        chol=chol,
+        aux_used=aux_used,
+        aux_transform=tuple(aux_how),
+        aux_center=np.asarray(aux_center),
+        run_id=run_id,
+        method=method,
     )
-    out = table[[CELL_ID, *c.cell_dims, c.wave, "n_respondents", "n_population", "support_class"]].copy()
+    out = table[
+        [CELL_ID, *c.cell_dims, c.wave, "n_respondents", "n_population", "support_class"]
+    ].copy()
     cols = {}
     for i, p in enumerate(params):
         cols[p.mean_col] = post[:, i]
@@ -455,7 +517,11 @@ def _pooled_slopes(g, w, z, X, mask, n_groups) -> np.ndarray:
     _, sw, _ = group_weights(g, w, mask, n_groups)
     wm = np.where(mask, w, 0.0)
     safe = np.where(sw > 0, sw, 1.0)
-    zc = np.where(mask, z - (np.bincount(g, weights=np.where(mask, w * z, 0.0), minlength=n_groups) / safe)[g], 0.0)
+    zc = np.where(
+        mask,
+        z - (np.bincount(g, weights=np.where(mask, w * z, 0.0), minlength=n_groups) / safe)[g],
+        0.0,
+    )
     Xc = np.empty_like(X)
     for k in range(p):
         mk = np.bincount(g, weights=wm * X[:, k], minlength=n_groups) / safe

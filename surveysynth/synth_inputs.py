@@ -34,6 +34,20 @@ def make_cell_id(df: pd.DataFrame, dims: tuple[str, ...] | list[str]) -> pd.Seri
     return out.rename(CELL_ID)
 
 
+def take_rows(df: pd.DataFrame, idx: np.ndarray, **extra: object) -> pd.DataFrame:
+    """Rows ``idx`` of ``df`` as a new frame with a fresh RangeIndex (one copy per column,
+    no consolidation, no chained-assignment flags), plus ``extra`` columns."""
+    cols: dict[str, object] = {}
+    for c in df.columns:
+        s = df[c]
+        if isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
+            cols[c] = s.array.take(idx)
+        else:
+            cols[c] = s.to_numpy()[idx]
+    cols.update(extra)
+    return pd.DataFrame(cols, copy=False)
+
+
 def _require(df: pd.DataFrame, cols: list[str], table: str, var_hint: str = "") -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -75,9 +89,12 @@ def prepare_inputs(
     c = config
     dims = list(c.cell_dims)
     rh = row_hashes(responses)
-    hashes = {"responses": content_hash(responses, rh), "frame": content_hash(frame),
-              "support": content_hash(support)}
-    r = responses.iloc[np.argsort(rh, kind="stable")].reset_index(drop=True)
+    hashes = {
+        "responses": content_hash(responses, rh),
+        "frame": content_hash(frame),
+        "support": content_hash(support),
+    }
+    r = take_rows(responses, np.argsort(rh, kind="stable"))
     _require(r, [c.unit_id, c.wave, *dims], "responses", "ss_unit_id / ss_wave / ss_cell_dims")
     _require(r, list(c.outcome_names), "responses", "ss_outcomes")
     if c.weight:
@@ -105,11 +122,12 @@ def prepare_inputs(
     f = None
     use_aux = frame is not None and bool(c.auxiliaries)
     if frame is not None:
-        f = frame.copy()
+        f = frame.copy(deep=False)  # new columns only; the caller's frame is untouched
         _require(f, [c.unit_id, *dims], "frame", "ss_frame_unit_id / ss_cell_dims")
         _no_null_dims(f, [c.unit_id, *dims], "frame")
         f[c.unit_id] = f[c.unit_id].astype(str)
-        if f[c.unit_id].duplicated().any():
+        units = pd.Index(f[c.unit_id])
+        if not units.is_unique:
             ex = f.loc[f[c.unit_id].duplicated(), c.unit_id].iloc[0]
             raise SynthInputError(f"frame.{c.unit_id} is not unique (e.g. {ex!r})")
         if CELL_ID not in f.columns:
@@ -120,12 +138,15 @@ def prepare_inputs(
                 f[a] = pd.to_numeric(f[a], errors="coerce").astype(float)
             missing_aux = [a for a in c.auxiliaries if a not in r.columns]
             if missing_aux:  # join the register values on the unit id
-                r = r.merge(f[[c.unit_id, *missing_aux]], on=c.unit_id, how="left")
+                pos = units.get_indexer(r[c.unit_id])
+                for a in missing_aux:
+                    vals = f[a].to_numpy(dtype=float)
+                    r[a] = np.where(pos >= 0, vals[np.maximum(pos, 0)], np.nan)
             for a in c.auxiliaries:
                 r[a] = pd.to_numeric(r[a], errors="coerce").astype(float)
         f = f.reset_index(drop=True)
 
-    s = support.copy()
+    s = support.copy(deep=False)
     _require(s, [CELL_ID, c.wave, *SUPPORT_COLUMNS], "support")
     bad = ~s["support_class"].isin(SUPPORT_CLASSES)
     if bad.any():

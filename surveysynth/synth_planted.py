@@ -38,10 +38,16 @@ def planted_config(**overrides) -> SynthConfig:
         "ss_frame_auxiliaries": ["reg_sales"],
         "ss_seed": 7,
         "ss_synth_rules": [
-            {"name": "idle_no_sales", "when": {"status": ["paused", "closed"]},
-             "then": {"sales": {"equals": 0}}},
-            {"name": "closed_no_staff", "when": {"status": ["closed"]},
-             "then": {"staff": {"equals": 0}}},
+            {
+                "name": "idle_no_sales",
+                "when": {"status": ["paused", "closed"]},
+                "then": {"sales": {"equals": 0}},
+            },
+            {
+                "name": "closed_no_staff",
+                "when": {"status": ["closed"]},
+                "then": {"staff": {"equals": 0}},
+            },
         ],
     }
     return SynthConfig.from_vars(vars_, **overrides)
@@ -141,12 +147,19 @@ def planted_survey(
             miss = rng.random(len(df)) < missing_rate
             df.loc[miss, col] = None if df[col].dtype == object else np.nan
         rows.append(df)
-        truth.append(pd.DataFrame({"cell": np.arange(C), "period": t, "distress": distress + 0.1 * t}))
+        truth.append(
+            pd.DataFrame({"cell": np.arange(C), "period": t, "distress": distress + 0.1 * t})
+        )
     responses = pd.concat(rows, ignore_index=True)
     responses["staff"] = responses["staff"].astype("Int64")
     responses["flag"] = responses["flag"].astype("Int64")
     config = planted_config()
     support = support_table(responses, config, frame=frame, sparse_below_n=sparse_below_n)
     responses["cell_id"] = make_cell_id(responses, list(config.cell_dims))
-    return {"responses": responses, "frame": frame, "support": support, "config": config,
-            "truth": pd.concat(truth, ignore_index=True)}
+    return {
+        "responses": responses,
+        "frame": frame,
+        "support": support,
+        "config": config,
+        "truth": pd.concat(truth, ignore_index=True),
+    }

@@ -39,7 +39,7 @@ from .rules import enforce
 from .seeding import cell_rng, key_str, stable_int_hash, unit_keys
 from .synth_config import SynthConfig
 from .synth_fit import SamplerSpec, SynthModel, aux_matrix, cumulative_probs, from_link
-from .synth_inputs import CELL_ID, Inputs, SynthInputError
+from .synth_inputs import CELL_ID, Inputs, SynthInputError, take_rows
 
 log = logging.getLogger("surveysynth")
 
@@ -103,6 +103,8 @@ def generate(
 
 
 def _assemble(spec: SamplerSpec, rows: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """Output rows in the final column order (built without copies or reordering: at
+    millions of rows pandas' block consolidation and column reindexing dominate)."""
     n = len(rows)
     cols: dict[str, object] = {}
     for c in (spec.unit_id, spec.wave, *spec.cell_dims, CELL_ID):
@@ -115,9 +117,7 @@ def _assemble(spec: SamplerSpec, rows: pd.DataFrame, values: dict) -> pd.DataFra
             arr[miss] = None
             cols[o.name] = arr
         elif o.type == "binary" or o.type == "count":
-            a = pd.array(np.asarray(val, dtype=np.int64), dtype="Int64")
-            a[miss] = pd.NA
-            cols[o.name] = a
+            cols[o.name] = pd.arrays.IntegerArray(np.asarray(val, dtype=np.int64), miss.copy())
         else:
             cols[o.name] = np.where(miss, np.nan, val)
     for a in spec.auxiliaries:
@@ -131,10 +131,12 @@ def _assemble(spec: SamplerSpec, rows: pd.DataFrame, values: dict) -> pd.DataFra
     cols[IMPLICATE] = rows[IMPLICATE].to_numpy(dtype=np.int64)
     cols["synth_run_id"] = np.full(n, spec.run_id, dtype=object)
     cols["synth_method"] = np.full(n, spec.method, dtype=object)
-    cols["support_class"] = rows["support_class"].astype(object).to_numpy()
-    df = pd.DataFrame(cols)
+    cols["support_class"] = rows["support_class"].to_numpy(dtype=object)
+    df = pd.DataFrame(cols, copy=False)
     enforce(df, spec.rules, spec.outcomes)
-    return df[spec.output_columns]
+    if list(df.columns) != spec.output_columns:
+        df = df[spec.output_columns]
+    return df
 
 
 def _param_matrix(rows: pd.DataFrame, spec: SamplerSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -184,13 +186,21 @@ def empty_output(spec: SamplerSpec) -> pd.DataFrame:
         )
     for a in spec.auxiliaries:
         dtypes[a] = "float64"
-    dtypes.update(synth_weight="float64", is_synthetic="bool", implicate="int64",
-                  synth_run_id="object", synth_method="object", support_class="object")
+    dtypes.update(
+        synth_weight="float64",
+        is_synthetic="bool",
+        implicate="int64",
+        synth_run_id="object",
+        synth_method="object",
+        support_class="object",
+    )
     return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in spec.output_columns})
 
 
 # ----------------------------------------------------------------------- batched path
-def sample_batched(plan: pd.DataFrame, model: SynthModel, progress_seconds: float = 5.0) -> pd.DataFrame:
+def sample_batched(
+    plan: pd.DataFrame, model: SynthModel, progress_seconds: float = 5.0
+) -> pd.DataFrame:
     """All groups of ``plan`` at once; identical to :func:`sample_cell` per group."""
     spec = model.spec
     if len(plan) == 0:
@@ -199,7 +209,8 @@ def sample_batched(plan: pd.DataFrame, model: SynthModel, progress_seconds: floa
     order = [CELL_ID, spec.wave, IMPLICATE, spec.unit_id]
     if not is_sorted(plan, order):
         plan = plan.sort_values(order, kind="mergesort")
-    plan = plan.reset_index(drop=True)
+    if not isinstance(plan.index, pd.RangeIndex) or plan.index.start != 0 or plan.index.step != 1:
+        plan = plan.set_axis(pd.RangeIndex(len(plan)), axis=0, copy=False)
     keys = plan[[CELL_ID, spec.wave, IMPLICATE]]
     bound = np.zeros(len(plan), dtype=bool)
     bound[0] = True
@@ -245,7 +256,9 @@ def attach_params(plan: pd.DataFrame, model: SynthModel) -> pd.DataFrame:
     """The plan with each row's cell x wave parameter columns (the Spark input)."""
     spec = model.spec
     pcols = [c for p in spec.params for c in (p.mean_col, p.sd_col)]
-    return plan.merge(model.params[[CELL_ID, spec.wave, *pcols]], on=[CELL_ID, spec.wave], how="left")
+    return plan.merge(
+        model.params[[CELL_ID, spec.wave, *pcols]], on=[CELL_ID, spec.wave], how="left"
+    )
 
 
 # ----------------------------------------------------------------------- plan
@@ -255,8 +268,10 @@ def synthetic_ids(cell_ids: pd.Series, waves: pd.Series, k: np.ndarray) -> np.nd
     grp = cw.groupby(["c", "w"], sort=False)
     inv = grp.ngroup().to_numpy()
     firsts = cw.iloc[grp.head(1).index]
-    prefix = [f"syn-{stable_int_hash(c):016x}"[:16] + f"-{key_str(w)}-" for c, w in
-              zip(firsts["c"], firsts["w"])]
+    prefix = [
+        f"syn-{stable_int_hash(c):016x}"[:16] + f"-{key_str(w)}-"
+        for c, w in zip(firsts["c"], firsts["w"])
+    ]
     order = grp.ngroup().iloc[grp.head(1).index].to_numpy()
     pre = np.empty(len(prefix), dtype=object)
     pre[order] = prefix
@@ -271,16 +286,25 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
     dims = list(c.cell_dims)
     aux = [a for a in c.auxiliaries]
     if c.mode == "replica":
-        rows = r[[c.unit_id, c.wave, CELL_ID, *dims, *[a for a in aux if a in r.columns]]].copy()
+        # responses are in content-hash order; a stable sort by support row keeps that
+        # order within each cell x wave, so record k of a cell is reproducible and says
+        # nothing about the real unit ids
+        order = np.argsort(inputs.cell_wave, kind="stable")
+        g = inputs.cell_wave[order]
+        rr = take_rows(r, order)
+        rows = rr[[c.unit_id, c.wave, CELL_ID, *dims, *[a for a in aux if a in rr.columns]]].copy()
         if c.weight:
-            rows["synth_weight"] = r[c.weight].to_numpy(dtype=float)
+            rows["synth_weight"] = rr[c.weight].to_numpy(dtype=float)
         else:
-            wmap = s.assign(_w=pd.to_numeric(s["n_population"], errors="coerce") / s["n_respondents"])
-            rows = rows.merge(wmap[[CELL_ID, c.wave, "_w"]], on=[CELL_ID, c.wave], how="left")
-            rows = rows.rename(columns={"_w": "synth_weight"})
-        rows = rows.merge(s[[CELL_ID, c.wave, "support_class"]], on=[CELL_ID, c.wave], how="left")
-        rows = rows.sort_values([CELL_ID, c.wave, c.unit_id], kind="mergesort").reset_index(drop=True)
-        k = rows.groupby([CELL_ID, c.wave], sort=False).cumcount().to_numpy()
+            npop = pd.to_numeric(s["n_population"], errors="coerce").to_numpy(dtype=float)
+            nres = s["n_respondents"].to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rows["synth_weight"] = (npop / nres)[g]  # g only points at cells with n > 0
+        rows["support_class"] = s["support_class"].to_numpy(dtype=object)[g]
+        starts = np.ones(len(g), dtype=bool)
+        starts[1:] = g[1:] != g[:-1]
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(g)), 0))
+        k = np.arange(len(g)) - first
         rows[c.unit_id] = synthetic_ids(rows[CELL_ID], rows[c.wave], k)
         return _finish(rows, c, aux)
 
@@ -326,7 +350,7 @@ def _finish(rows: pd.DataFrame, c: SynthConfig, aux: list[str]) -> pd.DataFrame:
             rows[a] = np.nan
         rows[a] = pd.to_numeric(rows[a], errors="coerce").astype(float)
     cols = [c.unit_id, c.wave, *c.cell_dims, CELL_ID, *aux, "synth_weight", "support_class"]
-    return rows[cols].reset_index(drop=True)
+    return take_rows(rows[cols], np.arange(len(rows)))
 
 
 def is_sorted(df: pd.DataFrame, keys: list[str]) -> bool:
@@ -359,6 +383,4 @@ def with_implicates(plan: pd.DataFrame, m: int, wave: str) -> pd.DataFrame:
     pos = np.arange(n * m) - np.repeat(np.cumsum(block) - block, block)
     L = np.repeat(lens, block)
     idx = np.repeat(starts, block) + pos % L
-    out = plan.iloc[idx].reset_index(drop=True)
-    out[IMPLICATE] = (pos // L + 1).astype(np.int64)
-    return out
+    return take_rows(plan, idx, **{IMPLICATE: (pos // L + 1).astype(np.int64)})

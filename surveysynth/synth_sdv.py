@@ -68,7 +68,9 @@ def training_table(responses: pd.DataFrame, config: SynthConfig) -> pd.DataFrame
             out[o.name] = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
         elif o.type == "binary":
             x = pd.to_numeric(s, errors="coerce")
-            out[o.name] = np.where(x.isna(), None, x.fillna(0).astype(np.int64).astype(str)).astype(object)
+            out[o.name] = np.where(x.isna(), None, x.fillna(0).astype(np.int64).astype(str)).astype(
+                object
+            )
         else:
             out[o.name] = s.astype(object).where(s.notna(), None).to_numpy()
     return out
@@ -140,7 +142,9 @@ def synthesize_sdv(inputs: Inputs, config: SynthConfig, plan: pd.DataFrame, run_
     synth = fit_sdv(inputs.responses, c)
     timings = {"fit_s": time.monotonic() - t0}
     t1 = time.monotonic()
-    plan = plan.sort_values([CELL_ID, c.wave, IMPLICATE, c.unit_id], kind="mergesort").reset_index(drop=True)
+    plan = plan.sort_values([CELL_ID, c.wave, IMPLICATE, c.unit_id], kind="mergesort").reset_index(
+        drop=True
+    )
     parts = []
     used = np.zeros(len(_backoff_keys(plan.head(1), c)), dtype=np.int64)
     for imp, pl in plan.groupby(IMPLICATE, sort=True):
@@ -148,7 +152,10 @@ def synthesize_sdv(inputs: Inputs, config: SynthConfig, plan: pd.DataFrame, run_
         pool = sample_sdv(synth, max(4 * n_need, 20000), stable_int_hash((c.seed, "sdv", int(imp))))
         pool_keys = _backoff_keys(pool, c)
         plan_keys = _backoff_keys(pl, c)
-        index = [pd.Series(np.arange(len(pool))).groupby(k).apply(np.asarray).to_dict() for k in pool_keys]
+        index = [
+            pd.Series(np.arange(len(pool))).groupby(k).apply(np.asarray).to_dict()
+            for k in pool_keys
+        ]
         pick = np.empty(n_need, dtype=np.int64)
         grp = pl.groupby([CELL_ID, c.wave], sort=True).indices
         for (cell, wave), rows in grp.items():
@@ -175,11 +182,26 @@ def synthesize_sdv(inputs: Inputs, config: SynthConfig, plan: pd.DataFrame, run_
     out["synth_run_id"] = run_id
     out["synth_method"] = c.backend
     enforce(out, c.rules, c.outcomes)
-    log.info("sdv backend %s: rows by back-off level (cell x wave, cell, coarser...): %s",
-             c.backend, used.tolist())
+    log.info(
+        "sdv backend %s: rows by back-off level (cell x wave, cell, coarser...): %s",
+        c.backend,
+        used.tolist(),
+    )
     timings["sample_s"] = time.monotonic() - t1
-    cols = [c.unit_id, c.wave, *c.cell_dims, CELL_ID, *c.outcome_names, *c.auxiliaries,
-            "synth_weight", "is_synthetic", IMPLICATE, "synth_run_id", "synth_method", "support_class"]
+    cols = [
+        c.unit_id,
+        c.wave,
+        *c.cell_dims,
+        CELL_ID,
+        *c.outcome_names,
+        *c.auxiliaries,
+        "synth_weight",
+        "is_synthetic",
+        IMPLICATE,
+        "synth_run_id",
+        "synth_method",
+        "support_class",
+    ]
     for a in c.auxiliaries:
         if a not in out.columns:
             out[a] = np.nan

@@ -353,9 +353,11 @@ def secondary_suppression(
     A heuristic, not an optimal pattern (tau-ARGUS's optimisation is the reference):
 
     1. every row and column of the table (margins included) that holds one suppressed cell
-       gets a second: the smallest published cell of that line whose value is at least the
+       gets a second, among the published cells of that line whose value is at least the
        protection its suppressed cell needs (zeros are useless partners: non-negativity pins
-       them), interior cells before margins;
+       them): first one whose crossing line also holds a lone suppressed cell (closing a
+       rectangle rather than opening a new line), then interior before margins, then the
+       smallest;
     2. the LP audit (:func:`audit_intervals`) then bounds every suppressed cell; for a cell
        still short of protection, the smallest published cell of its row or column that is
        at least the shortfall is suppressed too, and step 1 runs again.
@@ -380,9 +382,23 @@ def secondary_suppression(
             pool = [(i, j) for i, j in cands if not sup[i, j]]
             if not pool:
                 return None
+
+        def crossing(c: tuple[int, int], line_is_row: bool) -> int:
+            # suppressed cells already in the line that crosses this one at c
+            return int(sup[:, c[1]].sum()) if line_is_row else int(sup[c[0], :].sum())
+
+        line_is_row = len({i for i, _ in cands}) == 1
+
+        # best partner: closes a crossing line that holds one suppressed cell (no new lone
+        # line), else joins a line that already has two, else opens a new one; then interior
+        # before margins; then the smallest value
+        def key(c: tuple[int, int]) -> tuple[int, bool, float]:
+            k = crossing(c, line_is_row)
+            return (0 if k == 1 else 1 if k >= 2 else 2, bool(is_margin[c]), float(values[c]))
+
         enough = [c for c in pool if values[c] >= need]
         if enough:
-            return min(enough, key=lambda c: (is_margin[c], values[c]))
+            return min(enough, key=key)
         return max(pool, key=lambda c: (not is_margin[c], values[c]))
 
     def close_lines() -> bool:
@@ -412,8 +428,12 @@ def secondary_suppression(
         added = False
         for _, r in short.iterrows():
             i, j = table.index.get_loc(r["row"]), table.columns.get_loc(r["col"])
-            cands = [(i, jj) for jj in range(nc)] + [(ii, j) for ii in range(nr)]
-            c = pick(cands, float(r["shortfall"]))
+            options = [
+                pick([(i, jj) for jj in range(nc)], float(r["shortfall"])),
+                pick([(ii, j) for ii in range(nr)], float(r["shortfall"])),
+            ]
+            options = [o for o in options if o is not None]
+            c = min(options, key=lambda o: values[o]) if options else None
             if c is not None:
                 sup[c] = True
                 added = True

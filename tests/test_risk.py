@@ -275,15 +275,21 @@ def test_training_rows_plus_tiny_noise_fail_distance_gates_not_exact_match(plant
     assert metric(rep, "dcr_share")["value"] > 0.9
 
 
-def test_nearest_neighbours_is_exact_against_brute_force():
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("levels", [(3, 4, 2), (5,), (), (2, 2, 2, 2, 3)])
+def test_nearest_neighbours_is_exact_against_brute_force(levels):
+    rng = np.random.default_rng(len(levels))
 
     def enc(n: int) -> MixedEncoding:
-        keys = np.column_stack([rng.integers(0, k, n) for k in (3, 4, 2)])
-        spread = rng.choice([0.3, 3.0], size=(n, 1))  # some rows far enough to search other blocks
+        keys = (
+            np.column_stack([rng.integers(0, k, n) for k in levels])
+            if levels
+            else np.zeros((n, 0), int)
+        )
+        # some rows far apart, so that searches cross one and several mismatches
+        spread = rng.choice([0.3, 3.0, 6.0], size=(n, 1))
         return MixedEncoding(keys, rng.random((n, 2)) * spread)
 
-    for _ in range(15):
+    for _ in range(10):
         q, r = enc(250), enc(int(rng.integers(1, 120)))  # small refs leave blocks empty
         d, i = nearest_neighbours(q, r)
         d2 = (q.keys[:, None, :] != r.keys[None, :, :]).sum(-1) + (
@@ -320,19 +326,20 @@ def test_encoding_costs_and_missing_values():
 def test_exact_match_and_replicated_uniques_hand_computed():
     train = pd.DataFrame({"q": ["a", "a", "b", "c", "d"], "s": [1.0, 2.0, 3.0, 4.0, 5.0]})
     holdout = pd.DataFrame({"q": ["a", "b", "e", "f", "g"], "s": [1.0, 9.0, 9.0, 9.0, 9.0]})
-    synthetic = pd.DataFrame({"q": ["b", "c", "c", "z"], "s": [3.0, 7.0, 7.0, 1.0]})
+    synthetic = pd.DataFrame({"q": ["b", "c", "c", "c", "z"], "s": [3.0, 7.0, 7.0, 4.0, 1.0]})
     rep = disclosure_metrics(train, holdout, synthetic, ["q"], ["s"], {"s": "continuous"})
-    # synthetic row (b, 3) equals a training row: 1 of 4; holdout (a, 1): 1 of 5
-    assert metric(rep, "exact_match_rate")["value"] == pytest.approx(0.25)
+    # synthetic rows (b, 3) and (c, 4) equal training rows: 2 of 5; holdout (a, 1): 1 of 5
+    assert metric(rep, "exact_match_rate")["value"] == pytest.approx(0.4)
     assert metric(rep, "exact_match_rate")["threshold"] == pytest.approx(0.2 + 0.01)
     assert not metric(rep, "exact_match_rate")["passed"]
     # training uniques on q: b, c, d; replicated in synthetic: b, c -> 2 of 5 training rows
     assert metric(rep, "replicated_uniques")["value"] == pytest.approx(0.4)
     # holdout replicates b only -> 1/5 + tolerance
     assert metric(rep, "replicated_uniques")["threshold"] == pytest.approx(0.2 + 0.01)
-    # k-anonymity of synthetic rows on q: classes b(1), c(2), z(1)
+    assert not metric(rep, "replicated_uniques")["passed"]
+    # k-anonymity of synthetic rows on q: classes b (1 row), c (3), z (1)
     assert metric(rep, "k_anonymity_min_class")["value"] == 1
-    assert metric(rep, "k_anonymity_small_class_share")["value"] == pytest.approx(1.0)  # all < 3
+    assert metric(rep, "k_anonymity_small_class_share")["value"] == pytest.approx(0.4)  # k = 3
     rep2 = disclosure_metrics(
         train,
         holdout,
@@ -343,12 +350,16 @@ def test_exact_match_and_replicated_uniques_hand_computed():
         {
             "k_anonymity_k": 2,
             "k_anonymity_min_class_min": 2,
-            "k_anonymity_small_class_share_max": 0.4,
+            "k_anonymity_small_class_share_max": 0.3,
         },
     )
-    assert metric(rep2, "k_anonymity_small_class_share")["value"] == pytest.approx(0.5)
+    assert metric(rep2, "k_anonymity_small_class_share")["value"] == pytest.approx(0.4)
     assert not metric(rep2, "k_anonymity_small_class_share")["passed"]
     assert not metric(rep2, "k_anonymity_min_class")["passed"]
+    # a bigger release is cut to the holdout's size for repU, and the detail says so
+    big = pd.concat([synthetic] * 3, ignore_index=True)
+    rep3 = disclosure_metrics(train, holdout, big, ["q"], ["s"], {"s": "continuous"})
+    assert "both cut to 5 rows" in metric(rep3, "replicated_uniques")["detail"]
 
 
 def test_membership_auc_counts_ties_half():

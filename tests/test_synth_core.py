@@ -147,8 +147,16 @@ def test_between_implicate_variance_positive_and_shrinks_with_n():
     cells differ a lot beyond their main effects (cell_sd), so the pooled model cannot
     pin a 2-respondent cell down."""
     n = np.tile([2, 20, 200], 10)  # 10 regions x 3 bands, one sector
-    w = planted_survey(n_regions=10, n_sectors=1, sizes=("a", "b", "c"), waves=1,
-                       n_per_cell=n, N_per_cell=2000, seed=11, cell_sd=1.5)
+    w = planted_survey(
+        n_regions=10,
+        n_sectors=1,
+        sizes=("a", "b", "c"),
+        waves=1,
+        n_per_cell=n,
+        N_per_cell=2000,
+        seed=11,
+        cell_sd=1.5,
+    )
     s = w["support"].assign(support_class="sparse")  # synthesize every cell
     cfg = w["config"].with_(m=10, item_missing=False)
     out = synthesize(w["responses"], w["frame"], s, cfg)
@@ -185,12 +193,23 @@ def test_shrinkage_small_cells_lean_on_neighbours(world):
 
 def test_manifest_has_provenance(world, synthetic):
     man = synthetic.attrs["surveysynth_manifest"]
-    for k in ("synth_run_id", "seed", "synth_method", "parameters", "n_responses",
-              "hash_responses", "hash_frame", "hash_support", "versions", "timings"):
+    for k in (
+        "synth_run_id",
+        "seed",
+        "synth_method",
+        "parameters",
+        "n_responses",
+        "hash_responses",
+        "hash_frame",
+        "hash_support",
+        "versions",
+        "timings",
+    ):
         assert k in man
     assert man["synth_run_id"] == synthetic["synth_run_id"].iat[0]
-    row = manifest(world["responses"], world["frame"], world["support"], world["config"],
-                   as_frame=True)
+    row = manifest(
+        world["responses"], world["frame"], world["support"], world["config"], as_frame=True
+    )
     assert len(row) == 1 and row["synth_run_id"].iat[0] == man["synth_run_id"]
 
 
@@ -200,11 +219,19 @@ def test_errors_name_the_column(world):
     with pytest.raises(SynthInputError, match="status.*bankrupt"):
         synthesize(r, world["frame"], world["support"], world["config"])
     with pytest.raises(SynthInputError, match="weight"):
-        synthesize(world["responses"].assign(weight=-1.0), world["frame"], world["support"],
-                   world["config"])
+        synthesize(
+            world["responses"].assign(weight=-1.0),
+            world["frame"],
+            world["support"],
+            world["config"],
+        )
     with pytest.raises(SynthInputError, match="missing column"):
-        synthesize(world["responses"].drop(columns="flag"), world["frame"], world["support"],
-                   world["config"])
+        synthesize(
+            world["responses"].drop(columns="flag"),
+            world["frame"],
+            world["support"],
+            world["config"],
+        )
 
 
 def test_no_frame_totals_only(world):

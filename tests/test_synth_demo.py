@@ -16,8 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import eval_synth  # noqa: E402
-from surveysynth.synth_eval import ALL, ALL_MINORITY  # noqa: E402
+import eval_synth
+
+from surveysynth.synth_eval import ALL, ALL_MINORITY
 
 
 @pytest.fixture(scope="module")

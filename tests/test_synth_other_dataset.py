@@ -24,8 +24,11 @@ VARS = {
     "ss_seed": 99,
     "ss_synth_m": 4,
     "ss_synth_rules": [
-        {"name": "fallow_not_irrigated", "when": {"farm_type": ["fallow"]},
-         "then": {"irrigated": {"equals": 0}}},
+        {
+            "name": "fallow_not_irrigated",
+            "when": {"farm_type": ["fallow"]},
+            "then": {"irrigated": {"equals": 0}},
+        },
     ],
 }
 
@@ -34,13 +37,18 @@ def _farm_world(seed: int = 5):
     rng = np.random.default_rng(seed)
     counties = [f"county_{i}" for i in range(8)]
     types = ["arable", "dairy", "fallow"]
-    cells = pd.MultiIndex.from_product([counties, types], names=["county", "farm_type"]).to_frame(index=False)
+    cells = pd.MultiIndex.from_product([counties, types], names=["county", "farm_type"]).to_frame(
+        index=False
+    )
     cells["n_farms"] = rng.integers(50, 400, len(cells))
     c_eff = dict(zip(counties, rng.normal(0, 0.3, 8)))
     t_eff = {"arable": 1.5, "dairy": 0.8, "fallow": -1.0}
     cells["mu"] = cells["county"].map(c_eff) + cells["farm_type"].map(t_eff)
-    cells["p_irr"] = np.where(cells["farm_type"] == "fallow", 0.0,
-                              1 / (1 + np.exp(-(cells["county"].map(c_eff) * 3 - 0.5))))
+    cells["p_irr"] = np.where(
+        cells["farm_type"] == "fallow",
+        0.0,
+        1 / (1 + np.exp(-(cells["county"].map(c_eff) * 3 - 0.5))),
+    )
     rows = []
     for year in (2021, 2022, 2023):
         n = rng.integers(0, 25, len(cells))
@@ -64,9 +72,21 @@ def test_other_dataset_synthesizes_by_config_alone():
 
     out = synthesize(responses, None, support, cfg)
 
-    expected_cols = ["holding", "year", "county", "farm_type", "cell_id", "yield_t", "irrigated",
-                     "synth_weight", "is_synthetic", "implicate", "synth_run_id", "synth_method",
-                     "support_class"]
+    expected_cols = [
+        "holding",
+        "year",
+        "county",
+        "farm_type",
+        "cell_id",
+        "yield_t",
+        "irrigated",
+        "synth_weight",
+        "is_synthetic",
+        "implicate",
+        "synth_run_id",
+        "synth_method",
+        "support_class",
+    ]
     assert list(out.columns) == expected_cols
     assert set(out["support_class"]) <= {"sparse", "empty"}
     assert sorted(out["implicate"].unique()) == [1, 2, 3, 4]
@@ -76,8 +96,10 @@ def test_other_dataset_synthesizes_by_config_alone():
     # every sparse/empty cell x year is covered, weights add up to the non-respondents
     tgt = support[support["support_class"].isin(["sparse", "empty"])]
     got = out[out["implicate"] == 1].groupby(["cell_id", "year"])["synth_weight"].sum()
-    exp = (tgt.set_index(["cell_id", "year"])["n_population"]
-           - tgt.set_index(["cell_id", "year"])["n_respondents"]).reindex(got.index)
+    exp = (
+        tgt.set_index(["cell_id", "year"])["n_population"]
+        - tgt.set_index(["cell_id", "year"])["n_respondents"]
+    ).reindex(got.index)
     assert len(got) == len(tgt)
     assert np.allclose(got.to_numpy(), exp.to_numpy())
     # the synthetic cell means follow the planted farm-type structure

@@ -11,14 +11,23 @@ from surveysynth.pooling import fit_pooled, hajek_share, logit_direct, pooling_t
 def _grid(seed: int = 0):
     rng = np.random.default_rng(seed)
     t = pd.MultiIndex.from_product(
-        [[f"r{i}" for i in range(8)], [f"s{i}" for i in range(6)], ["micro", "small", "large"], [1, 2]],
+        [
+            [f"r{i}" for i in range(8)],
+            [f"s{i}" for i in range(6)],
+            ["micro", "small", "large"],
+            [1, 2],
+        ],
         names=["region", "sector", "size", "wave"],
     ).to_frame(index=False)
     r = t["region"].str[1:].astype(int).to_numpy()
     s = t["sector"].str[1:].astype(int).to_numpy()
     z = t["size"].map({"micro": 0, "small": 1, "large": 2}).to_numpy()
-    truth = (rng.normal(0, 0.5, 8)[r] + rng.normal(0, 0.5, 6)[s] + np.array([0.5, 0.0, -0.5])[z]
-             + rng.normal(0, 0.15, len(t)))
+    truth = (
+        rng.normal(0, 0.5, 8)[r]
+        + rng.normal(0, 0.5, 6)[s]
+        + np.array([0.5, 0.0, -0.5])[z]
+        + rng.normal(0, 0.15, len(t))
+    )
     truth = truth + np.where((r == 0) & (z == 0), 1.5, 0.0)  # region x size interaction
     return t, truth, rng
 
@@ -63,7 +72,7 @@ def test_share_direct_estimates_handle_zero_and_one():
     g = np.array([0, 0, 1, 1, 2])
     w = np.array([1.0, 3.0, 2.0, 2.0, 1.0])
     y = np.array([0.0, 0.0, 1.0, 1.0, 1.0])
-    p, n, n_eff = hajek_share(g, w, y, np.ones(5, bool), 4)
+    p, _n, n_eff = hajek_share(g, w, y, np.ones(5, bool), 4)
     assert p[0] == 0 and p[1] == 1 and np.isnan(p[3])
     assert np.isclose(n_eff[0], 16 / 10)
     theta, psi = logit_direct(p, n_eff)

@@ -17,15 +17,32 @@ OUTCOMES = {
     "flag": {"type": "binary"},
 }
 RULES = [
-    {"name": "idle_no_sales", "when": {"status": ["paused", "closed"]}, "then": {"sales": {"equals": 0}}},
-    {"name": "closed_cash_none", "when": {"status": ["closed"]}, "then": {"cash": {"in": ["none", "low"]}}},
-    {"name": "closed_flag_null", "when": {"status": ["closed"], "region": ["x"]}, "then": {"flag": {"is_null": True}}},
+    {
+        "name": "idle_no_sales",
+        "when": {"status": ["paused", "closed"]},
+        "then": {"sales": {"equals": 0}},
+    },
+    {
+        "name": "closed_cash_none",
+        "when": {"status": ["closed"]},
+        "then": {"cash": {"in": ["none", "low"]}},
+    },
+    {
+        "name": "closed_flag_null",
+        "when": {"status": ["closed"], "region": ["x"]},
+        "then": {"flag": {"is_null": True}},
+    },
 ]
 
 
 def _vars(**extra):
-    v = {"ss_unit_id": "id", "ss_wave": "wave", "ss_cell_dims": ["region"],
-         "ss_outcomes": OUTCOMES, "ss_synth_rules": RULES}
+    v = {
+        "ss_unit_id": "id",
+        "ss_wave": "wave",
+        "ss_cell_dims": ["region"],
+        "ss_outcomes": OUTCOMES,
+        "ss_synth_rules": RULES,
+    }
     v.update(extra)
     return v
 
@@ -59,8 +76,16 @@ def test_violations_lists_each_failing_row_and_check():
 
 
 def test_raw_specs_accepted_and_clean_table_has_no_violations():
-    ok = pd.DataFrame({"status": ["trading"], "cash": ["low"], "sales": [1.5],
-                       "staff": pd.array([3], dtype="Int64"), "flag": [0], "region": ["x"]})
+    ok = pd.DataFrame(
+        {
+            "status": ["trading"],
+            "cash": ["low"],
+            "sales": [1.5],
+            "staff": pd.array([3], dtype="Int64"),
+            "flag": [0],
+            "region": ["x"],
+        }
+    )
     assert violations(ok, RULES, OUTCOMES).empty
 
 
@@ -93,14 +118,42 @@ def test_rules_that_undo_each_other_raise():
         ({"ss_synth_mode": "both"}, "ss_synth_mode"),
         ({"ss_synth_backend": "gan"}, "ss_synth_backend"),
         ({"ss_synth_m": 0}, "ss_synth_m"),
-        ({"ss_synth_rules": [{"name": "r", "when": {"nope": [1]}, "then": {"sales": {"equals": 0}}}]},
-         "when-column 'nope'"),
-        ({"ss_synth_rules": [{"name": "r", "when": {"status": ["closed"]}, "then": {"cash": {"equals": "zero"}}}]},
-         "not one of the levels"),
-        ({"ss_synth_rules": [{"name": "r", "when": {"status": ["closed"]}, "then": {"sales": {"equals": -1}}}]},
-         "outside"),
-        ({"ss_synth_rules": [{"name": "r", "when": {"status": ["closed"]}, "then": {"sales": {"between": 1}}}]},
-         "op 'between'"),
+        (
+            {
+                "ss_synth_rules": [
+                    {"name": "r", "when": {"nope": [1]}, "then": {"sales": {"equals": 0}}}
+                ]
+            },
+            "when-column 'nope'",
+        ),
+        (
+            {
+                "ss_synth_rules": [
+                    {
+                        "name": "r",
+                        "when": {"status": ["closed"]},
+                        "then": {"cash": {"equals": "zero"}},
+                    }
+                ]
+            },
+            "not one of the levels",
+        ),
+        (
+            {
+                "ss_synth_rules": [
+                    {"name": "r", "when": {"status": ["closed"]}, "then": {"sales": {"equals": -1}}}
+                ]
+            },
+            "outside",
+        ),
+        (
+            {
+                "ss_synth_rules": [
+                    {"name": "r", "when": {"status": ["closed"]}, "then": {"sales": {"between": 1}}}
+                ]
+            },
+            "op 'between'",
+        ),
     ],
 )
 def test_config_errors_name_the_var(change, message):

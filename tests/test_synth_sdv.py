@@ -21,8 +21,9 @@ def world() -> dict:
 
 
 def _check(out: pd.DataFrame, world: dict, cfg) -> None:
-    ref = synthesize(world["responses"], world["frame"], world["support"],
-                     cfg.with_(backend="hierarchical"))
+    ref = synthesize(
+        world["responses"], world["frame"], world["support"], cfg.with_(backend="hierarchical")
+    )
     key = ["cell_id", "period", "implicate", "unit"]
     # the same records (units, weights) as the hierarchical backend, other outcomes
     pd.testing.assert_frame_equal(

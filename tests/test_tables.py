@@ -120,9 +120,12 @@ def test_secondary_suppression_fixes_a_recoverable_pattern(table):
     for line in [*sup, *sup.T]:
         assert line.sum() != 1
     assert res.suppressed.loc["A", "w"] and not res.secondary.loc["A", "w"]
-    # partners are the smallest cells that can carry 9: A.z = 8 cannot, A.x = 30 ... the
-    # smallest >= 9 in row A is 20? no: A.w itself; candidates 30, 50, 8 -> 30
-    assert res.secondary.loc["A", "x"] and not res.secondary.loc["A", "z"]
+    # row partner: the smallest cell of row A that can carry 9 (A.z = 8 cannot) -> A.x = 30;
+    # column partner: the smallest of column w -> C.w = 15; then C.x closes the rectangle
+    assert res.suppressed.to_numpy().sum() == 4
+    assert (
+        res.secondary.loc["A", "x"] and res.secondary.loc["C", "w"] and res.secondary.loc["C", "x"]
+    )
     aw = res.audit[(res.audit["row"] == "A") & (res.audit["col"] == "w")].iloc[0]
     assert aw["upper"] - 20.0 >= 9.0 and 20.0 - aw["lower"] >= 9.0
 

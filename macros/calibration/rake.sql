@@ -31,7 +31,8 @@
     {%- set grp = plan.group_by -%}
     {%- set mg = plan.margin_group_by -%}
 
-with {{ 'recursive ' if recursive }}rk_cells as (
+{%- set rk_head %}
+rk_cells as (
 
     select
         {% for c in grp + plan.key_cols -%}
@@ -101,9 +102,12 @@ rk_start as (
         {% endfor %}
     {% endfor %}
 
-),
+)
+{%- endset %}
 
-{{ surveysynth.rake_iterate(plan) }}
+with {{ 'recursive ' if recursive }}{{ rk_head }},
+
+{{ surveysynth.rake_iterate(plan, rk_head) }}
 
 rk_groups as (
 

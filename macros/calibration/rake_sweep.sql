@@ -167,3 +167,136 @@
     {%- endfor -%}
     {{ return(surveysynth._rake_error_stage(plan, ns.sql, tag ~ '_e')) }}
 {% endmacro %}
+
+
+{#- ---------------------------------------------------------------------------------------------
+    The same sweep with category sums by GROUP BY + JOIN instead of window functions: each step
+    is a CTE that reads the one before twice (its sums, and its rows). On DuckDB this is several
+    times faster than windows over the small cell table, so the recursive method uses it; engines
+    that inline CTEs referenced twice (re-computing them) keep the window form (unrolled method).
+    Same arithmetic, same columns, same results. ------------------------------------------------ -#}
+
+{% macro _rake_join_on(plan, left, right, cat_col) %}
+    {%- set conds = [] -%}
+    {%- for c in plan.group_by + [cat_col] %}{% do conds.append(left ~ '.' ~ c ~ ' = ' ~ right ~ '.' ~ c) %}{% endfor -%}
+    {{ return(conds | join(' and ')) }}
+{% endmacro %}
+
+{% macro _rake_count_step_join(plan, prev, i, n) %}
+    {%- set cat = 'rk_cat_' ~ i -%}
+    {%- set scaled = [] -%}
+    {%- for s in plan.state %}{% do scaled.append('p.' ~ s ~ ' * rk_f as ' ~ s) %}{% endfor -%}
+    {%- set sql -%}
+        select {{ surveysynth._rake_cols(plan.carry) }}, {{ surveysynth._rake_cols(plan.state) }}
+        from (
+            select {{ surveysynth._rake_cols(plan.carry, 'p') }}, {{ scaled | join(', ') }}
+            from (
+                select p0.*,
+                    case when p0.rk_live then coalesce(p0.rk_t_{{ i }} / nullif(g.rk_tot, 0), 1.0) else 1.0 end as rk_f
+                from {{ prev }} as p0
+                inner join (
+                    select {{ (plan.group_by + [cat]) | join(', ') }}, sum({{ surveysynth._rake_w(plan) }}) as rk_tot
+                    from {{ prev }}
+                    group by {{ (plan.group_by + [cat]) | join(', ') }}
+                ) as g
+                    on {{ surveysynth._rake_join_on(plan, 'p0', 'g', cat) }}
+            ) as p
+        ) as rk_j{{ n }}
+    {%- endset -%}
+    {{ return(surveysynth._rake_clip(plan, sql, n)) }}
+{% endmacro %}
+
+{% macro _rake_total_step_join(plan, prev, t, n) %}
+    {%- set a = t.a -%}
+    {%- set cat = 'rk_cat_' ~ t.ci -%}
+    {%- set out = [] -%}
+    {%- do out.append('case when rk_ratio then rk_alpha * rk_f else rk_alpha + rk_l0 end as rk_alpha') -%}
+    {%- for b in range(1, plan.aux | length + 1) -%}
+        {%- if b == a -%}
+            {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ ' + rk_l1 end as rk_beta_' ~ b) -%}
+        {%- else -%}
+            {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ ' end as rk_beta_' ~ b) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set sql -%}
+        select {{ surveysynth._rake_cols(plan.carry) }}, {{ out | join(', ') }}
+        from (
+            select rk_s{{ n }}b.*,
+                case when rk_live then coalesce((rk_a11 * rk_r0 - rk_a01 * rk_r1) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l0,
+                case when rk_live then coalesce((rk_a00 * rk_r1 - rk_a01 * rk_r0) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l1,
+                case when rk_live then coalesce(rk_tx_{{ t.j }} / nullif(rk_swx, 0), 1.0) else 1.0 end as rk_f,
+                (rk_det <= 1e-12 * rk_a00 * rk_a11) as rk_ratio
+            from (
+                select p0.*,
+                    g.rk_a00, g.rk_a01, g.rk_a11,
+                    p0.rk_t_{{ t.ci }} - g.rk_sw as rk_r0,
+                    p0.rk_tx_{{ t.j }} - g.rk_swx as rk_r1,
+                    g.rk_swx,
+                    g.rk_a00 * g.rk_a11 - g.rk_a01 * g.rk_a01 as rk_det
+                from {{ prev }} as p0
+                inner join (
+                    select {{ (plan.group_by + [cat]) | join(', ') }},
+                        sum(rk_s0) as rk_a00,
+                        sum(rk_sx_{{ a }}) as rk_a01,
+                        sum(rk_sxx_{{ a }}_{{ a }}) as rk_a11,
+                        sum({{ surveysynth._rake_w(plan) }}) as rk_sw,
+                        sum({{ surveysynth._rake_wx(plan, a) }}) as rk_swx
+                    from {{ prev }}
+                    group by {{ (plan.group_by + [cat]) | join(', ') }}
+                ) as g
+                    on {{ surveysynth._rake_join_on(plan, 'p0', 'g', cat) }}
+            ) as rk_s{{ n }}b
+        ) as rk_s{{ n }}c
+    {%- endset -%}
+    {{ return(surveysynth._rake_clip(plan, sql, n)) }}
+{% endmacro %}
+
+{% macro _rake_error_stage_join(plan, prev, n) %}
+    {%- set parts = [] -%}
+    {%- for m in plan.counts -%}
+        {%- set cat = 'rk_cat_' ~ loop.index -%}
+        {%- do parts.append('select ' ~ plan.group_by | join(', ') ~ ', ' ~ surveysynth._rake_relerr('rk_tot', 'rk_t') ~ ' as rk_e from (select '
+            ~ (plan.group_by + [cat]) | join(', ') ~ ', sum(' ~ surveysynth._rake_w(plan) ~ ') as rk_tot, max(rk_t_' ~ loop.index ~ ') as rk_t from '
+            ~ prev ~ ' group by ' ~ (plan.group_by + [cat]) | join(', ') ~ ') as rk_m' ~ loop.index) -%}
+    {%- endfor -%}
+    {%- for t in plan.totals -%}
+        {%- set cat = 'rk_cat_' ~ t.ci -%}
+        {%- do parts.append('select ' ~ plan.group_by | join(', ') ~ ', ' ~ surveysynth._rake_relerr('rk_tot', 'rk_t') ~ ' as rk_e from (select '
+            ~ (plan.group_by + [cat]) | join(', ') ~ ', sum(' ~ surveysynth._rake_wx(plan, t.a) ~ ') as rk_tot, max(rk_tx_' ~ t.j ~ ') as rk_t from '
+            ~ prev ~ ' group by ' ~ (plan.group_by + [cat]) | join(', ') ~ ') as rk_x' ~ t.j) -%}
+    {%- endfor -%}
+    {%- set conds = [] -%}
+    {%- for c in plan.group_by %}{% do conds.append('p.' ~ c ~ ' = e.' ~ c) %}{% endfor -%}
+    {%- set sql -%}
+        select {{ surveysynth._rake_cols(plan.static + ['rk_sweep'] + plan.state, 'p') }}, e.rk_err
+        from {{ prev }} as p
+        inner join (
+            select {{ plan.group_by | join(', ') }}, max(rk_e) as rk_err
+            from ({{ parts | join(' union all ') }}) as rk_all_{{ n }}
+            group by {{ plan.group_by | join(', ') }}
+        ) as e
+            on {{ conds | join(' and ') }}
+    {%- endset -%}
+    {{ return(sql) }}
+{% endmacro %}
+
+{#- One sweep in join form: a nested WITH whose CTEs are the steps; reads `source` once. -#}
+{% macro _rake_sweep_join(plan, source, tag) %}
+    {%- set live = '(rk_err > ' ~ plan.tol ~ ' and rk_sweep < ' ~ plan.max_iter ~ ')' -%}
+    {%- set ctes = [] -%}
+    {%- do ctes.append('rk_' ~ tag ~ '_0 as (select ' ~ surveysynth._rake_cols(plan.static)
+        ~ ', case when ' ~ live ~ ' then rk_sweep + 1 else rk_sweep end as rk_sweep, ' ~ live ~ ' as rk_live, '
+        ~ surveysynth._rake_cols(plan.state) ~ ' from (' ~ source ~ ') as rk_pre_' ~ tag ~ ')') -%}
+    {%- set ns = namespace(prev='rk_' ~ tag ~ '_0', n=1) -%}
+    {%- for m in plan.counts -%}
+        {%- set name = 'rk_' ~ tag ~ '_' ~ ns.n -%}
+        {%- do ctes.append(name ~ ' as (' ~ surveysynth._rake_count_step_join(plan, ns.prev, loop.index, tag ~ '_' ~ ns.n) ~ ')') -%}
+        {%- set ns.prev = name -%}{%- set ns.n = ns.n + 1 -%}
+    {%- endfor -%}
+    {%- for t in plan.totals -%}
+        {%- set name = 'rk_' ~ tag ~ '_' ~ ns.n -%}
+        {%- do ctes.append(name ~ ' as (' ~ surveysynth._rake_total_step_join(plan, ns.prev, t, tag ~ '_' ~ ns.n) ~ ')') -%}
+        {%- set ns.prev = name -%}{%- set ns.n = ns.n + 1 -%}
+    {%- endfor -%}
+    {{ return('select * from (with ' ~ ctes | join(',\n') ~ '\n' ~ surveysynth._rake_error_stage_join(plan, ns.prev, tag) ~ ') as rk_sweep_' ~ tag) }}
+{% endmacro %}

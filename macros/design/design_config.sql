@@ -184,8 +184,8 @@
     {%- if mi is not number or mi < 1 or mi != (mi | int) -%}
         {%- do errors.append("var 'ss_rake_max_iter' must be a whole number >= 1, got " ~ mi) -%}
     {%- endif -%}
-    {%- if var('ss_rake_method', 'auto') not in ['auto', 'recursive', 'unrolled'] -%}
-        {%- do errors.append("var 'ss_rake_method' must be auto, recursive or unrolled, got " ~ var('ss_rake_method')) -%}
+    {%- if var('ss_rake_method', 'auto') not in ['auto', 'recursive', 'unrolled', 'tables'] -%}
+        {%- do errors.append("var 'ss_rake_method' must be auto, recursive, unrolled or tables, got " ~ var('ss_rake_method')) -%}
     {%- endif -%}
 
     {%- set ratios = var('ss_ratio_estimators', {}) or {} -%}

@@ -17,7 +17,9 @@ with validation_errors as (
 select * from validation_errors
 {%- endset -%}
 
-{{ surveysynth.report_failures('margins_within_tolerance', model, validation_sql, 'message') }}
+{#- categories no weight can reach first: they are usually the cause of the others -#}
+{{ surveysynth.report_failures('margins_within_tolerance', model, validation_sql, 'message',
+    order_by="case status when 'no_respondents' then 0 when 'no_target' then 1 else 2 end, relative_error desc, margin_id, category") }}
 
 {{ validation_sql }}
 

@@ -1,0 +1,412 @@
+{#- Estimates with standard errors and intervals from a multiply synthesized (augmented) relation,
+    combined across implicates. For analysts' own models:
+
+        select * from (
+            {{ surveysynth.estimate(ref('augmented_microdata'), 'share', 'trading_status', level='closed',
+                                    group_by=['region', 'wave']) }}
+        ) as est
+
+    Arguments
+      relation     the stacked implicates: one complete dataset per implicate (augmented_microdata, or
+                   any relation with the columns named below). Pass the whole relation: a domain is
+                   chosen by group_by or `where`, never by filtering rows first, because the variance
+                   strata need every unit of the implicate.
+      measure      mean (Hajek: sum w y / sum w), share (mean of the 0/1 indicator column = level), or
+                   total (sum w y); all over item respondents (units with a non-null value)
+      column       the column estimated; level: the category of a share
+      group_by     grouping columns (domains), e.g. ['region', 'wave']; [] for one overall estimate
+      indicators   many at once instead of measure/column/level: a list of {measure, column, level}
+                   (one pass over the relation for all of them)
+      where        optional SQL condition defining a domain; units outside it count in the strata
+                   (domain estimation) but not in the estimate
+      rule         'mi' (Rubin 1987), 'partial' (Reiter 2003), 'full' (Raghunathan, Reiter & Rubin
+                   2003), or 'auto': 'mi' in augment mode, 'full' in replica mode (var ss_synth_mode)
+      conf_level   0.80, 0.90, 0.95 (default) or 0.99
+      weight, implicate, stratum, fpc, is_synthetic: column names (defaults: augmented_microdata's)
+
+    Returns one row per group x indicator: the group columns, indicator ('<column>' or
+    '<column>=<level>'), measure, estimate, se, ci_low, ci_high, df (null = infinite: normal
+    reference), m, between_var (b), within_var (u_bar), total_var (T), combining_rule, n_real and
+    n_synthetic (item respondents per implicate, largest over implicates).
+
+    What is computed, per implicate l: q_l (the measure) and u_l, its linearised variance for a
+    stratified design with units as PSUs (STATS.md), z_i = w_i (y_i - q_l) / sum w (mean, share) or
+    w_i y_i (total), zero outside the group or without an answer, and
+        u_l = sum_h fpc_h n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2   (n_h = 1: fpc_h z_i^2),
+    n_h the units of stratum h in the implicate, fpc_h = 1 - n_h / N_h. Then across implicates
+    q_bar, b = sample variance of q_l, u_bar = mean u_l, and the rule:
+        mi       T = u_bar + (1 + 1/m) b        df = (m - 1) (1 + u_bar / ((1 + 1/m) b))^2
+        partial  T = u_bar + b / m              df = (m - 1) (1 + m u_bar / b)^2
+        full     T = (1 + 1/m) b - u_bar        df = (m - 1) (1 - m u_bar / ((m + 1) b))^2,
+                 and where T <= 0, u_bar (Reiter 2002, n_syn = n) with a normal reference.
+    Interval: q_bar +- t_{df} sqrt(T), t from Hill's (1970, ACM 396) approximation (relative error
+    below 5e-4 for df >= 2; df in [1, 2) uses df = 1, which is wider). b = 0 gives df = infinity.
+
+    Which rule, and why (augment mode): in augmented_microdata a completed cell holds its real
+    respondents, who represent themselves, and synthetic records for its N - n non-responding units,
+    so every implicate is a completed population: a census of an imputed population, within variance
+    0 (fpc = 0). The synthetic values stand for data that were never collected: the missing-data
+    setting of multiple imputation, so Rubin's rule applies. In a completed cell it is
+    T = (1 + 1/m) b with df = m - 1; in a domain that also has observed cells, their design variance
+    u_bar is added. Reiter's partial-synthesis rule (T = u_bar + b/m) is for synthetic versions of
+    collected values and would understate the uncertainty here; the full-synthesis rule equals
+    Rubin's where u_bar = 0 but subtracts u_bar in mixed domains. Honest only with proper synthesis
+    (each implicate draws the cell parameters from their posterior), which the back-test checks. -#}
+{% macro estimate(relation, measure=none, column=none, level=none, group_by=[], indicators=none,
+                  where=none, rule='auto', conf_level=0.95, weight='analysis_weight',
+                  implicate='implicate', stratum='variance_stratum', fpc='fpc',
+                  is_synthetic='is_synthetic') %}
+    {%- set inds = surveysynth._estimate_indicators(measure, column, level, indicators) -%}
+    {%- set rule = surveysynth._estimate_rule(rule) -%}
+    {%- set z = surveysynth._normal_quantile(conf_level) -%}
+    {%- set dbl = surveysynth.type_double() -%}
+    {%- set g = group_by | list -%}
+    {%- set K = inds | length -%}
+
+with es_units as (
+
+    select
+        {{ implicate }} as es_imp,
+        {% for c in g -%}
+        {{ c }},
+        {% endfor -%}
+        {{ stratum }} as es_stratum,
+        cast({{ fpc }} as {{ dbl }}) as es_fpc,
+        case when {{ is_synthetic }} then 1 else 0 end as es_syn,
+        cast({{ weight }} as {{ dbl }}) as es_w,
+        {% for ind in inds -%}
+        {%- set e = ind.expr if where is none else 'case when (' ~ where ~ ') then ' ~ ind.expr ~ ' end' -%}
+        {{ e }} as es_y_{{ loop.index }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ relation }}
+
+),
+
+{#- n_h and the finite population correction of every stratum, per implicate -#}
+es_strata as (
+
+    select
+        es_imp,
+        es_stratum,
+        count(*) as es_n_h,
+        max(es_fpc) as es_fpc
+    from es_units
+    group by es_imp, es_stratum
+
+),
+
+{#- per implicate x group: the point estimate q_l of every indicator -#}
+es_point as (
+
+    select
+        es_imp,
+        {% for c in g -%}
+        {{ c }},
+        {% endfor -%}
+        {% for ind in inds -%}
+        {%- set k = loop.index -%}
+        sum(case when es_y_{{ k }} is not null then es_w end) as es_sw_{{ k }},
+        {% if ind.measure == 'total' -%}
+        sum(es_w * es_y_{{ k }}) as es_q_{{ k }},
+        {%- else -%}
+        sum(es_w * es_y_{{ k }}) / nullif(sum(case when es_y_{{ k }} is not null then es_w end), 0) as es_q_{{ k }},
+        {%- endif %}
+        sum(case when es_y_{{ k }} is not null and es_syn = 0 then 1 else 0 end) as es_nr_{{ k }},
+        sum(case when es_y_{{ k }} is not null and es_syn = 1 then 1 else 0 end) as es_ns_{{ k }},
+        {% endfor -%}
+        count(*) as es_n_units
+    from es_units
+    group by es_imp{% for c in g %}, {{ c }}{% endfor %}
+
+),
+
+{#- per implicate x group x stratum: sum z and sum z^2 (units outside the group add zeros) -#}
+es_z as (
+
+    select
+        es_zu.es_imp,
+        {% for c in g -%}
+        es_zu.{{ c }},
+        {% endfor -%}
+        es_zu.es_stratum,
+        {% for ind in inds -%}
+        {%- set k = loop.index -%}
+        sum(es_zu.es_z_{{ k }}) as es_sz_{{ k }},
+        sum(es_zu.es_z_{{ k }} * es_zu.es_z_{{ k }}) as es_szz_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from (
+        select
+            es_units.es_imp,
+            {% for c in g -%}
+            es_units.{{ c }},
+            {% endfor -%}
+            es_units.es_stratum,
+            {% for ind in inds -%}
+            {%- set k = loop.index -%}
+            case
+                when es_units.es_y_{{ k }} is null then 0.0
+                {% if ind.measure == 'total' -%}
+                else es_units.es_w * es_units.es_y_{{ k }}
+                {%- else -%}
+                when es_point.es_sw_{{ k }} is null or es_point.es_sw_{{ k }} = 0 then 0.0
+                else es_units.es_w * (es_units.es_y_{{ k }} - es_point.es_q_{{ k }}) / es_point.es_sw_{{ k }}
+                {%- endif %}
+            end as es_z_{{ k }}{{ ',' if not loop.last }}
+            {% endfor %}
+        from es_units
+        inner join es_point
+            on es_units.es_imp = es_point.es_imp
+            {% for c in g -%}
+            and es_units.{{ c }} is not distinct from es_point.{{ c }}
+            {% endfor %}
+    ) as es_zu
+    group by es_zu.es_imp, {% for c in g %}es_zu.{{ c }}, {% endfor %}es_zu.es_stratum
+
+),
+
+{#- per implicate x group: u_l, the linearised within-implicate variance -#}
+es_within as (
+
+    select
+        es_z.es_imp,
+        {% for c in g -%}
+        es_z.{{ c }},
+        {% endfor -%}
+        {% for ind in inds -%}
+        {%- set k = loop.index -%}
+        sum(
+            es_strata.es_fpc * case
+                when es_strata.es_n_h >= 2
+                    then cast(es_strata.es_n_h as {{ dbl }}) / (es_strata.es_n_h - 1)
+                        * (es_z.es_szz_{{ k }} - es_z.es_sz_{{ k }} * es_z.es_sz_{{ k }} / es_strata.es_n_h)
+                else es_z.es_szz_{{ k }}
+            end
+        ) as es_u_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from es_z
+    inner join es_strata
+        on es_z.es_imp = es_strata.es_imp
+        and es_z.es_stratum = es_strata.es_stratum
+    group by es_z.es_imp{% for c in g %}, es_z.{{ c }}{% endfor %}
+
+),
+
+{#- long: one row per implicate x group x indicator -#}
+es_long as (
+
+    {% for ind in inds -%}
+    {%- set k = loop.index -%}
+    select
+        es_point.es_imp,
+        {% for c in g -%}
+        es_point.{{ c }},
+        {% endfor -%}
+        '{{ ind.name }}' as indicator,
+        '{{ ind.measure }}' as measure,
+        es_point.es_q_{{ k }} as es_q,
+        case when es_within.es_u_{{ k }} > 0 then es_within.es_u_{{ k }} else 0.0 end as es_u,
+        es_point.es_nr_{{ k }} as es_nr,
+        es_point.es_ns_{{ k }} as es_ns
+    from es_point
+    left join es_within
+        on es_point.es_imp = es_within.es_imp
+        {% for c in g -%}
+        and es_point.{{ c }} is not distinct from es_within.{{ c }}
+        {% endfor %}
+    where es_point.es_q_{{ k }} is not null
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+{#- across implicates: q_bar, b, u_bar -#}
+es_pooled as (
+
+    select
+        {% for c in g -%}
+        {{ c }},
+        {% endfor -%}
+        indicator,
+        measure,
+        count(*) as m,
+        avg(es_q) as es_qbar,
+        var_samp(es_q) as es_b,
+        avg(es_u) as es_ubar,
+        max(es_nr) as n_real,
+        max(es_ns) as n_synthetic
+    from es_long
+    group by {% for c in g %}{{ c }}, {% endfor %}indicator, measure
+
+),
+
+{#- the combining rule: T and df (null df = infinite) -#}
+es_rule as (
+
+    select
+        es_pooled.*,
+        {% if rule == 'mi' -%}
+        es_ubar + (1.0e0 + 1.0e0 / m) * es_b as es_t,
+        case when es_b > 0 then (m - 1) * power(1.0e0 + es_ubar / ((1.0e0 + 1.0e0 / m) * es_b), 2) end as es_df
+        {%- elif rule == 'partial' -%}
+        es_ubar + es_b / m as es_t,
+        case when es_b > 0 then (m - 1) * power(1.0e0 + m * es_ubar / es_b, 2) end as es_df
+        {%- else -%}
+        case
+            when (1.0e0 + 1.0e0 / m) * es_b - es_ubar > 0 then (1.0e0 + 1.0e0 / m) * es_b - es_ubar
+            when es_b is not null then es_ubar
+        end as es_t,
+        case
+            when (1.0e0 + 1.0e0 / m) * es_b - es_ubar > 0
+                then (m - 1) * power(1.0e0 - m * es_ubar / ((m + 1.0e0) * es_b), 2)
+        end as es_df
+        {%- endif %}
+    from es_pooled
+
+),
+
+es_quantile as (
+
+    {{ surveysynth._t_quantile_select('es_rule', 'es_df', 1.0 - conf_level, z) }}
+
+),
+
+es_final as (
+
+    select
+        {% for c in g -%}
+        {{ c }},
+        {% endfor -%}
+        indicator,
+        measure,
+        es_qbar as estimate,
+        sqrt(es_t) as se,
+        es_qbar - es_tq * sqrt(es_t) as ci_low,
+        es_qbar + es_tq * sqrt(es_t) as ci_high,
+        es_df as df,
+        m,
+        es_b as between_var,
+        es_ubar as within_var,
+        es_t as total_var,
+        '{{ rule }}' as combining_rule,
+        n_real,
+        n_synthetic
+    from es_quantile
+
+)
+
+select * from es_final
+{% endmacro %}
+
+
+{#- [{name, measure, column, level, expr}] from the single-measure or the list form. -#}
+{% macro _estimate_indicators(measure, column, level, indicators) %}
+    {%- set raw = indicators if indicators is not none else [{'measure': measure, 'column': column, 'level': level}] -%}
+    {%- set out = [] -%}
+    {%- for i in raw -%}
+        {%- set ms = i.get('measure') -%}
+        {%- set col = i.get('column') -%}
+        {%- if ms not in ('mean', 'share', 'total') -%}
+            {{ exceptions.raise_compiler_error("surveysynth.estimate: measure '" ~ ms ~ "' unknown; use mean, share or total") }}
+        {%- endif -%}
+        {%- if col is none -%}
+            {{ exceptions.raise_compiler_error("surveysynth.estimate: give the column to estimate (column=...)") }}
+        {%- endif -%}
+        {%- if ms == 'share' -%}
+            {%- if i.get('level') is none -%}
+                {{ exceptions.raise_compiler_error("surveysynth.estimate: a share of '" ~ col ~ "' needs level=<category>") }}
+            {%- endif -%}
+            {%- do out.append({'name': col ~ '=' ~ i.get('level'), 'measure': ms,
+                               'expr': 'case when ' ~ col ~ ' is null then null when ' ~ col ~ ' = ' ~ surveysynth.sql_literal(i.get('level')) ~ ' then 1.0 else 0.0 end'}) -%}
+        {%- else -%}
+            {%- do out.append({'name': col, 'measure': ms, 'expr': 'cast(' ~ col ~ ' as ' ~ surveysynth.type_double() ~ ')'}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if out | length == 0 -%}
+        {{ exceptions.raise_compiler_error("surveysynth.estimate: no indicator given") }}
+    {%- endif -%}
+    {{ return(out) }}
+{% endmacro %}
+
+
+{#- 'auto' -> 'mi' in augment mode (completed populations), 'full' in replica mode. -#}
+{% macro _estimate_rule(rule) %}
+    {%- if rule == 'auto' -%}
+        {{ return('full' if var('ss_synth_mode', 'augment') == 'replica' else 'mi') }}
+    {%- endif -%}
+    {%- if rule not in ('mi', 'partial', 'full') -%}
+        {{ exceptions.raise_compiler_error("surveysynth.estimate: rule '" ~ rule ~ "' unknown; use auto, mi, partial or full") }}
+    {%- endif -%}
+    {{ return(rule) }}
+{% endmacro %}
+
+
+{#- Upper normal quantile z_{1 - alpha/2} for the supported confidence levels. -#}
+{% macro _normal_quantile(conf_level) %}
+    {%- set table = {0.8: 1.2815515655446004, 0.9: 1.6448536269514722, 0.95: 1.959963984540054, 0.99: 2.5758293035489004} -%}
+    {%- set key = (conf_level | float) -%}
+    {%- for k, v in table.items() -%}
+        {%- if (k - key) | abs < 1e-9 -%}{{ return(v) }}{%- endif -%}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error("surveysynth.estimate: conf_level " ~ conf_level ~ " not supported; use 0.8, 0.9, 0.95 or 0.99") }}
+{% endmacro %}
+
+
+{#- All columns of `source` plus es_tq, the two-sided t quantile of the df column (two-sided level p,
+    normal quantile z for null df). Hill (1970), Algorithm 396, in successive projections. -#}
+{% macro _t_quantile_select(source, df_col, p, z) %}
+    {%- set x = -z -%}
+    {%- set pi = 3.141592653589793e0 -%}
+    {%- set cot = surveysynth._cot_half_pi(p) -%}
+select
+    tq4.*,
+    case
+        when tq4.tq_n is null then {{ z }}e0
+        when tq4.tq_n = 1 then {{ cot }}e0
+        when tq4.tq_y0 > 0.05e0 + tq4.tq_a then sqrt(tq4.tq_n * (case when tq4.tq_y2 > 0.002e0 then exp(tq4.tq_y2) - 1.0e0 else 0.5e0 * tq4.tq_y2 * tq4.tq_y2 + tq4.tq_y2 end))
+        else sqrt(tq4.tq_n * (((1.0e0 / (((tq4.tq_n + 6.0e0) / (tq4.tq_n * tq4.tq_y0) - 0.089e0 * tq4.tq_d - 0.822e0) * (tq4.tq_n + 2.0e0) * 3.0e0)
+                + 0.5e0 / (tq4.tq_n + 4.0e0)) * tq4.tq_y0 - 1.0e0) * (tq4.tq_n + 1.0e0) / (tq4.tq_n + 2.0e0) + 1.0e0 / tq4.tq_y0))
+    end as es_tq
+from (
+    select
+        tq3.*,
+        tq3.tq_a * power(((((0.4e0 * {{ x * x }}e0 + 6.3e0) * {{ x * x }}e0 + 36.0e0) * {{ x * x }}e0 + 94.5e0) / tq3.tq_c2 - {{ x * x }}e0 - 3.0e0) / tq3.tq_b + 1.0e0, 2) * {{ x * x }}e0 as tq_y2
+    from (
+        select
+            tq2.*,
+            (((0.05e0 * tq2.tq_d * {{ x }}e0 - 5.0e0) * {{ x }}e0 - 7.0e0) * {{ x }}e0 - 2.0e0) * {{ x }}e0 + tq2.tq_b + tq2.tq_c
+                + case when tq2.tq_n < 5 then 0.3e0 * (tq2.tq_n - 4.5e0) * ({{ x }}e0 + 0.6e0) else 0.0e0 end as tq_c2,
+            power(tq2.tq_d * {{ p }}e0, 2.0e0 / tq2.tq_n) as tq_y0
+        from (
+            select
+                tq1.*,
+                ((94.5e0 / (tq1.tq_b + tq1.tq_c) - 3.0e0) / tq1.tq_b + 1.0e0) * sqrt(tq1.tq_a * {{ pi / 2 }}e0) * tq1.tq_n as tq_d
+            from (
+                select
+                    tq0.*,
+                    48.0e0 / (tq0.tq_a * tq0.tq_a) as tq_b,
+                    ((20700.0e0 * tq0.tq_a / (48.0e0 / (tq0.tq_a * tq0.tq_a)) - 98.0e0) * tq0.tq_a - 16.0e0) * tq0.tq_a + 96.36e0 as tq_c
+                from (
+                    select
+                        tq_src.*,
+                        case when tq_src.{{ df_col }} is null then null
+                            when tq_src.{{ df_col }} < 2 then 1.0e0
+                            else tq_src.{{ df_col }} end as tq_n,
+                        case when tq_src.{{ df_col }} is null or tq_src.{{ df_col }} < 2 then 0.6667e0
+                            else 1.0e0 / (tq_src.{{ df_col }} - 0.5e0) end as tq_a
+                    from {{ source }} as tq_src
+                ) as tq0
+            ) as tq1
+        ) as tq2
+    ) as tq3
+) as tq4
+{% endmacro %}
+
+
+{#- cot(p pi / 2): the t quantile with 1 df at two-sided level p (supported levels only). -#}
+{% macro _cot_half_pi(p) %}
+    {%- set table = {0.2: 3.077683537175254, 0.1: 6.313751514675041, 0.05: 12.706204736174694, 0.01: 63.65674116287364} -%}
+    {%- for k, v in table.items() -%}
+        {%- if (k - p) | abs < 1e-9 -%}{{ return(v) }}{%- endif -%}
+    {%- endfor -%}
+    {{ return(none) }}
+{% endmacro %}

@@ -1,0 +1,174 @@
+"""Combining estimates across m implicates: the reference implementation in Python.
+
+The SQL `estimate` macro (macros/estimation/estimate.sql) computes the same quantities in the
+warehouse; this module is the independent implementation the tests compare it with, and the one
+the back-test (:mod:`surveysynth.backtest`) uses. Formulas: ../shared/STATS.md.
+
+With q_l the estimate from implicate l and u_l its within-implicate (design) variance:
+q_bar = mean(q_l), b = var(q_l) (divisor m - 1), u_bar = mean(u_l).
+
+``mi`` (Rubin 1987, multiple imputation): T = u_bar + (1 + 1/m) b,
+    df = (m - 1) (1 + u_bar / ((1 + 1/m) b))^2.
+``partial`` (Reiter 2003, partially synthetic data): T = u_bar + b / m,
+    df = (m - 1) (1 + m u_bar / b)^2.
+``full`` (Raghunathan, Reiter & Rubin 2003, fully synthetic data): T = (1 + 1/m) b - u_bar,
+    df = (m - 1) (1 - m u_bar / ((m + 1) b))^2; when T <= 0, Reiter (2002)'s (n_syn / n) u_bar
+    with a normal reference (df infinite).
+
+Which rule fits augment mode, and why: in an augmented cell the real respondents represent
+themselves and the synthetic records stand for the N - n units that were never observed, so
+every implicate is a completed population (a census of an imputed population). That is the
+missing-data setting of multiple imputation, with within variance u_l = 0 in the completed cells
+and the design variance of the real sample in the cells left as observed. Rubin's rule applies:
+in a completed cell it reduces to T = (1 + 1/m) b with df = m - 1 (the full-synthesis rule gives
+the same there, because u_bar = 0); in a domain that mixes completed and observed cells the
+observed part's design variance u_bar is added, as Rubin's rule does and the full-synthesis rule
+(which subtracts it) does not. Reiter's partial-synthesis rule would count b only once over m:
+it is for synthetic versions of values that were collected, where the observed-data estimate is
+the target; here the synthesized values were never collected, and their uncertainty is real.
+
+b = 0 (all implicates equal, or no synthetic records) gives df = infinity: the interval uses the
+normal quantile. m = 1 leaves b undefined: T, SE and the interval are null unless b is not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+RULES: tuple[str, ...] = ("mi", "partial", "full")
+
+
+def t_quantile(df: np.ndarray | float, conf_level: float = 0.95) -> np.ndarray:
+    """Two-sided t quantile; df = inf (or nan meaning infinite) gives the normal quantile.
+    df below 1 is read as 1 (as the SQL macro does)."""
+    df = np.asarray(df, dtype=float)
+    p = 0.5 + conf_level / 2.0
+    z = stats.norm.ppf(p)
+    safe = np.where(np.isfinite(df), np.maximum(df, 1.0), 1.0)
+    return np.where(np.isfinite(df), stats.t.ppf(p, safe), z)
+
+
+def combine_arrays(
+    q: np.ndarray,
+    u: np.ndarray | None = None,
+    rule: str = "mi",
+    conf_level: float = 0.95,
+    n_syn_over_n: float = 1.0,
+) -> dict[str, float]:
+    """Combine one estimand's per-implicate estimates ``q`` and within variances ``u``."""
+    if rule not in RULES:
+        raise ValueError(f"rule '{rule}' unknown; use one of {RULES}")
+    q = np.asarray(q, dtype=float)
+    u = np.zeros_like(q) if u is None else np.asarray(u, dtype=float)
+    ok = np.isfinite(q)
+    q, u = q[ok], u[ok]
+    m = int(q.size)
+    nan = float("nan")
+    if m == 0:
+        return dict(estimate=nan, se=nan, df=nan, ci_low=nan, ci_high=nan, m=0, b=nan,
+                    ubar=nan, total_var=nan)
+    qbar = float(q.mean())
+    ubar = float(np.nanmean(u)) if np.isfinite(u).any() else 0.0
+    b = float(q.var(ddof=1)) if m >= 2 else nan
+    T, df = _rule(rule, m, b, ubar, n_syn_over_n)
+    se = float(np.sqrt(T)) if np.isfinite(T) else nan
+    tq = float(t_quantile(df, conf_level)) if np.isfinite(se) else nan
+    return dict(estimate=qbar, se=se, df=df, ci_low=qbar - tq * se, ci_high=qbar + tq * se,
+                m=m, b=b, ubar=ubar, total_var=T)
+
+
+def _rule(rule: str, m: int, b: float, ubar: float, n_syn_over_n: float) -> tuple[float, float]:
+    inf, nan = float("inf"), float("nan")
+    if not np.isfinite(b):
+        return nan, nan
+    if rule == "mi":
+        T = ubar + (1 + 1 / m) * b
+        df = (m - 1) * (1 + ubar / ((1 + 1 / m) * b)) ** 2 if b > 0 else inf
+    elif rule == "partial":
+        T = ubar + b / m
+        df = (m - 1) * (1 + m * ubar / b) ** 2 if b > 0 else inf
+    else:
+        T = (1 + 1 / m) * b - ubar
+        if T > 0:
+            df = (m - 1) * (1 - m * ubar / ((m + 1) * b)) ** 2
+        else:
+            T, df = n_syn_over_n * ubar, inf
+    return float(T), float(df)
+
+
+def combine(
+    df: pd.DataFrame,
+    by: Sequence[str],
+    q: str = "q",
+    u: str | None = "u",
+    rule: str = "mi",
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    """Combine a long table of per-implicate estimates (one row per group x implicate)."""
+    by = list(by)
+    rows = []
+    for key, g in df.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        res = combine_arrays(g[q].to_numpy(), None if u is None else g[u].to_numpy(), rule,
+                             conf_level)
+        rows.append({**dict(zip(by, key)), **res})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------- per-implicate estimates
+def implicate_estimates(
+    units: pd.DataFrame,
+    y: str,
+    measure: str,
+    by: Sequence[str],
+    weight: str = "analysis_weight",
+    implicate: str = "implicate",
+    stratum: str = "variance_stratum",
+    fpc: str = "fpc",
+    level: object = None,
+) -> pd.DataFrame:
+    """q_l and u_l per group x implicate from a stacked augmented table, the definitions of the
+    SQL macro: Hajek mean / share or total over item respondents, and the linearised variance
+    for a stratified design with units as PSUs (STATS.md), z_i = w_i (y_i - q) / sum w (mean,
+    share) or w_i y_i (total), zero outside the group or without an answer,
+    V = sum_h fpc_h n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2 (n_h = 1: fpc_h z_i^2), where
+    n_h counts every unit of stratum h in the implicate."""
+    by = list(by)
+    d = units.copy()
+    x = d[y]
+    if measure == "share":
+        val = np.where(x.isna(), np.nan, (x == level).astype(float))
+    elif measure in ("mean", "total"):
+        val = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    else:
+        raise ValueError(f"measure '{measure}' unknown; use mean, share or total")
+    d["_y"] = val
+    d["_w"] = d[weight].astype(float)
+    n_h = d.groupby([implicate, stratum]).size().rename("_n_h").reset_index()
+    out = []
+    for key, g in d.groupby([implicate, *by], sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        ok = g["_y"].notna().to_numpy()
+        w, yy = g["_w"].to_numpy(), g["_y"].to_numpy()
+        if not ok.any():
+            continue
+        sw = w[ok].sum()
+        if measure == "total":
+            qv = float((w[ok] * yy[ok]).sum())
+            z = np.where(ok, w * np.nan_to_num(yy), 0.0)
+        else:
+            qv = float((w[ok] * yy[ok]).sum() / sw)
+            z = np.where(ok, w * (np.nan_to_num(yy) - qv) / sw, 0.0)
+        zz = pd.DataFrame({stratum: g[stratum].to_numpy(), "_z": z, "_fpc": g[fpc].to_numpy()})
+        s = zz.groupby(stratum).agg(sz=("_z", "sum"), szz=("_z", lambda v: float((v * v).sum())),
+                                    f=("_fpc", "max")).reset_index()
+        s = s.merge(n_h[n_h[implicate] == key[0]][[stratum, "_n_h"]], on=stratum)
+        nh = s["_n_h"].to_numpy(dtype=float)
+        term = np.where(nh >= 2, nh / np.maximum(nh - 1, 1) * (s.szz - s.sz**2 / nh), s.szz)
+        uv = float((s.f * term).sum())
+        out.append({implicate: key[0], **dict(zip(by, key[1:])), "q": qv, "u": max(uv, 0.0)})
+    return pd.DataFrame(out)
