@@ -175,15 +175,15 @@ def bench_vs_minimal(workdir: Path, rows: int, tol: float = 1e-6) -> dict:
     rake = _timed(con, f"create or replace table rake_out as {rake_sql}")
     check = con.execute("select count(*) as n, min(g) as g_min, max(g) as g_max from rake_out").fetchall()[0]
     err = con.execute(
-        "select max(abs(s - m.target) / m.target) from ("
-        " select r.wave, m.margin_id, m.category, sum(r.calibrated_weight) as s"
-        " from rake_out r join (select cell_id, any_value(region) as region, any_value(sector) as sector,"
-        "  any_value(size_band) as size_band from " + units + " group by cell_id) c using (cell_id)"
-        " join bench_margins m on m.wave = r.wave and ("
-        "  (m.margin_id = 'region' and m.category = c.region) or"
-        "  (m.margin_id = 'sector' and m.category = c.sector) or"
-        "  (m.margin_id = 'size_band' and m.category = c.size_band))"
-        " group by all) x join bench_margins m using (wave, margin_id, category)"
+        "with sums as ("
+        " select r.wave, u.region, u.sector, u.size_band, sum(r.calibrated_weight) as s"
+        f" from rake_out r join {units} u using (unit_id) group by all),"
+        " got as ("
+        " select wave, 'region' as margin_id, region as category, sum(s) as s from sums group by all union all"
+        " select wave, 'sector', sector, sum(s) from sums group by all union all"
+        " select wave, 'size_band', size_band, sum(s) from sums group by all)"
+        " select max(abs(got.s - m.target) / m.target) from got join bench_margins m"
+        " using (wave, margin_id, category)"
     ).fetchall()[0][0]
     sweeps = _sweeps(con, factors_sql)
     con.close()

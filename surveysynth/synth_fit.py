@@ -403,6 +403,7 @@ def fit(
             np.asarray(defaults),
             progress_seconds=c.progress_seconds,
             start=pooled,
+            max_iter=24,
         )
     log.info(
         "synth fit: pooling done (EM iterations %d first pass + %d last), %.1fs",

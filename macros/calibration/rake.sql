@@ -17,10 +17,14 @@
       cell_key         optional unit column that determines every margin dimension (e.g. cell_id):
                        the cell table is keyed and joined on it instead of on the dimensions
       unit_columns     columns of `units` passed through by rake_apply / rake
+      weight_columns   which of base_weight, calibrated_weight, g rake_apply / rake write (all)
       tol, max_iter, bounds ([L, U]), method ('auto' | 'recursive' | 'unrolled'); default: vars
 
     Cost: one aggregation scan of `units` into the cell table, the sweeps on the cell table, and
-    one join of `units` to the per-cell factors; the sweeps never touch the units. -#}
+    one join of `units` to the per-cell factors; the sweeps never touch the units.
+    For large inputs prefer rake_factors and rake_apply as two models (as calibrated_weights
+    does): DuckDB cannot estimate the size of a recursive CTE's result, so inside one statement it
+    may build the join's hash table on the units instead of the small factor table. -#}
 
 {% macro rake_factors(units, weight, margins, margin_specs=none, group_by=none, margin_group_by=none,
                       cell_key=none, tol=none, max_iter=none, bounds=none, method=none) %}
@@ -39,7 +43,7 @@ rk_cells as (
         {{ c }},
         {% endfor -%}
         {% for d in plan.carried -%}
-        min({{ d }}) as {{ d }},
+        {{ surveysynth.any_value(d) }} as {{ d }},
         {% endfor -%}
         {% for a in range(1, A + 1) -%}
         {%- set x = 'coalesce(' ~ plan.aux[a - 1] ~ ', 0)' -%}
@@ -182,7 +186,7 @@ left join rk_uncovered_counts
 
 
 {% macro rake_apply(units, weight, factors, margin_specs=none, unit_columns=[], group_by=none,
-                    cell_key=none) %}
+                    cell_key=none, weight_columns=['base_weight', 'calibrated_weight', 'g']) %}
     {%- set plan = surveysynth._rake_plan(units, weight, none, margin_specs, group_by, none, cell_key) -%}
     {%- set g_parts = ['rk_f.rake_alpha'] -%}
     {%- for a in range(1, plan.aux | length + 1) -%}
@@ -191,13 +195,12 @@ left join rk_uncovered_counts
     {%- set g = g_parts | join(' + ') -%}
     {%- set out_cols = [] -%}
     {%- for c in unit_columns + plan.group_by -%}{%- if c not in out_cols -%}{%- do out_cols.append(c) -%}{%- endif -%}{%- endfor -%}
+    {%- set exprs = {'base_weight': 'rk_u.' ~ weight, 'calibrated_weight': 'rk_u.' ~ weight ~ ' * (' ~ g ~ ')', 'g': g} -%}
+    {%- set outs = [] -%}
+    {%- for c in out_cols %}{% do outs.append('rk_u.' ~ c) %}{% endfor -%}
+    {%- for c in weight_columns %}{% do outs.append(exprs[c] ~ ' as ' ~ c) %}{% endfor -%}
 select
-    {% for c in out_cols -%}
-    rk_u.{{ c }},
-    {% endfor -%}
-    rk_u.{{ weight }} as base_weight,
-    rk_u.{{ weight }} * ({{ g }}) as calibrated_weight,
-    {{ g }} as g
+    {{ outs | join(',\n    ') }}
 from {{ units }} as rk_u
 left join {{ factors }} as rk_f
     on {% for c in plan.group_by + plan.key_cols %}rk_u.{{ c }} = rk_f.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
@@ -205,7 +208,8 @@ left join {{ factors }} as rk_f
 
 
 {% macro rake(units, weight, margins, margin_specs=none, unit_columns=[], group_by=none,
-              margin_group_by=none, cell_key=none, tol=none, max_iter=none, bounds=none, method=none) %}
+              margin_group_by=none, cell_key=none, tol=none, max_iter=none, bounds=none, method=none,
+              weight_columns=['base_weight', 'calibrated_weight', 'g']) %}
 with rk_factors as (
 
     {{ surveysynth.rake_factors(units, weight, margins, margin_specs, group_by, margin_group_by,
@@ -213,5 +217,5 @@ with rk_factors as (
 
 )
 
-{{ surveysynth.rake_apply(units, weight, 'rk_factors', margin_specs, unit_columns, group_by, cell_key) }}
+{{ surveysynth.rake_apply(units, weight, 'rk_factors', margin_specs, unit_columns, group_by, cell_key, weight_columns) }}
 {% endmacro %}

@@ -56,15 +56,56 @@
                   where=none, rule='auto', conf_level=0.95, weight='analysis_weight',
                   implicate='implicate', stratum='variance_stratum', fpc='fpc',
                   is_synthetic='is_synthetic') %}
+    {%- set g = group_by | list -%}
+with es_source as (
+
+    {{ surveysynth.estimate_moments(relation, measure, column, level, g, indicators, where, weight,
+                                    implicate, stratum, fpc, is_synthetic) }}
+
+),
+
+{{ surveysynth._estimate_ctes('es_source', g, surveysynth._estimate_indicators(measure, column, level, indicators),
+                              rule, conf_level) }}
+{% endmacro %}
+
+
+{#- The first pass of `estimate`, on its own: per implicate x group x stratum, the weighted moments
+    every estimate and variance is built from (additive, so a coarser domain is their sum over its
+    groups). With estimate_from_moments, many domain levels cost one pass over the relation:
+
+        with moments as ({{ surveysynth.estimate_moments(ref('augmented_microdata'), indicators=inds,
+                                                         group_by=['region', 'sector', 'wave']) }})
+        select * from ({{ surveysynth.estimate_from_moments('moments', ['region', 'wave'], indicators=inds) }}) as r
+
+    Columns: es_imp, the group columns, es_stratum, es_fpc, es_n_units (units, answering or not) and
+    per indicator k: es_sw_k (sum w over item respondents), es_swy_k (sum w y), es_sww_k (sum w^2),
+    es_swwy_k (sum w^2 y), es_swwyy_k (sum w^2 y^2), es_nr_k / es_ns_k (real / synthetic item
+    respondents). -#}
+{% macro estimate_moments(relation, measure=none, column=none, level=none, group_by=[], indicators=none,
+                          where=none, weight='analysis_weight', implicate='implicate',
+                          stratum='variance_stratum', fpc='fpc', is_synthetic='is_synthetic') %}
     {%- set inds = surveysynth._estimate_indicators(measure, column, level, indicators) -%}
-    {%- set rule = surveysynth._estimate_rule(rule) -%}
-    {%- set z = surveysynth._normal_quantile(conf_level) -%}
     {%- set dbl = surveysynth.type_double() -%}
     {%- set g = group_by | list -%}
-    {%- set K = inds | length -%}
-
-with es_units as (
-
+select
+    es_imp,
+    {% for c in g -%}
+    {{ c }},
+    {% endfor -%}
+    es_stratum,
+    max(es_fpc) as es_fpc,
+    count(*) as es_n_units,
+    {% for ind in inds -%}
+    {%- set k = loop.index -%}
+    sum(case when es_y_{{ k }} is not null then es_w end) as es_sw_{{ k }},
+    sum(es_w * es_y_{{ k }}) as es_swy_{{ k }},
+    sum(case when es_y_{{ k }} is not null then es_w * es_w end) as es_sww_{{ k }},
+    sum(es_w * es_w * es_y_{{ k }}) as es_swwy_{{ k }},
+    sum(es_w * es_w * es_y_{{ k }} * es_y_{{ k }}) as es_swwyy_{{ k }},
+    sum(case when es_y_{{ k }} is not null and es_syn = 0 then 1 else 0 end) as es_nr_{{ k }},
+    sum(case when es_y_{{ k }} is not null and es_syn = 1 then 1 else 0 end) as es_ns_{{ k }}{{ ',' if not loop.last }}
+    {% endfor %}
+from (
     select
         {{ implicate }} as es_imp,
         {% for c in g -%}
@@ -79,18 +120,64 @@ with es_units as (
         {{ e }} as es_y_{{ loop.index }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ relation }}
+) as es_units
+group by es_imp, {% for c in g %}{{ c }}, {% endfor %}es_stratum
+{% endmacro %}
+
+
+{#- The rest of `estimate`, from a moments relation (estimate_moments at the same or a finer
+    grouping, with the same indicators). Returns a query with one row per group x indicator. -#}
+{% macro estimate_from_moments(moments, group_by=[], measure=none, column=none, level=none,
+                               indicators=none, rule='auto', conf_level=0.95) %}
+with {{ surveysynth._estimate_ctes(moments, group_by | list,
+                                   surveysynth._estimate_indicators(measure, column, level, indicators),
+                                   rule, conf_level) }}
+{% endmacro %}
+
+
+{#- The CTEs (without the leading `with`) and the final select, from moments to combined estimates.
+    Precision: the moments are raw (not centred), so the within-stratum sum of squares
+    sum w^2 (y - q)^2 = sww q^2 - 2 q swwy + swwyy loses digits only where a stratum's values are
+    nearly constant relative to their size (coefficient of variation below about 1e-6). -#}
+{% macro _estimate_ctes(moments, g, inds, rule, conf_level) %}
+    {%- set rule = surveysynth._estimate_rule(rule) -%}
+    {%- set z = surveysynth._normal_quantile(conf_level) -%}
+    {%- set dbl = surveysynth.type_double() -%}
+{#- moments at the requested grouping (a sum over finer groups) -#}
+es_m as (
+
+    select
+        es_imp,
+        {% for c in g -%}
+        {{ c }},
+        {% endfor -%}
+        es_stratum,
+        max(es_fpc) as es_fpc,
+        sum(es_n_units) as es_n_units,
+        {% for ind in inds -%}
+        {%- set k = loop.index -%}
+        sum(es_sw_{{ k }}) as es_sw_{{ k }},
+        sum(es_swy_{{ k }}) as es_swy_{{ k }},
+        sum(es_sww_{{ k }}) as es_sww_{{ k }},
+        sum(es_swwy_{{ k }}) as es_swwy_{{ k }},
+        sum(es_swwyy_{{ k }}) as es_swwyy_{{ k }},
+        sum(es_nr_{{ k }}) as es_nr_{{ k }},
+        sum(es_ns_{{ k }}) as es_ns_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ moments }}
+    group by es_imp, {% for c in g %}{{ c }}, {% endfor %}es_stratum
 
 ),
 
-{#- n_h and the finite population correction of every stratum, per implicate -#}
+{#- n_h (every unit of the stratum in the implicate, in any group) and the fpc -#}
 es_strata as (
 
     select
         es_imp,
         es_stratum,
-        count(*) as es_n_h,
+        sum(es_n_units) as es_n_h,
         max(es_fpc) as es_fpc
-    from es_units
+    from es_m
     group by es_imp, es_stratum
 
 ),
@@ -105,72 +192,29 @@ es_point as (
         {% endfor -%}
         {% for ind in inds -%}
         {%- set k = loop.index -%}
-        sum(case when es_y_{{ k }} is not null then es_w end) as es_sw_{{ k }},
+        sum(es_sw_{{ k }}) as es_w_{{ k }},
         {% if ind.measure == 'total' -%}
-        sum(es_w * es_y_{{ k }}) as es_q_{{ k }},
+        sum(es_swy_{{ k }}) as es_q_{{ k }},
         {%- else -%}
-        sum(es_w * es_y_{{ k }}) / nullif(sum(case when es_y_{{ k }} is not null then es_w end), 0) as es_q_{{ k }},
+        sum(es_swy_{{ k }}) / nullif(sum(es_sw_{{ k }}), 0) as es_q_{{ k }},
         {%- endif %}
-        sum(case when es_y_{{ k }} is not null and es_syn = 0 then 1 else 0 end) as es_nr_{{ k }},
-        sum(case when es_y_{{ k }} is not null and es_syn = 1 then 1 else 0 end) as es_ns_{{ k }},
-        {% endfor -%}
-        count(*) as es_n_units
-    from es_units
+        sum(es_nr_{{ k }}) as es_nr_{{ k }},
+        sum(es_ns_{{ k }}) as es_ns_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from es_m
     group by es_imp{% for c in g %}, {{ c }}{% endfor %}
 
 ),
 
-{#- per implicate x group x stratum: sum z and sum z^2 (units outside the group add zeros) -#}
-es_z as (
-
-    select
-        es_zu.es_imp,
-        {% for c in g -%}
-        es_zu.{{ c }},
-        {% endfor -%}
-        es_zu.es_stratum,
-        {% for ind in inds -%}
-        {%- set k = loop.index -%}
-        sum(es_zu.es_z_{{ k }}) as es_sz_{{ k }},
-        sum(es_zu.es_z_{{ k }} * es_zu.es_z_{{ k }}) as es_szz_{{ k }}{{ ',' if not loop.last }}
-        {% endfor %}
-    from (
-        select
-            es_units.es_imp,
-            {% for c in g -%}
-            es_units.{{ c }},
-            {% endfor -%}
-            es_units.es_stratum,
-            {% for ind in inds -%}
-            {%- set k = loop.index -%}
-            case
-                when es_units.es_y_{{ k }} is null then 0.0
-                {% if ind.measure == 'total' -%}
-                else es_units.es_w * es_units.es_y_{{ k }}
-                {%- else -%}
-                when es_point.es_sw_{{ k }} is null or es_point.es_sw_{{ k }} = 0 then 0.0
-                else es_units.es_w * (es_units.es_y_{{ k }} - es_point.es_q_{{ k }}) / es_point.es_sw_{{ k }}
-                {%- endif %}
-            end as es_z_{{ k }}{{ ',' if not loop.last }}
-            {% endfor %}
-        from es_units
-        inner join es_point
-            on es_units.es_imp = es_point.es_imp
-            {% for c in g -%}
-            and es_units.{{ c }} is not distinct from es_point.{{ c }}
-            {% endfor %}
-    ) as es_zu
-    group by es_zu.es_imp, {% for c in g %}es_zu.{{ c }}, {% endfor %}es_zu.es_stratum
-
-),
-
-{#- per implicate x group: u_l, the linearised within-implicate variance -#}
+{#- per implicate x group: u_l = sum_h fpc_h n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2, from
+    sum z = (swy - q sw) / W and sum z^2 = (swwyy - 2 q swwy + q^2 sww) / W^2 (mean, share) or
+    swy and swwyy (total) -#}
 es_within as (
 
     select
-        es_z.es_imp,
+        es_zs.es_imp,
         {% for c in g -%}
-        es_z.{{ c }},
+        es_zs.{{ c }},
         {% endfor -%}
         {% for ind in inds -%}
         {%- set k = loop.index -%}
@@ -178,44 +222,90 @@ es_within as (
             es_strata.es_fpc * case
                 when es_strata.es_n_h >= 2
                     then cast(es_strata.es_n_h as {{ dbl }}) / (es_strata.es_n_h - 1)
-                        * (es_z.es_szz_{{ k }} - es_z.es_sz_{{ k }} * es_z.es_sz_{{ k }} / es_strata.es_n_h)
-                else es_z.es_szz_{{ k }}
+                        * (es_zs.es_szz_{{ k }} - es_zs.es_sz_{{ k }} * es_zs.es_sz_{{ k }} / es_strata.es_n_h)
+                else es_zs.es_szz_{{ k }}
             end
         ) as es_u_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
-    from es_z
+    from (
+        select
+            es_m.es_imp,
+            {% for c in g -%}
+            es_m.{{ c }},
+            {% endfor -%}
+            es_m.es_stratum,
+            {% for ind in inds -%}
+            {%- set k = loop.index -%}
+            {% if ind.measure == 'total' -%}
+            coalesce(es_m.es_swy_{{ k }}, 0e0) as es_sz_{{ k }},
+            coalesce(es_m.es_swwyy_{{ k }}, 0e0) as es_szz_{{ k }}{{ ',' if not loop.last }}
+            {%- else -%}
+            case when es_point.es_w_{{ k }} > 0
+                then (coalesce(es_m.es_swy_{{ k }}, 0e0) - es_point.es_q_{{ k }} * coalesce(es_m.es_sw_{{ k }}, 0e0)) / es_point.es_w_{{ k }}
+                else 0e0 end as es_sz_{{ k }},
+            case when es_point.es_w_{{ k }} > 0
+                then (coalesce(es_m.es_swwyy_{{ k }}, 0e0) - 2e0 * es_point.es_q_{{ k }} * coalesce(es_m.es_swwy_{{ k }}, 0e0)
+                    + es_point.es_q_{{ k }} * es_point.es_q_{{ k }} * coalesce(es_m.es_sww_{{ k }}, 0e0))
+                    / (es_point.es_w_{{ k }} * es_point.es_w_{{ k }})
+                else 0e0 end as es_szz_{{ k }}{{ ',' if not loop.last }}
+            {%- endif %}
+            {% endfor %}
+        from es_m
+        inner join es_point
+            on es_m.es_imp = es_point.es_imp
+            {% for c in g -%}
+            and es_m.{{ c }} is not distinct from es_point.{{ c }}
+            {% endfor %}
+    ) as es_zs
     inner join es_strata
-        on es_z.es_imp = es_strata.es_imp
-        and es_z.es_stratum = es_strata.es_stratum
-    group by es_z.es_imp{% for c in g %}, es_z.{{ c }}{% endfor %}
+        on es_zs.es_imp = es_strata.es_imp
+        and es_zs.es_stratum = es_strata.es_stratum
+    group by es_zs.es_imp{% for c in g %}, es_zs.{{ c }}{% endfor %}
 
 ),
 
-{#- long: one row per implicate x group x indicator -#}
-es_long as (
+{#- q_l and u_l side by side (one join), then long: one row per implicate x group x indicator -#}
+es_qu as (
 
-    {% for ind in inds -%}
-    {%- set k = loop.index -%}
     select
-        es_point.es_imp,
-        {% for c in g -%}
-        es_point.{{ c }},
-        {% endfor -%}
-        '{{ ind.name }}' as indicator,
-        '{{ ind.measure }}' as measure,
-        es_point.es_q_{{ k }} as es_q,
-        case when es_within.es_u_{{ k }} > 0 then es_within.es_u_{{ k }} else 0.0 end as es_u,
-        es_point.es_nr_{{ k }} as es_nr,
-        es_point.es_ns_{{ k }} as es_ns
+        es_point.*,
+        {% for ind in inds -%}
+        es_within.es_u_{{ loop.index }}{{ ',' if not loop.last }}
+        {% endfor %}
     from es_point
     left join es_within
         on es_point.es_imp = es_within.es_imp
         {% for c in g -%}
         and es_point.{{ c }} is not distinct from es_within.{{ c }}
         {% endfor %}
-    where es_point.es_q_{{ k }} is not null
+
+),
+
+es_k as (
+
+    {% for ind in inds -%}
+    select {{ loop.index }} as es_idx, '{{ ind.name }}' as indicator, '{{ ind.measure }}' as measure
     {{ 'union all' if not loop.last }}
     {% endfor %}
+
+),
+
+{#- unpivoted by a cross join with the indicator list (each CTE is read once) -#}
+es_long as (
+
+    select
+        es_qu.es_imp,
+        {% for c in g -%}
+        es_qu.{{ c }},
+        {% endfor -%}
+        es_k.indicator,
+        es_k.measure,
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_q_{{ loop.index }} {% endfor %}end as es_q,
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_u_{{ loop.index }} {% endfor %}end as es_u_raw,
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_nr_{{ loop.index }} {% endfor %}end as es_nr,
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_ns_{{ loop.index }} {% endfor %}end as es_ns
+    from es_qu
+    cross join es_k
 
 ),
 
@@ -231,10 +321,11 @@ es_pooled as (
         count(*) as m,
         avg(es_q) as es_qbar,
         var_samp(es_q) as es_b,
-        avg(es_u) as es_ubar,
+        avg(case when es_u_raw > 0 then es_u_raw else 0e0 end) as es_ubar,
         max(es_nr) as n_real,
         max(es_ns) as n_synthetic
     from es_long
+    where es_q is not null
     group by {% for c in g %}{{ c }}, {% endfor %}indicator, measure
 
 ),

@@ -42,6 +42,14 @@ support as (
 
 ),
 
+{#- one pass over augmented_microdata: moments per implicate x cell x wave x stratum; every domain
+    level below is a roll-up of them -#}
+moments as (
+
+    {{ surveysynth.estimate_moments(ref('augmented_microdata'), indicators=inds, group_by=dims + ['wave']) }}
+
+),
+
 {% for dom in domains -%}
 augmented_{{ loop.index }} as (
 
@@ -65,7 +73,7 @@ augmented_{{ loop.index }} as (
         est.n_real,
         est.n_synthetic
     from (
-        {{ surveysynth.estimate(ref('augmented_microdata'), indicators=inds, group_by=dom.dims + ['wave']) }}
+        {{ surveysynth.estimate_from_moments('moments', group_by=dom.dims + ['wave'], indicators=inds) }}
     ) as est
 
 ),
