@@ -21,9 +21,18 @@ their sampling variance, then partially pooled by :mod:`surveysynth.pooling`):
 Rule targets are fitted on the rows where no rule fires (e.g. turnover on trading
 businesses only), because the rule fixes the value everywhere else.
 
-Two passes: the second recomputes share estimates with the pseudo-observation at the
-first pass's prior mean, smoothed sampling variances (from the first pass's posterior
-share, not the cell's own) and location variances from the smoothed cell scale.
+Three pooling passes. The first uses add-half logits of the shares (one
+pseudo-observation at 1/2, delta-method variance 1 / ((n_eff + 1) p (1 - p))). The next
+two are penalised quasi-likelihood steps (Breslow & Clayton 1993) for shares: the working
+response eta + (p_hat - mu) / (mu (1 - mu)) with variance 1 / (n_eff mu (1 - mu)),
+linearised at the current posterior mu, which avoids the bias of logit(0)-type estimates
+in cells with 1-5 respondents and smooths the sampling variances; location variances come
+from the smoothed cell scale, psi = exp(2 logscale) / n_eff. Each pass warm-starts the EM.
+
+Assumptions: respondents within a cell x wave are exchangeable given the design weights
+(nonresponse is ignorable within cells); cell x wave sampling errors are independent
+(a panel's repeated units make them positively correlated, which this ignores);
+auxiliary slopes are common to all cells.
 """
 
 from __future__ import annotations

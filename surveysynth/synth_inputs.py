@@ -130,7 +130,7 @@ def prepare_inputs(
         if not units.is_unique:
             ex = f.loc[f[c.unit_id].duplicated(), c.unit_id].iloc[0]
             raise SynthInputError(f"frame.{c.unit_id} is not unique (e.g. {ex!r})")
-        if CELL_ID not in f.columns:
+        if CELL_ID not in f.columns and c.mode == "augment":  # replica never reads frame cells
             f[CELL_ID] = make_cell_id(f, dims)
         if use_aux:
             _require(f, list(c.auxiliaries), "frame", "ss_frame_auxiliaries")

@@ -350,7 +350,7 @@ def _finish(rows: pd.DataFrame, c: SynthConfig, aux: list[str]) -> pd.DataFrame:
             rows[a] = np.nan
         rows[a] = pd.to_numeric(rows[a], errors="coerce").astype(float)
     cols = [c.unit_id, c.wave, *c.cell_dims, CELL_ID, *aux, "synth_weight", "support_class"]
-    return take_rows(rows[cols], np.arange(len(rows)))
+    return pd.DataFrame({k: rows[k].to_numpy() for k in cols}, copy=False)
 
 
 def is_sorted(df: pd.DataFrame, keys: list[str]) -> bool:

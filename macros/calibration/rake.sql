@@ -16,6 +16,9 @@
       margin_group_by  the columns of `margins` matched to the groups (default group_by)
       cell_key         optional unit column that determines every margin dimension (e.g. cell_id):
                        the cell table is keyed and joined on it instead of on the dimensions
+      cells            optional small relation with cell_key and the margin dimensions (e.g.
+                       population_cells): the dimensions are looked up there instead of being
+                       carried through the aggregation of the units (cheaper on big inputs)
       unit_columns     columns of `units` passed through by rake_apply / rake
       weight_columns   which of base_weight, calibrated_weight, g rake_apply / rake write (all)
       tol, max_iter, bounds ([L, U]), method ('auto' | 'recursive' | 'unrolled'); default: vars
@@ -27,24 +30,26 @@
     may build the join's hash table on the units instead of the small factor table. -#}
 
 {% macro rake_factors(units, weight, margins, margin_specs=none, group_by=none, margin_group_by=none,
-                      cell_key=none, tol=none, max_iter=none, bounds=none, method=none) %}
+                      cell_key=none, tol=none, max_iter=none, bounds=none, method=none, cells=none) %}
     {%- set plan = surveysynth._rake_plan(units, weight, margins, margin_specs, group_by, margin_group_by,
-                                          cell_key, tol, max_iter, bounds, method) -%}
+                                          cell_key, tol, max_iter, bounds, method, cells) -%}
     {%- set recursive = surveysynth.rake_uses_recursive(plan.method) -%}
     {%- set A = plan.aux | length -%}
     {%- set grp = plan.group_by -%}
     {%- set mg = plan.margin_group_by -%}
 
 {%- set rk_head %}
-rk_cells as (
+rk_sums as (
 
     select
         {% for c in grp + plan.key_cols -%}
         {{ c }},
         {% endfor -%}
+        {% if plan.cells is none -%}
         {% for d in plan.carried -%}
         {{ surveysynth.any_value(d) }} as {{ d }},
         {% endfor -%}
+        {% endif -%}
         {% for a in range(1, A + 1) -%}
         {%- set x = 'coalesce(' ~ plan.aux[a - 1] ~ ', 0)' -%}
         sum({{ weight }} * {{ x }}) as rk_sx_{{ a }},
@@ -57,6 +62,20 @@ rk_cells as (
         sum({{ weight }}) as rk_s0
     from {{ units }}
     group by {{ (grp + plan.key_cols) | join(', ') }}
+
+),
+
+{#- the cell dimensions: carried through the sums, or looked up in the small `cells` relation -#}
+rk_cells as (
+
+    {% if plan.cells is none -%}
+    select * from rk_sums
+    {%- else -%}
+    select rk_sums.*{% for d in plan.carried %}, rk_lookup.{{ d }}{% endfor %}
+    from rk_sums
+    inner join {{ plan.cells }} as rk_lookup
+        on rk_sums.{{ cell_key }} = rk_lookup.{{ cell_key }}
+    {%- endif %}
 
 ),
 
@@ -209,11 +228,11 @@ left join {{ factors }} as rk_f
 
 {% macro rake(units, weight, margins, margin_specs=none, unit_columns=[], group_by=none,
               margin_group_by=none, cell_key=none, tol=none, max_iter=none, bounds=none, method=none,
-              weight_columns=['base_weight', 'calibrated_weight', 'g']) %}
+              weight_columns=['base_weight', 'calibrated_weight', 'g'], cells=none) %}
 with rk_factors as (
 
     {{ surveysynth.rake_factors(units, weight, margins, margin_specs, group_by, margin_group_by,
-                                cell_key, tol, max_iter, bounds, method) }}
+                                cell_key, tol, max_iter, bounds, method, cells) }}
 
 )
 

@@ -8,7 +8,7 @@
     sum is then a function of per-cell moments (sum d, sum d x_a, sum d x_a x_b), so the sweeps
     never touch the units. -#}
 {% macro _rake_plan(units, weight, margins, margin_specs=none, group_by=none, margin_group_by=none,
-                    cell_key=none, tol=none, max_iter=none, bounds=none, method=none) %}
+                    cell_key=none, tol=none, max_iter=none, bounds=none, method=none, cells=none) %}
     {%- set specs = margin_specs if margin_specs is not none else surveysynth.calibration_specs() -%}
     {%- set settings = surveysynth.rake_settings() -%}
     {%- set group_by = group_by if group_by is not none else ['wave'] -%}
@@ -17,6 +17,9 @@
         {%- set lower = settings.lower -%}{%- set upper = settings.upper -%}
     {%- else -%}
         {%- set lower = 0.0 if bounds[0] is none else bounds[0] -%}{%- set upper = bounds[1] -%}
+    {%- endif -%}
+    {%- if cells is not none and not cell_key -%}
+        {{ exceptions.raise_compiler_error("surveysynth.rake: `cells` (a cell_key -> dimensions lookup) needs `cell_key`") }}
     {%- endif -%}
     {%- if specs.counts | length == 0 -%}
         {{ exceptions.raise_compiler_error("surveysynth.rake: no count margin to calibrate to (margin_specs.counts is empty)") }}
@@ -61,7 +64,7 @@
         'units': units, 'weight': weight, 'margins': margins,
         'counts': specs.counts, 'totals': totals, 'aux': aux, 'pairs': pairs,
         'group_by': group_by, 'margin_group_by': margin_group_by,
-        'cell_key': cell_key, 'key_cols': keys, 'dims': dims, 'carried': carried,
+        'cell_key': cell_key, 'key_cols': keys, 'dims': dims, 'carried': carried, 'cells': cells,
         'static': static, 'state': state, 'carry': static + ['rk_sweep', 'rk_live'],
         'tol': settings.tol if tol is none else tol,
         'max_iter': (settings.max_iter if max_iter is none else max_iter) | int,

@@ -40,7 +40,7 @@
         full     T = (1 + 1/m) b - u_bar        df = (m - 1) (1 - m u_bar / ((m + 1) b))^2,
                  and where T <= 0, u_bar (Reiter 2002, n_syn = n) with a normal reference.
     Interval: q_bar +- t_{df} sqrt(T), t from Hill's (1970, ACM 396) approximation (relative error
-    below 5e-4 for df >= 2; df in [1, 2) uses df = 1, which is wider). b = 0 gives df = infinity.
+    below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2) uses df = 1, which is wider). b = 0 gives df = infinity.
 
     Which rule, and why (augment mode): in augmented_microdata a completed cell holds its real
     respondents, who represent themselves, and synthetic records for its N - n non-responding units,
@@ -453,6 +453,7 @@ select
     case
         when tq4.tq_n is null then {{ z }}e0
         when tq4.tq_n = 1 then {{ cot }}e0
+        when tq4.tq_n = 2 then {{ (2.0 / (p * (2.0 - p)) - 2.0) ** 0.5 }}e0
         when tq4.tq_y0 > 0.05e0 + tq4.tq_a then sqrt(tq4.tq_n * (case when tq4.tq_y2 > 0.002e0 then exp(tq4.tq_y2) - 1.0e0 else 0.5e0 * tq4.tq_y2 * tq4.tq_y2 + tq4.tq_y2 end))
         else sqrt(tq4.tq_n * (((1.0e0 / (((tq4.tq_n + 6.0e0) / (tq4.tq_n * tq4.tq_y0) - 0.089e0 * tq4.tq_d - 0.822e0) * (tq4.tq_n + 2.0e0) * 3.0e0)
                 + 0.5e0 / (tq4.tq_n + 4.0e0)) * tq4.tq_y0 - 1.0e0) * (tq4.tq_n + 1.0e0) / (tq4.tq_n + 2.0e0) + 1.0e0 / tq4.tq_y0))

@@ -8,5 +8,6 @@
     weight='base_weight',
     margins=ref('calibration_margins'),
     group_by=['wave'],
-    cell_key='cell_id'
+    cell_key='cell_id',
+    cells=ref('population_cells')
 ) }}

@@ -1,0 +1,513 @@
+"""Holdout back-test of the augmented estimates: do the intervals cover, and do they beat direct?
+
+Take well-supported cells, thin their respondents by repeated random subsampling (seeded) to
+sparse sizes (e.g. 2, 3 and 5 per wave), synthesize those cells as if they were sparse (the
+library's synthesizer on the thinned responses, with the cells' support class set to sparse),
+and compare, per cell x wave x indicator:
+
+* the augmented estimate: each implicate completes the cell (thinned respondents count once each,
+  synthetic records stand for the N - n others, as in augmented_microdata), combined across
+  implicates by Rubin's rule with within variance 0 (T = (1 + 1/m) b, df = m - 1: see
+  :mod:`surveysynth.combining`);
+* the direct estimate from the thinned respondents (Hajek, linearised SE with the finite
+  population correction, normal 95% interval, as direct_estimates);
+* the reference: the full-sample (unthinned) direct estimate, and the true population value where
+  a truth table is given (the demo's demo_truth).
+
+Only the thinned cells are synthesized in a replicate (other sparse and empty cells are marked
+supported for the run), which does not change the fit: the synthesizer's model uses every
+respondent whatever the support map says; the support class only decides which cells get records.
+
+Sabotage (back-test only, to prove the gate can fail): ``ignore_cells`` replaces every synthetic
+record's outcomes with those of a respondent drawn from the whole wave (a synthesizer blind to
+cell effects); ``identical_implicates`` copies implicate 1 into every implicate (improper
+synthesis: no between-implicate variance, so intervals collapse).
+
+Public entry points: :func:`run_backtest` (pandas in, pandas out), :func:`summarize` (the metrics
+of backtest_summary, in Python), :class:`BacktestConfig`, and :func:`backtest_model` for the dbt
+Python model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .combining import t_quantile
+from .seeding import stable_int_hash, stream_rng, unit_keys
+from .synth_config import SynthConfig
+from .synth_inputs import CELL_ID, make_cell_id
+
+log = logging.getLogger("surveysynth")
+
+SABOTAGE: tuple[str, ...] = ("none", "ignore_cells", "identical_implicates")
+Z975 = 1.959963984540054
+
+
+class BacktestConfigError(ValueError):
+    """A back-test var is malformed; the message names the var."""
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Back-test settings (vars ``ss_backtest_*``)."""
+
+    n_cells: int = 24
+    sizes: tuple[int, ...] = (2, 3, 5)
+    repeats: int = 2
+    max_records: int = 300
+    sabotage: str = "none"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_cells < 1:
+            raise BacktestConfigError(f"ss_backtest_cells must be >= 1; got {self.n_cells}")
+        if not self.sizes or any(int(s) < 1 for s in self.sizes):
+            raise BacktestConfigError(f"ss_backtest_sizes must be a non-empty list of sizes >= 1; got {list(self.sizes)}")
+        if self.repeats < 1:
+            raise BacktestConfigError(f"ss_backtest_repeats must be >= 1; got {self.repeats}")
+        if self.max_records < 1:
+            raise BacktestConfigError(f"ss_backtest_max_records must be >= 1; got {self.max_records}")
+        if self.sabotage not in SABOTAGE:
+            raise BacktestConfigError(f"ss_backtest_sabotage '{self.sabotage}' unknown; use one of {SABOTAGE}")
+
+    @classmethod
+    def from_vars(cls, v: Mapping[str, Any]) -> BacktestConfig:
+        sizes = v.get("ss_backtest_sizes") or [2, 3, 5]
+        if isinstance(sizes, (int, float)):
+            sizes = [sizes]
+        return cls(
+            n_cells=int(v.get("ss_backtest_cells", 24)),
+            sizes=tuple(int(s) for s in sizes),
+            repeats=int(v.get("ss_backtest_repeats", 2)),
+            max_records=int(v.get("ss_backtest_max_records", 300)),
+            sabotage=str(v.get("ss_backtest_sabotage") or "none"),
+            seed=int(v.get("ss_seed", 0)),
+        )
+
+
+# ----------------------------------------------------------------------- indicators
+def indicator_names(config: SynthConfig) -> list[str]:
+    """Indicator names as in direct_estimates and demo_truth."""
+    out = []
+    for o in config.outcomes:
+        if o.is_numeric:
+            out.append(o.name)
+        else:
+            out += [f"{o.name}={lv}" for lv in o.category_levels]
+    return out
+
+
+def indicator_matrix(df: pd.DataFrame, config: SynthConfig) -> np.ndarray:
+    """(rows x indicators) values: the outcome for numeric ones, the 0/1 indicator of the level
+    for shares; nan where the answer is missing."""
+    cols = []
+    for o in config.outcomes:
+        s = df[o.name]
+        miss = s.isna().to_numpy()
+        if o.is_numeric:
+            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            cols.append(np.where(miss, np.nan, x))
+        else:
+            if o.type == "binary":
+                x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                for lv in o.category_levels:
+                    cols.append(np.where(miss, np.nan, (x == float(lv)).astype(float)))
+            else:
+                xs = s.astype(object).to_numpy()
+                for lv in o.category_levels:
+                    cols.append(np.where(miss, np.nan, (xs == lv).astype(float)))
+    return np.column_stack(cols) if cols else np.zeros((len(df), 0))
+
+
+def _group_sums(codes: np.ndarray, n_groups: int, w: np.ndarray, Y: np.ndarray):
+    """Per group and indicator: sum of w over answers, sum w y, sum w^2, sum w^2 y, sum w^2 y^2."""
+    ok = np.isfinite(Y)
+    Y0 = np.where(ok, Y, 0.0)
+    W = np.where(ok, w[:, None], 0.0)
+    out = []
+    for arr in (W, W * Y0, W * W, W * W * Y0, W * W * Y0 * Y0):
+        g = np.zeros((n_groups, Y.shape[1]))
+        np.add.at(g, codes, arr)
+        out.append(g)
+    n_units = np.bincount(codes, minlength=n_groups).astype(float)
+    return (*out, n_units)
+
+
+# ----------------------------------------------------------------------- the steps
+def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig) -> pd.DataFrame:
+    """Cells supported in every wave with more respondents and population units than the largest
+    thinned size, in a seeded order; the first ``bt.n_cells``."""
+    s = support.copy()
+    if CELL_ID not in s.columns:
+        s[CELL_ID] = make_cell_id(s, config.cell_dims)
+    g = s.groupby(CELL_ID)
+    ok = (
+        g["support_class"].agg(lambda x: bool((x == "supported").all()))
+        & (g["n_respondents"].min() > max(bt.sizes))
+        & (pd.to_numeric(g["n_population"].min(), errors="coerce") > g["n_respondents"].max())
+    )
+    cells = pd.Series(ok[ok].index, name=CELL_ID)
+    order = np.array([stable_int_hash(("backtest-cells", bt.seed, c)) for c in cells], dtype=np.uint64)
+    cells = cells.iloc[np.argsort(order, kind="stable")].head(bt.n_cells).reset_index(drop=True)
+    return pd.DataFrame({CELL_ID: cells, "cell_index": np.arange(len(cells))})
+
+
+def thin(responses: pd.DataFrame, chosen: pd.DataFrame, config: SynthConfig, bt: BacktestConfig,
+         replicate: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Thinned responses (the chosen cells keep n of their respondents per wave, weights scaled by
+    n_full / n) and the thinning plan (cell x wave: n_full, n_thinned)."""
+    r = responses
+    waves = np.sort(r[config.wave].unique())
+    wave_pos = {w: i for i, w in enumerate(waves)}
+    sel = r[CELL_ID].isin(chosen[CELL_ID]).to_numpy()
+    sub = r.loc[sel, [config.unit_id, config.wave, CELL_ID]].copy()
+    sub["_row"] = np.flatnonzero(sel)
+    cidx = dict(zip(chosen[CELL_ID], chosen["cell_index"]))
+    k = len(bt.sizes)
+    sizes = np.asarray(bt.sizes)
+    sub["n_thinned"] = sizes[
+        (sub[CELL_ID].map(cidx).to_numpy() + sub[config.wave].map(wave_pos).to_numpy() + replicate) % k
+    ]
+    seed_r = stable_int_hash(("backtest-thin", bt.seed, replicate)) & 0x7FFFFFFFFFFFFFFF
+    sub["_key"] = unit_keys(seed_r, sub[config.unit_id], sub[config.wave])
+    sub = sub.sort_values([CELL_ID, config.wave, "_key"], kind="mergesort")
+    sub["_rank"] = sub.groupby([CELL_ID, config.wave], sort=False).cumcount()
+    sub["n_full"] = sub.groupby([CELL_ID, config.wave], sort=False)[config.unit_id].transform("size")
+    drop = sub.loc[sub["_rank"] >= sub["n_thinned"], "_row"].to_numpy()
+    keep_mask = np.ones(len(r), dtype=bool)
+    keep_mask[drop] = False
+    out = r.loc[keep_mask].copy()
+    plan = sub.groupby([CELL_ID, config.wave], sort=True).agg(
+        n_full=("n_full", "first"), n_thinned=("n_thinned", "first")).reset_index()
+    if config.weight:
+        f = out[[CELL_ID, config.wave]].merge(plan, on=[CELL_ID, config.wave], how="left")
+        scale = np.where(f["n_full"].notna(), f["n_full"] / f["n_thinned"], 1.0)
+        out[config.weight] = out[config.weight].to_numpy(dtype=float) * scale
+    return out.reset_index(drop=True), plan
+
+
+def sabotage(synthetic: pd.DataFrame, responses: pd.DataFrame, config: SynthConfig, how: str,
+             seed: int) -> pd.DataFrame:
+    """Back-test-only perturbations of a synthesizer's output (see the module docstring)."""
+    if how == "none" or len(synthetic) == 0:
+        return synthetic
+    out = synthetic.copy()
+    outs = list(config.outcome_names)
+    if how == "identical_implicates":
+        first = out.loc[out["implicate"] == out["implicate"].min(), [config.unit_id, config.wave, *outs]]
+        merged = out[[config.unit_id, config.wave]].merge(first, on=[config.unit_id, config.wave], how="left")
+        for c in outs:
+            out[c] = merged[c].to_numpy()
+        return out
+    # ignore_cells: every record takes the answers of a respondent of its wave, drawn with
+    # probability proportional to the weight, whatever the cell
+    rng = stream_rng(seed, "backtest-sabotage")
+    for wv, idx in out.groupby(config.wave, sort=True).indices.items():
+        pool = responses[responses[config.wave] == wv]
+        w = pool[config.weight].to_numpy(dtype=float) if config.weight else np.ones(len(pool))
+        pick = rng.choice(len(pool), size=len(idx), p=w / w.sum())
+        for c in outs:
+            out.iloc[idx, out.columns.get_loc(c)] = pool[c].to_numpy()[pick]
+    return out
+
+
+def _cell_estimates(thinned: pd.DataFrame, full: pd.DataFrame, synthetic: pd.DataFrame,
+                    plan: pd.DataFrame, support: pd.DataFrame, config: SynthConfig,
+                    m: int) -> pd.DataFrame:
+    """Direct (thinned), full-sample and augmented estimates for the thinned cells x waves."""
+    keys = [CELL_ID, config.wave]
+    names = indicator_names(config)
+    K = len(names)
+    plan = plan.merge(support[[CELL_ID, config.wave, "n_population"]], on=keys, how="left")
+    pk = pd.MultiIndex.from_frame(plan[keys])
+
+    def codes(df: pd.DataFrame) -> np.ndarray:
+        return pk.get_indexer(pd.MultiIndex.from_frame(df[keys]))
+
+    G = len(plan)
+    wname = config.weight
+
+    # direct from the thinned respondents, and the full-sample value
+    res = {}
+    for label, df in (("direct", thinned), ("full", full)):
+        c = codes(df)
+        df = df[c >= 0]
+        c = c[c >= 0]
+        w = df[wname].to_numpy(dtype=float) if wname else np.ones(len(df))
+        sw, swy, sww, swwy, swwyy, n_units = _group_sums(c, G, w, indicator_matrix(df, config))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = swy / sw
+            sz = (swy - q * sw) / sw  # 0 up to rounding
+            szz = (swwyy - 2 * q * swwy + q * q * sww) / (sw * sw)
+            n = n_units[:, None]
+            N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)[:, None]
+            fpc = np.clip(1.0 - n / N, 0.0, 1.0)
+            var = np.where(n >= 2, fpc * n / (n - 1) * (szz - sz * sz / n), np.nan)
+        res[label] = (q, np.sqrt(np.maximum(var, 0.0)), n_units)
+
+    # augmented: each implicate completes the cell (real records weight 1, synthetic synth_weight)
+    c_real = codes(thinned)
+    real = thinned[c_real >= 0]
+    c_real = c_real[c_real >= 0]
+    Yr = indicator_matrix(real, config)
+    okr = np.isfinite(Yr)
+    r_sw = np.zeros((G, K))
+    r_swy = np.zeros((G, K))
+    np.add.at(r_sw, c_real, okr.astype(float))
+    np.add.at(r_swy, c_real, np.where(okr, Yr, 0.0))
+    Q = np.full((m, G, K), np.nan)
+    n_syn = np.zeros(G)
+    if len(synthetic):
+        cs = codes(synthetic)
+        syn = synthetic[cs >= 0]
+        cs = cs[cs >= 0]
+        Ys = indicator_matrix(syn, config)
+        oks = np.isfinite(Ys)
+        ws = syn["synth_weight"].to_numpy(dtype=float)
+        imp = syn["implicate"].to_numpy(dtype=np.int64)
+        for l in range(1, m + 1):
+            sel = imp == l
+            s_sw = np.zeros((G, K))
+            s_swy = np.zeros((G, K))
+            np.add.at(s_sw, cs[sel], np.where(oks[sel], ws[sel, None], 0.0))
+            np.add.at(s_swy, cs[sel], np.where(oks[sel], ws[sel, None] * Ys[sel], 0.0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                Q[l - 1] = (r_swy + s_swy) / (r_sw + s_sw)
+        n_syn = np.bincount(cs[imp == 1], minlength=G).astype(float)
+    with np.errstate(invalid="ignore"):
+        qbar = np.nanmean(Q, axis=0) if m else np.full((G, K), np.nan)
+        b = np.nanvar(Q, axis=0, ddof=1) if m >= 2 else np.full((G, K), np.nan)
+    T = (1.0 + 1.0 / m) * b
+    df = np.where(b > 0, m - 1.0, np.inf)
+    tq = t_quantile(df)
+    se_aug = np.sqrt(T)
+
+    base = plan[[*keys, "n_full", "n_thinned", "n_population"]]
+    parts = []
+    for k, name in enumerate(names):
+        d = base.copy()
+        d["indicator"] = name
+        d["measure"] = "share" if "=" in name else "mean"
+        d["full_sample_value"] = res["full"][0][:, k]
+        d["full_sample_se"] = res["full"][1][:, k]
+        d["direct_estimate"] = res["direct"][0][:, k]
+        d["direct_se"] = res["direct"][1][:, k]
+        d["augmented_estimate"] = qbar[:, k]
+        d["augmented_se"] = se_aug[:, k]
+        d["augmented_df"] = np.where(np.isfinite(df[:, k]), df[:, k], np.nan)
+        d["augmented_ci_low"] = qbar[:, k] - tq[:, k] * se_aug[:, k]
+        d["augmented_ci_high"] = qbar[:, k] + tq[:, k] * se_aug[:, k]
+        d["between_var"] = b[:, k]
+        d["n_synthetic"] = n_syn
+        parts.append(d)
+    out = pd.concat(parts, ignore_index=True)
+    out["direct_ci_low"] = out["direct_estimate"] - Z975 * out["direct_se"]
+    out["direct_ci_high"] = out["direct_estimate"] + Z975 * out["direct_se"]
+    out["m"] = m
+    return out
+
+
+def run_backtest(
+    responses: pd.DataFrame,
+    frame: pd.DataFrame | None,
+    support: pd.DataFrame,
+    config: SynthConfig,
+    bt: BacktestConfig,
+    truth: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per replicate x thinned cell x wave x indicator (see the module docstring).
+
+    ``responses`` carry the weight column of ``config`` (the analysis weight in dbt) and the cell
+    id; ``support`` is cell_support (cell_id, dims, wave, n_respondents, n_population,
+    support_class); ``truth`` (optional) has the cell dims, the wave, indicator and true_value."""
+    from .synth import synthesize
+
+    t0 = time.monotonic()
+    c = config
+    r = responses.copy()
+    if CELL_ID not in r.columns:
+        r[CELL_ID] = make_cell_id(r, c.cell_dims)
+    s = support.copy()
+    if CELL_ID not in s.columns:
+        s[CELL_ID] = make_cell_id(s, c.cell_dims)
+    chosen = choose_cells(s, c, bt)
+    if chosen.empty:
+        log.warning("back-test: no cell is supported in every wave with more than %d respondents",
+                    max(bt.sizes))
+        return empty_results(c)
+    run_cfg = c.with_(mode="augment", augment_classes=("sparse",),
+                      max_records_per_cell=min(bt.max_records, c.max_records_per_cell))
+    parts = []
+    for rep in range(bt.repeats):
+        thinned, plan = thin(r, chosen, c, bt, rep)
+        sup = s.copy()
+        sup["support_class"] = "supported"
+        key = sup[[CELL_ID, c.wave]].merge(plan, on=[CELL_ID, c.wave], how="left")
+        hit = key["n_thinned"].notna().to_numpy()
+        sup.loc[hit, "support_class"] = "sparse"
+        sup.loc[hit, "n_respondents"] = key.loc[hit, "n_thinned"].to_numpy(dtype=np.int64)
+        syn = synthesize(thinned, frame, sup, run_cfg.with_(seed=_rep_seed(c.seed, rep)))
+        syn.attrs = {}
+        syn = sabotage(syn, thinned, c, bt.sabotage, _rep_seed(c.seed, rep))
+        est = _cell_estimates(thinned, r, syn, plan, s, c, run_cfg.m)
+        est.insert(0, "replicate", rep + 1)
+        parts.append(est)
+        log.info("back-test: replicate %d/%d, %d cells x waves, %d synthetic rows, %.1fs",
+                 rep + 1, bt.repeats, len(plan), len(syn), time.monotonic() - t0)
+    out = pd.concat(parts, ignore_index=True)
+    dims = s.drop_duplicates(CELL_ID)[[CELL_ID, *c.cell_dims]]
+    out = out.merge(dims, on=CELL_ID, how="left")
+    if truth is not None and len(truth):
+        t = truth[[*c.cell_dims, c.wave, "indicator", "true_value"]].copy()
+        for d in c.cell_dims:
+            t[d] = t[d].astype(str)
+        out = out.merge(t, on=[*c.cell_dims, c.wave, "indicator"], how="left")
+    else:
+        out["true_value"] = np.nan
+    out["sabotage"] = bt.sabotage
+    return out[result_columns(c)]
+
+
+def _rep_seed(seed: int, rep: int) -> int:
+    return int(stable_int_hash(("backtest-synth", seed, rep)) & 0x7FFFFFFF)
+
+
+def result_columns(config: SynthConfig) -> list[str]:
+    return ["replicate", CELL_ID, *config.cell_dims, config.wave, "indicator", "measure",
+            "n_population", "n_full", "n_thinned", "n_synthetic", "m", "full_sample_value",
+            "full_sample_se", "true_value", "direct_estimate", "direct_se", "direct_ci_low",
+            "direct_ci_high", "augmented_estimate", "augmented_se", "augmented_df",
+            "augmented_ci_low", "augmented_ci_high", "between_var", "sabotage"]
+
+
+def empty_results(config: SynthConfig) -> pd.DataFrame:
+    cols = result_columns(config)
+    text = {CELL_ID, *config.cell_dims, "indicator", "measure", "sabotage"}
+    return pd.DataFrame({c: pd.Series(dtype="object" if c in text else "float64") for c in cols})
+
+
+# ----------------------------------------------------------------------- metrics
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("augmented_rmse_ratio", "<=", "ss_backtest_max_rmse_ratio"),
+    ("augmented_coverage", ">=", "ss_backtest_min_coverage"),
+    ("augmented_coverage", "<=", "ss_backtest_max_coverage"),
+    ("augmented_abs_bias", "<=", "ss_backtest_max_abs_bias"),
+    ("interval_width_ratio", "<=", "ss_backtest_max_width_ratio"),
+)
+
+
+def summarize(results: pd.DataFrame, thresholds: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """The metrics of backtest_summary, computed in Python (scripts and tests read a back-test with
+    it without dbt; the test suite checks that both agree).
+
+    Reference: the true value where every row has one (a truth table was given), else the
+    full-sample direct estimate. Errors are divided by the standard deviation of the reference over
+    the back-test rows of their indicator, so indicators with different units pool (the same
+    divisor for both methods). A full-sample reference is itself an estimate: a row then counts as
+    covered when |estimate - reference| <= sqrt(h^2 + (z se_ref)^2), h the interval's half-width,
+    i.e. the interval of the difference of two estimates (conservative: the thinned respondents are
+    part of the full sample, which correlates the two positively)."""
+    th = dict(thresholds or {})
+    d = results.dropna(subset=["direct_estimate", "augmented_estimate"]).copy()
+    use_truth = len(d) > 0 and bool(d["true_value"].notna().all())
+    ref = "true_value" if use_truth else "full_sample_value"
+    d = d[d[ref].notna()]
+    sd = d.groupby("indicator")[ref].transform("std")
+    sd = sd.where(sd > 0)
+    ref_se = 0.0 if use_truth else d["full_sample_se"].fillna(0.0)
+    ha = np.sqrt(((d["augmented_ci_high"] - d["augmented_ci_low"]) / 2) ** 2 + (Z975 * ref_se) ** 2)
+    hd = np.sqrt(((d["direct_ci_high"] - d["direct_ci_low"]) / 2) ** 2 + (Z975 * ref_se) ** 2)
+    ea = (d["augmented_estimate"] - d[ref]) / sd
+    ed = (d["direct_estimate"] - d[ref]) / sd
+    ok = (ea.notna() & ed.notna()).to_numpy()
+    ea, ed, dd, ha, hd, sd = ea[ok], ed[ok], d[ok], ha[ok], hd[ok], sd[ok]
+    n = len(dd)
+    nan = float("nan")
+    rmse_a = float(np.sqrt(np.mean(ea**2))) if n else nan
+    rmse_d = float(np.sqrt(np.mean(ed**2))) if n else nan
+    dev_a = (dd["augmented_estimate"] - dd[ref]).abs()
+    dev_d = (dd["direct_estimate"] - dd[ref]).abs()
+    cover_a = float((dev_a <= ha.fillna(0.0) + 1e-12).mean()) if n else nan
+    cover_d = float((dev_d <= hd.fillna(-1.0) + 1e-12).mean()) if n else nan
+    wa = float(((dd["augmented_ci_high"] - dd["augmented_ci_low"]) / sd).mean()) if n else nan
+    wd = float(((dd["direct_ci_high"] - dd["direct_ci_low"]) / sd).mean()) if n else nan
+    values = {
+        "augmented_rmse_ratio": rmse_a / rmse_d if n and rmse_d > 0 else nan,
+        "augmented_coverage": cover_a,
+        "augmented_abs_bias": float(abs(ea.mean())) if n else nan,
+        "interval_width_ratio": wa / wd if n and wd > 0 else nan,
+    }
+    rows = []
+    for name, op, var in METRICS:
+        v = values[name]
+        t = th.get(var)
+        passed = None if t is None else bool(np.isfinite(v) and (v <= t if op == "<=" else v >= t))
+        rows.append({"metric": name, "direction": op, "value": v, "threshold": t,
+                     "threshold_var": var, "passed": passed})
+    info = {"n_rows": float(n), "augmented_rmse": rmse_a, "direct_rmse": rmse_d,
+            "direct_coverage": cover_d, "augmented_mean_width": wa, "direct_mean_width": wd}
+    for name, v in info.items():
+        rows.append({"metric": name, "direction": None, "value": v, "threshold": None,
+                     "threshold_var": None, "passed": None})
+    out = pd.DataFrame(rows)
+    out["reference"] = "truth" if use_truth else "full_sample"
+    return out
+
+
+# ----------------------------------------------------------------------- dbt glue
+def read_relation_var(value: str | None, session: Any = None) -> pd.DataFrame | None:
+    """A relation var read from Python: ``file:<path>`` (Parquet or CSV) on any engine, or
+    ``<schema>.<table>`` through the session (dbt-duckdb, Spark)."""
+    if value is None or str(value).strip() == "":
+        return None
+    value = str(value)
+    if value.startswith("file:"):
+        path = value[len("file:"):]
+        return pd.read_csv(path) if path.lower().endswith(".csv") else pd.read_parquet(path)
+    if value.startswith(("ref:", "source:")):
+        raise BacktestConfigError(
+            f"ss_backtest_truth = '{value}': a Python model cannot read ref:/source: vars; "
+            "give a file:<path> or a <schema>.<table> name"
+        )
+    if session is None:
+        raise BacktestConfigError(f"ss_backtest_truth = '{value}' needs a database session to read")
+    for method in ("sql",):
+        fn = getattr(session, method, None)
+        if callable(fn):
+            rel = fn(f"select * from {value}")
+            for conv in ("df", "toPandas", "to_pandas"):
+                f = getattr(rel, conv, None)
+                if callable(f):
+                    return f()
+    raise BacktestConfigError(f"cannot read ss_backtest_truth = '{value}' on this engine")
+
+
+def backtest_model(v: Mapping[str, Any], responses: Any, frame: Any, support: Any, weights: Any,
+                   session: Any = None) -> pd.DataFrame:
+    """Body of the backtest_results dbt Python model."""
+    from .dbt_glue import _inputs, synth_config
+
+    r, f, s = _inputs(dict(v), responses, frame, support, weights)
+    cfg = synth_config(dict(v))
+    bt = BacktestConfig.from_vars(v)
+    truth = read_relation_var(v.get("ss_backtest_truth"), session)
+    if truth is not None:
+        wave_col = v.get("ss_wave") or "wave"
+        if wave_col != "wave" and wave_col in truth.columns:
+            truth = truth.rename(columns={wave_col: "wave"})
+        missing = [col for col in [*cfg.cell_dims, "wave", "indicator", "true_value"] if col not in truth.columns]
+        if missing:
+            raise BacktestConfigError(
+                f"ss_backtest_truth is missing column(s) {missing}: it needs the cell dimensions, "
+                "the wave, indicator and true_value (or set ss_backtest_truth: null)"
+            )
+    out = run_backtest(r, f, s, cfg, bt, truth)
+    out.attrs = {}
+    return out

@@ -1,0 +1,165 @@
+"""The back-test library (surveysynth.backtest) on a planted survey, without dbt: thinning, cell
+choice, the planted failures, the metrics, and that the gate separates a proper synthesizer from a
+broken one. The dbt gate itself is tested end to end in test_augmented_demo.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surveysynth.backtest import (
+    BacktestConfig,
+    BacktestConfigError,
+    choose_cells,
+    run_backtest,
+    sabotage,
+    summarize,
+    thin,
+)
+from surveysynth.fay_herriot import design_matrix, fit
+from surveysynth.synth_inputs import make_cell_id
+from surveysynth.synth_planted import planted_survey
+
+THRESHOLDS = {"ss_backtest_max_rmse_ratio": 0.8, "ss_backtest_min_coverage": 0.90,
+              "ss_backtest_max_coverage": 0.99, "ss_backtest_max_abs_bias": 0.15,
+              "ss_backtest_max_width_ratio": 1.0}
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = planted_survey(n_regions=6, n_sectors=4, waves=2, n_per_cell=20, N_per_cell=150, seed=3)
+    r = w["responses"].copy()
+    r["cell_id"] = make_cell_id(r, list(w["config"].cell_dims))
+    return {**w, "responses": r}
+
+
+def test_config_from_vars_and_errors():
+    bt = BacktestConfig.from_vars({"ss_backtest_cells": 5, "ss_backtest_sizes": [2, 4], "ss_seed": 9,
+                                   "ss_backtest_sabotage": "identical_implicates"})
+    assert (bt.n_cells, bt.sizes, bt.seed, bt.sabotage) == (5, (2, 4), 9, "identical_implicates")
+    with pytest.raises(BacktestConfigError, match="ss_backtest_sabotage"):
+        BacktestConfig(sabotage="wrong")
+    with pytest.raises(BacktestConfigError, match="ss_backtest_sizes"):
+        BacktestConfig(sizes=(0,))
+
+
+def test_choose_cells_only_supported_everywhere(world):
+    s = world["support"].copy()
+    cfg = world["config"]
+    first = s["cell_id"].iloc[0]
+    s.loc[(s["cell_id"] == first) & (s[cfg.wave] == 1), "support_class"] = "sparse"
+    chosen = choose_cells(s, cfg, BacktestConfig(n_cells=100))
+    assert first not in set(chosen["cell_id"])
+    assert len(chosen) == s["cell_id"].nunique() - 1
+    again = choose_cells(s, cfg, BacktestConfig(n_cells=10))
+    assert list(again["cell_id"]) == list(chosen["cell_id"].head(10))  # a seeded order, then a prefix
+
+
+def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):
+    cfg, r = world["config"], world["responses"]
+    bt = BacktestConfig(n_cells=6, sizes=(2, 3, 5), seed=1)
+    chosen = choose_cells(world["support"], cfg, bt)
+    out, plan = thin(r, chosen, cfg, bt, replicate=0)
+    kept = out[out["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave]).size()
+    want = plan.set_index(["cell_id", cfg.wave])["n_thinned"]
+    assert (kept.sort_index() == want.sort_index()).all()
+    assert set(plan["n_thinned"]) <= {2, 3, 5}
+    others = r[~r["cell_id"].isin(chosen["cell_id"])]
+    assert len(out) == len(others) + int(want.sum())
+    # kept respondents represent the cell's full sample weight
+    w_full = r[r["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave])[cfg.weight].sum()
+    w_thin = out[out["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave])[cfg.weight].sum()
+    np.testing.assert_allclose(w_thin.sort_index(), w_full.sort_index())
+    # seeded: same replicate same rows, another replicate other rows
+    again, _ = thin(r, chosen, cfg, bt, replicate=0)
+    other, _ = thin(r, chosen, cfg, bt, replicate=1)
+    assert again[cfg.unit_id].tolist() == out[cfg.unit_id].tolist()
+    assert set(other[cfg.unit_id]) != set(out[cfg.unit_id])
+
+
+def test_sabotage_perturbations(world):
+    cfg, r = world["config"], world["responses"]
+    syn = pd.concat([r.head(30).assign(implicate=i, synth_weight=1.0) for i in (1, 2, 3)], ignore_index=True)
+    syn.loc[syn.implicate == 2, "sales"] = syn.loc[syn.implicate == 2, "sales"] + 1.0
+    same = sabotage(syn, r, cfg, "identical_implicates", seed=1)
+    for i in (2, 3):
+        a = same[same.implicate == i]["sales"].to_numpy()
+        b = same[same.implicate == 1]["sales"].to_numpy()
+        np.testing.assert_array_equal(np.nan_to_num(a, nan=-1), np.nan_to_num(b, nan=-1))
+    blind = sabotage(syn, r, cfg, "ignore_cells", seed=1)
+    assert len(blind) == len(syn) and (blind["cell_id"] == syn["cell_id"]).all()
+    # answers now come from respondents of any cell of the wave
+    pool = set(r["status"].dropna())
+    assert set(blind["status"].dropna()) <= pool
+    assert sabotage(syn, r, cfg, "none", seed=1) is syn
+
+
+def test_summarize_on_planted_results():
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = rng.normal(0, 1, n)
+    res = pd.DataFrame({
+        "indicator": np.where(np.arange(n) % 2 == 0, "a", "b"),
+        "true_value": truth,
+        "full_sample_value": truth + rng.normal(0, 0.1, n),
+        "full_sample_se": 0.1,
+        "direct_estimate": truth + rng.normal(0, 1.0, n),
+        "augmented_estimate": truth + rng.normal(0, 0.3, n),
+    })
+    res["direct_ci_low"], res["direct_ci_high"] = res.direct_estimate - 1.96, res.direct_estimate + 1.96
+    res["augmented_ci_low"] = res.augmented_estimate - 1.96 * 0.3
+    res["augmented_ci_high"] = res.augmented_estimate + 1.96 * 0.3
+    s = summarize(res, THRESHOLDS).set_index(["metric", "direction"])
+    assert s.loc[("augmented_rmse_ratio", "<="), "value"] == pytest.approx(0.3, abs=0.06)
+    assert 0.9 < s.loc[("augmented_coverage", ">="), "value"] < 0.99
+    assert s["passed"].dropna().all()
+    assert (s["reference"] == "truth").all()
+    # no truth: the full-sample value, its own SE widening the comparison
+    s2 = summarize(res.assign(true_value=np.nan), THRESHOLDS)
+    assert (s2["reference"] == "full_sample").all()
+    # intervals of width 0 fail the coverage gate
+    bad = res.assign(augmented_ci_low=res.augmented_estimate, augmented_ci_high=res.augmented_estimate)
+    b = summarize(bad, THRESHOLDS).set_index(["metric", "direction"])
+    assert not b.loc[("augmented_coverage", ">="), "passed"]
+
+
+@pytest.mark.parametrize("how", ["none", "identical_implicates", "ignore_cells"])
+def test_gate_passes_proper_and_fails_broken_synthesizers(world, how):
+    cfg = world["config"]
+    bt = BacktestConfig(n_cells=24, sizes=(2, 3, 5), repeats=1, max_records=60, sabotage=how, seed=5)
+    out = run_backtest(world["responses"], world["frame"], world["support"], cfg, bt)
+    assert len(out) > 0 and set(out["sabotage"]) == {how}
+    assert out["true_value"].isna().all()
+    s = summarize(out, THRESHOLDS)
+    failed = s[(s["passed"] == False)]  # noqa: E712
+    if how == "none":
+        assert failed.empty, s
+    else:
+        assert "augmented_coverage" in set(failed["metric"]), s
+
+
+def test_fay_herriot_reml_matches_direct_maximisation():
+    """REML by Fisher scoring equals a numerical maximum of the REML log-likelihood."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(11)
+    m = 150
+    df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], m), "b": rng.choice(["p", "q"], m)})
+    X = design_matrix(df, ["a", "b"])
+    psi = rng.uniform(0.3, 2.0, m)
+    theta = X @ np.array([1.0, 0.5, -0.5, 0.3]) + rng.normal(0, 1.0, m) + rng.normal(0, np.sqrt(psi))
+
+    def neg_reml(s2):
+        v = s2 + psi
+        Vi = np.diag(1 / v)
+        XtViX = X.T @ Vi @ X
+        P = Vi - Vi @ X @ np.linalg.inv(XtViX) @ X.T @ Vi
+        return 0.5 * (np.sum(np.log(v)) + np.linalg.slogdet(XtViX)[1] + theta @ P @ theta)
+
+    best = minimize_scalar(neg_reml, bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-10}).x
+    f = fit(theta, psi, X)
+    assert f.converged and f.sigma_v2 == pytest.approx(best, rel=1e-4)
+    # a world with no area effect: REML at (or very near) 0
+    flat = X @ np.array([1.0, 0.5, -0.5, 0.3]) + rng.normal(0, np.sqrt(psi))
+    assert fit(flat, psi, X).sigma_v2 < 0.2
