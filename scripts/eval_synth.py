@@ -79,10 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--max-ratio", type=float, default=0.7)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument(
+        "--augment-units",
+        default="nonrespondents",
+        choices=["nonrespondents", "all"],
+        help="'all': records for every frame unit of a thin cell, so synthetic records alone "
+        "represent the whole cell",
+    )
     a = ap.parse_args(argv)
     if a.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    over = {"backend": a.backend, "m": a.m}
+    over = {"backend": a.backend, "m": a.m, "augment_units": a.augment_units}
     if a.seed is not None:
         over["seed"] = a.seed
     cfg = demo_config(**over)

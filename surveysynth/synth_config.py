@@ -138,6 +138,7 @@ class SynthConfig:
     rules: tuple[Rule, ...] = ()
     item_missing: bool = True
     augment_classes: tuple[str, ...] = ("sparse", "empty")
+    augment_units: str = "nonrespondents"
     interactions: bool = True
     backend_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     progress_seconds: float = 5.0
@@ -188,6 +189,7 @@ class SynthConfig:
             "rules": parse_rules(v.get("ss_synth_rules") or []),
             "item_missing": bool(v.get("ss_synth_item_missing", True)),
             "augment_classes": tuple(v.get("ss_synth_augment_classes", ("sparse", "empty"))),
+            "augment_units": str(v.get("ss_synth_augment_units") or "nonrespondents"),
             "interactions": bool(v.get("ss_synth_interactions", True)),
             "backend_options": tuple(sorted((v.get("ss_synth_backend_options") or {}).items())),
         }
@@ -361,6 +363,10 @@ def _validate(c: SynthConfig) -> None:
         raise SynthConfigError(f"ss_synth_backend '{c.backend}' unknown; use one of {BACKENDS}")
     if c.max_records_per_cell < 1:
         raise SynthConfigError("ss_synth_max_records_per_cell must be >= 1")
+    if c.augment_units not in ("nonrespondents", "all"):
+        raise SynthConfigError(
+            f"ss_synth_augment_units must be 'nonrespondents' or 'all', got '{c.augment_units}'"
+        )
     bad = set(c.augment_classes) - set(SUPPORT_CLASSES)
     if bad:
         raise SynthConfigError(

@@ -314,7 +314,10 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
         rows = fu.merge(targets, on=CELL_ID, how="inner")
         resp = r[[c.unit_id, c.wave]].assign(_resp=True)
         rows = rows.merge(resp, on=[c.unit_id, c.wave], how="left")
-        rows = rows[rows["_resp"].isna()].drop(columns="_resp")
+        if c.augment_units == "nonrespondents":
+            # the respondents represent themselves; records stand in for the other units
+            rows = rows[rows["_resp"].isna()]
+        rows = rows.drop(columns="_resp")
         rows = rows.assign(_key=unit_keys(c.seed, rows[c.unit_id], rows[c.wave]))
         rows = rows.sort_values([CELL_ID, c.wave, "_key"], kind="mergesort")
         rank = rows.groupby([CELL_ID, c.wave], sort=False).cumcount().to_numpy()
@@ -334,7 +337,8 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
             f"frame is None and support.n_population is null for cell '{bad}'; "
             "set ss_population_totals (with ss_population_count) or give a frame"
         )
-    n_non = np.maximum(npop.to_numpy(dtype=float) - t["n_respondents"].to_numpy(dtype=float), 0.0)
+    n_resp = t["n_respondents"].to_numpy(dtype=float) if c.augment_units == "nonrespondents" else 0.0
+    n_non = np.maximum(npop.to_numpy(dtype=float) - n_resp, 0.0)
     n_rec = np.minimum(np.ceil(n_non), c.max_records_per_cell).astype(np.int64)
     t = t.assign(_n_non=n_non, _n_rec=n_rec)[n_rec > 0]
     rep = t.loc[t.index.repeat(t["_n_rec"])].reset_index(drop=True)
