@@ -9,7 +9,7 @@ def model(dbt, session):
     return manifest_model(
         project_vars(dbt.config.get("ss_vars")),
         synthetic=dbt.ref("synthetic_microdata"),
-        responses=dbt.ref("stg_responses"),
+        responses=dbt.ref("synthesis_responses"),
         frame=dbt.ref("stg_frame"),
         support=dbt.ref("cell_support"),
         weights=dbt.ref("calibrated_weights"),

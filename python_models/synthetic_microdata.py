@@ -1,7 +1,8 @@
 """Synthetic records for thin cells (augment mode) or the whole survey (replica mode).
 
-Reads the staged responses, the frame and the support map, and calls the library's
-synthesizer; every row says it is synthetic (is_synthetic, implicate, synth_run_id, synth_method).
+Reads the staged responses without the disclosure-risk holdout (synthesis_responses), the frame and
+the support map, and calls the library's synthesizer; every row says it is synthetic (is_synthetic,
+implicate, synth_run_id, synth_method).
 """
 
 
@@ -11,7 +12,7 @@ def model(dbt, session):
 
     return synthesize_model(
         project_vars(dbt.config.get("ss_vars")),
-        responses=dbt.ref("stg_responses"),
+        responses=dbt.ref("synthesis_responses"),
         frame=dbt.ref("stg_frame"),
         support=dbt.ref("cell_support"),
         weights=dbt.ref("calibrated_weights"),

@@ -80,7 +80,9 @@ def make_units(path: Path, rows: int, seed: int = 1, waves: int = 4) -> None:
                     k: pa.DictionaryArray.from_arrays(pa.array(v.astype(np.int32)), labels[k])
                     for k, v in codes.items()
                 },
-                "cell_id": pa.DictionaryArray.from_arrays(pa.array(cell.astype(np.int32)), cell_ids),
+                "cell_id": pa.DictionaryArray.from_arrays(
+                    pa.array(cell.astype(np.int32)), cell_ids
+                ),
                 "base_weight": pa.array(dw[cell] * (0.8 + 0.4 * rng.random(n))),
             }
         )
@@ -91,14 +93,14 @@ def make_units(path: Path, rows: int, seed: int = 1, waves: int = 4) -> None:
 
 
 def make_margins(con: duckdb.DuckDBPyConnection, units: str, seed: int = 1) -> None:
-    """Targets: a synthetic frame's cell populations (base weight sums of wave 1 times a cell
+    """Targets: a synthetic frame's cell populations (base weight sums per wave times a cell
     factor in [0.8, 1.6]: the weights are off, as after nonresponse), summed per margin."""
     rng = np.random.default_rng([seed, 2])
     factor = 0.8 + 0.8 * rng.random(N_CELLS)
     cells = con.sql(
         f"select cell_id, any_value(region) as region, any_value(sector) as sector, "
-        f"any_value(size_band) as size_band, sum(base_weight) as w "
-        f"from {units} where wave = 1 group by cell_id order by cell_id"
+        f"any_value(size_band) as size_band, sum(base_weight) / count(distinct wave) as w "
+        f"from {units} group by cell_id order by cell_id"
     ).df()
     cells["n_population"] = np.maximum(np.rint(cells.w.to_numpy() * factor[: len(cells)]), 1.0)
     con.register("bench_cells", cells)
@@ -126,7 +128,9 @@ def make_margins(con: duckdb.DuckDBPyConnection, units: str, seed: int = 1) -> N
 SPLIT = "-- surveysynth bench: next statement --"
 
 
-def compile_rake(units: str, tol: float, max_iter: int = 200, method: str = "auto") -> dict[str, str]:
+def compile_rake(
+    units: str, tol: float, max_iter: int = 200, method: str = "auto"
+) -> dict[str, str]:
     """The SQL the calibration models run, for the bench data, compiled by dbt in one
     `dbt compile --inline`: `factors` (macro rake_factors: the sweeps on cell sums, as in the
     project's int_calibration_factors), `apply` (macro rake_apply from the table bench_factors:
@@ -137,15 +141,24 @@ def compile_rake(units: str, tol: float, max_iter: int = 200, method: str = "aut
         "totals": [],
     }
     common = (
-        "units=" + json.dumps(units) + ", weight='base_weight', margin_specs=" + json.dumps(specs)
+        "units="
+        + json.dumps(units)
+        + ", weight='base_weight', margin_specs="
+        + json.dumps(specs)
         + ", group_by=['wave'], cell_key='cell_id'"
     )
     inline = (
-        "{{ surveysynth.rake_factors(" + common + ", margins='bench_margins', cells='bench_cell_dims', "
+        "{{ surveysynth.rake_factors("
+        + common
+        + ", margins='bench_margins', cells='bench_cell_dims', "
         f"tol={tol!r}, max_iter={max_iter}, method='{method}') }}}}\n" + SPLIT + "\n"
-        "{{ surveysynth.rake_apply(" + common + ", factors='bench_factors', unit_columns=['unit_id'], "
+        "{{ surveysynth.rake_apply("
+        + common
+        + ", factors='bench_factors', unit_columns=['unit_id'], "
         "weight_columns=['calibrated_weight']) }}\n" + SPLIT + "\n"
-        "{{ surveysynth.rake_apply(" + common + ", factors='bench_factors', unit_columns=['unit_id']) }}"
+        "{{ surveysynth.rake_apply("
+        + common
+        + ", factors='bench_factors', unit_columns=['unit_id']) }}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -155,10 +168,26 @@ def compile_rake(units: str, tol: float, max_iter: int = 200, method: str = "aut
         }
         dbt = str(Path(sys.executable).with_name("dbt"))
         out = subprocess.run(
-            [dbt, "--quiet", "compile", "--project-dir", str(ROOT), "--profiles-dir", str(ROOT),
-             "--target-path", str(Path(tmp) / "target"), "--log-path", str(Path(tmp) / "logs"),
-             "--inline", inline],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+            [
+                dbt,
+                "--quiet",
+                "compile",
+                "--project-dir",
+                str(ROOT),
+                "--profiles-dir",
+                str(ROOT),
+                "--target-path",
+                str(Path(tmp) / "target"),
+                "--log-path",
+                str(Path(tmp) / "logs"),
+                "--inline",
+                inline,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if out.returncode != 0:
         raise RuntimeError("dbt compile failed:\n" + out.stdout[-3000:] + out.stderr[-3000:])
@@ -178,7 +207,9 @@ def rake_timed(con: duckdb.DuckDBPyConnection, sql: dict[str, str], full: bool =
     t_a = _timed(con, f"create or replace table rake_out as {sql['apply']}")
     res = {"factors_s": t_f, "apply_s": t_a, "rake_s": t_f + t_a}
     if full:
-        res["apply_full_s"] = _timed(con, f"create or replace table rake_full as {sql['apply_full']}")
+        res["apply_full_s"] = _timed(
+            con, f"create or replace table rake_full as {sql['apply_full']}"
+        )
     sweeps = con.execute(
         "select wave, max(iterations) from bench_factors group by wave order by wave"
     ).fetchall()
@@ -200,12 +231,17 @@ def _load(workdir: Path, rows: int) -> tuple[duckdb.DuckDBPyConnection, str]:
 def bench_vs_minimal(workdir: Path, rows: int, tol: float = 1e-6) -> dict:
     con, units = _load(workdir, rows)
     sql = compile_rake(units, tol)
-    minimal_sql = f"create or replace table minimal_out as select unit_id, wave, base_weight from {units}"
+    minimal_sql = (
+        f"create or replace table minimal_out as select unit_id, wave, base_weight from {units}"
+    )
     # the box may be shared: time the minimal job before and after the raking, take the mean
     before = _timed(con, minimal_sql)
     rk = rake_timed(con, sql, full=True)
     minimal = (before + _timed(con, minimal_sql)) / 2
-    n = con.execute("select count(*) from rake_out").fetchall()[0][0]
+    n, n_null = con.execute(
+        "select count(*), count(*) - count(calibrated_weight) from rake_out"
+    ).fetchall()[0]
+    assert n_null == 0, f"{n_null} units without a calibrated weight"
     err = con.execute(
         "with sums as ("
         " select r.wave, u.region, u.sector, u.size_band, sum(r.calibrated_weight) as s"
@@ -237,9 +273,14 @@ def bench_vs_samplics(workdir: Path, rows: int) -> list[dict]:
     out = []
     for tol in (1e-6, 1e-12):
         rk = rake_timed(con, compile_rake(units, tol))
-        out.append({"case": f"SQL rake {rows:,} rows, tol {tol:g} (sweeps {rk['sweeps']})",
-                    "seconds": rk["rake_s"]})
+        out.append(
+            {
+                "case": f"SQL rake {rows:,} rows, tol {tol:g} (sweeps {rk['sweeps']})",
+                "seconds": rk["rake_s"],
+            }
+        )
     got = con.sql("select unit_id, calibrated_weight from rake_out order by unit_id").df()
+    assert got.calibrated_weight.notna().all()
     df = con.sql(f"select * from {units}").df()
     margins = con.sql("select * from bench_margins").df()
     con.close()
@@ -251,8 +292,10 @@ def bench_vs_samplics(workdir: Path, rows: int) -> list[dict]:
         weights[idx] = SampleWeight().rake(
             samp_weight=part.base_weight.to_numpy(),
             margins={d[0]: part[d[0]].astype(str).to_numpy() for d in MARGINS},
-            control={d[0]: dict(zip(m[m.margin_id == d[0]].category, m[m.margin_id == d[0]].target))
-                     for d in MARGINS},
+            control={
+                d[0]: dict(zip(m[m.margin_id == d[0]].category, m[m.margin_id == d[0]].target))
+                for d in MARGINS
+            },
             tol=1e-12,
             ctrl_tol=1e-12,
             max_iter=500,
@@ -261,20 +304,29 @@ def bench_vs_samplics(workdir: Path, rows: int) -> list[dict]:
     ref = pd.Series(weights, index=df.unit_id.to_numpy()).loc[got.unit_id].to_numpy()
     diff = float(np.max(np.abs(got.calibrated_weight.to_numpy() - ref) / ref))
     out.append({"case": f"samplics rake {rows:,} rows, tol 1e-12", "seconds": t_samplics})
-    out.append({"case": "samplics time / SQL time (tol 1e-12)", "seconds": t_samplics / out[1]["seconds"],
-                "max_weight_rel_diff": diff})
+    out.append(
+        {
+            "case": "samplics time / SQL time (tol 1e-12)",
+            "seconds": t_samplics / out[1]["seconds"],
+            "max_weight_rel_diff": diff,
+        }
+    )
     return out
 
 
-def run_bench(rows: int = 10_000_000, samplics_rows: int = 1_000_000, workdir: Path | None = None) -> dict:
+def run_bench(
+    rows: int = 10_000_000, samplics_rows: int = 1_000_000, workdir: Path | None = None
+) -> dict:
     """Both benchmarks; returns their rows (also what the CLI prints)."""
     own = workdir is None
     tmp = tempfile.TemporaryDirectory() if own else None
     wd = Path(tmp.name) if own else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     try:
-        result = {"minimal": bench_vs_minimal(wd, rows) if rows else None,
-                  "samplics": bench_vs_samplics(wd, samplics_rows) if samplics_rows else []}
+        result = {
+            "minimal": bench_vs_minimal(wd, rows) if rows else None,
+            "samplics": bench_vs_samplics(wd, samplics_rows) if samplics_rows else [],
+        }
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -284,13 +336,21 @@ def run_bench(rows: int = 10_000_000, samplics_rows: int = 1_000_000, workdir: P
 def print_table(result: dict) -> None:
     m = result["minimal"]
     if m:
-        print(f"{'case':<48} {'minimal s':>9} {'factors s':>9} {'apply s':>8} {'rake s':>7} "
-              f"{'ratio':>6} {'ratio full':>10} {'max margin err':>14}")
-        print(f"{m['case']:<48} {m['minimal_s']:>9.2f} {m['factors_s']:>9.2f} {m['apply_s']:>8.2f} "
-              f"{m['rake_s']:>7.2f} {m['ratio']:>6.2f} {m['ratio_full']:>10.2f} "
-              f"{m['max_margin_rel_error']:>14.2e}")
-        print("  rake = factors (sweeps on cell sums) + apply (one join pass writing unit, wave and")
-        print("  calibrated weight, as wide as the minimal job); ratio full also writes base weight and g")
+        print(
+            f"{'case':<48} {'minimal s':>9} {'factors s':>9} {'apply s':>8} {'rake s':>7} "
+            f"{'ratio':>6} {'ratio full':>10} {'max margin err':>14}"
+        )
+        print(
+            f"{m['case']:<48} {m['minimal_s']:>9.2f} {m['factors_s']:>9.2f} {m['apply_s']:>8.2f} "
+            f"{m['rake_s']:>7.2f} {m['ratio']:>6.2f} {m['ratio_full']:>10.2f} "
+            f"{m['max_margin_rel_error']:>14.2e}"
+        )
+        print(
+            "  rake = factors (sweeps on cell sums) + apply (one join pass writing unit, wave and"
+        )
+        print(
+            "  calibrated weight, as wide as the minimal job); ratio full also writes base weight and g"
+        )
         print()
     if result["samplics"]:
         print(f"{'case':<52} {'value':>10} {'max weight rel diff':>20}")
@@ -302,9 +362,15 @@ def print_table(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=10_000_000, help="rows for rake vs minimal (0 skips)")
-    ap.add_argument("--samplics-rows", type=int, default=1_000_000, help="rows for SQL vs samplics (0 skips)")
-    ap.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temp dir)")
+    ap.add_argument(
+        "--rows", type=int, default=10_000_000, help="rows for rake vs minimal (0 skips)"
+    )
+    ap.add_argument(
+        "--samplics-rows", type=int, default=1_000_000, help="rows for SQL vs samplics (0 skips)"
+    )
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="keep data here (default: a temp dir)"
+    )
     a = ap.parse_args(argv)
     print_table(run_bench(a.rows, a.samplics_rows, a.workdir))
     return 0

@@ -49,10 +49,61 @@ def main() -> int:
         print("\n== calibration ==")
         for row in con.sql("select * from calibration_convergence order by 1").fetchall():
             print("  " + ", ".join(str(v) for v in row))
+    # the gates' metric tables: value against threshold (the detail column says how each was read)
+    gate_cols = {
+        "disclosure_metrics": 'implicate, metric, "column", round(value, 4) as value, comparison, '
+        "round(threshold, 4) as threshold, passed",
+        "fidelity_metrics": 'metric, "column", round(value, 4) as value, comparison, '
+        "round(threshold, 4) as threshold, passed",
+    }
     for metrics in ("disclosure_metrics", "fidelity_metrics", "backtest_summary"):
         if metrics in names:
             print(f"\n== {metrics} ==")
-            print(con.sql(f"select * from {metrics}").df().to_string(index=False))
+            cols = gate_cols.get(metrics, "*")
+            print(con.sql(f"select {cols} from {metrics}").df().to_string(index=False))
+    if "table_suppression" in names:
+        print("\n== protected tables: cells by status (primary and secondary are suppressed) ==")
+        print(
+            con.sql(
+                "select table_name, wave, count(*) filter (where status = 'published') as published, "
+                "count(*) filter (where status = 'primary') as primary_suppressed, "
+                "count(*) filter (where status = 'secondary') as secondary_suppressed "
+                "from table_suppression group by all order by all"
+            )
+            .df()
+            .to_string(index=False)
+        )
+    if "suppression_audit" in names:
+        a = con.sql(
+            "select count(*) as n, count(*) filter (where not protected) as short "
+            "from suppression_audit"
+        ).fetchall()[0]
+        print(f"  audit: {a[0]} suppressed cells bounded by LP, {a[1]} short of their protection")
+    if "domain_estimates_protected" in names:
+        print("\n== domain estimates by disclosure status ==")
+        print(
+            con.sql(
+                "select sdc_status, method, count(*) as n from domain_estimates_protected "
+                "group by all order by all"
+            )
+            .df()
+            .to_string(index=False)
+        )
+    if "release_gates" in names:
+        print("\n== release gates (the release tables are rebuilt only when all pass) ==")
+        print(
+            con.sql(
+                "select gate, gate_test, n_checked, n_failing, passed from release_gates "
+                "order by gate_order"
+            )
+            .df()
+            .to_string(index=False)
+        )
+    if "release_manifest" in names:
+        rid, run, ok = con.sql(
+            "select release_id, synth_run_id, all_gates_passed from release_manifest"
+        ).fetchall()[0]
+        print(f"  release {rid} (synthesis run {run}), all gates passed: {ok}")
     print(f"\nDuckDB warehouse: {db}")
     print(f"Query it: duckdb {db}  (or python -c \"import duckdb; duckdb.connect('{db}')\")")
     return 0

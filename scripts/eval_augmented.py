@@ -24,15 +24,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.augmented_eval import by_indicator, score, sparse_rows  # noqa: E402
+from surveysynth.augmented_eval import by_indicator, score, sparse_rows
 
 DIMS = ["region", "sector", "size_band"]
 
 
 def build(db: Path, truth: Path) -> None:
     env = {**os.environ, "DBT_PROFILES_DIR": str(ROOT), "SURVEYSYNTH_DUCKDB_PATH": str(db)}
-    cmd = [str(Path(sys.executable).with_name("dbt")), "build", "--vars",
-           f'{{"ss_backtest_truth": "file:{truth}"}}']
+    cmd = [
+        str(Path(sys.executable).with_name("dbt")),
+        "build",
+        "--vars",
+        f'{{"ss_backtest_truth": "file:{truth}"}}',
+    ]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -40,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", default=str(ROOT / "target" / "surveysynth.duckdb"))
     ap.add_argument("--truth", default=str(ROOT / "data" / "demo" / "demo_truth.parquet"))
-    ap.add_argument("--build", action="store_true", help="run dbt build first (ss_backtest_truth set)")
+    ap.add_argument(
+        "--build", action="store_true", help="run dbt build first (ss_backtest_truth set)"
+    )
     ap.add_argument("--max-ratio", type=float, default=0.6)
     ap.add_argument("--min-coverage", type=float, default=0.90)
     ap.add_argument("--max-coverage", type=float, default=0.98)
@@ -50,22 +56,39 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 160)
     with duckdb.connect(a.db, read_only=True) as con:
         de = con.sql("select * from domain_estimates").df()
-        summary = con.sql("select metric, direction, value, threshold, passed, reference, sabotage "
-                          "from backtest_summary order by ord").df()
+        summary = con.sql(
+            "select metric, direction, value, threshold, passed, reference, sabotage "
+            "from backtest_summary order by ord"
+        ).df()
     truth = pd.read_parquet(a.truth)
     rows = sparse_rows(de, truth, DIMS)
-    table = score(rows, {"augmented": ("augmented_estimate", "augmented_ci_low", "augmented_ci_high"),
-                         "direct": ("direct_estimate", "direct_ci_low", "direct_ci_high")})
+    table = score(
+        rows,
+        {
+            "augmented": ("augmented_estimate", "augmented_ci_low", "augmented_ci_high"),
+            "direct": ("direct_estimate", "direct_ci_low", "direct_ci_high"),
+        },
+    )
     ratio = table.loc[0, "rmse_scaled"] / table.loc[1, "rmse_scaled"]
     cover = table.loc[0, "coverage_95"]
-    print(f"Sparse cells x waves x indicators vs demo_truth: {len(rows)} rows, "
-          f"{rows[['cell_id', 'wave']].drop_duplicates().shape[0]} cell x waves")
-    print(table.drop(columns=[c for c in table.columns if c.startswith("rmse_ratio")]).to_string(index=False))
+    print(
+        f"Sparse cells x waves x indicators vs demo_truth: {len(rows)} rows, "
+        f"{rows[['cell_id', 'wave']].drop_duplicates().shape[0]} cell x waves"
+    )
+    print(
+        table.drop(columns=[c for c in table.columns if c.startswith("rmse_ratio")]).to_string(
+            index=False
+        )
+    )
     print(f"\nRMSE ratio augmented / direct: {ratio:.3f}  (must be <= {a.max_ratio})")
-    print(f"Coverage of nominal 95% augmented intervals: {cover:.3f}  "
-          f"(must be in [{a.min_coverage}, {a.max_coverage}])")
-    print(f"df of the intervals: {sorted(rows['augmented_df'].dropna().unique().round(2).tolist())[:5]} "
-          f"(null = b is 0: {int(rows['augmented_df'].isna().sum())} rows)")
+    print(
+        f"Coverage of nominal 95% augmented intervals: {cover:.3f}  "
+        f"(must be in [{a.min_coverage}, {a.max_coverage}])"
+    )
+    print(
+        f"df of the intervals: {sorted(rows['augmented_df'].dropna().unique().round(2).tolist())[:5]} "
+        f"(null = b is 0: {int(rows['augmented_df'].isna().sum())} rows)"
+    )
     print("\nBy indicator:")
     print(by_indicator(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print("\nBack-test gate (backtest_summary):")

@@ -69,13 +69,19 @@ class BacktestConfig:
         if self.n_cells < 1:
             raise BacktestConfigError(f"ss_backtest_cells must be >= 1; got {self.n_cells}")
         if not self.sizes or any(int(s) < 1 for s in self.sizes):
-            raise BacktestConfigError(f"ss_backtest_sizes must be a non-empty list of sizes >= 1; got {list(self.sizes)}")
+            raise BacktestConfigError(
+                f"ss_backtest_sizes must be a non-empty list of sizes >= 1; got {list(self.sizes)}"
+            )
         if self.repeats < 1:
             raise BacktestConfigError(f"ss_backtest_repeats must be >= 1; got {self.repeats}")
         if self.max_records < 1:
-            raise BacktestConfigError(f"ss_backtest_max_records must be >= 1; got {self.max_records}")
+            raise BacktestConfigError(
+                f"ss_backtest_max_records must be >= 1; got {self.max_records}"
+            )
         if self.sabotage not in SABOTAGE:
-            raise BacktestConfigError(f"ss_backtest_sabotage '{self.sabotage}' unknown; use one of {SABOTAGE}")
+            raise BacktestConfigError(
+                f"ss_backtest_sabotage '{self.sabotage}' unknown; use one of {SABOTAGE}"
+            )
 
     @classmethod
     def from_vars(cls, v: Mapping[str, Any]) -> BacktestConfig:
@@ -154,13 +160,20 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
         & (pd.to_numeric(g["n_population"].min(), errors="coerce") > g["n_respondents"].max())
     )
     cells = pd.Series(ok[ok].index, name=CELL_ID)
-    order = np.array([stable_int_hash(("backtest-cells", bt.seed, c)) for c in cells], dtype=np.uint64)
+    order = np.array(
+        [stable_int_hash(("backtest-cells", bt.seed, c)) for c in cells], dtype=np.uint64
+    )
     cells = cells.iloc[np.argsort(order, kind="stable")].head(bt.n_cells).reset_index(drop=True)
     return pd.DataFrame({CELL_ID: cells, "cell_index": np.arange(len(cells))})
 
 
-def thin(responses: pd.DataFrame, chosen: pd.DataFrame, config: SynthConfig, bt: BacktestConfig,
-         replicate: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def thin(
+    responses: pd.DataFrame,
+    chosen: pd.DataFrame,
+    config: SynthConfig,
+    bt: BacktestConfig,
+    replicate: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Thinned responses (the chosen cells keep n of their respondents per wave, weights scaled by
     n_full / n) and the thinning plan (cell x wave: n_full, n_thinned)."""
     r = responses
@@ -173,19 +186,25 @@ def thin(responses: pd.DataFrame, chosen: pd.DataFrame, config: SynthConfig, bt:
     k = len(bt.sizes)
     sizes = np.asarray(bt.sizes)
     sub["n_thinned"] = sizes[
-        (sub[CELL_ID].map(cidx).to_numpy() + sub[config.wave].map(wave_pos).to_numpy() + replicate) % k
+        (sub[CELL_ID].map(cidx).to_numpy() + sub[config.wave].map(wave_pos).to_numpy() + replicate)
+        % k
     ]
     seed_r = stable_int_hash(("backtest-thin", bt.seed, replicate)) & 0x7FFFFFFFFFFFFFFF
     sub["_key"] = unit_keys(seed_r, sub[config.unit_id], sub[config.wave])
     sub = sub.sort_values([CELL_ID, config.wave, "_key"], kind="mergesort")
     sub["_rank"] = sub.groupby([CELL_ID, config.wave], sort=False).cumcount()
-    sub["n_full"] = sub.groupby([CELL_ID, config.wave], sort=False)[config.unit_id].transform("size")
+    sub["n_full"] = sub.groupby([CELL_ID, config.wave], sort=False)[config.unit_id].transform(
+        "size"
+    )
     drop = sub.loc[sub["_rank"] >= sub["n_thinned"], "_row"].to_numpy()
     keep_mask = np.ones(len(r), dtype=bool)
     keep_mask[drop] = False
     out = r.loc[keep_mask].copy()
-    plan = sub.groupby([CELL_ID, config.wave], sort=True).agg(
-        n_full=("n_full", "first"), n_thinned=("n_thinned", "first")).reset_index()
+    plan = (
+        sub.groupby([CELL_ID, config.wave], sort=True)
+        .agg(n_full=("n_full", "first"), n_thinned=("n_thinned", "first"))
+        .reset_index()
+    )
     if config.weight:
         f = out[[CELL_ID, config.wave]].merge(plan, on=[CELL_ID, config.wave], how="left")
         scale = np.where(f["n_full"].notna(), f["n_full"] / f["n_thinned"], 1.0)
@@ -193,16 +212,21 @@ def thin(responses: pd.DataFrame, chosen: pd.DataFrame, config: SynthConfig, bt:
     return out.reset_index(drop=True), plan
 
 
-def sabotage(synthetic: pd.DataFrame, responses: pd.DataFrame, config: SynthConfig, how: str,
-             seed: int) -> pd.DataFrame:
+def sabotage(
+    synthetic: pd.DataFrame, responses: pd.DataFrame, config: SynthConfig, how: str, seed: int
+) -> pd.DataFrame:
     """Back-test-only perturbations of a synthesizer's output (see the module docstring)."""
     if how == "none" or len(synthetic) == 0:
         return synthetic
     out = synthetic.copy()
     outs = list(config.outcome_names)
     if how == "identical_implicates":
-        first = out.loc[out["implicate"] == out["implicate"].min(), [config.unit_id, config.wave, *outs]]
-        merged = out[[config.unit_id, config.wave]].merge(first, on=[config.unit_id, config.wave], how="left")
+        first = out.loc[
+            out["implicate"] == out["implicate"].min(), [config.unit_id, config.wave, *outs]
+        ]
+        merged = out[[config.unit_id, config.wave]].merge(
+            first, on=[config.unit_id, config.wave], how="left"
+        )
         for c in outs:
             out[c] = merged[c].to_numpy()
         return out
@@ -218,9 +242,15 @@ def sabotage(synthetic: pd.DataFrame, responses: pd.DataFrame, config: SynthConf
     return out
 
 
-def _cell_estimates(thinned: pd.DataFrame, full: pd.DataFrame, synthetic: pd.DataFrame,
-                    plan: pd.DataFrame, support: pd.DataFrame, config: SynthConfig,
-                    m: int) -> pd.DataFrame:
+def _cell_estimates(
+    thinned: pd.DataFrame,
+    full: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    plan: pd.DataFrame,
+    support: pd.DataFrame,
+    config: SynthConfig,
+    m: int,
+) -> pd.DataFrame:
     """Direct (thinned), full-sample and augmented estimates for the thinned cells x waves."""
     keys = [CELL_ID, config.wave]
     names = indicator_names(config)
@@ -256,6 +286,9 @@ def _cell_estimates(thinned: pd.DataFrame, full: pd.DataFrame, synthetic: pd.Dat
     c_real = codes(thinned)
     real = thinned[c_real >= 0]
     c_real = c_real[c_real >= 0]
+    if getattr(config, "augment_units", "nonrespondents") == "all":
+        # the synthetic records stand for all N units: the respondents are not added to them
+        real, c_real = real.iloc[:0], c_real[:0]
     Yr = indicator_matrix(real, config)
     okr = np.isfinite(Yr)
     r_sw = np.zeros((G, K))
@@ -339,11 +372,16 @@ def run_backtest(
         s[CELL_ID] = make_cell_id(s, c.cell_dims)
     chosen = choose_cells(s, c, bt)
     if chosen.empty:
-        log.warning("back-test: no cell is supported in every wave with more than %d respondents",
-                    max(bt.sizes))
+        log.warning(
+            "back-test: no cell is supported in every wave with more than %d respondents",
+            max(bt.sizes),
+        )
         return empty_results(c)
-    run_cfg = c.with_(mode="augment", augment_classes=("sparse",),
-                      max_records_per_cell=min(bt.max_records, c.max_records_per_cell))
+    run_cfg = c.with_(
+        mode="augment",
+        augment_classes=("sparse",),
+        max_records_per_cell=min(bt.max_records, c.max_records_per_cell),
+    )
     parts = []
     for rep in range(bt.repeats):
         thinned, plan = thin(r, chosen, c, bt, rep)
@@ -359,8 +397,14 @@ def run_backtest(
         est = _cell_estimates(thinned, r, syn, plan, s, c, run_cfg.m)
         est.insert(0, "replicate", rep + 1)
         parts.append(est)
-        log.info("back-test: replicate %d/%d, %d cells x waves, %d synthetic rows, %.1fs",
-                 rep + 1, bt.repeats, len(plan), len(syn), time.monotonic() - t0)
+        log.info(
+            "back-test: replicate %d/%d, %d cells x waves, %d synthetic rows, %.1fs",
+            rep + 1,
+            bt.repeats,
+            len(plan),
+            len(syn),
+            time.monotonic() - t0,
+        )
     out = pd.concat(parts, ignore_index=True)
     dims = s.drop_duplicates(CELL_ID)[[CELL_ID, *c.cell_dims]]
     out = out.merge(dims, on=CELL_ID, how="left")
@@ -380,11 +424,33 @@ def _rep_seed(seed: int, rep: int) -> int:
 
 
 def result_columns(config: SynthConfig) -> list[str]:
-    return ["replicate", CELL_ID, *config.cell_dims, config.wave, "indicator", "measure",
-            "n_population", "n_full", "n_thinned", "n_synthetic", "m", "full_sample_value",
-            "full_sample_se", "true_value", "direct_estimate", "direct_se", "direct_ci_low",
-            "direct_ci_high", "augmented_estimate", "augmented_se", "augmented_df",
-            "augmented_ci_low", "augmented_ci_high", "between_var", "sabotage"]
+    return [
+        "replicate",
+        CELL_ID,
+        *config.cell_dims,
+        config.wave,
+        "indicator",
+        "measure",
+        "n_population",
+        "n_full",
+        "n_thinned",
+        "n_synthetic",
+        "m",
+        "full_sample_value",
+        "full_sample_se",
+        "true_value",
+        "direct_estimate",
+        "direct_se",
+        "direct_ci_low",
+        "direct_ci_high",
+        "augmented_estimate",
+        "augmented_se",
+        "augmented_df",
+        "augmented_ci_low",
+        "augmented_ci_high",
+        "between_var",
+        "sabotage",
+    ]
 
 
 def empty_results(config: SynthConfig) -> pd.DataFrame:
@@ -449,13 +515,35 @@ def summarize(results: pd.DataFrame, thresholds: Mapping[str, float] | None = No
         v = values[name]
         t = th.get(var)
         passed = None if t is None else bool(np.isfinite(v) and (v <= t if op == "<=" else v >= t))
-        rows.append({"metric": name, "direction": op, "value": v, "threshold": t,
-                     "threshold_var": var, "passed": passed})
-    info = {"n_rows": float(n), "augmented_rmse": rmse_a, "direct_rmse": rmse_d,
-            "direct_coverage": cover_d, "augmented_mean_width": wa, "direct_mean_width": wd}
+        rows.append(
+            {
+                "metric": name,
+                "direction": op,
+                "value": v,
+                "threshold": t,
+                "threshold_var": var,
+                "passed": passed,
+            }
+        )
+    info = {
+        "n_rows": float(n),
+        "augmented_rmse": rmse_a,
+        "direct_rmse": rmse_d,
+        "direct_coverage": cover_d,
+        "augmented_mean_width": wa,
+        "direct_mean_width": wd,
+    }
     for name, v in info.items():
-        rows.append({"metric": name, "direction": None, "value": v, "threshold": None,
-                     "threshold_var": None, "passed": None})
+        rows.append(
+            {
+                "metric": name,
+                "direction": None,
+                "value": v,
+                "threshold": None,
+                "threshold_var": None,
+                "passed": None,
+            }
+        )
     out = pd.DataFrame(rows)
     out["reference"] = "truth" if use_truth else "full_sample"
     return out
@@ -469,7 +557,7 @@ def read_relation_var(value: str | None, session: Any = None) -> pd.DataFrame | 
         return None
     value = str(value)
     if value.startswith("file:"):
-        path = value[len("file:"):]
+        path = value[len("file:") :]
         return pd.read_csv(path) if path.lower().endswith(".csv") else pd.read_parquet(path)
     if value.startswith(("ref:", "source:")):
         raise BacktestConfigError(
@@ -489,8 +577,14 @@ def read_relation_var(value: str | None, session: Any = None) -> pd.DataFrame | 
     raise BacktestConfigError(f"cannot read ss_backtest_truth = '{value}' on this engine")
 
 
-def backtest_model(v: Mapping[str, Any], responses: Any, frame: Any, support: Any, weights: Any,
-                   session: Any = None) -> pd.DataFrame:
+def backtest_model(
+    v: Mapping[str, Any],
+    responses: Any,
+    frame: Any,
+    support: Any,
+    weights: Any,
+    session: Any = None,
+) -> pd.DataFrame:
     """Body of the backtest_results dbt Python model."""
     from .dbt_glue import _inputs, synth_config
 
@@ -502,7 +596,11 @@ def backtest_model(v: Mapping[str, Any], responses: Any, frame: Any, support: An
         wave_col = v.get("ss_wave") or "wave"
         if wave_col != "wave" and wave_col in truth.columns:
             truth = truth.rename(columns={wave_col: "wave"})
-        missing = [col for col in [*cfg.cell_dims, "wave", "indicator", "true_value"] if col not in truth.columns]
+        missing = [
+            col
+            for col in [*cfg.cell_dims, "wave", "indicator", "true_value"]
+            if col not in truth.columns
+        ]
         if missing:
             raise BacktestConfigError(
                 f"ss_backtest_truth is missing column(s) {missing}: it needs the cell dimensions, "

@@ -69,16 +69,34 @@ def combine_arrays(
     m = int(q.size)
     nan = float("nan")
     if m == 0:
-        return dict(estimate=nan, se=nan, df=nan, ci_low=nan, ci_high=nan, m=0, b=nan,
-                    ubar=nan, total_var=nan)
+        return {
+            "estimate": nan,
+            "se": nan,
+            "df": nan,
+            "ci_low": nan,
+            "ci_high": nan,
+            "m": 0,
+            "b": nan,
+            "ubar": nan,
+            "total_var": nan,
+        }
     qbar = float(q.mean())
     ubar = float(np.nanmean(u)) if np.isfinite(u).any() else 0.0
     b = float(q.var(ddof=1)) if m >= 2 else nan
     T, df = _rule(rule, m, b, ubar, n_syn_over_n)
     se = float(np.sqrt(T)) if np.isfinite(T) else nan
     tq = float(t_quantile(df, conf_level)) if np.isfinite(se) else nan
-    return dict(estimate=qbar, se=se, df=df, ci_low=qbar - tq * se, ci_high=qbar + tq * se,
-                m=m, b=b, ubar=ubar, total_var=T)
+    return {
+        "estimate": qbar,
+        "se": se,
+        "df": df,
+        "ci_low": qbar - tq * se,
+        "ci_high": qbar + tq * se,
+        "m": m,
+        "b": b,
+        "ubar": ubar,
+        "total_var": T,
+    }
 
 
 def _rule(rule: str, m: int, b: float, ubar: float, n_syn_over_n: float) -> tuple[float, float]:
@@ -113,8 +131,9 @@ def combine(
     rows = []
     for key, g in df.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        res = combine_arrays(g[q].to_numpy(), None if u is None else g[u].to_numpy(), rule,
-                             conf_level)
+        res = combine_arrays(
+            g[q].to_numpy(), None if u is None else g[u].to_numpy(), rule, conf_level
+        )
         rows.append({**dict(zip(by, key)), **res})
     return pd.DataFrame(rows)
 
@@ -164,8 +183,11 @@ def implicate_estimates(
             qv = float((w[ok] * yy[ok]).sum() / sw)
             z = np.where(ok, w * (np.nan_to_num(yy) - qv) / sw, 0.0)
         zz = pd.DataFrame({stratum: g[stratum].to_numpy(), "_z": z, "_fpc": g[fpc].to_numpy()})
-        s = zz.groupby(stratum).agg(sz=("_z", "sum"), szz=("_z", lambda v: float((v * v).sum())),
-                                    f=("_fpc", "max")).reset_index()
+        s = (
+            zz.groupby(stratum)
+            .agg(sz=("_z", "sum"), szz=("_z", lambda v: float((v * v).sum())), f=("_fpc", "max"))
+            .reset_index()
+        )
         s = s.merge(n_h[n_h[implicate] == key[0]][[stratum, "_n_h"]], on=stratum)
         nh = s["_n_h"].to_numpy(dtype=float)
         term = np.where(nh >= 2, nh / np.maximum(nh - 1, 1) * (s.szz - s.sz**2 / nh), s.szz)

@@ -40,8 +40,9 @@ class FHFit:
     at_zero: bool
 
 
-def fit(theta: np.ndarray, psi: np.ndarray, X: np.ndarray, max_iter: int = 100,
-        tol: float = 1e-8) -> FHFit:
+def fit(
+    theta: np.ndarray, psi: np.ndarray, X: np.ndarray, max_iter: int = 100, tol: float = 1e-8
+) -> FHFit:
     """REML estimate of sigma_v^2 by Fisher scoring (Rao & Molina 2015, 6.1.2), truncated at 0."""
     theta = np.asarray(theta, float)
     psi = np.asarray(psi, float)
@@ -69,7 +70,9 @@ def fit(theta: np.ndarray, psi: np.ndarray, X: np.ndarray, max_iter: int = 100,
     return FHFit(float(s2), beta, it, converged, bool(s2 <= 0.0))
 
 
-def _reml_score(s2: float, theta: np.ndarray, psi: np.ndarray, X: np.ndarray) -> tuple[float, float]:
+def _reml_score(
+    s2: float, theta: np.ndarray, psi: np.ndarray, X: np.ndarray
+) -> tuple[float, float]:
     """REML score and Fisher information for sigma_v^2 with P = V^-1 - V^-1 X (X'V^-1 X)^-1 X'V^-1,
     V = diag(s2 + psi), from p x p matrices only (no m x m matrix)."""
     d = 1.0 / (s2 + psi)
@@ -83,8 +86,13 @@ def _reml_score(s2: float, theta: np.ndarray, psi: np.ndarray, X: np.ndarray) ->
     return -0.5 * tr_p + 0.5 * float(Py @ Py), 0.5 * tr_pp
 
 
-def eblup(theta: np.ndarray, psi: np.ndarray, X: np.ndarray, fitted: FHFit,
-          X_new: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def eblup(
+    theta: np.ndarray,
+    psi: np.ndarray,
+    X: np.ndarray,
+    fitted: FHFit,
+    X_new: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """EBLUP and its MSE (g1 + g2 + 2 g3) for the areas of ``theta``; areas without a direct
     estimate (rows of ``X_new``) get the regression synthetic x' beta with MSE s2v + g2."""
     s2 = fitted.sigma_v2
@@ -118,8 +126,9 @@ def smoothed_psi(n: np.ndarray, N: np.ndarray, s2: np.ndarray, X: np.ndarray) ->
     return s2_hat * fpc / np.maximum(n, 1.0)
 
 
-def fay_herriot_cells(direct: pd.DataFrame, dims: Sequence[str], by: Sequence[str] = ("wave", "indicator")
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fay_herriot_cells(
+    direct: pd.DataFrame, dims: Sequence[str], by: Sequence[str] = ("wave", "indicator")
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """FH EBLUP per group of ``by`` (each indicator x wave is its own model).
 
     ``direct``: one row per cell x wave x indicator with the cell dims, ``estimate`` (direct, may
@@ -143,6 +152,14 @@ def fay_herriot_cells(direct: pd.DataFrame, dims: Sequence[str], by: Sequence[st
             g["gamma"] = np.where(keep, f.sigma_v2 / (f.sigma_v2 + psi), np.nan)
         out.append(g)
         key = key if isinstance(key, tuple) else (key,)
-        fits.append({**dict(zip(by, key)), "sigma_v2": f.sigma_v2, "at_zero": f.at_zero,
-                     "iterations": f.iterations, "converged": f.converged, "n_areas": int(keep.sum())})
+        fits.append(
+            {
+                **dict(zip(by, key)),
+                "sigma_v2": f.sigma_v2,
+                "at_zero": f.at_zero,
+                "iterations": f.iterations,
+                "converged": f.converged,
+                "n_areas": int(keep.sum()),
+            }
+        )
     return pd.concat(out, ignore_index=True), pd.DataFrame(fits)

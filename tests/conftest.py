@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import engines
 import pytest
 
-import engines
+# fixtures of the design-layer tests (demo data and build), shared by tests/test_design_*.py
+pytest_plugins = ["design_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from harness import ROOT, DbtResult, run_dbt
 
 DESIGN_SELECT = "+direct_estimates +calibration_margin_check +calibration_convergence"
@@ -22,8 +21,14 @@ CAUTIOUS = ["--indirect-selection", "cautious"]
 
 DIMS = ["region", "sector", "size_band"]
 
+# Vars of other layers that name demo columns and are checked when the project is parsed; a
+# configuration with other columns sets them to neutral values.
+OTHER_LAYERS_NEUTRAL = {"ss_sdc_tables": []}
 
-def build(workdir: Path, vars_: dict, command: str = "build", select: str = DESIGN_SELECT) -> DbtResult:
+
+def build(
+    workdir: Path, vars_: dict, command: str = "build", select: str = DESIGN_SELECT
+) -> DbtResult:
     """dbt build of the design subgraph (tests whose parents are all selected run too)."""
     return run_dbt(workdir, vars=vars_, command=command, select=select, extra_args=CAUTIOUS)
 
@@ -44,11 +49,16 @@ def demo_data(tmp_path_factory) -> Path:
         [
             sys.executable,
             str(ROOT / "scripts" / "generate_demo.py"),
-            "--seed", "11",
-            "--out", str(out),
-            "--frame-size", "30000",
-            "--target-responses-per-wave", "1500",
-            "--waves", "2",
+            "--seed",
+            "11",
+            "--out",
+            str(out),
+            "--frame-size",
+            "30000",
+            "--target-responses-per-wave",
+            "1500",
+            "--waves",
+            "2",
         ],
         check=True,
         capture_output=True,

@@ -208,5 +208,7 @@ def taylor(
     zbar = np.bincount(inv, weights=z) / n_h
     ss = np.bincount(inv, weights=(z - zbar[inv]) ** 2)
     lonely = np.bincount(inv, weights=z**2)  # a single unit is centred on 0, the mean of z
-    var = float(np.where(n_h >= 2, (1 - f) * n_h / np.maximum(n_h - 1, 1) * ss, (1 - f) * lonely).sum())
+    var = float(
+        np.where(n_h >= 2, (1 - f) * n_h / np.maximum(n_h - 1, 1) * ss, (1 - f) * lonely).sum()
+    )
     return est, float(np.sqrt(max(var, 0.0))), n_dom

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from harness import ROOT, run_dbt
+
 from surveysynth.augmented_eval import score, sparse_rows
 from surveysynth.combining import combine_arrays, implicate_estimates
 
@@ -27,8 +27,16 @@ def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("augmented_demo")
     data = work / "data"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--seed", "42", "--out", str(data)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "generate_demo.py"),
+            "--seed",
+            "42",
+            "--out",
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
     )
     vars_ = {
         "ss_responses": f"file:{data / 'responses.parquet'}",
@@ -46,8 +54,12 @@ def test_demo_builds_and_every_gate_passes(demo):
     st = res.statuses()
     bad = {k: v for k, v in st.items() if v not in ("success", "pass")}
     assert not bad
-    for gate in ("augmented_weights_meet_margins", "augmented_calibration_converged", "backtest_gate",
-                 "one_recommended_estimate_per_domain_wave_indicator"):
+    for gate in (
+        "augmented_weights_meet_margins",
+        "augmented_calibration_converged",
+        "backtest_gate",
+        "one_recommended_estimate_per_domain_wave_indicator",
+    ):
         assert st[gate] == "pass"
 
 
@@ -65,13 +77,17 @@ def test_implicates_are_completed_populations_calibrated_to_the_margins(demo):
     m = res.query("select count(distinct implicate) as m from augmented_microdata").m[0]
     assert m == 5
     # every sparse or empty cell with non-responding units is completed in every implicate
-    thin = res.query("select count(*) as n from cell_support where support_class in ('sparse', 'empty') "
-                     "and n_population > n_respondents").n[0]
+    thin = res.query(
+        "select count(*) as n from cell_support where support_class in ('sparse', 'empty') "
+        "and n_population > n_respondents"
+    ).n[0]
     per_imp = cells[cells.n_population > cells.n_respondents].groupby("implicate").size()
     assert (per_imp == thin).all()
     # real records are the staged responses, once per implicate; synthetic ones say so
-    counts = res.query("select implicate, sum(case when is_synthetic then 0 else 1 end) as n_real, "
-                       "count(distinct synth_run_id) as runs from augmented_microdata group by implicate")
+    counts = res.query(
+        "select implicate, sum(case when is_synthetic then 0 else 1 end) as n_real, "
+        "count(distinct synth_run_id) as runs from augmented_microdata group by implicate"
+    )
     n_resp = res.query("select count(*) as n from stg_responses").n[0]
     assert (counts.n_real == n_resp).all() and (counts.runs == 1).all()
     # the trusted margins are met by every implicate (the gate's model, read here)
@@ -85,8 +101,13 @@ def test_sparse_cells_augmented_beats_direct_and_intervals_cover(demo):
     _, _, res, truth = demo
     rows = sparse_rows(res.query("select * from domain_estimates"), truth, DIMS)
     assert len(rows) > 5000
-    table = score(rows, {"augmented": ("augmented_estimate", "augmented_ci_low", "augmented_ci_high"),
-                         "direct": ("direct_estimate", "direct_ci_low", "direct_ci_high")}).set_index("method")
+    table = score(
+        rows,
+        {
+            "augmented": ("augmented_estimate", "augmented_ci_low", "augmented_ci_high"),
+            "direct": ("direct_estimate", "direct_ci_low", "direct_ci_high"),
+        },
+    ).set_index("method")
     ratio = table.loc["augmented", "rmse_scaled"] / table.loc["direct", "rmse_scaled"]
     coverage = table.loc["augmented", "coverage_95"]
     print(f"sparse cells: RMSE ratio {ratio:.3f}, coverage {coverage:.3f}, rows {len(rows)}")
@@ -101,12 +122,18 @@ def test_domain_estimates_equal_python_combining_on_the_demo(demo):
     """The macro path of domain_estimates (moments, roll-up, Rubin) against the Python reference on
     the augmented microdata, for a mixed domain level (region) and some cells."""
     _, _, res, _ = demo
-    aug = res.query("select implicate, region, cell_id, wave, trading_status, turnover, analysis_weight, "
-                    "variance_stratum, fpc from augmented_microdata where region = 'scotland' and wave = 2")
-    de = res.query("select * from domain_estimates where region = 'scotland' and wave = 2 "
-                   "and indicator in ('trading_status=paused', 'turnover')")
-    for indicator, (col, measure, level) in {"trading_status=paused": ("trading_status", "share", "paused"),
-                                             "turnover": ("turnover", "mean", None)}.items():
+    aug = res.query(
+        "select implicate, region, cell_id, wave, trading_status, turnover, analysis_weight, "
+        "variance_stratum, fpc from augmented_microdata where region = 'scotland' and wave = 2"
+    )
+    de = res.query(
+        "select * from domain_estimates where region = 'scotland' and wave = 2 "
+        "and indicator in ('trading_status=paused', 'turnover')"
+    )
+    for indicator, (col, measure, level) in {
+        "trading_status=paused": ("trading_status", "share", "paused"),
+        "turnover": ("turnover", "mean", None),
+    }.items():
         q = implicate_estimates(aug, col, measure, ["region"], level=level)
         ref = combine_arrays(q["q"].to_numpy(), q["u"].to_numpy(), "mi")
         got = de[(de.domain_level == "region") & (de.indicator == indicator)].iloc[0]
@@ -114,7 +141,7 @@ def test_domain_estimates_equal_python_combining_on_the_demo(demo):
         assert got.augmented_se == pytest.approx(ref["se"], rel=1e-6)
         assert got.within_var > 0  # the region mixes observed and completed cells
         qc = implicate_estimates(aug, col, measure, ["cell_id"], level=level)
-        cells = de[de.domain_level == "cell"].set_index("cell_id")
+        cells = de[(de.domain_level == "cell") & (de.indicator == indicator)].set_index("cell_id")
         for cell, g in list(qc.groupby("cell_id"))[:6]:
             r = combine_arrays(g["q"].to_numpy(), g["u"].to_numpy(), "mi")
             assert cells.loc[cell, "augmented_estimate"] == pytest.approx(r["estimate"], rel=1e-9)
@@ -126,10 +153,14 @@ def test_one_recommended_estimate_and_the_method_policy(demo):
     de = res.query("select * from domain_estimates")
     keys = ["domain_level", *DIMS, "wave", "indicator"]
     assert not de.duplicated(keys).any()
-    direct = res.query("select count(*) as n from direct_estimates where measure in ('mean', 'share')").n[0]
+    direct = res.query(
+        "select count(*) as n from direct_estimates where measure in ('mean', 'share')"
+    ).n[0]
     assert len(de) == direct
     d = de[de.method == "direct"]
-    assert d.direct_grade.isin(["good", "caution"]).all() and (d.estimate == d.direct_estimate).all()
+    assert (
+        d.direct_grade.isin(["good", "caution"]).all() and (d.estimate == d.direct_estimate).all()
+    )
     a = de[de.method == "augmented"]
     assert (~a.direct_grade.isin(["good", "caution"])).all() and (a.n_synthetic > 0).all()
     assert (a.estimate == a.augmented_estimate).all() and a.grade.isin(["good", "caution"]).all()
@@ -153,9 +184,11 @@ def test_backtest_passes_against_the_truth(demo):
 
 @pytest.mark.parametrize("how", ["ignore_cells", "identical_implicates"])
 def test_planted_broken_synthesizer_fails_the_backtest_gate(demo, tmp_path, how):
-    work, vars_, res, _ = demo
+    _work, vars_, res, _ = demo
     shutil.copy(res.db_path, tmp_path / "warehouse.duckdb")  # the demo's tables, left untouched
-    broken = run_dbt(tmp_path, vars={**vars_, "ss_backtest_sabotage": how}, select="backtest_results+")
+    broken = run_dbt(
+        tmp_path, vars={**vars_, "ss_backtest_sabotage": how}, select="backtest_results+"
+    )
     assert not broken.ok
     assert broken.statuses()["backtest_gate"] == "fail"
     assert "surveysynth gate backtest_thresholds_met FAILED" in broken.output

@@ -12,9 +12,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from harness import run_dbt
 from scipy import stats
 
-from harness import run_dbt
 from surveysynth.combining import combine_arrays, implicate_estimates
 
 M = 3
@@ -31,43 +31,137 @@ def worked_example() -> pd.DataFrame:
     rng = np.random.default_rng(7)
     rows = []
     for imp in range(1, M + 1):
-        for i, (y, cat, w) in enumerate([(3.0, "a", 10.0), (5.0, "b", 12.0), (None, "a", 8.0), (4.5, None, 9.0)]):
-            rows.append(dict(implicate=imp, g="A", h="s1", fpc=0.6, w=w, is_syn=False, y=y, cat=cat, uid=f"r{i}"))
+        for i, (y, cat, w) in enumerate(
+            [(3.0, "a", 10.0), (5.0, "b", 12.0), (None, "a", 8.0), (4.5, None, 9.0)]
+        ):
+            rows.append(
+                {
+                    "implicate": imp,
+                    "g": "A",
+                    "h": "s1",
+                    "fpc": 0.6,
+                    "w": w,
+                    "is_syn": False,
+                    "y": y,
+                    "cat": cat,
+                    "uid": f"r{i}",
+                }
+            )
         for i, (y, cat) in enumerate([(7.0, "a"), (1.0, "b")]):
-            rows.append(dict(implicate=imp, g="A", h="c1", fpc=0.0, w=1.0, is_syn=False, y=y, cat=cat, uid=f"c{i}"))
+            rows.append(
+                {
+                    "implicate": imp,
+                    "g": "A",
+                    "h": "c1",
+                    "fpc": 0.0,
+                    "w": 1.0,
+                    "is_syn": False,
+                    "y": y,
+                    "cat": cat,
+                    "uid": f"c{i}",
+                }
+            )
         for i in range(5):
             y = float(np.round(rng.normal(4 + imp, 2), 3))
             cat = "a" if rng.random() < 0.3 + 0.1 * imp else "b"
-            rows.append(dict(implicate=imp, g="A", h="c1", fpc=0.0, w=1.5, is_syn=True, y=y, cat=cat, uid=f"s{i}"))
+            rows.append(
+                {
+                    "implicate": imp,
+                    "g": "A",
+                    "h": "c1",
+                    "fpc": 0.0,
+                    "w": 1.5,
+                    "is_syn": True,
+                    "y": y,
+                    "cat": cat,
+                    "uid": f"s{i}",
+                }
+            )
         for i, (y, cat, w) in enumerate([(2.0, "a", 5.0), (6.0, "a", 5.0), (2.5, "b", 7.0)]):
-            rows.append(dict(implicate=imp, g="B", h="s2", fpc=0.25, w=w, is_syn=False, y=y, cat=cat, uid=f"b{i}"))
-        rows.append(dict(implicate=imp, g="B", h="s3", fpc=0.5, w=20.0, is_syn=False, y=9.0, cat="b", uid="lonely"))
+            rows.append(
+                {
+                    "implicate": imp,
+                    "g": "B",
+                    "h": "s2",
+                    "fpc": 0.25,
+                    "w": w,
+                    "is_syn": False,
+                    "y": y,
+                    "cat": cat,
+                    "uid": f"b{i}",
+                }
+            )
+        rows.append(
+            {
+                "implicate": imp,
+                "g": "B",
+                "h": "s3",
+                "fpc": 0.5,
+                "w": 20.0,
+                "is_syn": False,
+                "y": 9.0,
+                "cat": "b",
+                "uid": "lonely",
+            }
+        )
         for i in range(2):
-            rows.append(dict(implicate=imp, g="B", h="s4", fpc=0.0, w=1.0, is_syn=True, y=3.0 + 1e-3 * imp * (i + 1),
-                             cat="a", uid=f"t{i}"))
+            rows.append(
+                {
+                    "implicate": imp,
+                    "g": "B",
+                    "h": "s4",
+                    "fpc": 0.0,
+                    "w": 1.0,
+                    "is_syn": True,
+                    "y": 3.0 + 1e-3 * imp * (i + 1),
+                    "cat": "a",
+                    "uid": f"t{i}",
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # case id -> (macro arguments, python arguments)
 CASES = {
-    "mean_mi": ("measure='mean', column='y', group_by=['g'], rule='mi'", dict(measure="mean", y="y", rule="mi")),
-    "share_mi": ("measure='share', column='cat', level='a', group_by=['g'], rule='mi'",
-                 dict(measure="share", y="cat", level="a", rule="mi")),
-    "total_partial": ("measure='total', column='y', group_by=['g'], rule='partial'",
-                      dict(measure="total", y="y", rule="partial")),
-    "mean_full_90": ("measure='mean', column='y', group_by=['g'], rule='full', conf_level=0.9",
-                     dict(measure="mean", y="y", rule="full", conf=0.9)),
-    "mean_where": ("measure='mean', column='y', group_by=['g'], rule='mi', where=\"h <> 's1'\"",
-                   dict(measure="mean", y="y", rule="mi", where="s1")),
-    "share_overall": ("measure='share', column='cat', level='b', group_by=[], rule='mi'",
-                      dict(measure="share", y="cat", level="b", rule="mi", overall=True)),
+    "mean_mi": (
+        "measure='mean', column='y', group_by=['g'], rule='mi'",
+        {"measure": "mean", "y": "y", "rule": "mi"},
+    ),
+    "share_mi": (
+        "measure='share', column='cat', level='a', group_by=['g'], rule='mi'",
+        {"measure": "share", "y": "cat", "level": "a", "rule": "mi"},
+    ),
+    "total_partial": (
+        "measure='total', column='y', group_by=['g'], rule='partial'",
+        {"measure": "total", "y": "y", "rule": "partial"},
+    ),
+    "mean_full_90": (
+        "measure='mean', column='y', group_by=['g'], rule='full', conf_level=0.9",
+        {"measure": "mean", "y": "y", "rule": "full", "conf": 0.9},
+    ),
+    "mean_where": (
+        "measure='mean', column='y', group_by=['g'], rule='mi', where=\"h <> 's1'\"",
+        {"measure": "mean", "y": "y", "rule": "mi", "where": "s1"},
+    ),
+    "share_overall": (
+        "measure='share', column='cat', level='b', group_by=[], rule='mi'",
+        {"measure": "share", "y": "cat", "level": "b", "rule": "mi", "overall": True},
+    ),
 }
 
 COMMON = "weight='w', stratum='h', fpc='fpc', is_synthetic='is_syn'"
 
 
-def python_reference(df: pd.DataFrame, measure: str, y: str, rule: str, level=None, conf=0.95,
-                     where=None, overall=False) -> pd.DataFrame:
+def python_reference(
+    df: pd.DataFrame,
+    measure: str,
+    y: str,
+    rule: str,
+    level=None,
+    conf=0.95,
+    where=None,
+    overall=False,
+) -> pd.DataFrame:
     d = df.copy()
     if where is not None:  # units outside the domain keep their place in the strata
         d[y] = d[y].where(d["h"] != where)
@@ -87,8 +181,10 @@ def macro_results(tmp_path_factory) -> pd.DataFrame:
     with duckdb.connect(str(work / "warehouse.duckdb")) as con:
         con.register("w_df", worked_example())
         con.sql("create table worked as select * from w_df")
-        con.sql("create table dfs as select * from (values (1.0), (2.0), (2.5), (3.0), (4.0), (4.7), (7.0),"
-                " (12.0), (30.0), (100.0), (1000.0), (1e6), (null)) as t(df)")
+        con.sql(
+            "create table dfs as select * from (values (1.0), (2.0), (2.5), (3.0), (4.0), (4.7), (7.0),"
+            " (12.0), (30.0), (100.0), (1000.0), (1e6), (null)) as t(df)"
+        )
     parts = []
     for case, (args, _) in CASES.items():
         g = "'all'" if "group_by=[]" in args else "g"
@@ -98,19 +194,34 @@ def macro_results(tmp_path_factory) -> pd.DataFrame:
             f"from ({{{{ surveysynth.estimate('main.worked', {args}, {COMMON}) }}}}) as e_{case}"
         )
     sql = " union all ".join(parts)
-    res = run_dbt(work, command="show", extra_args=["--inline", sql, "--output", "json", "--limit", "-1", "--quiet"])
+    res = run_dbt(
+        work,
+        command="show",
+        extra_args=["--inline", sql, "--output", "json", "--limit", "-1", "--quiet"],
+    )
     assert res.ok, res.output[-4000:]
-    rows = json.loads(res.output[res.output.index("{"):])["show"]
-    quant = run_dbt(work, command="show", extra_args=[
-        "--inline",
-        "select df, p, es_tq from ("
-        "{{ surveysynth._t_quantile_select('(select df, 0.05 as p from main.dfs)', 'df', 0.05, 1.959963984540054) }}"
-        ") as a union all select df, p, es_tq from ("
-        "{{ surveysynth._t_quantile_select('(select df, 0.1 as p from main.dfs)', 'df', 0.1, 1.6448536269514722) }}"
-        ") as b",
-        "--output", "json", "--limit", "-1", "--quiet"])
+    rows = json.loads(res.output[res.output.index("{") :])["show"]
+    quant = run_dbt(
+        work,
+        command="show",
+        extra_args=[
+            "--inline",
+            (
+                "select df, p, es_tq from ("
+                "{{ surveysynth._t_quantile_select('(select df, 0.05 as p from main.dfs)', 'df', 0.05, 1.959963984540054) }}"
+                ") as a union all select df, p, es_tq from ("
+                "{{ surveysynth._t_quantile_select('(select df, 0.1 as p from main.dfs)', 'df', 0.1, 1.6448536269514722) }}"
+                ") as b"
+            ),
+            "--output",
+            "json",
+            "--limit",
+            "-1",
+            "--quiet",
+        ],
+    )
     assert quant.ok, quant.output[-4000:]
-    q = json.loads(quant.output[quant.output.index("{"):])["show"]
+    q = json.loads(quant.output[quant.output.index("{") :])["show"]
     return pd.DataFrame(rows), pd.DataFrame(q)
 
 
@@ -122,8 +233,13 @@ def test_macro_equals_python_combining_rules(macro_results, case):
     ref = python_reference(worked_example(), **kw).sort_values("g").reset_index(drop=True)
     assert list(got.g) == list(ref.g)
     for col in ("estimate", "se", "m"):
-        np.testing.assert_allclose(got[col].astype(float), ref[col].astype(float), rtol=1e-9, atol=1e-12,
-                                   err_msg=f"{case}: {col}")
+        np.testing.assert_allclose(
+            got[col].astype(float),
+            ref[col].astype(float),
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=f"{case}: {col}",
+        )
     np.testing.assert_allclose(got["between_var"].astype(float), ref["b"], rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(got["within_var"].astype(float), ref["ubar"], rtol=1e-9, atol=1e-15)
     # df: null in SQL means infinite
@@ -133,7 +249,9 @@ def test_macro_equals_python_combining_rules(macro_results, case):
     for col in ("ci_low", "ci_high"):
         half_got = (got[col].astype(float) - got["estimate"].astype(float)).abs()
         half_ref = (ref[col] - ref["estimate"]).abs()
-        np.testing.assert_allclose(half_got, half_ref, rtol=5e-4, atol=1e-12, err_msg=f"{case}: {col}")
+        np.testing.assert_allclose(
+            half_got, half_ref, rtol=5e-4, atol=1e-12, err_msg=f"{case}: {col}"
+        )
 
 
 def test_worked_example_exercises_every_branch(macro_results):
@@ -142,11 +260,11 @@ def test_worked_example_exercises_every_branch(macro_results):
     # A mixes a completed cell (b > 0) with an observed stratum (u > 0): Rubin's T = u + (1 + 1/m) b
     a = mean_mi.loc["A"]
     assert a.between_var > 0 and a.within_var > 0
-    assert a.se ** 2 == pytest.approx(a.within_var + (1 + 1 / M) * a.between_var)
+    assert a.se**2 == pytest.approx(a.within_var + (1 + 1 / M) * a.between_var)
     full = got[got.case_id == "mean_full_90"].set_index("g")
     # B: (1 + 1/m) b < u_bar, so the full-synthesis rule falls back to u_bar with a normal reference
     b = full.loc["B"]
-    assert b.se ** 2 == pytest.approx(b.within_var) and pd.isna(b.df)
+    assert b.se**2 == pytest.approx(b.within_var) and pd.isna(b.df)
     assert set(got.combining_rule) == {"mi", "partial", "full"}
     assert (got.n_synthetic.astype(int) > 0).all()
 
@@ -156,8 +274,12 @@ def test_completed_cell_alone_gives_t_with_m_minus_1_df(macro_results):
     df = worked_example()
     only = df[df.h == "c1"]
     res = combine_arrays(
-        implicate_estimates(only, "y", "mean", ["g"], weight="w", stratum="h", fpc="fpc")["q"].to_numpy(),
-        None, "mi")
+        implicate_estimates(only, "y", "mean", ["g"], weight="w", stratum="h", fpc="fpc")[
+            "q"
+        ].to_numpy(),
+        None,
+        "mi",
+    )
     assert res["df"] == pytest.approx(M - 1)
     assert res["total_var"] == pytest.approx((1 + 1 / M) * res["b"])
 
@@ -167,7 +289,11 @@ def test_sql_t_quantile_matches_scipy(macro_results):
     for _, r in q.iterrows():
         p = float(r.p)
         df = r.df
-        exact = stats.norm.ppf(1 - p / 2) if df is None or pd.isna(df) else stats.t.ppf(1 - p / 2, float(df))
+        exact = (
+            stats.norm.ppf(1 - p / 2)
+            if df is None or pd.isna(df)
+            else stats.t.ppf(1 - p / 2, float(df))
+        )
         if df is not None and not pd.isna(df) and 1 < float(df) < 2:
             exact = stats.t.ppf(1 - p / 2, 1.0)  # documented: (1, 2) uses df = 1 (wider)
         assert float(r.es_tq) == pytest.approx(exact, rel=5e-4), (df, p)

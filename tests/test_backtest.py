@@ -21,9 +21,13 @@ from surveysynth.fay_herriot import design_matrix, fit
 from surveysynth.synth_inputs import make_cell_id
 from surveysynth.synth_planted import planted_survey
 
-THRESHOLDS = {"ss_backtest_max_rmse_ratio": 0.8, "ss_backtest_min_coverage": 0.90,
-              "ss_backtest_max_coverage": 0.99, "ss_backtest_max_abs_bias": 0.15,
-              "ss_backtest_max_width_ratio": 1.0}
+THRESHOLDS = {
+    "ss_backtest_max_rmse_ratio": 0.8,
+    "ss_backtest_min_coverage": 0.90,
+    "ss_backtest_max_coverage": 0.99,
+    "ss_backtest_max_abs_bias": 0.15,
+    "ss_backtest_max_width_ratio": 1.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,14 @@ def world():
 
 
 def test_config_from_vars_and_errors():
-    bt = BacktestConfig.from_vars({"ss_backtest_cells": 5, "ss_backtest_sizes": [2, 4], "ss_seed": 9,
-                                   "ss_backtest_sabotage": "identical_implicates"})
+    bt = BacktestConfig.from_vars(
+        {
+            "ss_backtest_cells": 5,
+            "ss_backtest_sizes": [2, 4],
+            "ss_seed": 9,
+            "ss_backtest_sabotage": "identical_implicates",
+        }
+    )
     assert (bt.n_cells, bt.sizes, bt.seed, bt.sabotage) == (5, (2, 4), 9, "identical_implicates")
     with pytest.raises(BacktestConfigError, match="ss_backtest_sabotage"):
         BacktestConfig(sabotage="wrong")
@@ -53,7 +63,9 @@ def test_choose_cells_only_supported_everywhere(world):
     assert first not in set(chosen["cell_id"])
     assert len(chosen) == s["cell_id"].nunique() - 1
     again = choose_cells(s, cfg, BacktestConfig(n_cells=10))
-    assert list(again["cell_id"]) == list(chosen["cell_id"].head(10))  # a seeded order, then a prefix
+    assert list(again["cell_id"]) == list(
+        chosen["cell_id"].head(10)
+    )  # a seeded order, then a prefix
 
 
 def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):
@@ -68,8 +80,12 @@ def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):
     others = r[~r["cell_id"].isin(chosen["cell_id"])]
     assert len(out) == len(others) + int(want.sum())
     # kept respondents represent the cell's full sample weight
-    w_full = r[r["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave])[cfg.weight].sum()
-    w_thin = out[out["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave])[cfg.weight].sum()
+    w_full = (
+        r[r["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave])[cfg.weight].sum()
+    )
+    w_thin = (
+        out[out["cell_id"].isin(chosen["cell_id"])].groupby(["cell_id", cfg.wave])[cfg.weight].sum()
+    )
     np.testing.assert_allclose(w_thin.sort_index(), w_full.sort_index())
     # seeded: same replicate same rows, another replicate other rows
     again, _ = thin(r, chosen, cfg, bt, replicate=0)
@@ -80,7 +96,9 @@ def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):
 
 def test_sabotage_perturbations(world):
     cfg, r = world["config"], world["responses"]
-    syn = pd.concat([r.head(30).assign(implicate=i, synth_weight=1.0) for i in (1, 2, 3)], ignore_index=True)
+    syn = pd.concat(
+        [r.head(30).assign(implicate=i, synth_weight=1.0) for i in (1, 2, 3)], ignore_index=True
+    )
     syn.loc[syn.implicate == 2, "sales"] = syn.loc[syn.implicate == 2, "sales"] + 1.0
     same = sabotage(syn, r, cfg, "identical_implicates", seed=1)
     for i in (2, 3):
@@ -99,15 +117,20 @@ def test_summarize_on_planted_results():
     rng = np.random.default_rng(0)
     n = 400
     truth = rng.normal(0, 1, n)
-    res = pd.DataFrame({
-        "indicator": np.where(np.arange(n) % 2 == 0, "a", "b"),
-        "true_value": truth,
-        "full_sample_value": truth + rng.normal(0, 0.1, n),
-        "full_sample_se": 0.1,
-        "direct_estimate": truth + rng.normal(0, 1.0, n),
-        "augmented_estimate": truth + rng.normal(0, 0.3, n),
-    })
-    res["direct_ci_low"], res["direct_ci_high"] = res.direct_estimate - 1.96, res.direct_estimate + 1.96
+    res = pd.DataFrame(
+        {
+            "indicator": np.where(np.arange(n) % 2 == 0, "a", "b"),
+            "true_value": truth,
+            "full_sample_value": truth + rng.normal(0, 0.1, n),
+            "full_sample_se": 0.1,
+            "direct_estimate": truth + rng.normal(0, 1.0, n),
+            "augmented_estimate": truth + rng.normal(0, 0.3, n),
+        }
+    )
+    res["direct_ci_low"], res["direct_ci_high"] = (
+        res.direct_estimate - 1.96,
+        res.direct_estimate + 1.96,
+    )
     res["augmented_ci_low"] = res.augmented_estimate - 1.96 * 0.3
     res["augmented_ci_high"] = res.augmented_estimate + 1.96 * 0.3
     s = summarize(res, THRESHOLDS).set_index(["metric", "direction"])
@@ -119,7 +142,9 @@ def test_summarize_on_planted_results():
     s2 = summarize(res.assign(true_value=np.nan), THRESHOLDS)
     assert (s2["reference"] == "full_sample").all()
     # intervals of width 0 fail the coverage gate
-    bad = res.assign(augmented_ci_low=res.augmented_estimate, augmented_ci_high=res.augmented_estimate)
+    bad = res.assign(
+        augmented_ci_low=res.augmented_estimate, augmented_ci_high=res.augmented_estimate
+    )
     b = summarize(bad, THRESHOLDS).set_index(["metric", "direction"])
     assert not b.loc[("augmented_coverage", ">="), "passed"]
 
@@ -127,12 +152,14 @@ def test_summarize_on_planted_results():
 @pytest.mark.parametrize("how", ["none", "identical_implicates", "ignore_cells"])
 def test_gate_passes_proper_and_fails_broken_synthesizers(world, how):
     cfg = world["config"]
-    bt = BacktestConfig(n_cells=24, sizes=(2, 3, 5), repeats=1, max_records=60, sabotage=how, seed=5)
+    bt = BacktestConfig(
+        n_cells=24, sizes=(2, 3, 5), repeats=1, max_records=60, sabotage=how, seed=5
+    )
     out = run_backtest(world["responses"], world["frame"], world["support"], cfg, bt)
     assert len(out) > 0 and set(out["sabotage"]) == {how}
     assert out["true_value"].isna().all()
     s = summarize(out, THRESHOLDS)
-    failed = s[(s["passed"] == False)]  # noqa: E712
+    failed = s[(s["passed"] == False)]
     if how == "none":
         assert failed.empty, s
     else:
@@ -148,7 +175,9 @@ def test_fay_herriot_reml_matches_direct_maximisation():
     df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], m), "b": rng.choice(["p", "q"], m)})
     X = design_matrix(df, ["a", "b"])
     psi = rng.uniform(0.3, 2.0, m)
-    theta = X @ np.array([1.0, 0.5, -0.5, 0.3]) + rng.normal(0, 1.0, m) + rng.normal(0, np.sqrt(psi))
+    theta = (
+        X @ np.array([1.0, 0.5, -0.5, 0.3]) + rng.normal(0, 1.0, m) + rng.normal(0, np.sqrt(psi))
+    )
 
     def neg_reml(s2):
         v = s2 + psi
@@ -157,7 +186,9 @@ def test_fay_herriot_reml_matches_direct_maximisation():
         P = Vi - Vi @ X @ np.linalg.inv(XtViX) @ X.T @ Vi
         return 0.5 * (np.sum(np.log(v)) + np.linalg.slogdet(XtViX)[1] + theta @ P @ theta)
 
-    best = minimize_scalar(neg_reml, bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-10}).x
+    best = minimize_scalar(
+        neg_reml, bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-10}
+    ).x
     f = fit(theta, psi, X)
     assert f.converged and f.sigma_v2 == pytest.approx(best, rel=1e-4)
     # a world with no area effect: REML at (or very near) 0

@@ -7,17 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from design_fixtures import (  # noqa: F401  (fixtures)
-    DIMS,
-    build,
-    cell_codes,
-    demo_build,
-    demo_data,
-    demo_vars,
-    margin_arrays,
-    rel_diff,
-)
+from design_fixtures import DIMS, build, cell_codes, demo_vars, margin_arrays, rel_diff
 from design_reference import Margin, rake
 from harness import run_dbt
 
@@ -37,8 +27,12 @@ def _units(res) -> pd.DataFrame:
 def test_default_build_passes_every_calibration_gate(demo_build):
     res, _ = demo_build
     st = res.statuses()
-    names = ("margins_within_tolerance", "weights_within_bounds", "calibration_converged",
-             "nonresponse_classes_resolved")
+    names = (
+        "margins_within_tolerance",
+        "weights_within_bounds",
+        "calibration_converged",
+        "nonresponse_classes_resolved",
+    )
     gates = [k for k in st if any(n in k for n in names)]
     assert len(gates) >= 4, sorted(st)
     assert all(st[k] == "pass" for k in gates), {k: st[k] for k in gates}
@@ -81,7 +75,8 @@ def test_weights_equal_samplics_raking(demo_build):
         t = targets[targets.wave == wave]
         margins = {m[0]: u[m[0]].astype(str).to_numpy() for m in MARGINS}
         control = {
-            m[0]: {r.category: r.target for r in t[t.margin_id == m[0]].itertuples()} for m in MARGINS
+            m[0]: {r.category: r.target for r in t[t.margin_id == m[0]].itertuples()}
+            for m in MARGINS
         }
         w = SampleWeight().rake(
             samp_weight=u.base_weight.to_numpy(),
@@ -110,7 +105,12 @@ def test_bounded_raking_with_known_totals_matches_reference(demo_data, tmp_path)
     res = build(tmp_path, vars_)
     assert res.ok, res.output[-5000:]
     check = res.query("select * from calibration_margin_check")
-    assert set(check.margin_id) == {"region", "sector", "size_band", "register_employment by size_band"}
+    assert set(check.margin_id) == {
+        "region",
+        "sector",
+        "size_band",
+        "register_employment by size_band",
+    }
     assert (check.status == "ok").all(), check[check.status != "ok"]
     frame = pd.read_parquet(demo_data / "frame.parquet")
     units = _units(res)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from design_fixtures import demo_build, demo_data  # noqa: F401
 from design_reference import taylor
 
 DIMS = ["region", "sector", "size_band"]
@@ -39,7 +37,7 @@ def _y(units: pd.DataFrame, indicator: str) -> np.ndarray:
 
 
 def test_every_population_domain_has_a_row(estimates, demo_data):
-    _, est, units = estimates
+    _, est, _ = estimates
     frame = pd.read_parquet(demo_data / "frame.parquet")
     n_cells = frame.groupby(DIMS).ngroups
     per_domain = est.groupby(["domain_level", "wave"]).size().unstack()
@@ -55,7 +53,7 @@ def test_every_population_domain_has_a_row(estimates, demo_data):
 def test_estimates_and_se_equal_numpy_taylor_reference(estimates, demo_data):
     _, est, units = estimates
     frame = pd.read_parquet(demo_data / "frame.parquet")
-    cell_key = lambda df: df.region + "|" + df.sector + "|" + df.size_band  # noqa: E731
+    cell_key = lambda df: df.region + "|" + df.sector + "|" + df.size_band
     units = units.assign(stratum=cell_key(units))
     n_pop = frame.assign(k=cell_key(frame)).groupby("k").size().to_dict()
     x_total = frame.assign(k=cell_key(frame)).groupby("k").register_turnover.sum()
@@ -86,8 +84,16 @@ def test_estimates_and_se_equal_numpy_taylor_reference(estimates, demo_data):
             for row in rows.itertuples():
                 y = _y(u, row.indicator)
                 if row.measure == "ratio":
-                    ref = taylor(y, u.w.to_numpy(), mask, u.stratum.to_numpy(), n_pop, "ratio",
-                                 x=u[row.auxiliary].astype(float).to_numpy(), known_x=known)
+                    ref = taylor(
+                        y,
+                        u.w.to_numpy(),
+                        mask,
+                        u.stratum.to_numpy(),
+                        n_pop,
+                        "ratio",
+                        x=u[row.auxiliary].astype(float).to_numpy(),
+                        known_x=known,
+                    )
                 else:
                     m = "total" if row.measure == "total" else "mean"
                     ref = taylor(y, u.w.to_numpy(), mask, u.stratum.to_numpy(), n_pop, m)

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from design_fixtures import build, rel_diff
+from design_fixtures import OTHER_LAYERS_NEUTRAL, build, rel_diff
 from design_reference import Margin, rake, taylor
 from harness import ROOT
 
@@ -35,16 +34,23 @@ def _swiss() -> pd.DataFrame:
     rda = CACHE / "x" / RDA
     if not rda.exists():
         if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-            pytest.fail("apt-get and dpkg-deb are needed to fetch r-cran-sampling (Debian); install them")
+            pytest.fail(
+                "apt-get and dpkg-deb are needed to fetch r-cran-sampling (Debian); install them"
+            )
         CACHE.mkdir(parents=True, exist_ok=True)
         got = subprocess.run(
-            ["apt-get", "download", "r-cran-sampling"], cwd=CACHE, capture_output=True, text=True
+            ["apt-get", "download", "r-cran-sampling"],
+            cwd=CACHE,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         debs = sorted(CACHE.glob("r-cran-sampling_*.deb"))
         if got.returncode != 0 or not debs:
             pytest.fail(
                 "apt-get download r-cran-sampling failed (run `apt-get update` first?):\n"
-                + got.stdout + got.stderr
+                + got.stdout
+                + got.stderr
             )
         subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(CACHE / "x")], check=True)
     import rdata
@@ -123,6 +129,7 @@ def _vars(data: Path) -> dict:
         "ss_ratio_estimators": {"Airbat": "POPTOT"},
         "ss_rake_tol": 1e-12,
         "ss_rake_max_iter": 200,
+        **OTHER_LAYERS_NEUTRAL,
     }
 
 
@@ -136,7 +143,7 @@ def _write(frame: pd.DataFrame, sample: pd.DataFrame, out: Path) -> None:
 @pytest.fixture(scope="module")
 def swiss(tmp_path_factory):
     frame = _frame(_swiss())
-    sample, seed = _sample(frame, all_cantons=True)
+    sample, _ = _sample(frame, all_cantons=True)
     out = tmp_path_factory.mktemp("swiss")
     _write(frame, sample, out / "data")
     res = build(out / "run", _vars(out / "data"))
@@ -162,7 +169,10 @@ def test_swiss_weights_equal_numpy_and_samplics(swiss):
         index = {c: i for i, c in enumerate(cats)}
         counts = frame[col].value_counts()
         margins.append(
-            Margin(codes=u[col].map(index).to_numpy(), target=np.array([counts[c] for c in cats], float))
+            Margin(
+                codes=u[col].map(index).to_numpy(),
+                target=np.array([counts[c] for c in cats], float),
+            )
         )
     cell = pd.Categorical(u.CT + "|" + u["size"]).codes
     ref = rake(u.design_weight.to_numpy(), margins, cell=np.asarray(cell), tol=1e-12, max_iter=200)
@@ -188,7 +198,7 @@ def test_swiss_canton_estimates_equal_numpy_and_samplics(swiss):
     from samplics.estimation import TaylorEstimator
     from samplics.utils.types import PopParam
 
-    frame, sample, res = swiss
+    frame, _, res = swiss
     u = res.query(
         "select r.*, c.calibrated_weight as w from stg_responses r join calibrated_weights c using (_row_id)"
     )
@@ -231,7 +241,9 @@ def test_swiss_canton_estimates_equal_numpy_and_samplics(swiss):
     sam = TaylorEstimator(PopParam.ratio)
     sam.estimate(y=y, samp_weight=w, x=x, stratum=st, domain=u.CT.to_numpy(), fpc=fpc)
     for ct in ratio.index:
-        e_ref, se_ref, _ = taylor(y, w, (u.CT == ct).to_numpy(), st, N_h, "ratio", x=x, known_x=known[ct])
+        e_ref, se_ref, _ = taylor(
+            y, w, (u.CT == ct).to_numpy(), st, N_h, "ratio", x=x, known_x=known[ct]
+        )
         assert np.isclose(ratio.loc[ct].estimate, e_ref, rtol=1e-9)
         assert np.isclose(ratio.loc[ct].se, se_ref, rtol=1e-6)
         assert np.isclose(ratio.loc[ct].estimate, sam.point_est[ct] * known[ct], rtol=1e-9)
@@ -246,7 +258,7 @@ def test_swiss_canton_estimates_equal_numpy_and_samplics(swiss):
 
 def test_swiss_sample_missing_a_canton_fails_naming_it(tmp_path):
     frame = _frame(_swiss())
-    sample, seed = _sample(frame, all_cantons=False)
+    sample, _ = _sample(frame, all_cantons=False)
     missing = sorted(set(frame.CT) - set(sample.CT))
     _write(frame, sample, tmp_path / "data")
     res = build(tmp_path / "run", _vars(tmp_path / "data"))

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from design_fixtures import build, demo_build, demo_data, demo_vars, rel_diff  # noqa: F401
+from design_fixtures import OTHER_LAYERS_NEUTRAL, build, demo_vars, rel_diff
 
 
 def _key(df: pd.DataFrame, cols: list[str]) -> pd.Series:
@@ -22,9 +21,13 @@ def _key(df: pd.DataFrame, cols: list[str]) -> pd.Series:
 
 def test_supplied_design_weights_pass_through(demo_build, demo_data):
     res, _ = demo_build
-    dw = res.query("select unit_id, wave, design_weight, nonresponse_factor, base_weight from design_weights")
+    dw = res.query(
+        "select unit_id, wave, design_weight, nonresponse_factor, base_weight from design_weights"
+    )
     r = pd.read_parquet(demo_data / "responses.parquet")
-    m = dw.merge(r, left_on=["unit_id", "wave"], right_on=["business_id", "wave"], suffixes=("", "_in"))
+    m = dw.merge(
+        r, left_on=["unit_id", "wave"], right_on=["business_id", "wave"], suffixes=("", "_in")
+    )
     assert len(m) == len(r) == len(dw)
     assert rel_diff(m.base_weight, m.design_weight_in) < 1e-12
     assert (m.nonresponse_factor == 1.0).all()
@@ -103,7 +106,9 @@ def test_derived_weights_and_collapsed_nonresponse_classes(demo_data, planted, t
     r["base_ref"] = r.d * factor
 
     dw = res.query("select unit_id, wave, design_weight, base_weight from design_weights")
-    m = dw.merge(r, left_on=["unit_id", "wave"], right_on=["business_id", "wave"], suffixes=("", "_in"))
+    m = dw.merge(
+        r, left_on=["unit_id", "wave"], right_on=["business_id", "wave"], suffixes=("", "_in")
+    )
     assert len(m) == len(r)
     assert rel_diff(m.design_weight, m.d) < 1e-12
     assert rel_diff(m.base_weight, m.base_ref) < 1e-9
@@ -138,3 +143,71 @@ def test_bad_design_vars_stop_the_run_with_the_var_named(demo_data, tmp_path):
     assert "var 'ss_nonresponse_classes' needs var 'ss_sample'" in res.output
     assert "var 'ss_calibration_margins': 'regio' is not a cell dimension" in res.output
     assert np is not None
+
+
+def test_population_totals_only_derive_weights_and_calibrate(tmp_path):
+    """No unit frame: N_h from per-cell population totals (ss_population_totals); derived weights
+    N_h / n_h, raking to county and crop counts, direct estimates built."""
+    rng = np.random.default_rng(5)
+    totals = pd.DataFrame(
+        [
+            (c, k, n)
+            for c, k, n in [
+                ("alba", "wheat", 50),
+                ("alba", "oats", 30),
+                ("bute", "wheat", 40),
+                ("bute", "oats", 20),
+                ("clyde", "wheat", 60),
+                ("clyde", "oats", 25),
+            ]
+        ],
+        columns=["county", "crop", "farms"],
+    )
+    rows = []
+    for t in totals.itertuples():
+        for i in range(max(3, t.farms // 5)):
+            rows.append(
+                (
+                    f"{t.county}-{t.crop}-{i}",
+                    2021,
+                    t.county,
+                    t.crop,
+                    float(rng.gamma(2.0, 3.0)),
+                    int(rng.random() < 0.4),
+                )
+            )
+    resp = pd.DataFrame(rows, columns=["farm_id", "year", "county", "crop", "yield_t", "irrigated"])
+    resp.to_parquet(tmp_path / "farms.parquet", index=False)
+    totals.to_parquet(tmp_path / "totals.parquet", index=False)
+    vars_ = {
+        "ss_responses": f"file:{tmp_path / 'farms.parquet'}",
+        "ss_unit_id": "farm_id",
+        "ss_wave": "year",
+        "ss_cell_dims": ["county", "crop"],
+        "ss_design_weight": None,
+        "ss_outcomes": {
+            "yield_t": {"type": "continuous", "min": 0},
+            "irrigated": {"type": "binary"},
+        },
+        "ss_quasi_identifiers": ["county", "crop"],
+        "ss_sensitive": ["yield_t"],
+        "ss_frame": None,
+        "ss_frame_auxiliaries": [],
+        "ss_population_totals": f"file:{tmp_path / 'totals.parquet'}",
+        "ss_population_count": "farms",
+        "ss_ratio_estimators": {},
+        **OTHER_LAYERS_NEUTRAL,
+    }
+    res = build(tmp_path / "run", vars_)
+    assert res.ok, res.output[-4000:]
+    dw = res.query("select cell_id, design_weight, base_weight from design_weights")
+    n = resp.groupby(["county", "crop"]).size()
+    N = totals.set_index(["county", "crop"]).farms
+    want = (N / n).rename(lambda x: x, level=None)
+    got = dw.groupby("cell_id").design_weight.first()
+    for (c, k), v in want.items():
+        assert got[f"{c}|{k}"] == pytest.approx(v, rel=1e-12)
+    w = res.query("select sum(calibrated_weight) as s from calibrated_weights").s[0]
+    assert w == pytest.approx(totals.farms.sum(), rel=1e-9)
+    est = res.query("select * from direct_estimates where domain_level = 'national'")
+    assert set(est.indicator) == {"yield_t", "irrigated=0", "irrigated=1"}

@@ -71,9 +71,11 @@ rk_cells as (
     {% if plan.cells is none -%}
     select * from rk_sums
     {%- else -%}
+    {#- a left join: a cell missing from the lookup keeps its row, gets no target and is reported
+        as not converged, never silently dropped -#}
     select rk_sums.*{% for d in plan.carried %}, rk_lookup.{{ d }}{% endfor %}
     from rk_sums
-    inner join {{ plan.cells }} as rk_lookup
+    left join {{ plan.cells }} as rk_lookup
         on rk_sums.{{ cell_key }} = rk_lookup.{{ cell_key }}
     {%- endif %}
 
@@ -86,7 +88,9 @@ rk_start as (
         rk_cells.{{ c }},
         {% endfor -%}
         {% for m in plan.counts -%}
-        {{ surveysynth.category_key_expr(m.dims, 'rk_cells') }} as rk_cat_{{ loop.index }},
+        {#- never null (a null key would drop the cell from the group-by joins): a cell with a
+            missing dimension gets no target and fails convergence instead -#}
+        coalesce({{ surveysynth.category_key_expr(m.dims, 'rk_cells') }}, '(missing)') as rk_cat_{{ loop.index }},
         rk_m{{ loop.index }}.target as rk_t_{{ loop.index }},
         {% endfor -%}
         {% for t in plan.totals -%}

@@ -114,7 +114,10 @@
     {{ return(out) }}
 {% endmacro %}
 
+{#- Runs when the model executes (not at parse time), so a build that does not select the design
+    layer (e.g. staging only, with other outcomes) is not stopped by its vars. -#}
 {% macro validate_design_config() %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
     {%- set errors = [] -%}
     {%- set dims = surveysynth.cell_dims() -%}
     {%- set aux = surveysynth.frame_auxiliaries() -%}

@@ -40,7 +40,8 @@
         full     T = (1 + 1/m) b - u_bar        df = (m - 1) (1 - m u_bar / ((m + 1) b))^2,
                  and where T <= 0, u_bar (Reiter 2002, n_syn = n) with a normal reference.
     Interval: q_bar +- t_{df} sqrt(T), t from Hill's (1970, ACM 396) approximation (relative error
-    below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2) uses df = 1, which is wider). b = 0 gives df = infinity.
+    below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2) uses df = 1, which is wider).
+    b = 0 gives df = infinity (a degenerate interval in a completed cell: see the README).
 
     Which rule, and why (augment mode): in augmented_microdata a completed cell holds its real
     respondents, who represent themselves, and synthetic records for its N - n non-responding units,

@@ -29,6 +29,11 @@
     {%- endif -%}
 {%- endfor -%}
 
+
+-- gated on the calibration of the implicates: a failing margin or convergence test skips this model
+-- depends_on: {{ ref('augmented_margin_check') }}
+-- depends_on: {{ ref('augmented_calibration_convergence') }}
+
 with direct as (
 
     select * from {{ ref('direct_estimates') }}

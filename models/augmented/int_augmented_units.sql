@@ -9,6 +9,10 @@
     (augmented_microdata). Real records are repeated in every implicate, so `where implicate = l` is a
     complete analysable dataset.
 
+    With ss_synth_augment_units = all the synthesizer makes records for all N units of a completed
+    cell, and the cell's real respondents are left out of it (the records alone represent the cell;
+    the respondents' answers still shaped the model).
+
     Replica mode: the implicates are the fully synthetic copies (synth_weight = design weight), and
     every cell is `observed` (a synthetic sample of the population, not a completed one).
 
@@ -23,6 +27,7 @@
 {%- set m = var('ss_synth_m', 5) | int -%}
 {%- set replica = var('ss_synth_mode', 'augment') == 'replica' -%}
 {%- set classes = var('ss_synth_augment_classes', ['sparse', 'empty']) -%}
+{%- set records_for_all = var('ss_synth_augment_units', 'nonrespondents') == 'all' -%}
 {%- set t = surveysynth.as_text -%}
 
 with responses as (
@@ -120,6 +125,9 @@ real_records as (
         on responses.cell_id = roles.cell_id
         and responses.wave = roles.wave
     cross join implicates
+    {% if records_for_all -%}
+    where roles.cell_role = 'observed'
+    {%- endif %}
 
 ),
 {%- endif %}

@@ -255,12 +255,16 @@ point_{{ L }} as (
         sum(long.n) as n_respondents,
         sum(long.su + long.ma * long.sw) as sum_a,
         sum(long.sv + long.mb * long.sw) as sum_b,
+        {% if ratio_list -%}
         case
             {% for r in ratio_list -%}
             when long.measure = 'ratio' and long.indicator = '{{ r.y }}' then max(spine.known_{{ loop.index }})
             {% endfor -%}
             else 1.0
         end as scale
+        {%- else -%}
+        1.0 as scale
+        {%- endif %}
     -- the domain's spine row, for its known auxiliary totals (the one row, for national)
     from long
     inner join spine_{{ L }} as spine

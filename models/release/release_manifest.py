@@ -1,0 +1,22 @@
+"""The release manifest: one row that signs off the release (release id, synthesis run id, input
+hashes, parameters, library versions, every gate's outcome and the metric values). Its properties
+and `ss_vars` config are in python_models/_python_models.yml, where the vars are rendered."""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from surveysynth.dbt_glue import project_vars, to_pandas
+    from surveysynth.gates import release_manifest
+
+    return release_manifest(
+        project_vars(dbt.config.get("ss_vars")),
+        gates=to_pandas(dbt.ref("release_gates")),
+        synthesis=to_pandas(dbt.ref("synthesis_manifest")),
+        disclosure=to_pandas(dbt.ref("disclosure_metrics")),
+        fidelity=to_pandas(dbt.ref("fidelity_metrics")),
+        releases={
+            "synthetic_microdata_release": to_pandas(dbt.ref("synthetic_microdata_release")),
+            "domain_estimates_release": to_pandas(dbt.ref("domain_estimates_release")),
+            "published_tables_release": to_pandas(dbt.ref("published_tables_release")),
+        },
+    )

@@ -1,0 +1,11 @@
+"""The suppression audit: for every suppressed cell of every protected table, the interval an
+intruder can derive from the published cells and margins (a linear program), against the
+protection the primary rules require. Reads the pattern as table_suppression stored it."""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from surveysynth.dbt_glue import to_pandas
+    from surveysynth.gates import audit_tables
+
+    return audit_tables(to_pandas(dbt.ref("table_suppression")))
