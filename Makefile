@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) scripts/generate_demo.py --seed $(DEMO_SEED) --out data/demo
-	$(DBT) build --target duckdb
+	$(DBT) build --target duckdb --vars '{ss_backtest_truth: "file:data/demo/demo_truth.parquet"}'
 	$(PY) scripts/demo_summary.py
 
 test: $(STAMP)

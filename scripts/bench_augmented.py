@@ -43,6 +43,7 @@ from surveysynth.synth_config import SynthConfig
 DIMS = ["region", "sector", "size_band"]
 CORE = (
     "+domain_estimates +augmented_margin_check +augmented_calibration_convergence +backtest_summary"
+    " quarantined_responses"
 )
 Z975 = 1.959963984540054
 

@@ -75,6 +75,7 @@ def _server_os_user() -> str | None:
     except KeyError:
         proc = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/bin/false", PG_SUPERUSER],
+            check=False,
             capture_output=True,
             text=True,
         )
@@ -97,9 +98,7 @@ class PostgresServer:
     def connect(self):
         import psycopg2
 
-        return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, dbname=self.dbname
-        )
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=self.dbname)
 
     def dbt_env(self, schema: str) -> dict[str, str]:
         """Environment for profiles.yml's postgres target, building into `schema`."""
@@ -156,7 +155,7 @@ def _pg_type(t: pa.DataType, name: str) -> str:
 
 def _run(cmd: list[str], user: str | None, what: str, log: Path | None = None) -> None:
     kwargs = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kwargs)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, **kwargs)
     if proc.returncode != 0:
         detail = (proc.stdout + proc.stderr).strip()
         if log is not None and log.exists():

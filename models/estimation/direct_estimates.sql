@@ -168,43 +168,40 @@ moments as (
 ),
 
 {#- long: one row per wave x cell x indicator x measure; a = y, b = 1 (mean, share, total) or the
-    auxiliary x (ratio), centred at ma and mb -#}
-long as (
-
-    {% for ind in indicators -%}
+    auxiliary x (ratio), centred at ma and mb. An unpivot: moments crossed with one row per
+    (indicator, measure) slot, each column picking its slot's moment. (Not a UNION ALL of one SELECT
+    per slot: Spark copies the plan of `moments` into every branch and runs out of memory.) -#}
+{%- set slots = [] -%}
+{%- for ind in indicators -%}
     {%- set k = loop.index -%}
     {%- for measure in [ind.kind, 'total'] -%}
-    select
-        wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id,
-        '{{ ind.indicator }}' as indicator,
-        '{{ measure }}' as measure,
-        n_{{ k }} as n, ma_{{ k }} as ma, 1.0 as mb, sw_{{ k }} as sw, sww_{{ k }} as sww,
-        su_{{ k }} as su, 0.0 as sv, su2_{{ k }} as su2, 0.0 as sv2,
-        suu_{{ k }} as suu, 0.0 as suv, 0.0 as svv
-    from moments
-    union all
-    {% endfor -%}
-    {% endfor -%}
-    {% for r in ratio_list -%}
+        {%- do slots.append({'indicator': ind.indicator, 'measure': measure, 'n': 'n_' ~ k, 'ma': 'ma_' ~ k, 'mb': '1.0',
+            'sw': 'sw_' ~ k, 'sww': 'sww_' ~ k, 'su': 'su_' ~ k, 'sv': '0.0', 'su2': 'su2_' ~ k, 'sv2': '0.0',
+            'suu': 'suu_' ~ k, 'suv': '0.0', 'svv': '0.0'}) -%}
+    {%- endfor -%}
+{%- endfor -%}
+{%- for r in ratio_list -%}
     {%- set k = loop.index -%}
+    {%- do slots.append({'indicator': r.y, 'measure': 'ratio', 'n': 'rn_' ~ k, 'ma': 'rma_' ~ k, 'mb': 'rmb_' ~ k,
+        'sw': 'rsw_' ~ k, 'sww': 'rsww_' ~ k, 'su': 'rsu_' ~ k, 'sv': 'rsv_' ~ k, 'su2': 'rsu2_' ~ k, 'sv2': 'rsv2_' ~ k,
+        'suu': 'rsuu_' ~ k, 'suv': 'rsuv_' ~ k, 'svv': 'rsvv_' ~ k}) -%}
+{%- endfor %}
+long as (
+
     select
-        wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id,
-        '{{ r.y }}' as indicator,
-        'ratio' as measure,
-        rn_{{ k }} as n, rma_{{ k }} as ma, rmb_{{ k }} as mb, rsw_{{ k }} as sw, rsww_{{ k }} as sww,
-        rsu_{{ k }} as su, rsv_{{ k }} as sv, rsu2_{{ k }} as su2, rsv2_{{ k }} as sv2,
-        rsuu_{{ k }} as suu, rsuv_{{ k }} as suv, rsvv_{{ k }} as svv
+        moments.wave, {% for d in dims %}moments.{{ d }}, {% endfor %}moments.stratum_id,
+        slots.indicator,
+        slots.measure,
+        {% for col in ['n', 'ma', 'mb', 'sw', 'sww', 'su', 'sv', 'su2', 'sv2', 'suu', 'suv', 'svv'] -%}
+        case slots.slot{% for sl in slots %} when {{ loop.index }} then {{ sl[col] }}{% endfor %} end as {{ col }}{{ ',' if not loop.last }}
+        {% endfor %}
     from moments
-    union all
-    {% endfor -%}
-    select
-        wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id,
-        cast(null as {{ dbt.type_string() }}) as indicator,
-        cast(null as {{ dbt.type_string() }}) as measure,
-        0 as n, 0.0 as ma, 0.0 as mb, 0.0 as sw, 0.0 as sww,
-        0.0 as su, 0.0 as sv, 0.0 as su2, 0.0 as sv2, 0.0 as suu, 0.0 as suv, 0.0 as svv
-    from moments
-    where 1 = 0
+    cross join (
+        {% for sl in slots -%}
+        select {{ loop.index }} as slot, '{{ sl.indicator }}' as indicator, '{{ sl.measure }}' as measure
+        {{ 'union all' if not loop.last }}
+        {% endfor %}
+    ) as slots
 
 ),
 
