@@ -120,7 +120,7 @@ class PostgresServer:
     def load_parquet(self, path: Path, schema: str, table: str) -> str:
         """Create `schema.table` from a Parquet file (COPY of its CSV rendering); return its name."""
         arrow = pq.read_table(path)
-        cols = ", ".join(f"{f.name} {_pg_type(f.type, f.name)}" for f in arrow.schema)
+        cols = ", ".join(f'"{f.name}" {_pg_type(f.type, f.name)}' for f in arrow.schema)
         sink = pa.BufferOutputStream()
         # Arrow quotes every string and leaves nulls unquoted and empty: COPY's CSV null convention.
         pacsv.write_csv(arrow, sink, pacsv.WriteOptions(include_header=False))
@@ -138,8 +138,10 @@ class PostgresServer:
 
 
 def _pg_type(t: pa.DataType, name: str) -> str:
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
         return "text"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision}, {t.scale})"
     if pa.types.is_integer(t):
         return "bigint"
     if pa.types.is_floating(t):
@@ -149,7 +151,7 @@ def _pg_type(t: pa.DataType, name: str) -> str:
     if pa.types.is_date(t):
         return "date"
     if pa.types.is_timestamp(t):
-        return "timestamp"
+        return "timestamptz" if t.tz else "timestamp"
     raise TypeError(f"column '{name}': no PostgreSQL type for Arrow type {t}; extend _pg_type")
 
 

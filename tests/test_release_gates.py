@@ -6,10 +6,8 @@ warehouse: one table is edited in the DuckDB file, everything downstream of it i
 that the named gate test is among the failures, that the release models were skipped, and that
 every release table is byte-for-byte what it was (content hash and ordered data).
 
-The fixture disables the back-test (ss_backtest_enabled: false) to save its synthesizer runs (its
-gate is proven by the back-test's own tests) and reads 5,000 synthetic records per implicate in the
-distance-based risk metrics (ss_risk_max_rows; `make demo` reads 10,000); every other gate runs as
-in `make demo`.
+The fixture disables the back-test (ss_backtest_enabled: false) to save its synthesizer runs: its
+gate is proven by the back-test's own tests; every other gate runs as in `make demo`.
 """
 
 from __future__ import annotations
@@ -63,8 +61,6 @@ def demo(tmp_path_factory):
         "ss_frame": f"file:{data / 'frame.parquet'}",
         "ss_synth_run_dir": str(work / "runs"),
         "ss_backtest_enabled": False,
-        # distance metrics on 5,000 records per implicate (the demo reads 10,000): time only
-        "ss_risk_max_rows": 5000,
     }
     res = run_dbt(work, vars=vars_)
     assert res.ok, res.output[-5000:]
@@ -156,7 +152,7 @@ def test_holdout_is_unseen_by_the_synthesizer_and_outside_the_synthesized_cells(
     held = roles[roles.risk_role == "holdout"]
     assert set(held.support_class) == {"supported"}
     eligible = roles[roles.risk_role != "synthesis_only"].unit_id.nunique()
-    assert abs(held.unit_id.nunique() / eligible - 0.2) < 0.02
+    assert abs(held.unit_id.nunique() / eligible - 0.5) < 0.02
     seen = res.query("select _row_id from synthesis_responses")
     assert not set(seen._row_id) & set(held._row_id)
     assert len(seen) + len(held) == len(roles)
