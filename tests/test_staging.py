@@ -230,21 +230,33 @@ def test_cell_support_matches_hand_computation(tmp_path):
     assert s.loc["north|retail|0-9"].support_class == "supported"
 
 
-def test_second_dataset_with_other_names_and_totals_only(tmp_path):
+def _farm_survey(tmp_path):
     """A differently shaped survey: farms by county x crop, year as wave, no design weight,
     no unit frame (population counts per cell only), other outcome types."""
-    counties = ["alba", "bray", "cork"]
-    crops = ["wheat", "barley"]
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    counties = ["alba", "bray", "cork", "derry", "ennis"]
+    crops = ["wheat", "barley", "oats"]
+    cells = [(c, k) for c in counties for k in crops]
     totals = pd.DataFrame(
-        [dict(county=c, crop=k, farms=50 + 10 * i) for i, (c, k) in enumerate((c, k) for c in counties for k in crops)]
+        [dict(county=c, crop=k, farms=40 + 17 * i) for i, (c, k) in enumerate(cells)]
     )
     rows = []
     for year in [2021, 2022]:
         for i, t in totals.iterrows():
-            for j in range(3 + i):
+            n = [3, 4, 20, 40, 30][i % 5]  # some cells thin, most supported
+            for j in range(n):
                 rows.append(
-                    dict(farm_id=f"F{i}-{j}", year=year, county=t.county, crop=t.crop,
-                         yield_t=2.0 + j, irrigated=j % 2, soil=["clay", "loam", "sand"][j % 3])
+                    dict(
+                        farm_id=f"F{i}-{j}",
+                        year=year,
+                        county=t.county,
+                        crop=t.crop,
+                        yield_t=float(np.round(rng.gamma(4, 1.0 + 0.1 * i), 3)),
+                        irrigated=int(rng.random() < 0.2 + 0.03 * i),
+                        soil=["clay", "loam", "sand"][int(rng.integers(0, 3))],
+                    )
                 )
     resp = pd.DataFrame(rows)
     inp = tmp_path / "in"
@@ -262,22 +274,44 @@ def test_second_dataset_with_other_names_and_totals_only(tmp_path):
             "irrigated": {"type": "binary"},
             "soil": {"type": "categorical", "levels": ["clay", "loam", "sand"]},
         },
-        "ss_quasi_identifiers": ["county", "crop"],
+        "ss_quasi_identifiers": ["county", "crop", "soil"],
         "ss_sensitive": ["yield_t"],
         "ss_frame": None,
         "ss_frame_auxiliaries": [],
         "ss_population_totals": f"file:{inp / 'totals.parquet'}",
         "ss_population_count": "farms",
         "ss_sparse_below_n": 5,
+        "ss_calibration_margins": [["county"], ["crop"]],
+        "ss_calibration_totals": [],
+        "ss_ratio_estimators": {},
+        "ss_synth_rules": [],
+        "ss_sdc_tables": [{"name": "yield_by_county_crop", "value": "yield_t", "rows": "county", "cols": "crop"}],
+        "ss_fidelity_regression": {"y": "yield_t", "x": ["irrigated"]},
     }
+    return resp, totals, vars_
+
+
+def test_second_dataset_with_other_names_and_totals_only(tmp_path):
+    resp, totals, vars_ = _farm_survey(tmp_path)
     res = run_dbt(tmp_path, vars=vars_, select=STAGING)
     assert res.ok, res.output
     s = res.query("select * from cell_support order by cell_id, wave")
-    assert len(s) == 6 * 2
+    assert len(s) == 15 * 2
     assert set(s.columns) >= {"county", "crop", "cell_id", "wave", "n_respondents", "n_population"}
-    assert s.set_index(["cell_id", "wave"]).loc[("alba|wheat", 2021)].n_population == 50
+    assert s.set_index(["cell_id", "wave"]).loc[("alba|wheat", 2021)].n_population == 40
     assert (s.n_effective == s.n_respondents).all()  # no design weights: equal weights
     assert sorted(s.support_class.unique()) == ["sparse", "supported"]
     staged = res.query("select * from stg_responses")
     assert len(staged) == len(resp)
     assert {"yield_t", "irrigated", "soil", "county", "crop"} <= set(staged.columns)
+
+
+def test_second_dataset_full_build_by_vars_alone(tmp_path):
+    """The whole project, synthesis and gates included, on the farm survey: no model edited."""
+    resp, totals, vars_ = _farm_survey(tmp_path)
+    res = run_dbt(tmp_path, vars=vars_)
+    assert res.ok, res.output[-6000:]
+    syn = res.query("select * from synthetic_microdata")
+    assert len(syn) > 0 and {"yield_t", "irrigated", "soil", "county", "crop"} <= set(syn.columns)
+    est = res.query("select * from domain_estimates where county is not null and crop is not null")
+    assert set(est["method"]) >= {"direct", "augmented"}
