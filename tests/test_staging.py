@@ -157,7 +157,15 @@ def test_quarantine_threshold_is_a_var(tmp_path):
     "override, message",
     [
         ({"ss_design_weight": "wgt"}, "column 'wgt' (set by var 'ss_design_weight') not found in ss_responses"),
-        ({"ss_cell_dims": ["region", "county"]}, "column 'county' (set by var 'ss_cell_dims') not found in ss_frame"),
+        (
+            # (the published tables name size_band, so they are emptied to reach the frame check)
+            {"ss_cell_dims": ["region", "county"], "ss_sdc_tables": []},
+            "column 'county' (set by var 'ss_cell_dims') not found in ss_frame",
+        ),
+        (
+            {"ss_cell_dims": ["region", "county"]},
+            "ss_sdc_tables 'turnover_by_region_size_band': cols = 'size_band' is not a cell dimension",
+        ),
         ({"ss_outcomes": {"turnover": {"type": "banana"}}}, "var 'ss_outcomes'.turnover: type must be one of"),
         ({"ss_outcomes": {"trading_status": {"type": "categorical"}}}, "needs 'levels'"),
         ({"ss_cell_dims": "region"}, "var 'ss_cell_dims' must be a non-empty list"),

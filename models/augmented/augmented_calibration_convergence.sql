@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Raking convergence of the implicates, one row per implicate x wave; a group that did not converge
     fails the build (data test calibration_converged). -#}
 {%- set settings = surveysynth.rake_settings() -%}

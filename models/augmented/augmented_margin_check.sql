@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Every target of int_augmented_margins against what the calibrated weights of augmented_microdata
     reach, one row per implicate x margin x category x wave, summed from the records (independent of
     the raking factors). The completion margin's rows are the augmented cells: their weights must sum

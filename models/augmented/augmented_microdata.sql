@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The analysable augmented dataset: one complete dataset per implicate (stacked), real and synthetic
     records with their calibrated analysis weight. Policy in int_augmented_units: in a completed
     (augmented) cell the real respondents represent themselves and the synthetic records the N - n

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {{ config(enabled=var('ss_backtest_enabled', true)) }}
 {#- The back-test gate, one row per metric: value, threshold (a var), passed. Over the rows of
     backtest_results where both estimates exist; the reference is the true value when every row has

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The recommended estimate of every domain x wave x indicator, with its method, uncertainty and
     grade, and the direct and augmented estimates alongside. Domains and indicators are those of
     direct_estimates (each cell, each cell dimension, ss_estimation_domains, national; means of

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The raking factors of the implicates, one row per implicate x wave x cell (macro
     surveysynth.rake_factors, the same macro as the real records' calibration): every implicate is
     raked on its own to the margins of int_augmented_margins, starting from the start weights

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The targets the implicates are calibrated to, one row per margin x category x wave: the trusted
     margins of calibration_margins (population counts and known auxiliary totals, as for the real
     records) plus the `completion` margin, whose categories are every completed cell x wave (target:

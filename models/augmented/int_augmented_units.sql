@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The stacked implicates before calibration: one complete dataset per implicate, one row per record.
 
     Policy (augment mode). A cell x wave whose support class is in ss_synth_augment_classes is

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Calibrated weights, one row per valid response: the base weight times the raking factor g of
     the unit's cell (linear in the auxiliaries when known totals are calibrated). One pass over the
     units: a join to the per-cell factors of int_calibration_factors. -#}

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Raking convergence, one row per wave: sweeps used, the largest relative margin error left,
     margin categories no respondent can reach, and whether the wave converged (every margin within
     ss_rake_tol and none unreachable). Data test calibration_converged fails the build otherwise. -#}

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Every calibration target against what the calibrated weights reach, one row per margin x
     category x wave, summed from the unit weights (not from the cell factors, so the check is
     independent of the raking). status: ok, missed (relative error above ss_rake_tol),

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The raking factors, one row per wave x cell: g = rake_alpha (+ rake_beta_k * auxiliary k when
     known totals are calibrated), with the wave's iterations and convergence. Small: the sweeps run
     here, on cell sums of the base weights, never on the units. -#}

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The calibration targets in long format, one row per margin x category x wave.
     Count margins (var ss_calibration_margins) take population counts from population_cells (the
     frame, or ss_population_totals when there is no frame). Known auxiliary totals

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The support map: one row per population cell x wave with how much the survey says about it.
     Weights are the design weights where supplied; without them every respondent in a cell has the
     same weight, so n_effective = n_respondents and weight_cv = 0. -#}

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The design strata, one row per stratum x wave: population N_h, sampled and responding units,
     the derived design weight N_h / n_h and a status. A stratum with no respondents keeps its row
     (status no_respondents): its population is reached only through calibration to coarser margins,

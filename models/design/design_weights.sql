@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Base weights, one row per valid response: the design weight d (supplied, or N_h / n_h per
     stratum x wave from design_strata) times the nonresponse factor (product of the class factors of
     nonresponse_adjustment over its levels; 1 when ss_nonresponse_classes is null). These are the

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {{ config(materialized='view') }}
 {#- Respondents with their stratum and design weight d before nonresponse adjustment: the supplied
     weight (var ss_design_weight) when configured, else N_h / n_h from design_strata. -#}

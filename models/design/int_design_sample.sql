@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {{ config(materialized='view') }}
 {#- The sample (var ss_sample), typed: every sampled unit per wave, respondents and nonrespondents,
     with its cell, stratum, design weight and responded flag. No rows when ss_sample is null. -#}

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Nonresponse adjustment classes, one row per level x class x wave (no rows when
     ss_nonresponse_classes is null). Level 0 are the classes of ss_nonresponse_classes: factor =
     sum of design weights of sampled units / sum over respondents. A class with sampled units but

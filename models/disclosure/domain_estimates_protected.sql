@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- domain_estimates with the threshold rule applied: every domain x wave x indicator whose estimate
     rests on 0 < n < ss_sdc_min_respondents real respondents is suppressed, whatever its method.
     For an augmented estimate this matters as much as for a direct one: in a completed cell the

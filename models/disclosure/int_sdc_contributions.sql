@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Every respondent's contribution to every cell of every protected table (var ss_sdc_tables),
     margins included: one row per table x wave x row label x column label x unit. A contribution is
     the calibrated weight times the value (ss_sdc_weighted, the default: the published estimate's

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Every cell that the release would publish, with the primary rules recomputed from the real
     contributions: the cells of the protected tables that table_suppression leaves published
     (rules from table_primary_suppression) and the domain estimates that domain_estimates_protected

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The disclosure-risk holdout: one row per valid response with its role in the risk gate.
 
       holdout         withheld from the synthesizer (synthesis_responses leaves it out) and compared

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The synthesizer's input: every valid response except the disclosure-risk holdout (risk_holdout),
     which the risk gate compares the synthetic records with as real data the synthesizer never saw. -#}
 with responses as (

@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Primary suppression of the protected magnitude tables (var ss_sdc_tables): one row per table x
     wave x cell, margins included (label 'Total'), every category of the two dimensions whether or
     not it has respondents. The published value is the weighted total sum(w y) of the cell. Rules

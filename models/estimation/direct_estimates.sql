@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 -- gated on the calibration checks: a failing margin or convergence test skips this model
 -- depends_on: {{ ref('calibration_margin_check') }}
 -- depends_on: {{ ref('calibration_convergence') }}

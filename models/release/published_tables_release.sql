@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- The released magnitude tables (var ss_sdc_tables): one row per table x wave x cell, margins
     included (label 'Total'), the weighted total where published and null where suppressed. Whether
     a cell was suppressed by a primary rule or to protect another is not released (it would point at

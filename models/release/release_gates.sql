@@ -1,3 +1,4 @@
+{{ surveysynth.validate_config() }}
 {#- Every gate the release waits for, one row each: the gated model, the dbt data test that enforces
     it (severity error), how many rows it checked and how many fail. The release models depend on
     this model, and it depends on every gated model, so when any gate test fails `dbt build` skips
