@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import io
+import json
 import os
 import pwd
 import shutil
@@ -253,13 +254,61 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 def spark_env(spark_dir: Path, schema: str = "surveysynth") -> dict[str, str]:
-    """Environment for profiles.yml's spark target: warehouse and metastore under spark_dir."""
+    """Environment for profiles.yml's spark target: warehouse and metastore under spark_dir, and
+    the temporary folders PySpark leaves behind (<uuid>_resources) too."""
+    tmp = Path(spark_dir) / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
     return {
+        "TMPDIR": str(tmp),
+        "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={tmp}",
         "SURVEYSYNTH_SPARK_DIR": str(spark_dir),
         "SURVEYSYNTH_SPARK_SCHEMA": schema,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
     }
+
+
+_REGISTER_SCRIPT = """
+import json, sys
+from pyspark.sql import SparkSession
+spark_dir, tables = sys.argv[1], json.loads(sys.argv[2])
+spark = (
+    SparkSession.builder.master("local[1]").enableHiveSupport()
+    .config("spark.sql.warehouse.dir", spark_dir + "/warehouse")
+    .config("spark.driver.extraJavaOptions", "-Dderby.system.home=" + spark_dir)
+    .config("spark.hadoop.javax.jdo.option.ConnectionURL",
+            "jdbc:derby:;databaseName=metastore_db;create=true")
+    .config("spark.ui.enabled", "false")
+    .getOrCreate()
+)
+for name, path in tables.items():
+    spark.sql("create database if not exists " + name.split(".")[0])
+    spark.sql("drop table if exists " + name)
+    spark.sql("create table " + name + " using parquet as select * from parquet.`" + path + "`")
+spark.stop()
+"""
+
+
+def spark_register_parquet(spark_dir: Path, tables: dict[str, Path]) -> None:
+    """Create `schema.table` from Parquet files in the warehouse and metastore that profiles.yml's
+    spark target uses under spark_dir. Runs its own short-lived Spark (the embedded Derby metastore
+    takes one process at a time), before dbt starts its own."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _REGISTER_SCRIPT,
+            str(spark_dir),
+            json.dumps({k: str(v) for k, v in tables.items()}),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **spark_env(spark_dir)},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"registering Parquet tables in Spark failed:\n{proc.stderr[-4000:]}")
 
 
 def read_spark_table(spark_dir: Path, table: str, schema: str = "surveysynth") -> pd.DataFrame:

@@ -11,7 +11,7 @@
                while the model compiles, until every group has converged; the model then reads
                the last state table. For engines whose planners cannot take the unrolled query and
                whose recursive CTEs forbid window functions (Spark).
-    `auto` picks recursive on DuckDB and PostgreSQL (rake_uses_recursive), tables on Spark
+    `auto` picks recursive on DuckDB (rake_uses_recursive), tables on Spark and PostgreSQL
     (rake_uses_tables), unrolled elsewhere. -#}
 
 {% macro rake_uses_recursive(method) %}
@@ -25,8 +25,6 @@
 
 {% macro duckdb__rake_supports_recursive() %}{{ return(true) }}{% endmacro %}
 
-{% macro postgres__rake_supports_recursive() %}{{ return(true) }}{% endmacro %}
-
 {% macro rake_uses_tables(method) %}
     {%- if method == 'tables' -%}{{ return(true) }}{%- endif -%}
     {%- if method != 'auto' -%}{{ return(false) }}{%- endif -%}
@@ -38,6 +36,10 @@
 {#- Spark forbids window functions over a recursive reference, and plans the unrolled sweeps in
     time that grows faster than their number (minutes for ten sweeps). -#}
 {% macro spark__rake_prefers_tables() %}{{ return(true) }}{% endmacro %}
+
+{#- PostgreSQL runs the recursive sweeps, but estimates the CTEs inside the recursive term at one
+    row and plans nested loops: minutes where the tables method takes seconds. -#}
+{% macro postgres__rake_prefers_tables() %}{{ return(true) }}{% endmacro %}
 
 {#- `head`: the CTE definitions of rk_cells and rk_start (needed by the tables method only). -#}
 {% macro rake_iterate(plan, head=none) %}
