@@ -12,6 +12,10 @@ Three estimators per cell x wave:
 * ``augmented``: respondents counted once each plus the synthetic records standing for
   the non-respondents (synth_weight / m): the population-completion estimate that
   augment mode is for (it matters where respondents are a large share of a small cell).
+
+Callers may add reference estimators (``extra``: name -> frame of keys, ``indicator``,
+``estimate``), scored on the same rows; e.g. the demo world's oracle floor, the model's
+exact conditional expectation, which no synthetic-only estimate can beat on average.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .synth_config import SynthConfig
 
 ALL = "ALL (scaled)"
 ALL_MINORITY = "ALL (scaled), n/N < 0.5"
+FRACTION_BANDS = [0.0, 0.1, 0.25, 0.5, 0.75, 1.0]
 
 
 def _rmse(x) -> float:
@@ -48,13 +53,17 @@ def evaluate_against_truth(
     support: pd.DataFrame,
     truth: pd.DataFrame,
     config: SynthConfig,
+    extra: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Sparse cells x waves x indicators where the direct estimate is computable: RMSE of
     direct, synthetic and augmented estimates vs the truth, on the cells where both direct
-    and synthetic estimates exist (a fully responding cell gets no synthetic records). Empty cells: coverage and RMSE
+    and synthetic estimates exist (a fully responding cell gets no synthetic records) and
+    the cell is not a census (n < N; in a census cell the direct estimate is the truth).
+    Empty cells: coverage and RMSE
     of the synthetic estimates (also for empty cells of at least 10 units: most empty cells
     of a take-all stratum hold one or two units, whose values no model predicts). Returns
-    ``by_indicator``, ``empty`` and ``detail``."""
+    ``by_indicator``, ``by_fraction`` (the pooled rows by sampling-fraction band), ``empty``
+    and ``detail``."""
     keys = [*config.cell_dims, config.wave]
     t = truth.rename(columns={"true_value": "truth"})[[*keys, "indicator", "truth"]]
     sparse = support.loc[support["support_class"] == "sparse", keys]
@@ -65,23 +74,50 @@ def evaluate_against_truth(
         ),
         "synth": weighted_cell_estimates(synthetic, config, "synth_weight", keys),
         "augmented": augmented_estimates(synthetic, responses.merge(sparse, on=keys), config, keys),
+        **(extra or {}),
     }
     det = sparse.merge(t, on=keys)
     for name, e in ests.items():
         det = det.merge(e.rename(columns={"estimate": name}), on=[*keys, "indicator"], how="left")
     # cells where both are computable (a fully responding cell has no synthetic records)
     det = det[det["direct"].notna() & det["synth"].notna()].copy()
+    # census cells (every unit responded): the direct estimate is the truth, so no
+    # sparse-cell method can be compared on them; counted, not scored
+    cnt = det[keys].merge(support[[*keys, "n_respondents", "n_population"]], on=keys, how="left")
+    n_res, n_pop = (
+        pd.to_numeric(cnt[k], errors="coerce").to_numpy(dtype=float)
+        for k in ("n_respondents", "n_population")
+    )
+    census = n_res >= n_pop
+    n_census = int(det.loc[census, keys].drop_duplicates().shape[0])
+    det = det[~census].copy()
     scale = det.groupby("indicator")["truth"].std().rename("scale")
     det = det.merge(scale, left_on="indicator", right_index=True)
     rows = []
+    names = [k for k in ests if k != "direct"]
     for ind, g in det.groupby("indicator", sort=True):
-        rows.append(_row(ind, g, 1.0))
-    rows.append(_row(ALL, det, det["scale"]))
+        rows.append(_row(ind, g, 1.0, names))
+    rows.append(_row(ALL, det, det["scale"], names))
     # cells where the synthetic records stand for most of the cell (respondents < half)
     frac = det.merge(support[[*keys, "n_respondents", "n_population"]], on=keys, how="left")
     minority = (frac["n_respondents"] / frac["n_population"]).to_numpy() < 0.5
-    rows.append(_row(ALL_MINORITY, det[minority], det.loc[minority, "scale"]))
+    rows.append(_row(ALL_MINORITY, det[minority], det.loc[minority, "scale"], names))
     by_ind = pd.DataFrame(rows)
+    by_ind.attrs["n_census_cell_waves"] = n_census
+    # by sampling fraction n/N: a synthetic-only estimate cannot know the units' own
+    # noise, so its edge over the direct estimate shrinks as respondents fill the cell
+    band = pd.cut(frac["n_respondents"] / frac["n_population"], FRACTION_BANDS).astype(str)
+    by_frac = pd.DataFrame(
+        [
+            _row(
+                f"n/N in {b}",
+                det[(band == b).to_numpy()],
+                det.loc[(band == b).to_numpy(), "scale"],
+                names,
+            )
+            for b in band.drop_duplicates().sort_values()
+        ]
+    )
 
     emp = (
         empty.merge(t, on=keys)
@@ -121,14 +157,14 @@ def evaluate_against_truth(
     covered = emp.groupby(keys)["synth"].apply(lambda s: s.notna().any())
     out_e.attrs["n_empty_cell_waves"] = len(empty)
     out_e.attrs["n_empty_with_estimate"] = int(covered.sum()) if len(covered) else 0
-    return {"by_indicator": by_ind, "empty": out_e, "detail": det}
+    return {"by_indicator": by_ind, "by_fraction": by_frac, "empty": out_e, "detail": det}
 
 
-def _row(ind: str, g: pd.DataFrame, scale) -> dict:
-    e = {k: (g[k] - g["truth"]) / scale for k in ("direct", "synth", "augmented")}
+def _row(ind: str, g: pd.DataFrame, scale, names: list[str]) -> dict:
+    e = {k: (g[k] - g["truth"]) / scale for k in ("direct", *names)}
     rd = _rmse(e["direct"])
     out = {"indicator": ind, "n": len(g), "rmse_direct": rd}
-    for k in ("synth", "augmented"):
+    for k in names:
         out[f"rmse_{k}"] = _rmse(e[k])
         out[f"ratio_{k}"] = out[f"rmse_{k}"] / rd if rd > 0 else float("nan")
     return out
