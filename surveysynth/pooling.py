@@ -12,16 +12,23 @@ dimensions and the waves; dimension x wave), plus the cell pooled over waves whe
 are at least three dimensions. The prior mean m_c = beta0 + sum_g u_g is thus a
 hierarchical model of the cell dimensions and wave; v_c is what is left to the cell.
 
-Fitting is empirical Bayes by an EM algorithm with mean-field (backfitting) E-steps for
-the crossed random effects: each term's effects are posterior means given the others
-(ridge with penalty 1/tau2_g), tau2_g and sigma_v2 are updated from the expected squared
-effects; SQUAREM extrapolation (on log variances) speeds it up. All parameters are fitted
-at once (columns of one matrix), so the cost does not grow with the number of
-respondents. The EM is capped (``max_iter``): variance components near zero converge
-slowly, while the posterior means it feeds the synthesizer settle within a few dozen
-sweeps. Variance components are plugged in (no uncertainty about them) and mean-field
-posterior variances ignore correlations between crossed effects: both understate the
-spread a little, most where sigma_v2 and tau2 are estimated near zero.
+The term effects have a Student-t prior (``EFFECT_DF`` = 4 degrees of freedom, as a
+scale mixture u_g[l] ~ N(0, tau2_g / lambda_l)): most levels of an interaction are near
+zero, and a Gaussian prior would shrink the one large level (microbusinesses of one small
+region) toward them; under the t prior a level far out in the tail is shrunk less.
+
+Fitting is empirical Bayes with mean-field (backfitting) E-steps for the crossed random
+effects: each term's effects are posterior means given the others (ridge with penalty
+lambda_l / tau2_g, lambda_l from the t prior's E-step). The variances are updated by the
+MacKay / Harville fixed point, tau2_g = sum_l lambda_l u_l^2 / sum_l (1 - lambda_l
+Var(u_l) / tau2_g), and likewise sigma_v2 = sum_c (gamma_c r_c)^2 / sum_c gamma_c: the EM
+update converges sublinearly when a variance is near zero and, capped, stopped far from
+the optimum exactly where a large effect mattered. SQUAREM extrapolation (on log
+variances) speeds it up. All parameters are fitted at once (columns of one matrix), so
+the cost does not grow with the number of respondents. The iterations are capped
+(``max_iter``). Variance components are plugged in (no uncertainty about them) and
+mean-field posterior variances ignore correlations between crossed effects: both
+understate the spread a little, most where sigma_v2 and tau2 are estimated near zero.
 
 Posterior of a cell (Fay-Herriot / EBLUP form, with a g2-like term for the prior's
 uncertainty a_c = sum_g Var(u_g[l_g(c)] | data)):
@@ -52,6 +59,10 @@ from scipy.special import expit, logit
 log = logging.getLogger("surveysynth")
 
 VAR_FLOOR = 1e-8
+# Degrees of freedom of the Student-t prior on the term effects (inf: Gaussian). A t prior
+# lets one large interaction (microbusinesses of one small region) escape the shrinkage
+# that the many near-zero levels of the same term would otherwise impose on it.
+EFFECT_DF = 4.0
 
 
 # ----------------------------------------------------------------------- direct estimates
@@ -172,6 +183,7 @@ def fit_pooled(
     tol: float = 1e-5,
     progress_seconds: float = 5.0,
     start: PoolingResult | None = None,
+    effect_df: float = EFFECT_DF,
 ) -> PoolingResult:
     """Empirical-Bayes fit of the hierarchical prior for every column of ``theta_hat``.
 
@@ -253,15 +265,21 @@ def fit_pooled(
         resid = resid - step
         for k in names_t:
             den = mats[k] @ w
-            prec = den + 1.0 / t2[k]
+            lam = _t_weights(uu[k], den, t2[k], effect_df)
+            prec = den + lam / t2[k]
             new = (mats[k] @ (w * resid) + den * uu[k]) / prec
             resid = resid - np.take(new - uu[k], codes[k], axis=0)
             uu[k] = new
             has = den > 0
-            nh = np.maximum(ones_q[k] @ has, 1)
-            t2[k] = np.maximum((ones_q[k] @ ((new * new + 1.0 / prec) * has)) / nh, VAR_FLOOR)
+            dof = ones_q[k] @ ((1.0 - lam / (t2[k] * prec)) * has)
+            t2[k] = np.maximum(
+                (ones_q[k] @ (lam * new * new * has)) / np.maximum(dof, 1e-3), VAR_FLOOR
+            )
         gam = s2 / (s2 + ps)
-        s2 = np.maximum((ones_g @ ((gam * gam * resid * resid + gam * ps) * obs)) / cnt, VAR_FLOOR)
+        s2 = np.maximum(
+            (ones_g @ (gam * gam * resid * resid * obs)) / np.maximum(ones_g @ (gam * obs), 1e-3),
+            VAR_FLOOR,
+        )
         return pack(b0, uu, t2, s2)
 
     # SQUAREM (Varadhan & Roland 2008) around the EM map, step length per parameter
@@ -296,7 +314,10 @@ def fit_pooled(
             last = now
     beta0, u, tau2, sigma_v2 = unpack(S)
     w = obs / (ps + sigma_v2)
-    uvar = {k: 1.0 / ((mats[k] @ w) + 1.0 / tau2[k]) for k in names_t}
+    uvar = {
+        k: 1.0 / ((mats[k] @ w) + _t_weights(u[k], mats[k] @ w, tau2[k], effect_df) / tau2[k])
+        for k in names_t
+    }
 
     prior_mean = np.tile(beta0, (n_cells, 1))
     prior_var = np.tile(1.0 / np.maximum((obs / (ps + sigma_v2)).sum(0), 1e-300), (n_cells, 1))
@@ -337,6 +358,16 @@ def fit_pooled(
         diagnostics=diag,
         effects=u,
     )
+
+
+def _t_weights(u: np.ndarray, den: np.ndarray, t2: np.ndarray, df: float) -> np.ndarray:
+    """E-step of the Student-t prior as a scale mixture u ~ N(0, t2 / lambda), lambda ~
+    Gamma(df/2, df/2): E[lambda | u] = (df + 1) / (df + E[u^2] / t2), with E[u^2] the
+    current effect squared plus its conditional variance. Ones for a Gaussian prior."""
+    if not np.isfinite(df):
+        return np.ones_like(u)
+    eu2 = u * u + 1.0 / (den + 1.0 / t2)
+    return (df + 1.0) / (df + eu2 / t2)
 
 
 def expit_clip(x: np.ndarray) -> np.ndarray:
