@@ -180,19 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     ta = res_aug["by_indicator"].set_index("indicator")
     syn = float(t.loc[ALL, "ratio_synth"])
     aug = float(ta.loc[ALL, "ratio_augmented"])
-    print(
-        f"\nRMSE ratio vs direct, sparse cells pooled (target <= {a.max_ratio}):\n"
-        f"  synthetic records only:                 {syn:.3f}\n"
-        f"  augmented (respondents + synthetic):    {aug:.3f}"
-    )
+    lines = [("synthetic records only", syn, ""), ("augmented (respondents + synthetic)", aug, "")]
     if oracle is not None:
         floor = float(t.loc[ALL, "ratio_oracle"])
-        perfect = float(t.loc[ALL, "ratio_perfect"])
-        print(
-            f"  perfect synthesizer, m={cfg.m} implicates:   {perfect:.3f}  (the true model's own "
-            f"draws; theory: floor x sqrt(1 + 1/m) = {floor * (1 + 1 / cfg.m) ** 0.5:.3f})\n"
-            f"  oracle floor (true model's expectation): {floor:.3f}"
-        )
+        theory = floor * (1 + 1 / cfg.m) ** 0.5
+        lines += [
+            (
+                f"perfect synthesizer, m={cfg.m} implicates",
+                float(t.loc[ALL, "ratio_perfect"]),
+                f"  (the true model's own draws; theory: floor x sqrt(1 + 1/m) = {theory:.3f})",
+            ),
+            ("oracle floor (true model's expectation)", floor, ""),
+        ]
+    print(f"\nRMSE ratio vs direct, sparse cells pooled (target <= {a.max_ratio}):")
+    for label, value, note in lines:
+        print(f"  {label + ':':<42}{value:.3f}{note}")
     ok = (
         syn <= a.max_ratio
         and aug <= a.max_ratio

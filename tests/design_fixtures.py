@@ -7,14 +7,12 @@ estimation models and their parents only, so the tests do not depend on the synt
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from harness import ROOT, DbtResult, run_dbt
+from harness import DbtResult, generate_demo, run_dbt
 
 DESIGN_SELECT = "+direct_estimates +calibration_margin_check +calibration_convergence"
 CAUTIOUS = ["--indirect-selection", "cautious"]
@@ -44,26 +42,11 @@ def demo_vars(data: Path, **extra) -> dict:
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
     """A small demo world: 30,000 businesses, about 1,500 respondents in each of 2 waves."""
-    out = tmp_path_factory.mktemp("design_demo_data")
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "generate_demo.py"),
-            "--seed",
-            "11",
-            "--out",
-            str(out),
-            "--frame-size",
-            "30000",
-            "--target-responses-per-wave",
-            "1500",
-            "--waves",
-            "2",
-        ],
-        check=True,
-        capture_output=True,
+    return generate_demo(
+        tmp_path_factory.mktemp("design_demo_data"),
+        *("--seed", "11", "--frame-size", "30000", "--target-responses-per-wave", "1500"),
+        *("--waves", "2"),
     )
-    return out
 
 
 @pytest.fixture(scope="session")

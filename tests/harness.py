@@ -20,6 +20,30 @@ ROOT = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).with_name("dbt"))
 
 
+def generate_demo(out: Path, *args: str) -> Path:
+    """Write a demo world into ``out`` with scripts/generate_demo.py (extra CLI ``args``);
+    a failure fails the calling test with the generator's output."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--out", str(out), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def demo_vars(work: Path, data: Path, **extra) -> dict:
+    """Input-contract vars pointing a build in ``work`` at the demo world in ``data``."""
+    return {
+        "ss_responses": f"file:{data / 'responses.parquet'}",
+        "ss_frame": f"file:{data / 'frame.parquet'}",
+        "ss_synth_run_dir": str(work / "runs"),
+        **extra,
+    }
+
+
 @dataclass
 class DbtResult:
     returncode: int
@@ -88,7 +112,5 @@ def run_dbt(
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         **(env or {}),
     }
-    proc = subprocess.run(
-        args, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800
-    )
+    proc = subprocess.run(args, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800)
     return DbtResult(proc.returncode, proc.stdout + proc.stderr, db_path, target_path)

@@ -8,13 +8,11 @@ intervals between 90% and 98%."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from harness import ROOT, run_dbt
+from harness import demo_vars, generate_demo, run_dbt
 
 from surveysynth.augmented_eval import score, sparse_rows
 from surveysynth.combining import combine_arrays, implicate_estimates
@@ -25,25 +23,8 @@ DIMS = ["region", "sector", "size_band"]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("augmented_demo")
-    data = work / "data"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "generate_demo.py"),
-            "--seed",
-            "42",
-            "--out",
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    vars_ = {
-        "ss_responses": f"file:{data / 'responses.parquet'}",
-        "ss_frame": f"file:{data / 'frame.parquet'}",
-        "ss_synth_run_dir": str(work / "runs"),
-        "ss_backtest_truth": f"file:{data / 'demo_truth.parquet'}",
-    }
+    data = generate_demo(work / "data", "--seed", "42")
+    vars_ = demo_vars(work, data, ss_backtest_truth=f"file:{data / 'demo_truth.parquet'}")
     res = run_dbt(work, vars=vars_)
     return work, vars_, res, pd.read_parquet(data / "demo_truth.parquet")
 

@@ -3,29 +3,15 @@ demo exists to show, synthetic records that are reproducible by seed and meet ev
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-from harness import ROOT, run_dbt
+from harness import demo_vars, generate_demo, run_dbt
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
-    data = work / "data"
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--seed", "42", "--out", str(data)],
-        check=True,
-        capture_output=True,
-    )
-    vars_ = {
-        "ss_responses": f"file:{data / 'responses.parquet'}",
-        "ss_frame": f"file:{data / 'frame.parquet'}",
-        "ss_synth_run_dir": str(work / "runs"),
-    }
+    data = generate_demo(work / "data", "--seed", "42")
+    vars_ = demo_vars(work, data)
     res = run_dbt(work, vars=vars_)
     return work, vars_, res
 

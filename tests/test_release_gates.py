@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from harness import ROOT, run_dbt
+from harness import demo_vars, generate_demo, run_dbt
 
 RELEASE = [
     "synthetic_microdata_release",
@@ -43,25 +41,8 @@ OUTCOMES = [
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("release_demo")
-    data = work / "data"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "generate_demo.py"),
-            "--seed",
-            "42",
-            "--out",
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    vars_ = {
-        "ss_responses": f"file:{data / 'responses.parquet'}",
-        "ss_frame": f"file:{data / 'frame.parquet'}",
-        "ss_synth_run_dir": str(work / "runs"),
-        "ss_backtest_enabled": False,
-    }
+    data = generate_demo(work / "data", "--seed", "42")
+    vars_ = demo_vars(work, data, ss_backtest_enabled=False)
     res = run_dbt(work, vars=vars_)
     assert res.ok, res.output[-5000:]
     return work, vars_, res

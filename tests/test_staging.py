@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from harness import run_dbt
 
 STAGING = "+cell_support +quarantined_responses"
@@ -148,7 +147,9 @@ def test_quarantine_threshold_is_a_var(tmp_path):
     resp.loc[0, "turnover"] = -1.0  # 1 of 80 rows = 1.25%
     vars_ = _write(tmp_path / "in", resp, frame)
     assert run_dbt(tmp_path / "a", vars=vars_, select=STAGING).ok
-    strict = run_dbt(tmp_path / "b", vars={**vars_, "ss_max_quarantine_share": 0.01}, select=STAGING)
+    strict = run_dbt(
+        tmp_path / "b", vars={**vars_, "ss_max_quarantine_share": 0.01}, select=STAGING
+    )
     assert not strict.ok
     assert strict.statuses()["quarantine_share_within_threshold"] == "fail"
 
@@ -156,7 +157,10 @@ def test_quarantine_threshold_is_a_var(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"ss_design_weight": "wgt"}, "column 'wgt' (set by var 'ss_design_weight') not found in ss_responses"),
+        (
+            {"ss_design_weight": "wgt"},
+            "column 'wgt' (set by var 'ss_design_weight') not found in ss_responses",
+        ),
         (
             # (the published tables name size_band, so they are emptied to reach the frame check)
             {"ss_cell_dims": ["region", "county"], "ss_sdc_tables": []},
@@ -166,10 +170,16 @@ def test_quarantine_threshold_is_a_var(tmp_path):
             {"ss_cell_dims": ["region", "county"]},
             "ss_sdc_tables 'turnover_by_region_size_band': cols = 'size_band' is not a cell dimension",
         ),
-        ({"ss_outcomes": {"turnover": {"type": "banana"}}}, "var 'ss_outcomes'.turnover: type must be one of"),
+        (
+            {"ss_outcomes": {"turnover": {"type": "banana"}}},
+            "var 'ss_outcomes'.turnover: type must be one of",
+        ),
         ({"ss_outcomes": {"trading_status": {"type": "categorical"}}}, "needs 'levels'"),
         ({"ss_cell_dims": "region"}, "var 'ss_cell_dims' must be a non-empty list"),
-        ({"ss_max_quarantine_share": 2}, "var 'ss_max_quarantine_share' must be a number in [0, 1]"),
+        (
+            {"ss_max_quarantine_share": 2},
+            "var 'ss_max_quarantine_share' must be a number in [0, 1]",
+        ),
         ({"ss_frame": None}, "set var 'ss_frame'"),
         ({"ss_responses": "source:oops"}, "write sources as 'source:<source>.<table>'"),
     ],
@@ -198,7 +208,9 @@ def test_cell_absent_from_frame_is_structural(tmp_path):
 def test_frame_with_duplicate_units_is_structural(tmp_path):
     frame = _frame()
     frame = pd.concat([frame, frame.iloc[:2]], ignore_index=True)
-    res = run_dbt(tmp_path, vars=_write(tmp_path / "in", _responses(_frame()), frame), select=STAGING)
+    res = run_dbt(
+        tmp_path, vars=_write(tmp_path / "in", _responses(_frame()), frame), select=STAGING
+    )
     assert not res.ok
     assert "lists 2 unit id(s) of column 'business_id' more than once" in res.output
 
@@ -216,7 +228,11 @@ def test_cell_support_matches_hand_computation(tmp_path):
     resp = resp.drop(resp.index[cell2][2:])
     res = run_dbt(
         tmp_path,
-        vars={**_write(tmp_path / "in", resp, frame), "ss_sparse_below_n": 5, "ss_sparse_below_neff": 4},
+        vars={
+            **_write(tmp_path / "in", resp, frame),
+            "ss_sparse_below_n": 5,
+            "ss_sparse_below_neff": 4,
+        },
         select=STAGING,
     )
     assert res.ok, res.output
@@ -293,7 +309,9 @@ def _farm_survey(tmp_path):
         "ss_calibration_totals": [],
         "ss_ratio_estimators": {},
         "ss_synth_rules": [],
-        "ss_sdc_tables": [{"name": "yield_by_county_crop", "value": "yield_t", "rows": "county", "cols": "crop"}],
+        "ss_sdc_tables": [
+            {"name": "yield_by_county_crop", "value": "yield_t", "rows": "county", "cols": "crop"}
+        ],
         "ss_fidelity_regression": {"y": "yield_t", "x": ["irrigated"]},
     }
     return resp, totals, vars_

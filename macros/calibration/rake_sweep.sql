@@ -87,26 +87,35 @@
     {{ return(surveysynth._rake_clip(plan, sql, n)) }}
 {% endmacro %}
 
+{#- A total step's new factors: the ratio update (rk_f) where the 2 x 2 system is singular, else
+    the linear (GREG-like) update of alpha and of the total's beta by (rk_l0, rk_l1). -#}
+{% macro _rake_total_outputs(plan, a) %}
+    {%- set out = ['case when rk_ratio then rk_alpha * rk_f else rk_alpha + rk_l0 end as rk_alpha'] -%}
+    {%- for b in range(1, plan.aux | length + 1) -%}
+        {%- set add = ' + rk_l1' if b == a else '' -%}
+        {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ add ~ ' end as rk_beta_' ~ b) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{% endmacro %}
+
+{#- Solve the 2 x 2 system [a00 a01; a01 a11] (l0, l1) = (r0, r1) of a total step, with the
+    ratio factor and the singularity flag beside it. -#}
+{% macro _rake_total_solve(t) -%}
+    case when rk_live then coalesce((rk_a11 * rk_r0 - rk_a01 * rk_r1) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l0,
+                case when rk_live then coalesce((rk_a00 * rk_r1 - rk_a01 * rk_r0) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l1,
+                case when rk_live then coalesce(rk_tx_{{ t.j }} / nullif(rk_swx, 0), 1.0) else 1.0 end as rk_f,
+                (rk_det <= 1e-12 * rk_a00 * rk_a11) as rk_ratio
+{%- endmacro %}
+
 {% macro _rake_total_step(plan, source, t, n) %}
     {%- set a = t.a -%}
     {%- set part = surveysynth._rake_partition(plan, 'rk_cat_' ~ t.ci) -%}
-    {%- set out = [] -%}
-    {%- do out.append('case when rk_ratio then rk_alpha * rk_f else rk_alpha + rk_l0 end as rk_alpha') -%}
-    {%- for b in range(1, plan.aux | length + 1) -%}
-        {%- if b == a -%}
-            {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ ' + rk_l1 end as rk_beta_' ~ b) -%}
-        {%- else -%}
-            {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ ' end as rk_beta_' ~ b) -%}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- set out = surveysynth._rake_total_outputs(plan, a) -%}
     {%- set sql -%}
         select {{ surveysynth._rake_cols(plan.carry) }}, {{ out | join(', ') }}
         from (
             select rk_s{{ n }}b.*,
-                case when rk_live then coalesce((rk_a11 * rk_r0 - rk_a01 * rk_r1) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l0,
-                case when rk_live then coalesce((rk_a00 * rk_r1 - rk_a01 * rk_r0) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l1,
-                case when rk_live then coalesce(rk_tx_{{ t.j }} / nullif(rk_swx, 0), 1.0) else 1.0 end as rk_f,
-                (rk_det <= 1e-12 * rk_a00 * rk_a11) as rk_ratio
+                {{ surveysynth._rake_total_solve(t) }}
             from (
                 select rk_s{{ n }}a.*, rk_a00 * rk_a11 - rk_a01 * rk_a01 as rk_det
                 from (
@@ -209,23 +218,12 @@
 {% macro _rake_total_step_join(plan, prev, t, n) %}
     {%- set a = t.a -%}
     {%- set cat = 'rk_cat_' ~ t.ci -%}
-    {%- set out = [] -%}
-    {%- do out.append('case when rk_ratio then rk_alpha * rk_f else rk_alpha + rk_l0 end as rk_alpha') -%}
-    {%- for b in range(1, plan.aux | length + 1) -%}
-        {%- if b == a -%}
-            {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ ' + rk_l1 end as rk_beta_' ~ b) -%}
-        {%- else -%}
-            {%- do out.append('case when rk_ratio then rk_beta_' ~ b ~ ' * rk_f else rk_beta_' ~ b ~ ' end as rk_beta_' ~ b) -%}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- set out = surveysynth._rake_total_outputs(plan, a) -%}
     {%- set sql -%}
         select {{ surveysynth._rake_cols(plan.carry) }}, {{ out | join(', ') }}
         from (
             select rk_s{{ n }}b.*,
-                case when rk_live then coalesce((rk_a11 * rk_r0 - rk_a01 * rk_r1) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l0,
-                case when rk_live then coalesce((rk_a00 * rk_r1 - rk_a01 * rk_r0) / nullif(rk_det, 0), 0.0) else 0.0 end as rk_l1,
-                case when rk_live then coalesce(rk_tx_{{ t.j }} / nullif(rk_swx, 0), 1.0) else 1.0 end as rk_f,
-                (rk_det <= 1e-12 * rk_a00 * rk_a11) as rk_ratio
+                {{ surveysynth._rake_total_solve(t) }}
             from (
                 select p0.*,
                     g.rk_a00, g.rk_a01, g.rk_a11,

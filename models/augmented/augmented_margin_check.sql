@@ -53,31 +53,8 @@ cell_sums as (
 
 achieved as (
 
-    {% for mm in specs.counts -%}
-    select
-        '{{ mm.id }}' as margin_id,
-        implicate,
-        wave,
-        {{ surveysynth.category_key_expr(mm.dims) }} as category,
-        sum(n_records) as n_records,
-        sum(calibrated_total) as calibrated_total
-    from cell_sums
-    group by implicate, wave{% if mm.dims %}, {{ surveysynth.category_key_expr(mm.dims) }}{% endif %}
-    {{ 'union all' if not loop.last or specs.totals }}
-    {% endfor -%}
-    {% for tot in specs.totals -%}
-    {%- set k = aux.index(tot.variable) + 1 -%}
-    select
-        '{{ tot.id }}' as margin_id,
-        implicate,
-        wave,
-        {{ surveysynth.category_key_expr(tot.dims) }} as category,
-        sum(n_records) as n_records,
-        sum(calibrated_x_{{ k }}) as calibrated_total
-    from cell_sums
-    group by implicate, wave{% if tot.dims %}, {{ surveysynth.category_key_expr(tot.dims) }}{% endif %}
-    {{ 'union all' if not loop.last }}
-    {% endfor %}
+    {{ surveysynth.margin_achieved(specs, aux, ['implicate', 'wave'], 'n_records',
+        [('calibrated_total', 'calibrated_x_')]) }}
 
 ),
 
@@ -114,13 +91,7 @@ checked as (
 
     select
         joined.*,
-        {{ surveysynth._rake_relerr('calibrated_total', 'target') }} as relative_error,
-        case
-            when target is null then 'no_target'
-            when n_records = 0 and target <> 0 then 'no_records'
-            when {{ surveysynth._rake_relerr('calibrated_total', 'target') }} > {{ tol }} + 1e-12 then 'missed'
-            else 'ok'
-        end as status
+{{ surveysynth.margin_status('n_records', 'no_records', tol) }}
     from joined
 
 ),

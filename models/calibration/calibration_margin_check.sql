@@ -69,31 +69,8 @@ cell_sums as (
 
 achieved as (
 
-    {% for m in specs.counts -%}
-    select
-        '{{ m.id }}' as margin_id,
-        wave,
-        {{ surveysynth.category_key_expr(m.dims) }} as category,
-        sum(n_respondents) as n_respondents,
-        sum(base_total) as base_total,
-        sum(calibrated_total) as calibrated_total
-    from cell_sums
-    group by wave{% if m.dims %}, {{ surveysynth.category_key_expr(m.dims) }}{% endif %}
-    {{ 'union all' if not loop.last or specs.totals }}
-    {% endfor -%}
-    {% for tot in specs.totals -%}
-    {%- set k = aux.index(tot.variable) + 1 -%}
-    select
-        '{{ tot.id }}' as margin_id,
-        wave,
-        {{ surveysynth.category_key_expr(tot.dims) }} as category,
-        sum(n_respondents) as n_respondents,
-        sum(base_x_{{ k }}) as base_total,
-        sum(calibrated_x_{{ k }}) as calibrated_total
-    from cell_sums
-    group by wave{% if tot.dims %}, {{ surveysynth.category_key_expr(tot.dims) }}{% endif %}
-    {{ 'union all' if not loop.last }}
-    {% endfor %}
+    {{ surveysynth.margin_achieved(specs, aux, ['wave'], 'n_respondents',
+        [('base_total', 'base_x_'), ('calibrated_total', 'calibrated_x_')]) }}
 
 ),
 
@@ -122,13 +99,7 @@ checked as (
 
     select
         joined.*,
-        {{ surveysynth._rake_relerr('calibrated_total', 'target') }} as relative_error,
-        case
-            when target is null then 'no_target'
-            when n_respondents = 0 and target <> 0 then 'no_respondents'
-            when {{ surveysynth._rake_relerr('calibrated_total', 'target') }} > {{ tol }} + 1e-12 then 'missed'
-            else 'ok'
-        end as status
+{{ surveysynth.margin_status('n_respondents', 'no_respondents', tol) }}
     from joined
 
 ),
