@@ -20,11 +20,19 @@ BENCHES: dict[str, list[list[str]]] = {
     # issue: foundation (demo build wall time; staging at 1M / 10M vs one scan-and-group-by)
     "staging": [[PY, "scripts/bench_staging.py"]],
     # issue: raking 10M rows vs the minimal job; 1M rows vs samplics
-    "design": [[PY, "scripts/bench_design.py", "--samplics-rows",
-                os.environ.get("BENCH_SAMPLICS_ROWS", "1000000")]],
+    "design": [
+        [
+            PY,
+            "scripts/bench_design.py",
+            "--samplics-rows",
+            os.environ.get("BENCH_SAMPLICS_ROWS", "1000000"),
+        ]
+    ],
     # issue: synthesizer vs SDV GaussianCopula on 100k rows; 1M responses x 5 implicates
-    "synth": [[PY, "scripts/bench_synth.py", "compare", "--rows", "100000"],
-              [PY, "scripts/bench_synth.py", "scale", "--rows", "1000000", "--m", "5"]],
+    "synth": [
+        [PY, "scripts/bench_synth.py", "compare", "--rows", "100000"],
+        [PY, "scripts/bench_synth.py", "scale", "--rows", "1000000", "--m", "5"],
+    ],
     # issue: augmented vs Fay-Herriot EBLUP; back-test build overhead
     "augmented": [[PY, "scripts/bench_augmented.py"]],
     # issue: disclosure metrics, 100k synthetic x 100k real
@@ -41,9 +49,12 @@ def main(names: list[str]) -> int:
     failed = []
     for name in chosen:
         for cmd in BENCHES[name]:
-            print(f"\n===== {name}: {' '.join(Path(c).name if c == PY else c for c in cmd)}", flush=True)
+            print(
+                f"\n===== {name}: {' '.join(Path(c).name if c == PY else c for c in cmd)}",
+                flush=True,
+            )
             t = time.perf_counter()
-            rc = subprocess.run(cmd, cwd=ROOT).returncode
+            rc = subprocess.run(cmd, check=False, cwd=ROOT).returncode
             print(f"----- {name} done in {time.perf_counter() - t:.0f} s (exit {rc})", flush=True)
             if rc != 0:
                 failed.append(name)

@@ -30,13 +30,28 @@ STAGING_MODELS = [
 
 
 def _dbt(args: list[str], work: Path, vars_: dict) -> float:
-    env = {**os.environ, "SURVEYSYNTH_DUCKDB_PATH": str(work / "bench.duckdb"),
-           "DBT_PROFILES_DIR": str(ROOT)}
+    env = {
+        **os.environ,
+        "SURVEYSYNTH_DUCKDB_PATH": str(work / "bench.duckdb"),
+        "DBT_PROFILES_DIR": str(ROOT),
+    }
     t = time.perf_counter()
     proc = subprocess.run(
-        [DBT, *args, "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-         "--vars", json.dumps(vars_)],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        [
+            DBT,
+            *args,
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+            "--vars",
+            json.dumps(vars_),
+        ],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
@@ -48,7 +63,14 @@ def _dbt(args: list[str], work: Path, vars_: dict) -> float:
 def _generate(out: Path, scale: bool) -> None:
     if (out / "responses.parquet").exists() and (out / "frame.parquet").exists():
         return
-    args = [sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--seed", "42", "--out", str(out)]
+    args = [
+        sys.executable,
+        str(ROOT / "scripts" / "generate_demo.py"),
+        "--seed",
+        "42",
+        "--out",
+        str(out),
+    ]
     if scale:
         args.append("--scale")
     subprocess.run(args, check=True, capture_output=True)
@@ -57,17 +79,28 @@ def _generate(out: Path, scale: bool) -> None:
 def bench_demo_build(work: Path) -> dict:
     data = work / "demo"
     _generate(data, scale=False)
-    vars_ = {"ss_responses": f"file:{data / 'responses.parquet'}", "ss_frame": f"file:{data / 'frame.parquet'}",
-             "ss_synth_run_dir": str(work / "runs")}
+    vars_ = {
+        "ss_responses": f"file:{data / 'responses.parquet'}",
+        "ss_frame": f"file:{data / 'frame.parquet'}",
+        "ss_synth_run_dir": str(work / "runs"),
+    }
     seconds = _dbt(["build"], work / "demo_build", vars_)
-    return {"benchmark": "dbt build of the demo (wall s)", "measured": seconds, "baseline": 60.0,
-            "ratio": seconds / 60.0, "target": "<= 1.0 (60 s)"}
+    return {
+        "benchmark": "dbt build of the demo (wall s)",
+        "measured": seconds,
+        "baseline": 60.0,
+        "ratio": seconds / 60.0,
+        "target": "<= 1.0 (60 s)",
+    }
 
 
 def bench_staging_scale(work: Path) -> list[dict]:
     data = work / "scale"
     _generate(data, scale=True)
-    vars_ = {"ss_responses": f"file:{data / 'responses.parquet'}", "ss_frame": f"file:{data / 'frame.parquet'}"}
+    vars_ = {
+        "ss_responses": f"file:{data / 'responses.parquet'}",
+        "ss_frame": f"file:{data / 'frame.parquet'}",
+    }
     run_dir = work / "scale_build"
     _dbt(["run", "--select", " ".join(STAGING_MODELS)], run_dir, vars_)
     results = json.loads((run_dir / "target" / "run_results.json").read_text())["results"]
@@ -96,10 +129,20 @@ def bench_staging_scale(work: Path) -> list[dict]:
     base_frame = min(timings)
     n = con.sql(f"select count(*) from read_parquet('{responses}')").fetchall()[0][0]
     return [
-        {"benchmark": f"staging + cell_support, {n:,} responses / 10M frame (s)", "measured": staged,
-         "baseline": base, "ratio": staged / base, "target": "<= 3 (vs one scan-and-group-by)"},
-        {"benchmark": "  same, vs a scan-and-group-by that also joins the frame", "measured": staged,
-         "baseline": base_frame, "ratio": staged / base_frame, "target": "(context)"},
+        {
+            "benchmark": f"staging + cell_support, {n:,} responses / 10M frame (s)",
+            "measured": staged,
+            "baseline": base,
+            "ratio": staged / base,
+            "target": "<= 3 (vs one scan-and-group-by)",
+        },
+        {
+            "benchmark": "  same, vs a scan-and-group-by that also joins the frame",
+            "measured": staged,
+            "baseline": base_frame,
+            "ratio": staged / base_frame,
+            "target": "(context)",
+        },
     ]
 
 
@@ -110,7 +153,9 @@ def rows(work: Path) -> list[dict]:
 def print_table(rows_: list[dict]) -> None:
     print(f"{'benchmark':<62} {'measured':>10} {'baseline':>10} {'ratio':>8}  target")
     for r in rows_:
-        print(f"{r['benchmark']:<62} {r['measured']:>10.3f} {r['baseline']:>10.3f} {r['ratio']:>8.2f}  {r['target']}")
+        print(
+            f"{r['benchmark']:<62} {r['measured']:>10.3f} {r['baseline']:>10.3f} {r['ratio']:>8.2f}  {r['target']}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def project_vars(raw: Any) -> dict[str, Any]:
     if raw is None:
         raise RuntimeError(
             "this Python model has no 'ss_vars' config: add "
-            "`ss_vars: \"{{ tojson({...}) }}\"` to its YAML config (see python_models/_python_models.yml)"
+            '`ss_vars: "{{ tojson({...}) }}"` to its YAML config (see python_models/_python_models.yml)'
         )
     return json.loads(raw) if isinstance(raw, str) else dict(raw)
 

@@ -337,7 +337,9 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
             f"frame is None and support.n_population is null for cell '{bad}'; "
             "set ss_population_totals (with ss_population_count) or give a frame"
         )
-    n_resp = t["n_respondents"].to_numpy(dtype=float) if c.augment_units == "nonrespondents" else 0.0
+    n_resp = (
+        t["n_respondents"].to_numpy(dtype=float) if c.augment_units == "nonrespondents" else 0.0
+    )
     n_non = np.maximum(npop.to_numpy(dtype=float) - n_resp, 0.0)
     n_rec = np.minimum(np.ceil(n_non), c.max_records_per_cell).astype(np.int64)
     t = t.assign(_n_non=n_non, _n_rec=n_rec)[n_rec > 0]

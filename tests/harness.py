@@ -112,5 +112,7 @@ def run_dbt(
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         **(env or {}),
     }
-    proc = subprocess.run(args, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        args, check=False, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800
+    )
     return DbtResult(proc.returncode, proc.stdout + proc.stderr, db_path, target_path)

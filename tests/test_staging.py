@@ -22,14 +22,14 @@ def _frame() -> pd.DataFrame:
             for size in ["0-9", "250+"]:
                 for _ in range(10):
                     rows.append(
-                        dict(
-                            business_id=f"U{i:03d}",
-                            region=region,
-                            sector=sector,
-                            size_band=size,
-                            register_employment=float(i % 7 + 1),
-                            register_turnover=float(100 + i),
-                        )
+                        {
+                            "business_id": f"U{i:03d}",
+                            "region": region,
+                            "sector": sector,
+                            "size_band": size,
+                            "register_employment": float(i % 7 + 1),
+                            "register_turnover": float(100 + i),
+                        }
                     )
                     i += 1
     return pd.DataFrame(rows)
@@ -264,7 +264,7 @@ def _farm_survey(tmp_path):
     crops = ["wheat", "barley", "oats"]
     cells = [(c, k) for c in counties for k in crops]
     totals = pd.DataFrame(
-        [dict(county=c, crop=k, farms=40 + 17 * i) for i, (c, k) in enumerate(cells)]
+        [{"county": c, "crop": k, "farms": 40 + 17 * i} for i, (c, k) in enumerate(cells)]
     )
     rows = []
     for year in [2021, 2022]:
@@ -272,15 +272,15 @@ def _farm_survey(tmp_path):
             n = [3, 4, 20, 40, 30][i % 5]  # some cells thin, most supported
             for j in range(n):
                 rows.append(
-                    dict(
-                        farm_id=f"F{i}-{j}",
-                        year=year,
-                        county=t.county,
-                        crop=t.crop,
-                        yield_t=float(np.round(rng.gamma(4, 1.0 + 0.1 * i), 3)),
-                        irrigated=int(rng.random() < 0.2 + 0.03 * i),
-                        soil=["clay", "loam", "sand"][int(rng.integers(0, 3))],
-                    )
+                    {
+                        "farm_id": f"F{i}-{j}",
+                        "year": year,
+                        "county": t.county,
+                        "crop": t.crop,
+                        "yield_t": float(np.round(rng.gamma(4, 1.0 + 0.1 * i), 3)),
+                        "irrigated": int(rng.random() < 0.2 + 0.03 * i),
+                        "soil": ["clay", "loam", "sand"][int(rng.integers(0, 3))],
+                    }
                 )
     resp = pd.DataFrame(rows)
     inp = tmp_path / "in"
@@ -318,7 +318,7 @@ def _farm_survey(tmp_path):
 
 
 def test_second_dataset_with_other_names_and_totals_only(tmp_path):
-    resp, totals, vars_ = _farm_survey(tmp_path)
+    resp, _totals, vars_ = _farm_survey(tmp_path)
     res = run_dbt(tmp_path, vars=vars_, select=STAGING)
     assert res.ok, res.output
     s = res.query("select * from cell_support order by cell_id, wave")
@@ -334,7 +334,7 @@ def test_second_dataset_with_other_names_and_totals_only(tmp_path):
 
 def test_second_dataset_full_build_by_vars_alone(tmp_path):
     """The whole project, synthesis and gates included, on the farm survey: no model edited."""
-    resp, totals, vars_ = _farm_survey(tmp_path)
+    _resp, _totals, vars_ = _farm_survey(tmp_path)
     res = run_dbt(tmp_path, vars=vars_)
     assert res.ok, res.output[-6000:]
     syn = res.query("select * from synthetic_microdata")
