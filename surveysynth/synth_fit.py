@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -451,24 +451,7 @@ def fit(
     corr = copula.weighted_correlation(scores, w)
     chol = np.linalg.cholesky(corr)
 
-    spec = SamplerSpec(
-        seed=c.seed,
-        unit_id=c.unit_id,
-        wave=c.wave,
-        cell_dims=c.cell_dims,
-        auxiliaries=c.auxiliaries,
-        outcomes=c.outcomes,
-        rules=c.rules,
-        item_missing=c.item_missing,
-        params=tuple(params),
-        models=tuple(models),
-        chol=chol,
-        aux_used=aux_used,
-        aux_transform=tuple(aux_how),
-        aux_center=np.asarray(aux_center),
-        run_id=run_id,
-        method=method,
-    )
+    spec = replace(spec_stub, params=tuple(params), models=tuple(models), chol=chol)
     out = table[
         [CELL_ID, *c.cell_dims, c.wave, "n_respondents", "n_population", "support_class"]
     ].copy()
