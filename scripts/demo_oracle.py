@@ -74,8 +74,10 @@ def expected_truth(
             )
     for name in acc.sums:
         acc.sums[name] /= reps
-    t = gd.truth_table(frame, acc).to_pandas()
-    return t.rename(columns={"true_value": "expected_value"})
+    t = gd.truth_table(frame, acc).to_pandas().rename(columns={"true_value": "expected_value"})
+    # identifies the world re-simulated, so callers can check it is the one their data came from
+    t.attrs["register_employment_total"] = float(frame.employment.sum())
+    return t
 
 
 def main(argv: list[str] | None = None) -> int:
