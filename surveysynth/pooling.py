@@ -4,7 +4,7 @@ Model, per parameter on its link scale (logit for shares, log for scales, the ou
 scale for locations), for cell x wave c with direct estimate theta_hat_c::
 
     theta_hat_c = theta_c + e_c,          e_c ~ N(0, psi_c)        (psi_c known, smoothed)
-    theta_c     = beta0 + sum_g u_g[l_g(c)] + v_c,   u_g[l] ~ N(0, tau2_g),  v_c ~ N(0, sigma_v2)
+    theta_c     = beta0 + sum_g u_g[l_g(c)] + v_c,   u_g[l] ~ t_4(0, tau2_g),  v_c ~ N(0, sigma_v2)
 
 The terms g are the main effects of every cell dimension and of the wave, and the pooled
 two-way interactions of every pair (dimension x dimension pooled over the other
@@ -29,6 +29,9 @@ the cost does not grow with the number of respondents. The iterations are capped
 (``max_iter``). Variance components are plugged in (no uncertainty about them) and
 mean-field posterior variances ignore correlations between crossed effects: both
 understate the spread a little, most where sigma_v2 and tau2 are estimated near zero.
+The objective can have more than one local optimum (an effect carried by a coarse term or
+spread over the finer levels nested in it); the fit starts every tau2_g at
+var(theta_hat) / (number of terms + 1) and does not compare restarts.
 
 Posterior of a cell (Fay-Herriot / EBLUP form, with a g2-like term for the prior's
 uncertainty a_c = sum_g Var(u_g[l_g(c)] | data)):
