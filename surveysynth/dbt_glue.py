@@ -99,10 +99,11 @@ def synthesize_model(
     out = synthesize(r, f, s, synth_config(v))
     man = out.attrs.get(MANIFEST_ATTR)
     if man is not None:
-        # the manifest model reads the timings of this run back (engines with a local disk)
+        # the manifest model reads this run's manifest back (engines with a local disk); key
+        # order kept, so the manifest table's columns come out in the order manifest() gives
         run_dir = _run_dir(v)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / f"{man['synth_run_id']}.json").write_text(json.dumps(man, sort_keys=True))
+        (run_dir / f"{man['synth_run_id']}.json").write_text(json.dumps(man))
     out.attrs = {}
     return out
 
@@ -110,16 +111,23 @@ def synthesize_model(
 def manifest_model(
     v: dict[str, Any], synthetic: Any, responses: Any, frame: Any, support: Any, weights: Any = None
 ) -> pd.DataFrame:
-    """Body of the synthesis_manifest model: one row of provenance for the synthetic table."""
-    from .synth import manifest
+    """Body of the synthesis_manifest model: one row of provenance for the synthetic table.
 
-    r, f, s = _inputs(v, responses, frame, support, weights)
+    synthetic_microdata saved its run's manifest (input counts and hashes, timings) under the
+    run id its rows carry; that is read back, and only the output's size and hash are taken
+    from the table as the warehouse holds it. Where no manifest was saved (an engine without
+    the local disk, or no synthetic rows) the inputs are read and hashed again here."""
+    from .synth import manifest, output_hash
+
     syn = to_pandas(synthetic)
-    config = synth_config(v)
-    row = manifest(r, f, s, config, output=syn)
-    saved = _run_dir(v) / f"{row['synth_run_id']}.json"
-    if saved.exists():
-        row["timings"] = json.loads(saved.read_text()).get("timings")
-    else:
-        row["timings"] = json.dumps({"note": "timings not recorded on this engine"})
+    ids = syn["synth_run_id"].dropna().unique() if "synth_run_id" in syn.columns else []
+    saved = _run_dir(v) / f"{ids[0]}.json" if len(ids) == 1 else None
+    if saved is not None and saved.exists():
+        row = json.loads(saved.read_text())
+        row["n_output"] = len(syn)
+        row["hash_output"] = output_hash(syn)
+        return pd.DataFrame([row])
+    r, f, s = _inputs(v, responses, frame, support, weights)
+    row = manifest(r, f, s, synth_config(v), output=syn)
+    row["timings"] = json.dumps({"note": "timings not recorded on this engine"})
     return pd.DataFrame([row])
