@@ -18,9 +18,7 @@ asks a fair question of the data the project actually releases:
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,8 +27,8 @@ import pandas as pd
 
 from .fidelity import DEFAULT_FIDELITY_THRESHOLDS, fidelity_metrics
 from .risk import DEFAULT_RISK_THRESHOLDS, disclosure_metrics, normalise_labels
-from .seeding import content_hash, stream_rng
-from .tables import audit_intervals, secondary_suppression
+from .seeding import content_hash, package_versions, stream_rng
+from .tables import AUDIT_AMOUNTS, audit_intervals, secondary_suppression
 
 __all__ = [
     "TOTAL",
@@ -197,13 +195,7 @@ def audit_tables(pattern: pd.DataFrame) -> pd.DataFrame:
         "row_label",
         "col_label",
         "status",
-        "value",
-        "lower",
-        "upper",
-        "protection_required",
-        "lower_gap",
-        "upper_gap",
-        "shortfall",
+        *AUDIT_AMOUNTS,
         "protected",
         "message",
     ]
@@ -216,15 +208,7 @@ def audit_tables(pattern: pd.DataFrame) -> pd.DataFrame:
         prot = _grid(g, "protection_required", 0.0).astype(float)
         s = _scale(table)
         a = audit_intervals(table / s, sup, prot / s)
-        for c in (
-            "value",
-            "lower",
-            "upper",
-            "protection_required",
-            "lower_gap",
-            "upper_gap",
-            "shortfall",
-        ):
+        for c in AUDIT_AMOUNTS:  # scaled for the LP, scaled back here
             a[c] = a[c] * s
         a = a.rename(columns={"row": "row_label", "col": "col_label"})
         a.insert(0, "wave", wave)
@@ -563,16 +547,6 @@ def fidelity_report(
 # ------------------------------------------------------------------------------ release manifest
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for n in ("surveysynth", "dbt-core", "dbt-duckdb", "duckdb", "numpy", "pandas", "scipy"):
-        try:
-            out[n] = importlib.metadata.version(n)
-        except importlib.metadata.PackageNotFoundError:
-            out[n] = "not installed"
-    return out
-
-
 def _metric_values(frame: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
     cols = [*keys, "metric", "column", "value", "threshold", "comparison", "passed"]
     rows = frame[[c for c in cols if c in frame.columns]].to_dict(orient="records")
@@ -641,7 +615,12 @@ def release_manifest(
         "released_tables": json.dumps(tables, sort_keys=True),
         "parameters": params,
         "synthesis_parameters": syn.get("parameters"),
-        "versions": json.dumps(_versions(), sort_keys=True),
+        "versions": json.dumps(
+            package_versions(
+                ("surveysynth", "dbt-core", "dbt-duckdb", "duckdb", "numpy", "pandas", "scipy")
+            ),
+            sort_keys=True,
+        ),
         "gates": gate_json,
         "n_gates": len(gates),
         "all_gates_passed": True,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
+import platform
 from typing import Any
 
 import numpy as np
@@ -88,3 +90,15 @@ def unit_keys(seed: int, units: pd.Series, waves: pd.Series) -> np.ndarray:
     hk = f"{stable_int_hash(('units', seed)):016x}"[:16]
     frame = pd.DataFrame({"u": units.astype(str).to_numpy(), "w": waves.map(key_str).to_numpy()})
     return pd.util.hash_pandas_object(frame, index=False, hash_key=hk).to_numpy()
+
+
+def package_versions(names: Any, missing: dict[str, str] | None = None) -> dict[str, str]:
+    """Python's version and each named package's installed version, for provenance records;
+    a package that is not installed reads ``missing[name]``, else "not installed"."""
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            out[n] = (missing or {}).get(n, "not installed")
+    return out

@@ -29,17 +29,15 @@ results.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
-import platform
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .seeding import content_hash
+from .seeding import content_hash, package_versions
 from .synth_config import SynthConfig, SynthConfigError
 from .synth_fit import SynthModel, fit
 from .synth_inputs import (
@@ -254,13 +252,7 @@ def _versions(backend: str) -> dict[str, str]:
     names = ["numpy", "pandas", "scipy", "pyarrow"]
     if backend.startswith("sdv"):
         names += ["sdv", "rdt", "copulas", "torch"]
-    out = {"python": platform.python_version()}
-    for n in ["surveysynth", *names]:
-        try:
-            out[n] = importlib.metadata.version(n)
-        except importlib.metadata.PackageNotFoundError:
-            out[n] = "0.1.0" if n == "surveysynth" else "not installed"
-    return out
+    return package_versions(["surveysynth", *names], missing={"surveysynth": "0.1.0"})
 
 
 def manifest(

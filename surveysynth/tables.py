@@ -226,17 +226,7 @@ def audit_linear(
     _check_additive(values, relations)
     sup = np.flatnonzero(suppressed)
     pub = np.flatnonzero(~suppressed)
-    cols = [
-        "cell",
-        "value",
-        "lower",
-        "upper",
-        "protection_required",
-        "lower_gap",
-        "upper_gap",
-        "shortfall",
-        "protected",
-    ]
+    cols = ["cell", *AUDIT_AMOUNTS, "protected"]
     if len(sup) == 0:
         return pd.DataFrame(columns=cols)
     a = relations.tocsc()
@@ -297,6 +287,19 @@ def _as_grid(
     if arr.shape != table.shape:
         raise ValueError(f"{what} has shape {arr.shape}, the table {table.shape}")
     return arr.astype(dtype)
+
+
+# the magnitudes in an audit row (a cell's value, its feasible interval, the protection
+# required, the gaps and the shortfall), in the order the audit reports them
+AUDIT_AMOUNTS = (
+    "value",
+    "lower",
+    "upper",
+    "protection_required",
+    "lower_gap",
+    "upper_gap",
+    "shortfall",
+)
 
 
 def audit_intervals(
