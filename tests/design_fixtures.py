@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from harness import DbtResult, generate_demo, run_dbt
+from harness import DbtResult, demo_vars, generate_demo, run_dbt
 
 DESIGN_SELECT = "+direct_estimates +calibration_margin_check +calibration_convergence"
 CAUTIOUS = ["--indirect-selection", "cautious"]
@@ -29,14 +29,6 @@ def build(
 ) -> DbtResult:
     """dbt build of the design subgraph (tests whose parents are all selected run too)."""
     return run_dbt(workdir, vars=vars_, command=command, select=select, extra_args=CAUTIOUS)
-
-
-def demo_vars(data: Path, **extra) -> dict:
-    return {
-        "ss_responses": f"file:{data / 'responses.parquet'}",
-        "ss_frame": f"file:{data / 'frame.parquet'}",
-        **extra,
-    }
 
 
 @pytest.fixture(scope="session")

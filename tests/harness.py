@@ -34,12 +34,34 @@ def generate_demo(out: Path, *args: str) -> Path:
     return out
 
 
-def demo_vars(work: Path, data: Path, **extra) -> dict:
-    """Input-contract vars pointing a build in ``work`` at the demo world in ``data``."""
+def farm_vars(responses: Path, totals: Path, outcomes: dict, **extra) -> dict:
+    """Input-contract vars of the farm survey used as a second, differently shaped dataset:
+    farms by county x crop, year as wave, no design weight, no unit frame (population
+    counts per cell in ``totals``), ``outcomes`` as given."""
+    return {
+        "ss_responses": f"file:{responses}",
+        "ss_unit_id": "farm_id",
+        "ss_wave": "year",
+        "ss_cell_dims": ["county", "crop"],
+        "ss_design_weight": None,
+        "ss_outcomes": outcomes,
+        "ss_sensitive": ["yield_t"],
+        "ss_frame": None,
+        "ss_frame_auxiliaries": [],
+        "ss_population_totals": f"file:{totals}",
+        "ss_population_count": "farms",
+        "ss_ratio_estimators": {},
+        **extra,
+    }
+
+
+def demo_vars(data: Path, work: Path | None = None, **extra) -> dict:
+    """Input-contract vars pointing a build at the demo world in ``data``; with ``work``, the
+    synthesis runs (manifests, timings) are kept under it."""
     return {
         "ss_responses": f"file:{data / 'responses.parquet'}",
         "ss_frame": f"file:{data / 'frame.parquet'}",
-        "ss_synth_run_dir": str(work / "runs"),
+        **({"ss_synth_run_dir": str(work / "runs")} if work is not None else {}),
         **extra,
     }
 

@@ -24,7 +24,7 @@ DIMS = ["region", "sector", "size_band"]
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("augmented_demo")
     data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(work, data, ss_backtest_truth=f"file:{data / 'demo_truth.parquet'}")
+    vars_ = demo_vars(data, work, ss_backtest_truth=f"file:{data / 'demo_truth.parquet'}")
     res = run_dbt(work, vars=vars_)
     return work, vars_, res, pd.read_parquet(data / "demo_truth.parquet")
 

@@ -11,7 +11,7 @@ from harness import demo_vars, generate_demo, run_dbt
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
     data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(work, data)
+    vars_ = demo_vars(data, work)
     res = run_dbt(work, vars=vars_)
     return work, vars_, res
 

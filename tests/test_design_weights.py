@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from design_fixtures import OTHER_LAYERS_NEUTRAL, build, demo_vars, rel_diff
+from harness import farm_vars
 
 
 def _key(df: pd.DataFrame, cols: list[str]) -> pd.Series:
@@ -179,25 +180,13 @@ def test_population_totals_only_derive_weights_and_calibrate(tmp_path):
     resp = pd.DataFrame(rows, columns=["farm_id", "year", "county", "crop", "yield_t", "irrigated"])
     resp.to_parquet(tmp_path / "farms.parquet", index=False)
     totals.to_parquet(tmp_path / "totals.parquet", index=False)
-    vars_ = {
-        "ss_responses": f"file:{tmp_path / 'farms.parquet'}",
-        "ss_unit_id": "farm_id",
-        "ss_wave": "year",
-        "ss_cell_dims": ["county", "crop"],
-        "ss_design_weight": None,
-        "ss_outcomes": {
-            "yield_t": {"type": "continuous", "min": 0},
-            "irrigated": {"type": "binary"},
-        },
-        "ss_quasi_identifiers": ["county", "crop"],
-        "ss_sensitive": ["yield_t"],
-        "ss_frame": None,
-        "ss_frame_auxiliaries": [],
-        "ss_population_totals": f"file:{tmp_path / 'totals.parquet'}",
-        "ss_population_count": "farms",
-        "ss_ratio_estimators": {},
+    vars_ = farm_vars(
+        tmp_path / "farms.parquet",
+        tmp_path / "totals.parquet",
+        {"yield_t": {"type": "continuous", "min": 0}, "irrigated": {"type": "binary"}},
+        ss_quasi_identifiers=["county", "crop"],
         **OTHER_LAYERS_NEUTRAL,
-    }
+    )
     res = build(tmp_path / "run", vars_)
     assert res.ok, res.output[-4000:]
     dw = res.query("select cell_id, design_weight, base_weight from design_weights")

@@ -42,7 +42,7 @@ OUTCOMES = [
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("release_demo")
     data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(work, data, ss_backtest_enabled=False)
+    vars_ = demo_vars(data, work, ss_backtest_enabled=False)
     res = run_dbt(work, vars=vars_)
     assert res.ok, res.output[-5000:]
     return work, vars_, res

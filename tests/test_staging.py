@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from harness import run_dbt
+from harness import farm_vars, run_dbt
 
 STAGING = "+cell_support +quarantined_responses"
 
@@ -287,33 +287,24 @@ def _farm_survey(tmp_path):
     inp.mkdir()
     resp.to_parquet(inp / "farms.parquet", index=False)
     totals.to_parquet(inp / "totals.parquet", index=False)
-    vars_ = {
-        "ss_responses": f"file:{inp / 'farms.parquet'}",
-        "ss_unit_id": "farm_id",
-        "ss_wave": "year",
-        "ss_cell_dims": ["county", "crop"],
-        "ss_design_weight": None,
-        "ss_outcomes": {
+    vars_ = farm_vars(
+        inp / "farms.parquet",
+        inp / "totals.parquet",
+        {
             "yield_t": {"type": "continuous", "min": 0},
             "irrigated": {"type": "binary"},
             "soil": {"type": "categorical", "levels": ["clay", "loam", "sand"]},
         },
-        "ss_quasi_identifiers": ["county", "crop", "soil"],
-        "ss_sensitive": ["yield_t"],
-        "ss_frame": None,
-        "ss_frame_auxiliaries": [],
-        "ss_population_totals": f"file:{inp / 'totals.parquet'}",
-        "ss_population_count": "farms",
-        "ss_sparse_below_n": 5,
-        "ss_calibration_margins": [["county"], ["crop"]],
-        "ss_calibration_totals": [],
-        "ss_ratio_estimators": {},
-        "ss_synth_rules": [],
-        "ss_sdc_tables": [
+        ss_quasi_identifiers=["county", "crop", "soil"],
+        ss_sparse_below_n=5,
+        ss_calibration_margins=[["county"], ["crop"]],
+        ss_calibration_totals=[],
+        ss_synth_rules=[],
+        ss_sdc_tables=[
             {"name": "yield_by_county_crop", "value": "yield_t", "rows": "county", "cols": "crop"}
         ],
-        "ss_fidelity_regression": {"y": "yield_t", "x": ["irrigated"]},
-    }
+        ss_fidelity_regression={"y": "yield_t", "x": ["irrigated"]},
+    )
     return resp, totals, vars_
 
 
