@@ -81,14 +81,14 @@ def evaluate_against_truth(
         det = det.merge(e.rename(columns={"estimate": name}), on=[*keys, "indicator"], how="left")
     # cells where both are computable (a fully responding cell has no synthetic records)
     det = det[det["direct"].notna() & det["synth"].notna()].copy()
-    # census cells (every unit responded): the direct estimate is the truth, so no
-    # sparse-cell method can be compared on them; counted, not scored
-    cnt = det[keys].merge(support[[*keys, "n_respondents", "n_population"]], on=keys, how="left")
-    n_res, n_pop = (
-        pd.to_numeric(cnt[k], errors="coerce").to_numpy(dtype=float)
-        for k in ("n_respondents", "n_population")
+    # sampling fraction n/N of each row's cell. Census cells (every unit responded): the
+    # direct estimate is the truth, so no sparse-cell method can be compared on them;
+    # counted, not scored
+    det = det.merge(support[[*keys, "n_respondents", "n_population"]], on=keys, how="left")
+    det["fraction"] = pd.to_numeric(det["n_respondents"], errors="coerce") / pd.to_numeric(
+        det["n_population"], errors="coerce"
     )
-    census = n_res >= n_pop
+    census = (det["fraction"] >= 1).to_numpy()
     n_census = int(det.loc[census, keys].drop_duplicates().shape[0])
     det = det[~census].copy()
     scale = det.groupby("indicator")["truth"].std().rename("scale")
@@ -99,14 +99,13 @@ def evaluate_against_truth(
         rows.append(_row(ind, g, 1.0, names))
     rows.append(_row(ALL, det, det["scale"], names))
     # cells where the synthetic records stand for most of the cell (respondents < half)
-    frac = det.merge(support[[*keys, "n_respondents", "n_population"]], on=keys, how="left")
-    minority = (frac["n_respondents"] / frac["n_population"]).to_numpy() < 0.5
+    minority = (det["fraction"] < 0.5).to_numpy()
     rows.append(_row(ALL_MINORITY, det[minority], det.loc[minority, "scale"], names))
     by_ind = pd.DataFrame(rows)
     by_ind.attrs["n_census_cell_waves"] = n_census
     # by sampling fraction n/N: a synthetic-only estimate cannot know the units' own
     # noise, so its edge over the direct estimate shrinks as respondents fill the cell
-    band = pd.cut(frac["n_respondents"] / frac["n_population"], FRACTION_BANDS).astype(str)
+    band = pd.cut(det["fraction"], FRACTION_BANDS).astype(str)
     by_frac = pd.DataFrame(
         [
             _row(
