@@ -28,15 +28,15 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/generate_demo.py --seed $(DEMO_SEED) --out data/demo
+	$(PY) scripts/demo/generate_demo.py --seed $(DEMO_SEED) --out data/demo
 	$(DBT) build --target duckdb --vars '{ss_backtest_truth: "file:data/demo/demo_truth.parquet"}'
-	$(PY) scripts/demo_summary.py
+	$(PY) scripts/demo/demo_summary.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench/bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check surveysynth scripts tests

@@ -1,11 +1,11 @@
 """Holdout back-test of the augmented estimates: supported cells thinned to sparse sizes,
 synthesized as if sparse, augmented and direct estimates compared with the full-sample value (and
-the truth, var ss_backtest_truth). Logic in surveysynth.backtest; gate in backtest_summary."""
+the truth, var ss_backtest_truth). Logic in surveysynth.checks.backtest; gate in backtest_summary."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from surveysynth.backtest import backtest_model
+    from surveysynth.checks.backtest import backtest_model
     from surveysynth.dbt_glue import project_vars
 
     return backtest_model(

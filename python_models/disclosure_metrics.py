@@ -1,4 +1,4 @@
-"""Disclosure risk of the synthetic records (surveysynth.risk over surveysynth.gates): exact
+"""Disclosure risk of the synthetic records (surveysynth.checks.risk over surveysynth.checks.gates): exact
 matches, replicated uniques, distance to closest record, membership inference, attribute
 inference and k-anonymity, against the real holdout of models/disclosure/risk_holdout.sql."""
 
@@ -6,7 +6,7 @@ inference and k-anonymity, against the real holdout of models/disclosure/risk_ho
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import project_vars, to_pandas
-    from surveysynth.gates import disclosure_report
+    from surveysynth.checks.gates import disclosure_report
 
     return disclosure_report(
         project_vars(dbt.config.get("ss_vars")),

@@ -1,12 +1,12 @@
 """Fidelity of the synthetic records to the real respondents of the same cells
-(surveysynth.fidelity over surveysynth.gates): marginals, pairwise dependence, pMSE, confidence
+(surveysynth.checks.fidelity over surveysynth.checks.gates): marginals, pairwise dependence, pMSE, confidence
 interval overlap by region and of a regression, the worst region, rare categories."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import project_vars, to_pandas
-    from surveysynth.gates import fidelity_report
+    from surveysynth.checks.gates import fidelity_report
 
     return fidelity_report(
         project_vars(dbt.config.get("ss_vars")),

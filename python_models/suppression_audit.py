@@ -6,6 +6,6 @@ protection the primary rules require. Reads the pattern as table_suppression sto
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import to_pandas
-    from surveysynth.gates import audit_tables
+    from surveysynth.checks.gates import audit_tables
 
     return audit_tables(to_pandas(dbt.ref("table_suppression")))

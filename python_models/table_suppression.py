@@ -1,11 +1,11 @@
 """Secondary suppression of the protected tables (the primary rules run in SQL, in
 models/disclosure/table_primary_suppression.sql). Complementary cells are chosen in Python by
-surveysynth.tables, since choosing them needs the LP audit in the loop, which SQL cannot do."""
+surveysynth.disclosure.tables, since choosing them needs the LP audit in the loop, which SQL cannot do."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import to_pandas
-    from surveysynth.gates import protect_tables
+    from surveysynth.checks.gates import protect_tables
 
     return protect_tables(to_pandas(dbt.ref("table_primary_suppression")))

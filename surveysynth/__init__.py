@@ -1,7 +1,7 @@
 """surveysynth: sparse-cell survey synthesis, calibration and disclosure control.
 
 Public entry points are importable from the package (``from surveysynth import
-disclosure_metrics``) but loaded on first use, so ``import surveysynth.synth`` in a dbt Python
+disclosure_metrics``) but loaded on first use, so ``import surveysynth.synthesis.api`` in a dbt Python
 model or a Spark worker does not pay for modules it does not use. To export a name, add it to
 ``_EXPORTS`` with the module that defines it.
 """
@@ -12,28 +12,28 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    # disclosure risk of synthetic records (risk.py)
-    "DEFAULT_RISK_THRESHOLDS": "risk",
-    "disclosure_metrics": "risk",
-    # fidelity of synthetic records (fidelity.py)
-    "DEFAULT_FIDELITY_THRESHOLDS": "fidelity",
-    "fidelity_metrics": "fidelity",
-    # protection of published tables (tables.py)
-    "add_margins": "tables",
-    "audit_intervals": "tables",
-    "primary_suppression": "tables",
-    "protect_two_way": "tables",
-    "secondary_suppression": "tables",
-    # sparse-cell synthesizer (synth.py, rules.py, synth_config.py)
-    "SynthConfig": "synth",
-    "synthesize": "synth",
-    "synthesize_spark": "synth",
-    "fit_model": "synth",
-    "plan_records": "synth",
-    "make_cell_sampler": "synth",
-    "manifest": "synth",
-    "support_table": "synth",
-    "violations": "rules",
+    # disclosure risk of synthetic records (checks/risk.py)
+    "DEFAULT_RISK_THRESHOLDS": "checks.risk",
+    "disclosure_metrics": "checks.risk",
+    # fidelity of synthetic records (checks/fidelity.py)
+    "DEFAULT_FIDELITY_THRESHOLDS": "checks.fidelity",
+    "fidelity_metrics": "checks.fidelity",
+    # protection of published tables (disclosure/tables.py)
+    "add_margins": "disclosure.tables",
+    "audit_intervals": "disclosure.tables",
+    "primary_suppression": "disclosure.tables",
+    "protect_two_way": "disclosure.tables",
+    "secondary_suppression": "disclosure.tables",
+    # sparse-cell synthesizer (synthesis/, contract/)
+    "SynthConfig": "synthesis.api",
+    "synthesize": "synthesis.api",
+    "synthesize_spark": "synthesis.api",
+    "fit_model": "synthesis.api",
+    "plan_records": "synthesis.api",
+    "make_cell_sampler": "synthesis.api",
+    "manifest": "synthesis.api",
+    "support_table": "synthesis.api",
+    "violations": "contract.rules",
 }
 
 __all__ = list(_EXPORTS)

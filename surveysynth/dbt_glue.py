@@ -77,7 +77,7 @@ def _inputs(
 
 def synth_config(v: dict[str, Any]):
     """The synthesizer's config from the project vars, with staging's canonical column names."""
-    from .synth_config import SynthConfig
+    from surveysynth.contract.config import SynthConfig
 
     return SynthConfig.from_vars(v, unit_id="unit_id", wave="wave", weight="analysis_weight")
 
@@ -92,7 +92,7 @@ def synthesize_model(
     v: dict[str, Any], responses: Any, frame: Any, support: Any, weights: Any = None
 ) -> pd.DataFrame:
     """Body of the synthetic_microdata model."""
-    from .synth import MANIFEST_ATTR, synthesize
+    from surveysynth.synthesis.api import MANIFEST_ATTR, synthesize
 
     _progress_to_terminal()
     r, f, s = _inputs(v, responses, frame, support, weights)
@@ -117,7 +117,7 @@ def manifest_model(
     run id its rows carry; that is read back, and only the output's size and hash are taken
     from the table as the warehouse holds it. Where no manifest was saved (an engine without
     the local disk, or no synthetic rows) the inputs are read and hashed again here."""
-    from .synth import manifest, output_hash
+    from surveysynth.synthesis.api import manifest, output_hash
 
     syn = to_pandas(synthetic)
     ids = syn["synth_run_id"].dropna().unique() if "synth_run_id" in syn.columns else []

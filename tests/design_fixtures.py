@@ -1,6 +1,6 @@
 """Shared data and builds for the design-layer tests (test_design_*.py import these fixtures).
 
-Demo-like data come from scripts/generate_demo.py at a small size (a few seconds of dbt per
+Demo-like data come from scripts/demo/generate_demo.py at a small size (a few seconds of dbt per
 build); planted variants are written next to it. Builds select the design, calibration and
 estimation models and their parents only, so the tests do not depend on the synthesis layer.
 """

@@ -21,10 +21,16 @@ DBT = str(Path(sys.executable).with_name("dbt"))
 
 
 def generate_demo(out: Path, *args: str) -> Path:
-    """Write a demo world into ``out`` with scripts/generate_demo.py (extra CLI ``args``);
+    """Write a demo world into ``out`` with scripts/demo/generate_demo.py (extra CLI ``args``);
     a failure fails the calling test with the generator's output."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_demo.py"), "--out", str(out), *args],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "demo" / "generate_demo.py"),
+            "--out",
+            str(out),
+            *args,
+        ],
         check=False,
         capture_output=True,
         text=True,

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from harness import demo_vars, generate_demo, run_dbt
 
-from surveysynth.augmented_eval import score, sparse_rows
-from surveysynth.combining import combine_arrays, implicate_estimates
+from surveysynth.estimation.combining import combine_arrays, implicate_estimates
+from surveysynth.estimation.evaluate import score, sparse_rows
 
 DIMS = ["region", "sector", "size_band"]
 

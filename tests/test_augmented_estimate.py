@@ -1,5 +1,5 @@
 """The `estimate` macro against an independent Python implementation of the combining rules
-(surveysynth.combining) on a small worked example, and its t quantile against scipy.
+(surveysynth.estimation.combining) on a small worked example, and its t quantile against scipy.
 
 The macro runs through `dbt show --inline` on a DuckDB file holding the worked example, so what is
 tested is the SQL an analyst's model would compile."""
@@ -15,7 +15,7 @@ import pytest
 from harness import run_dbt
 from scipy import stats
 
-from surveysynth.combining import combine_arrays, implicate_estimates
+from surveysynth.estimation.combining import combine_arrays, implicate_estimates
 
 M = 3
 

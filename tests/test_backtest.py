@@ -1,4 +1,4 @@
-"""The back-test library (surveysynth.backtest) on a planted survey, without dbt: thinning, cell
+"""The back-test library (surveysynth.checks.backtest) on a planted survey, without dbt: thinning, cell
 choice, the planted failures, the metrics, and that the gate separates a proper synthesizer from a
 broken one. The dbt gate itself is tested end to end in test_augmented_demo.py."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.backtest import (
+from surveysynth.checks.backtest import (
     BacktestConfig,
     BacktestConfigError,
     choose_cells,
@@ -17,9 +17,9 @@ from surveysynth.backtest import (
     summarize,
     thin,
 )
-from surveysynth.fay_herriot import design_matrix, fit
-from surveysynth.synth_inputs import make_cell_id
-from surveysynth.synth_planted import planted_survey
+from surveysynth.contract.inputs import make_cell_id
+from surveysynth.estimation.fay_herriot import design_matrix, fit
+from surveysynth.synthesis.planted import planted_survey
 
 THRESHOLDS = {
     "ss_backtest_max_rmse_ratio": 0.8,

@@ -108,7 +108,7 @@ def world(tmp_path_factory) -> World:
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "generate_demo.py"),
+            str(ROOT / "scripts" / "demo" / "generate_demo.py"),
             "--frame-size",
             "5000",
             "--target-responses-per-wave",

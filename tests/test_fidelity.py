@@ -11,7 +11,7 @@ import pytest
 from sdmetrics.single_column import KSComplement, TVComplement
 from test_risk import CPS_SPEC, load_cps1988, metric
 
-from surveysynth.fidelity import (
+from surveysynth.checks.fidelity import (
     DEFAULT_FIDELITY_THRESHOLDS,
     _combine,
     _weighted_ks,
@@ -19,7 +19,7 @@ from surveysynth.fidelity import (
     fidelity_metrics,
     pmse,
 )
-from surveysynth.risk import METRIC_COLUMNS
+from surveysynth.checks.risk import METRIC_COLUMNS
 
 REGRESSION = {"y": "wage", "x": ["education", "experience", "ethnicity"], "log_y": True}
 

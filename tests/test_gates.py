@@ -1,4 +1,4 @@
-"""surveysynth.gates without dbt: table protection at business magnitudes, the informative-match
+"""surveysynth.checks.gates without dbt: table protection at business magnitudes, the informative-match
 metric, and the pairing of real and synthetic rows for fidelity."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.gates import (
+from surveysynth.checks.gates import (
     TOTAL,
     _informative_matches,
     audit_tables,
     fidelity_inputs,
     protect_tables,
 )
-from surveysynth.tables import primary_suppression
+from surveysynth.disclosure.tables import primary_suppression
 
 
 def _cells(seed: int, scale: float) -> pd.DataFrame:

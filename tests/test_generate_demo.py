@@ -1,4 +1,4 @@
-"""Tests for scripts/generate_demo.py, the demo survey-world generator.
+"""Tests for scripts/demo/generate_demo.py, the demo survey-world generator.
 
 The generator feeds every other test and the demo build, so these pin what downstream
 code relies on: byte-identical output per seed, the table schemas and value domains,
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "generate_demo.py"
+SCRIPT = ROOT / "scripts" / "demo" / "generate_demo.py"
 TABLES = ("frame", "population_totals", "sample", "responses", "demo_truth")
 SMALL = ["--frame-size", "5000", "--target-responses-per-wave", "500"]
 

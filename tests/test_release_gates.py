@@ -142,7 +142,7 @@ def test_holdout_is_unseen_by_the_synthesizer_and_outside_the_synthesized_cells(
 
 
 def test_sql_primary_rules_agree_with_the_library(demo):
-    from surveysynth.tables import primary_suppression
+    from surveysynth.disclosure.tables import primary_suppression
 
     _, _, res = demo
     sql = res.query("select * from table_primary_suppression")

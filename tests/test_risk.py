@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.risk import (
+from surveysynth.checks.risk import (
     DEFAULT_RISK_THRESHOLDS,
     METRIC_COLUMNS,
     MixedEncoding,

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.rules import violations
+from surveysynth.contract.rules import violations
 from surveysynth.seeding import content_hash
-from surveysynth.synth import (
+from surveysynth.synthesis.api import (
     SynthInputError,
     fit_model,
     make_cell_sampler,
@@ -18,7 +18,7 @@ from surveysynth.synth import (
     spark_input,
     synthesize,
 )
-from surveysynth.synth_planted import planted_survey
+from surveysynth.synthesis.planted import planted_survey
 
 
 def _sparse_world(seed: int = 0) -> dict:

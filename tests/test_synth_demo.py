@@ -1,10 +1,10 @@
-"""The synthesizer on the demo world against its known truth (scripts/eval_synth.py).
+"""The synthesizer on the demo world against its known truth (scripts/eval/eval_synth.py).
 
 Sparse cells x waves x indicators with non-respondents (census cells, where the direct
 estimate is the truth, are not scored). Errors are pooled over indicators after dividing
 by each indicator's spread of true values (the same divisor for every method).
 
-Reference estimators come from the demo's true model (scripts/demo_oracle.py): the oracle
+Reference estimators come from the demo's true model (scripts/demo/demo_oracle.py): the oracle
 floor (the model's exact conditional expectation, which no synthetic-only estimate beats
 on average) and a perfect synthesizer (m fresh draws of every unit from the true model).
 """
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "eval"))
 
 import eval_synth
 
-from surveysynth.synth_eval import ALL, ALL_MINORITY
+from surveysynth.synthesis.evaluate import ALL, ALL_MINORITY
 
 M_DEFAULT, M_LARGE = 5, 20
 

@@ -7,8 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from surveysynth.rules import violations
-from surveysynth.synth import SynthConfig, support_table, synthesize, weighted_cell_estimates
+from surveysynth.contract.rules import violations
+from surveysynth.synthesis.api import (
+    SynthConfig,
+    support_table,
+    synthesize,
+    weighted_cell_estimates,
+)
 
 VARS = {
     "ss_unit_id": "holding",

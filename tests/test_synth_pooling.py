@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from surveysynth.pooling import fit_pooled, hajek_share, logit_direct, pooling_terms
+from surveysynth.synthesis.pooling import fit_pooled, hajek_share, logit_direct, pooling_terms
 
 
 def _grid(seed: int = 0):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.rules import apply_rules, enforce, violations
-from surveysynth.synth_config import SynthConfig, SynthConfigError
+from surveysynth.contract.config import SynthConfig, SynthConfigError
+from surveysynth.contract.rules import apply_rules, enforce, violations
 
 OUTCOMES = {
     "status": {"type": "categorical", "levels": ["trading", "paused", "closed"]},

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.rules import violations
+from surveysynth.contract.rules import violations
 from surveysynth.seeding import content_hash
-from surveysynth.synth import synthesize
-from surveysynth.synth_planted import planted_survey
+from surveysynth.synthesis.api import synthesize
+from surveysynth.synthesis.planted import planted_survey
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveysynth.synth import synthesize, synthesize_spark
-from surveysynth.synth_planted import planted_survey
+from surveysynth.synthesis.api import synthesize, synthesize_spark
+from surveysynth.synthesis.planted import planted_survey
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_risk import load_cps1988
 
-from surveysynth.tables import (
+from surveysynth.disclosure.tables import (
     add_margins,
     audit_intervals,
     primary_suppression,

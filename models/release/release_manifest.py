@@ -6,7 +6,7 @@ and `ss_vars` config are in python_models/_python_models.yml, where the vars are
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import project_vars, to_pandas
-    from surveysynth.gates import release_manifest
+    from surveysynth.checks.gates import release_manifest
 
     return release_manifest(
         project_vars(dbt.config.get("ss_vars")),

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .synth_config import OutcomeSpec, Rule, parse_outcomes, parse_rules
+from surveysynth.contract.config import OutcomeSpec, Rule, parse_outcomes, parse_rules
 
 RulesLike = Sequence[Rule] | Sequence[Mapping[str, Any]]
 OutcomesLike = Sequence[OutcomeSpec] | Mapping[str, Any]

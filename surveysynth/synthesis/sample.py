@@ -34,12 +34,18 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from . import copula
-from .rules import enforce
-from .seeding import cell_rng, key_str, stable_int_hash, unit_keys
-from .synth_config import SynthConfig
-from .synth_fit import SamplerSpec, SynthModel, aux_matrix, cumulative_probs, from_link
-from .synth_inputs import CELL_ID, Inputs, SynthInputError, take_rows
+from surveysynth.contract.config import SynthConfig
+from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError, take_rows
+from surveysynth.contract.rules import enforce
+from surveysynth.seeding import cell_rng, key_str, stable_int_hash, unit_keys
+from surveysynth.synthesis import copula
+from surveysynth.synthesis.fit import (
+    SamplerSpec,
+    SynthModel,
+    aux_matrix,
+    cumulative_probs,
+    from_link,
+)
 
 log = logging.getLogger("surveysynth")
 

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .rules import enforce
-from .seeding import cell_rng, stable_int_hash
-from .synth_config import SynthConfig, SynthConfigError
-from .synth_inputs import CELL_ID, Inputs
-from .synth_sample import IMPLICATE
+from surveysynth.contract.config import SynthConfig, SynthConfigError
+from surveysynth.contract.inputs import CELL_ID, Inputs
+from surveysynth.contract.rules import enforce
+from surveysynth.seeding import cell_rng, stable_int_hash
+from surveysynth.synthesis.sample import IMPLICATE
 
 log = logging.getLogger("surveysynth")
 

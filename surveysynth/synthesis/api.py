@@ -37,10 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .seeding import content_hash, package_versions
-from .synth_config import SynthConfig, SynthConfigError
-from .synth_fit import SynthModel, fit
-from .synth_inputs import (
+from surveysynth.contract.config import SynthConfig, SynthConfigError
+from surveysynth.contract.inputs import (
     CELL_ID,
     Inputs,
     SynthInputError,
@@ -48,7 +46,9 @@ from .synth_inputs import (
     prepare_inputs,
     support_table,
 )
-from .synth_sample import (
+from surveysynth.seeding import content_hash, package_versions
+from surveysynth.synthesis.fit import SynthModel, fit
+from surveysynth.synthesis.sample import (
     IMPLICATE,
     attach_params,
     build_plan,
@@ -171,7 +171,7 @@ def synthesize(
         timings["sample_s"] = time.monotonic() - t2
         diagnostics = model.diagnostics
     else:
-        from .synth_sdv import synthesize_sdv
+        from surveysynth.synthesis.sdv import synthesize_sdv
 
         out, timings_b = synthesize_sdv(inputs, config, plan, rid)
         timings.update(timings_b)

@@ -3,7 +3,7 @@ table (posterior mean and sd of every parameter on its link scale) and the poole
 (copula correlation, residual shapes, auxiliary slopes).
 
 Parameters per outcome (all estimated with design weights w, Hajek form, Kish n_eff for
-their sampling variance, then partially pooled by :mod:`surveysynth.pooling`):
+their sampling variance, then partially pooled by :mod:`surveysynth.synthesis.pooling`):
 
 * ``miss``: logit of the item-nonresponse rate (all respondents of the cell).
 * ``cat<j>`` (binary, categorical, ordinal): continuation-ratio logits
@@ -45,8 +45,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from . import copula
-from .pooling import (
+from surveysynth.contract.config import OutcomeSpec, SynthConfig
+from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError
+from surveysynth.contract.rules import when_mask
+from surveysynth.seeding import stream_rng
+from surveysynth.synthesis import copula
+from surveysynth.synthesis.pooling import (
     PoolingResult,
     fit_pooled,
     group_weights,
@@ -55,10 +59,6 @@ from .pooling import (
     pooling_terms,
     weighted_moments,
 )
-from .rules import when_mask
-from .seeding import stream_rng
-from .synth_config import OutcomeSpec, SynthConfig
-from .synth_inputs import CELL_ID, Inputs, SynthInputError
 
 log = logging.getLogger("surveysynth")
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .synth_config import SynthConfig
-from .synth_inputs import make_cell_id, support_table
+from surveysynth.contract.config import SynthConfig
+from surveysynth.contract.inputs import make_cell_id, support_table
 
 STATUS = ("trading", "paused", "closed")
 CHANGE = ("down", "same", "up")

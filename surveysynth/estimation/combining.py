@@ -2,7 +2,7 @@
 
 The SQL `estimate` macro (macros/estimation/estimate.sql) computes the same quantities in the
 warehouse; this module is the independent implementation the tests compare it with, and the one
-the back-test (:mod:`surveysynth.backtest`) uses. Formulas: ../shared/STATS.md.
+the back-test (:mod:`surveysynth.checks.backtest`) uses. Formulas: ../shared/STATS.md.
 
 With q_l the estimate from implicate l and u_l its within-implicate (design) variance:
 q_bar = mean(q_l), b = var(q_l) (divisor m - 1), u_bar = mean(u_l).

@@ -47,7 +47,7 @@ import pandas as pd
 from scipy import linalg, stats
 from scipy.special import expit
 
-from .risk import (
+from surveysynth.checks.risk import (
     METRIC_COLUMNS,
     Kind,
     _frame,

@@ -3,8 +3,8 @@ synthetic records, and the release manifest, as pandas-in, pandas-out functions 
 Python models call (python_models/table_suppression.py, suppression_audit.py,
 disclosure_metrics.py, fidelity_metrics.py, models/release/release_manifest.py).
 
-The statistics live in :mod:`surveysynth.tables`, :mod:`surveysynth.risk` and
-:mod:`surveysynth.fidelity`; this module decides what is compared with what, so that each gate
+The statistics live in :mod:`surveysynth.disclosure.tables`, :mod:`surveysynth.checks.risk` and
+:mod:`surveysynth.checks.fidelity`; this module decides what is compared with what, so that each gate
 asks a fair question of the data the project actually releases:
 
 - tables: the primary rules run in SQL (models/disclosure/table_primary_suppression.sql); here
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .fidelity import DEFAULT_FIDELITY_THRESHOLDS, fidelity_metrics
-from .risk import DEFAULT_RISK_THRESHOLDS, disclosure_metrics, normalise_labels
-from .seeding import content_hash, package_versions, stream_rng
-from .tables import AUDIT_AMOUNTS, audit_intervals, secondary_suppression
+from surveysynth.checks.fidelity import DEFAULT_FIDELITY_THRESHOLDS, fidelity_metrics
+from surveysynth.checks.risk import DEFAULT_RISK_THRESHOLDS, disclosure_metrics, normalise_labels
+from surveysynth.disclosure.tables import AUDIT_AMOUNTS, audit_intervals, secondary_suppression
+from surveysynth.seeding import content_hash, package_versions, stream_rng
 
 __all__ = [
     "TOTAL",

@@ -8,7 +8,7 @@ and compare, per cell x wave x indicator:
 * the augmented estimate: each implicate completes the cell (thinned respondents count once each,
   synthetic records stand for the N - n others, as in augmented_microdata), combined across
   implicates by Rubin's rule with within variance 0 (T = (1 + 1/m) b, df = m - 1: see
-  :mod:`surveysynth.combining`);
+  :mod:`surveysynth.estimation.combining`);
 * the direct estimate from the thinned respondents (Hajek, linearised SE with the finite
   population correction, normal 95% interval, as direct_estimates);
 * the reference: the full-sample (unthinned) direct estimate, and the true population value where
@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .combining import t_quantile
-from .seeding import stable_int_hash, stream_rng, unit_keys
-from .synth_config import SynthConfig
-from .synth_inputs import CELL_ID, make_cell_id
+from surveysynth.contract.config import SynthConfig
+from surveysynth.contract.inputs import CELL_ID, make_cell_id
+from surveysynth.estimation.combining import t_quantile
+from surveysynth.seeding import stable_int_hash, stream_rng, unit_keys
 
 log = logging.getLogger("surveysynth")
 
@@ -360,7 +360,7 @@ def run_backtest(
     ``responses`` carry the weight column of ``config`` (the analysis weight in dbt) and the cell
     id; ``support`` is cell_support (cell_id, dims, wave, n_respondents, n_population,
     support_class); ``truth`` (optional) has the cell dims, the wave, indicator and true_value."""
-    from .synth import synthesize
+    from surveysynth.synthesis.api import synthesize
 
     t0 = time.monotonic()
     c = config
@@ -586,7 +586,7 @@ def backtest_model(
     session: Any = None,
 ) -> pd.DataFrame:
     """Body of the backtest_results dbt Python model."""
-    from .dbt_glue import _inputs, synth_config
+    from surveysynth.dbt_glue import _inputs, synth_config
 
     r, f, s = _inputs(dict(v), responses, frame, support, weights)
     cfg = synth_config(dict(v))

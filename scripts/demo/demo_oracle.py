@@ -14,9 +14,9 @@ sqrt(f_c / (1 - f_c)) on RMSE.
 :func:`expected_truth` computes that oracle by Monte Carlo: it re-simulates every unit
 of the demo frame ``reps`` times with independent answer streams (the world, frame and
 design of ``generate_demo`` for the same seed, unchanged) and averages the cell sums.
-``scripts/eval_synth.py --oracle`` scores it next to the synthesizer.
+``scripts/eval/eval_synth.py --oracle`` scores it next to the synthesizer.
 
-    .venv/bin/python scripts/demo_oracle.py --reps 100     # prints a summary
+    .venv/bin/python scripts/demo/demo_oracle.py --reps 100     # prints a summary
 """
 
 from __future__ import annotations

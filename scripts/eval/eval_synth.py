@@ -14,9 +14,9 @@ expectation: no synthetic-only estimate beats it on average, and with m independ
 implicates a perfect model still lands near floor x sqrt(1 + 1/m). Prints tables; exits
 non-zero when a pooled (scaled) ratio is above --max-ratio or a rule is violated.
 
-    .venv/bin/python scripts/eval_synth.py            # generates data/demo if missing
-    .venv/bin/python scripts/eval_synth.py --m 10
-    .venv/bin/python scripts/eval_synth.py --backend sdv_gaussian_copula --oracle 0
+    .venv/bin/python scripts/eval/eval_synth.py            # generates data/demo if missing
+    .venv/bin/python scripts/eval/eval_synth.py --m 10
+    .venv/bin/python scripts/eval/eval_synth.py --backend sdv_gaussian_copula --oracle 0
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts" / "demo"))
 
-from surveysynth.rules import violations
-from surveysynth.synth import SynthConfig, support_table, synthesize
-from surveysynth.synth_eval import ALL, evaluate_against_truth
+from surveysynth.contract.rules import violations
+from surveysynth.synthesis.api import SynthConfig, support_table, synthesize
+from surveysynth.synthesis.evaluate import ALL, evaluate_against_truth
 
 DEMO_RULES = [
     {
@@ -60,7 +61,7 @@ def load_demo(data_dir: Path = ROOT / "data" / "demo", seed: int = 42) -> dict[s
         subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "scripts" / "generate_demo.py"),
+                str(ROOT / "scripts" / "demo" / "generate_demo.py"),
                 *("--seed", str(seed), "--out", str(data_dir)),
             ],
             check=True,

@@ -14,8 +14,8 @@ Data are generated here (numpy -> Parquet): 576 cells (12 regions x 12 sectors x
 skewed size, 4 waves, base weights varying by cell and within cell; margin targets are the cell
 populations of a synthetic frame summed over each margin, so the margins are consistent.
 
-    python scripts/bench_design.py                       # 10M and 1M (minutes, 2 cores)
-    python scripts/bench_design.py --rows 1000000 --samplics-rows 200000   # quick look
+    python scripts/bench/bench_design.py                       # 10M and 1M (minutes, 2 cores)
+    python scripts/bench/bench_design.py --rows 1000000 --samplics-rows 200000   # quick look
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REGIONS = [f"region_{i:02d}" for i in range(12)]
 SECTORS = [f"sector_{i:02d}" for i in range(12)]
 SIZES = ["0-9", "10-49", "50-249", "250+"]

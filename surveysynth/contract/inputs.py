@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .seeding import content_hash, row_hashes
-from .synth_config import SUPPORT_CLASSES, SynthConfig
+from surveysynth.contract.config import SUPPORT_CLASSES, SynthConfig
+from surveysynth.seeding import content_hash, row_hashes
 
 CELL_ID = "cell_id"
 SUPPORT_COLUMNS = ("n_respondents", "n_population", "support_class")

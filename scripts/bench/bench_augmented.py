@@ -10,10 +10,10 @@
    adds (must be at most 1.5). --select times only part of the project (e.g. the augmented layer
    and its parents, without the disclosure and release layers).
 
-    .venv/bin/python scripts/bench_augmented.py                 # both (baseline reads target/)
-    .venv/bin/python scripts/bench_augmented.py baseline --db target/surveysynth.duckdb
-    .venv/bin/python scripts/bench_augmented.py overhead --rounds 2
-    .venv/bin/python scripts/bench_augmented.py overhead --select "+domain_estimates +backtest_summary"
+    .venv/bin/python scripts/bench/bench_augmented.py                 # both (baseline reads target/)
+    .venv/bin/python scripts/bench/bench_augmented.py baseline --db target/surveysynth.duckdb
+    .venv/bin/python scripts/bench/bench_augmented.py overhead --rounds 2
+    .venv/bin/python scripts/bench/bench_augmented.py overhead --select "+domain_estimates +backtest_summary"
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.augmented_eval import score, sparse_rows
-from surveysynth.backtest import indicator_matrix, indicator_names
-from surveysynth.fay_herriot import fay_herriot_cells
-from surveysynth.synth_config import SynthConfig
+from surveysynth.checks.backtest import indicator_matrix, indicator_names
+from surveysynth.contract.config import SynthConfig
+from surveysynth.estimation.evaluate import score, sparse_rows
+from surveysynth.estimation.fay_herriot import fay_herriot_cells
 
 DIMS = ["region", "sector", "size_band"]
 CORE = (

@@ -7,9 +7,9 @@
 2. ``scale``: replica mode at scale, e.g. 1M responses -> 5 implicates x 1M rows; wall
    time and peak resident memory of the process (resource.getrusage).
 
-    .venv/bin/python scripts/bench_synth.py compare --rows 100000
-    .venv/bin/python scripts/bench_synth.py scale --rows 1000000 --m 5
-    .venv/bin/python scripts/bench_synth.py compare --data demo     # the demo world's responses
+    .venv/bin/python scripts/bench/bench_synth.py compare --rows 100000
+    .venv/bin/python scripts/bench/bench_synth.py scale --rows 1000000 --m 5
+    .venv/bin/python scripts/bench/bench_synth.py compare --data demo     # the demo world's responses
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.synth import support_table, synthesize
-from surveysynth.synth_config import SynthConfig
-from surveysynth.synth_planted import planted_survey
+from surveysynth.contract.config import SynthConfig
+from surveysynth.synthesis.api import support_table, synthesize
+from surveysynth.synthesis.planted import planted_survey
 
 
 def planted_rows(n_rows: int, seed: int = 1, waves: int = 4) -> dict:
@@ -54,7 +54,7 @@ def planted_rows(n_rows: int, seed: int = 1, waves: int = 4) -> dict:
 
 
 def demo_rows() -> dict:
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "scripts" / "eval"))
     import eval_synth
 
     d = eval_synth.load_demo()
@@ -96,7 +96,7 @@ def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame, cfg: SynthConfig)
 
 
 def compare(data: dict, seed: int = 1) -> pd.DataFrame:
-    from surveysynth.synth_sdv import fit_sdv, sample_sdv
+    from surveysynth.synthesis.sdv import fit_sdv, sample_sdv
 
     r, f, s = data["responses"], data["frame"], data["support"]
     cfg = data["config"].with_(mode="replica", m=1, seed=seed)

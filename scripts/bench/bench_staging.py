@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DBT = str(Path(sys.executable).with_name("dbt"))
 STAGING_MODELS = [
     "stg_frame",
@@ -65,7 +65,7 @@ def _generate(out: Path, scale: bool) -> None:
         return
     args = [
         sys.executable,
-        str(ROOT / "scripts" / "generate_demo.py"),
+        str(ROOT / "scripts" / "demo" / "generate_demo.py"),
         "--seed",
         "42",
         "--out",

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .synth import weighted_cell_estimates
-from .synth_config import SynthConfig
+from surveysynth.contract.config import SynthConfig
+from surveysynth.synthesis.api import weighted_cell_estimates
 
 ALL = "ALL (scaled)"
 ALL_MINORITY = "ALL (scaled), n/N < 0.5"

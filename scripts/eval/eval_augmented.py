@@ -6,8 +6,8 @@ empirical coverage of the nominal 95% augmented intervals; then the back-test ga
 (backtest_summary). Exits non-zero when the ratio is above --max-ratio or the coverage is outside
 [--min-coverage, --max-coverage].
 
-    .venv/bin/python scripts/eval_augmented.py --build     # dbt build (truth var set), then score
-    .venv/bin/python scripts/eval_augmented.py             # score target/surveysynth.duckdb as built
+    .venv/bin/python scripts/eval/eval_augmented.py --build     # dbt build (truth var set), then score
+    .venv/bin/python scripts/eval/eval_augmented.py             # score target/surveysynth.duckdb as built
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.augmented_eval import by_indicator, score, sparse_rows
+from surveysynth.estimation.evaluate import by_indicator, score, sparse_rows
 
 DIMS = ["region", "sector", "size_band"]
 

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of the project, one after another, each printing its own table
 of ratios measured side by side in the same run. Nothing here asserts; read the ratios against
-the targets printed beside them. Pass names to run a subset: `python scripts/bench.py synth risk`.
+the targets printed beside them. Pass names to run a subset: `python scripts/bench/bench.py synth risk`.
 
 The samplics comparison inside `design` is slow (minutes); BENCH_SAMPLICS_ROWS lowers its size.
 """
@@ -13,30 +13,30 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 BENCHES: dict[str, list[list[str]]] = {
     # issue: foundation (demo build wall time; staging at 1M / 10M vs one scan-and-group-by)
-    "staging": [[PY, "scripts/bench_staging.py"]],
+    "staging": [[PY, "scripts/bench/bench_staging.py"]],
     # issue: raking 10M rows vs the minimal job; 1M rows vs samplics
     "design": [
         [
             PY,
-            "scripts/bench_design.py",
+            "scripts/bench/bench_design.py",
             "--samplics-rows",
             os.environ.get("BENCH_SAMPLICS_ROWS", "1000000"),
         ]
     ],
     # issue: synthesizer vs SDV GaussianCopula on 100k rows; 1M responses x 5 implicates
     "synth": [
-        [PY, "scripts/bench_synth.py", "compare", "--rows", "100000"],
-        [PY, "scripts/bench_synth.py", "scale", "--rows", "1000000", "--m", "5"],
+        [PY, "scripts/bench/bench_synth.py", "compare", "--rows", "100000"],
+        [PY, "scripts/bench/bench_synth.py", "scale", "--rows", "1000000", "--m", "5"],
     ],
     # issue: augmented vs Fay-Herriot EBLUP; back-test build overhead
-    "augmented": [[PY, "scripts/bench_augmented.py"]],
+    "augmented": [[PY, "scripts/bench/bench_augmented.py"]],
     # issue: disclosure metrics, 100k synthetic x 100k real
-    "risk": [[PY, "scripts/bench_risk.py", "--rows", "100000"]],
+    "risk": [[PY, "scripts/bench/bench_risk.py", "--rows", "100000"]],
 }
 
 

@@ -1,6 +1,6 @@
 """Time disclosure_metrics at scale: 100k synthetic rows against 100k real rows.
 
-    python scripts/bench_risk.py [--rows 100000] [--workers 1] [--seed 7]
+    python scripts/bench/bench_risk.py [--rows 100000] [--workers 1] [--seed 7]
 
 The data imitate the demo survey (12 regions x 12 sectors x 4 size bands, skewed turnover,
 employee counts, ordinal and binary outcomes, item nonresponse). Two layouts are timed side
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from surveysynth.risk import disclosure_metrics
+from surveysynth.checks.risk import disclosure_metrics
 
 TARGET_S = 60.0
 SPEC = {

@@ -1,0 +1,1 @@
+"""Protection of published tables: primary and secondary suppression and the LP audit."""

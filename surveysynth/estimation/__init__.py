@@ -1,0 +1,1 @@
+"""Estimation from real and augmented data: combining rules, small-area baselines, scoring."""

@@ -1,0 +1,1 @@
+"""The sparse-cell synthesizer: inputs, fit, plan, sample, rules, assemble."""
