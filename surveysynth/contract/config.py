@@ -142,6 +142,9 @@ class SynthConfig:
     interactions: bool = True
     backend_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     progress_seconds: float = 5.0
+    order: tuple[str, ...] = ()
+    derived: tuple[tuple[str, str], ...] = ()
+    spike_share: float = 0.05
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -192,6 +195,9 @@ class SynthConfig:
             "augment_units": str(v.get("ss_synth_augment_units") or "nonrespondents"),
             "interactions": bool(v.get("ss_synth_interactions", True)),
             "backend_options": tuple(sorted((v.get("ss_synth_backend_options") or {}).items())),
+            "order": tuple(str(x) for x in (v.get("ss_synth_order") or ())),
+            "derived": tuple(sorted((v.get("ss_synth_derived") or {}).items())),
+            "spike_share": float(v.get("ss_synth_spike_share", 0.05)),
         }
         kwargs.update(overrides)
         if "outcomes" in overrides and isinstance(overrides["outcomes"], Mapping):
@@ -322,7 +328,29 @@ def _is_parsed_rules(rules: Any) -> bool:
     return isinstance(rules, tuple) and all(isinstance(r, Rule) for r in rules)
 
 
+def _validate_structure(c: SynthConfig) -> None:
+    names = [o.name for o in c.outcomes]
+    if c.order and sorted(c.order) != sorted(names):
+        raise SynthConfigError(
+            f"ss_synth_order must list every outcome of ss_outcomes once; got {list(c.order)}, "
+            f"outcomes {names}"
+        )
+    for target, source in c.derived:
+        if target not in names or source not in names or target == source:
+            raise SynthConfigError(
+                f"ss_synth_derived: '{target}: {source}' must map one outcome to another outcome"
+            )
+        if not c.outcome(source).is_discrete:
+            raise SynthConfigError(
+                f"ss_synth_derived: source '{source}' of '{target}' must be binary, categorical "
+                "or ordinal"
+            )
+    if not 0 < c.spike_share <= 1:
+        raise SynthConfigError(f"ss_synth_spike_share must be in (0, 1]; got {c.spike_share}")
+
+
 def _validate(c: SynthConfig) -> None:
+    _validate_structure(c)
     if not c.cell_dims:
         raise SynthConfigError("ss_cell_dims is empty: give at least one cell dimension")
     if len(set(c.cell_dims)) != len(c.cell_dims):

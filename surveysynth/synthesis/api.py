@@ -48,15 +48,13 @@ from surveysynth.contract.inputs import (
 )
 from surveysynth.seeding import content_hash, package_versions
 from surveysynth.synthesis.fit import SynthModel, fit
+from surveysynth.synthesis.plan import IMPLICATE, build_plan, with_implicates
 from surveysynth.synthesis.sample import (
-    IMPLICATE,
     attach_params,
-    build_plan,
     empty_output,
     make_cell_sampler,
     sample_batched,
     sample_cell,
-    with_implicates,
 )
 
 __all__ = [

@@ -1,45 +1,49 @@
-"""FIT step: one vectorised pass over the respondents producing the cell x wave parameter
-table (posterior mean and sd of every parameter on its link scale) and the pooled texture
-(copula correlation, residual shapes, auxiliary slopes).
+"""FIT step: one sequential conditional model per outcome, each with hierarchical cell
+effects, fitted with the design weights.
 
-Parameters per outcome (all estimated with design weights w, Hajek form, Kish n_eff for
-their sampling variance, then partially pooled by :mod:`surveysynth.synthesis.pooling`):
+For the outcomes in synthesis order (``structure.synthesis_order``), outcome j is modelled
+given its cell c, the register auxiliaries x and the answers y_<j synthesized before it:
 
-* ``miss``: logit of the item-nonresponse rate (all respondents of the cell).
-* ``cat<j>`` (binary, categorical, ordinal): continuation-ratio logits
-  logit P(y = level_j | y >= level_j), j = 0..K-2. The multinomial likelihood factorises
-  into these binomials, so their posteriors are (approximately) independent and the
-  category probabilities rebuild without renormalising.
-* ``atmin`` (continuous/count with a declared minimum that the data hit): logit of the
-  share at the minimum (zero-inflation: e.g. turnover 0).
-* ``loc`` and ``logscale`` (continuous/count positive part on the link scale z, e.g.
-  log(y - min)): the cell's weighted mean of z - b'x and the log of its weighted sd
-  (bias-corrected; sampling variance (kappa - 1) / (4 (n_eff - 1)) with the pooled
-  kurtosis kappa). b are auxiliary slopes pooled across cells (within-cell weighted least
-  squares), so the cell-specific part is an intercept that is shrunk like any parameter.
+* item missingness: logit P(y_j missing) = a + f'b + d_c;
+* binary, categorical, ordinal: continuation-ratio logits
+  logit P(y_j = level k | y_j >= k) = a_k + f'b_k + d_ck, k = 0..K-2, which factorise the
+  multinomial likelihood into binomials (so each is fitted like a binary answer) and give
+  every level its own slopes (as flexible as a baseline-category logit);
+* continuous and count: spikes (the minimum when reached, and values held by >= 5% of
+  answers) by continuation-ratio logits as above, then the continuous part on its link
+  scale z (log(y - min), or identity; counts dequantised) as z = a + f'b + d_c + s_c r, with
+  a cell scale log s_c pooled like any cell effect and r drawn from the pooled,
+  design-weighted distribution of standardised residuals (skew and tails from the data);
 
-Rule targets are fitted on the rows where no rule fires (e.g. turnover on trading
-businesses only), because the rule fixes the value everywhere else.
+where f are the features of x and y_<j (``features``). Exact relations, spikes and
+structural zeros are found first (``structure``). A rule's target is fitted on the rows
+where no rule fixes it (missingness included: a rule that nulls a value is not counted
+twice).
 
-Three pooling passes. The first uses add-half logits of the shares (one
-pseudo-observation at 1/2, delta-method variance 1 / ((n_eff + 1) p (1 - p))). The next
-two are penalised quasi-likelihood steps (Breslow & Clayton 1993) for shares: the working
-response eta + (p_hat - mu) / (mu (1 - mu)) with variance 1 / (n_eff mu (1 - mu)),
-linearised at the current posterior mu, which avoids the bias of logit(0)-type estimates
-in cells with 1-5 respondents and smooths the sampling variances; location variances come
-from the smoothed cell scale, psi = exp(2 logscale) / n_eff. Each pass warm-starts the EM.
+Estimation (an empirical-Bayes / penalised quasi-likelihood approximation of a GLMM):
+1. slopes (a, b) by design-weighted ridge pseudo-likelihood with the current cell effects
+   as an offset (``glm``);
+2. each cell's direct effect given the slopes, linearised at the current effect (Breslow &
+   Clayton 1993: working response d + (p_hat - mu_bar) / v_bar, variance 1 / (n_eff v_bar),
+   n_eff Kish's effective n of the cell's rows), or the weighted mean residual for z;
+3. the direct effects shrunk toward main effects and two-way interactions of the cell
+   dimensions and wave (``pooling``: Student-t priors, variance components by
+   fixed-point updates);
+repeated three times. Assumptions: answers are independent across units given the cell
+effects and predictors (a panel's repeated units are treated as independent); slopes are
+common to all cells; nonresponse is ignorable given cell, register and earlier answers.
 
-Assumptions: respondents within a cell x wave are exchangeable given the design weights
-(nonresponse is ignorable within cells); cell x wave sampling errors are independent
-(a panel's repeated units make them positively correlated, which this ignores);
-auxiliary slopes are common to all cells.
+Proper synthesis (``draw_implicates``): each implicate draws the slopes from their
+Gaussian posterior approximation, each variance component sigma_v2 from a scaled
+inverse-chi-square with the effective number of cells informing it as degrees of freedom,
+and then every cell effect from its posterior given those (in the per-cell sampler).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -49,13 +53,20 @@ from surveysynth.contract.config import OutcomeSpec, SynthConfig
 from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError
 from surveysynth.contract.rules import when_mask
 from surveysynth.seeding import stream_rng
-from surveysynth.synthesis import copula
+from surveysynth.synthesis import glm, residuals, structure
+from surveysynth.synthesis.features import (
+    Source,
+    aux_transform_of,
+    design,
+    learn_discrete,
+    learn_numeric,
+    level_codes,
+)
+from surveysynth.synthesis.links import to_link
 from surveysynth.synthesis.pooling import (
     PoolingResult,
     fit_pooled,
     group_weights,
-    hajek_share,
-    logit_direct,
     pooling_terms,
     weighted_moments,
 )
@@ -63,38 +74,50 @@ from surveysynth.synthesis.pooling import (
 log = logging.getLogger("surveysynth")
 
 PARAM_PREFIX = "p__"
+ROUNDS = 3
+CELL_COLUMNS = ("hat", "psi", "prior", "priorvar")
 
 
 @dataclass(frozen=True)
-class ParamSpec:
+class Component:
+    """One fitted piece of an outcome's model, with a cell effect per cell x wave."""
+
     name: str
     outcome: str
-    kind: str  # miss | cat | atmin | loc | logscale
+    kind: str  # miss | cat | spike | loc | logscale
     level: int = -1
+    constraints: tuple[structure.Constraint, ...] = ()
+
+    def col(self, what: str) -> str:
+        return f"{PARAM_PREFIX}{self.name}__{what}"
 
     @property
-    def mean_col(self) -> str:
-        return f"{PARAM_PREFIX}{self.name}__mean"
-
-    @property
-    def sd_col(self) -> str:
-        return f"{PARAM_PREFIX}{self.name}__sd"
+    def family(self) -> str:
+        return {"loc": "gauss", "logscale": "scale"}.get(self.kind, "logit")
 
 
 @dataclass
 class OutcomeModel:
-    """How one outcome is generated from the parameter vector (indices into it)."""
+    """How one outcome is generated: its predictors, components and texture."""
 
     spec: OutcomeSpec
-    latent: int
-    miss: int | None = None
-    cats: tuple[int, ...] = ()
-    atmin: int | None = None
-    loc: int | None = None
-    logscale: int | None = None
-    slope: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sources: tuple[Source, ...] = ()
+    relation: tuple[str, tuple] | None = None  # (source outcome, ((code, value), ...))
+    miss: Component | None = None
+    cats: tuple[Component, ...] = ()
+    spikes: tuple[float, ...] = ()
+    spike_comps: tuple[Component, ...] = ()
+    loc: Component | None = None
+    logscale: Component | None = None
     grid_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grid_q: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def components(self) -> list[Component]:
+        out = [self.miss] if self.miss else []
+        out += [*self.cats, *self.spike_comps]
+        out += [c for c in (self.loc, self.logscale) if c is not None]
+        return out
 
 
 @dataclass
@@ -110,14 +133,20 @@ class SamplerSpec:
     outcomes: tuple[OutcomeSpec, ...]
     rules: tuple
     item_missing: bool
-    params: tuple[ParamSpec, ...]
-    models: tuple[OutcomeModel, ...]
-    chol: np.ndarray
-    aux_used: tuple[str, ...]
-    aux_transform: tuple[str, ...]
-    aux_center: np.ndarray
+    order: tuple[str, ...]
+    models: tuple[OutcomeModel, ...]  # in synthesis order
+    coef_draws: dict[str, np.ndarray]  # component -> (m, 1 + features)
+    sigma_draws: dict[str, np.ndarray]  # component -> (m,)
     run_id: str
     method: str
+
+    @property
+    def components(self) -> list[Component]:
+        return [c for om in self.models for c in om.components]
+
+    @property
+    def param_columns(self) -> list[str]:
+        return [c.col(w) for c in self.components for w in CELL_COLUMNS]
 
     @property
     def output_columns(self) -> list[str]:
@@ -139,388 +168,332 @@ class SamplerSpec:
 
 @dataclass
 class SynthModel:
-    """Result of the FIT step."""
+    """Result of the FIT step: the cell x wave table of cell-effect inputs (direct estimate,
+    its variance, prior mean and variance per component) and the sampler spec."""
 
-    params: pd.DataFrame  # one row per cell x wave (support rows), parameter columns
+    params: pd.DataFrame
     spec: SamplerSpec
-    pooling: PoolingResult
-    correlation: pd.DataFrame
     diagnostics: pd.DataFrame
     seconds: float = 0.0
 
 
-# ----------------------------------------------------------------------- link scales
-def to_link(x: np.ndarray, o: OutcomeSpec) -> np.ndarray:
-    lo, hi, sc = o.lower, o.max, o.link_scale
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if sc == "log":
-            return np.log(np.maximum(x - lo, 1e-300))
-        if sc == "logit":
-            t = np.clip((x - lo) / (hi - lo), 1e-9, 1 - 1e-9)
-            return np.log(t) - np.log1p(-t)
-    return x.astype(float)
+@dataclass
+class FitData:
+    """The respondents as the fit sees them."""
+
+    g: np.ndarray  # support row of each response
+    w: np.ndarray
+    n_groups: int
+    terms: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]  # outcome/aux -> floats (numeric) or level codes (discrete)
+    free: dict[str, np.ndarray]  # outcome -> rows where no rule fixes it
 
 
-def from_link(z: np.ndarray, o: OutcomeSpec) -> np.ndarray:
-    lo, hi, sc = o.lower, o.max, o.link_scale
-    if sc == "log":
-        return lo + np.exp(np.minimum(z, 700.0))
-    if sc == "logit":
-        return lo + (hi - lo) * expit(z)
-    return z
-
-
-def aux_matrix(df: pd.DataFrame, spec: SamplerSpec) -> np.ndarray:
-    """Transformed, centred auxiliaries; null -> centre. Registers that are strictly
-    positive enter as log (so log-outcome slopes are elasticities), non-negative ones as
-    log1p, others as they are."""
-    n = len(df)
-    if not spec.aux_used:
-        return np.zeros((n, 0))
-    cols = []
-    for a, how, c in zip(spec.aux_used, spec.aux_transform, spec.aux_center):
-        x = pd.to_numeric(df[a], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        x = _aux_transform(x, how)
-        cols.append(np.where(np.isfinite(x), x - c, 0.0))
-    return np.column_stack(cols)
-
-
-def _aux_transform(x: np.ndarray, how: str) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if how == "log":
-            return np.log(np.where(x > 0, x, np.nan))
-        if how == "log1p":
-            return np.log1p(np.where(x >= 0, x, np.nan))
-    return x
-
-
-# ----------------------------------------------------------------------- fit
+# ----------------------------------------------------------------------- the pipeline
 def fit(
     inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarchical"
 ) -> SynthModel:
-    """Fit the hierarchical cell model and the pooled texture. Vectorised: groupby via
-    bincount on integer cell x wave codes; no loops over rows."""
+    """Fit every outcome's conditional model in synthesis order."""
     t0 = time.monotonic()
-    c = config
-    r = inputs.responses
-    table = inputs.support.copy()
-    n_groups = len(table)
-    g = inputs.cell_wave
-    if c.weight:
-        w = r[c.weight].to_numpy(dtype=float)
-    else:  # N_h / n_h from the support map
-        npop = pd.to_numeric(table["n_population"], errors="coerce").to_numpy(dtype=float)
-        nres = table["n_respondents"].to_numpy(dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wc = np.where(nres > 0, npop / nres, np.nan)
-        w = wc[g]
-        if not np.isfinite(w).all():
-            bad = table[CELL_ID].iloc[g[~np.isfinite(w)][0]]
-            raise SynthInputError(
-                f"ss_design_weight is null and cell '{bad}' has no usable n_population in support"
-            )
-
-    # auxiliaries (frame given and configured)
-    aux_used = tuple(c.auxiliaries) if inputs.use_aux else ()
-    aux_how, aux_center = [], []
-    for a in aux_used:
-        ref = inputs.frame[a].to_numpy(dtype=float)
-        ref = ref[np.isfinite(ref)]
-        how = "identity"
-        if ref.size and ref.min() > 0:
-            how = "log"
-        elif ref.size and ref.min() >= 0:
-            how = "log1p"
-        aux_how.append(how)
-        xr = _aux_transform(r[a].to_numpy(dtype=float), how)
-        ok = np.isfinite(xr)
-        aux_center.append(float(np.average(xr[ok], weights=w[ok])) if ok.any() else 0.0)
-    spec_stub = SamplerSpec(
-        seed=c.seed,
-        unit_id=c.unit_id,
-        wave=c.wave,
-        cell_dims=c.cell_dims,
-        auxiliaries=c.auxiliaries,
-        outcomes=c.outcomes,
-        rules=c.rules,
-        item_missing=c.item_missing,
-        params=(),
-        models=(),
-        chol=np.eye(1),
-        aux_used=aux_used,
-        aux_transform=tuple(aux_how),
-        aux_center=np.asarray(aux_center),
+    data = _fit_data(inputs, config)
+    specs = {o.name: o for o in config.outcomes}
+    order = structure.synthesis_order(
+        config.outcomes, config.rules, dict(config.derived), config.order
+    )
+    codes = {n: data.raw[n] for n in order if specs[n].is_discrete}
+    relations = structure.find_relations(order, specs, codes, data.raw, dict(config.derived))
+    sources = _aux_sources(inputs, config, data)
+    table = inputs.support[[CELL_ID, *config.cell_dims, config.wave]].copy()
+    models, cols, diags = [], {}, []
+    for name in order:
+        o = specs[name]
+        om = OutcomeModel(spec=o, sources=tuple(sources), relation=relations.get(name))
+        if om.relation is None:
+            _fit_outcome(om, data, config, cols, diags)
+            sources.append(_outcome_source(om, data))
+        models.append(om)
+        log.info("synth fit: %s done, %.1fs", name, time.monotonic() - t0)
+    params = pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
+    spec = SamplerSpec(
+        seed=config.seed,
+        unit_id=config.unit_id,
+        wave=config.wave,
+        cell_dims=config.cell_dims,
+        auxiliaries=config.auxiliaries,
+        outcomes=config.outcomes,
+        rules=config.rules,
+        item_missing=config.item_missing,
+        order=tuple(order),
+        models=tuple(models),
+        coef_draws={},
+        sigma_draws={},
         run_id=run_id,
         method=method,
     )
-    X = aux_matrix(r, spec_stub)
+    draw_implicates(spec, [d for d in diags], config.m)
+    diag = pd.DataFrame([{k: v for k, v in d.items() if np.isscalar(v)} for d in diags])
+    seconds = time.monotonic() - t0
+    log.info("synth fit: %d components in %.1fs", len(diags), seconds)
+    return SynthModel(params, spec, diag, seconds)
 
-    params: list[ParamSpec] = []
-    thetas: list[np.ndarray] = []
-    psis: list[np.ndarray] = []
-    share_info: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # idx -> (p_hat, n_eff)
-    loc_info: dict[int, tuple[int, np.ndarray]] = {}  # loc idx -> (logscale idx, n_eff)
-    defaults: list[float] = []
-    models: list[OutcomeModel] = []
-    numeric_data: dict[str, dict] = {}
-    everyone = np.ones(len(r), dtype=bool)
 
-    def add_share(
-        name: str,
-        o: str,
-        kind: str,
-        y: np.ndarray,
-        mask: np.ndarray,
-        level: int = -1,
-        default: float = 0.0,
-    ) -> int:
-        p_hat, _, n_eff = hajek_share(g, w, y.astype(float), mask, n_groups)
-        th, ps = logit_direct(p_hat, n_eff)
-        params.append(ParamSpec(name, o, kind, level))
-        thetas.append(th)
-        psis.append(ps)
-        defaults.append(default)
-        share_info[len(params) - 1] = (p_hat, n_eff)
-        return len(params) - 1
-
-    for latent, o in enumerate(c.outcomes):
+def _fit_data(inputs: Inputs, config: SynthConfig) -> FitData:
+    r, c = inputs.responses, config
+    table = inputs.support
+    g, n_groups = inputs.cell_wave, len(table)
+    w = _cell_scaled(_weights(inputs, config), g, n_groups)
+    raw, free = {}, {}
+    for o in c.outcomes:
         s = r[o.name]
-        present = s.notna().to_numpy()
-        if not present.any():
+        if not s.notna().any():
             raise SynthInputError(f"outcome '{o.name}' has no non-null value in responses")
-        free = everyone.copy()
+        raw[o.name] = _raw_outcome(s, o)
+        fr = np.ones(len(r), dtype=bool)
         for rule in c.rules:
             if o.name in rule.target_columns:
-                free &= ~when_mask(r, rule)
-        om = OutcomeModel(spec=o, latent=latent)
-        if c.item_missing and (~present).any():
-            om.miss = add_share(f"{o.name}__miss", o.name, "miss", ~present, everyone, default=-9.0)
-        fp = present & free
-        if not fp.any():
-            raise SynthInputError(
-                f"outcome '{o.name}' has no non-null value on rows where no rule fixes it"
-            )
-        if o.is_discrete:
-            levels = list(o.category_levels)
-            code = _level_codes(s, o, levels)
-            cats = []
-            for j in range(len(levels) - 1):
-                at_risk = fp & (code >= j)
-                cats.append(add_share(f"{o.name}__cat{j}", o.name, "cat", code == j, at_risk, j))
-            om.cats = tuple(cats)
-            numeric_data[o.name] = {"code": code, "mask": fp}
-        else:
-            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            lo, hi = o.lower, o.max
-            if lo is not None and np.any(fp & (x < lo)):
-                log.warning(
-                    "outcome '%s': %d value(s) below min %s clipped",
-                    o.name,
-                    int(np.sum(fp & (x < lo))),
-                    lo,
-                )
-                x = np.where(fp & (x < lo), lo, x)
-            if hi is not None and np.any(fp & (x > hi)):
-                log.warning(
-                    "outcome '%s': %d value(s) above max %s clipped",
-                    o.name,
-                    int(np.sum(fp & (x > hi))),
-                    hi,
-                )
-                x = np.where(fp & (x > hi), hi, x)
-            at_min = fp & (x <= lo) if lo is not None else np.zeros(len(x), bool)
-            if at_min.any():
-                om.atmin = add_share(f"{o.name}__atmin", o.name, "atmin", at_min, fp, default=-9.0)
-            pos = fp & ~at_min
-            if not pos.any():
-                raise SynthInputError(f"outcome '{o.name}' has no value above its min")
-            xx = x.copy()
-            if o.type == "count":  # dequantise: a count k stands for [k - 1/2, k + 1/2)
-                jit = stream_rng(c.seed, "dequantise", o.name).random(len(x)) - 0.5
-                xx = x + jit
-                if lo is not None:
-                    xx = np.maximum(xx, lo + 0.5)
-            z = np.where(pos, to_link(np.where(pos, xx, (lo or 0) + 1.0), o), np.nan)
-            b = _pooled_slopes(g, w, z, X, pos, n_groups)
-            zr = z - (X @ b if X.shape[1] else 0.0)
-            mean, var, n_pos, n_eff = weighted_moments(g, w, zr, pos, n_groups)
-            kappa = _pooled_kurtosis(g, w, zr, pos, mean, var, n_eff)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ls_th = np.where(
-                    np.isfinite(var) & (var > 0), 0.5 * (np.log(var) + 1.0 / (n_eff - 1.0)), np.nan
-                )
-                ls_ps = np.where(np.isfinite(ls_th), (kappa - 1.0) / (4.0 * (n_eff - 1.0)), np.nan)
-            params.append(ParamSpec(f"{o.name}__logscale", o.name, "logscale"))
-            thetas.append(ls_th)
-            psis.append(ls_ps)
-            defaults.append(0.0)
-            om.logscale = len(params) - 1
-            pooled_var = float(
-                np.nansum(var * (n_pos - 1)) / max(np.nansum((n_pos - 1) * np.isfinite(var)), 1)
-            )
-            with np.errstate(divide="ignore", invalid="ignore"):
-                loc_ps = np.where(n_pos > 0, pooled_var / n_eff, np.nan)
-            params.append(ParamSpec(f"{o.name}__loc", o.name, "loc"))
-            thetas.append(np.where(n_pos > 0, mean, np.nan))
-            psis.append(loc_ps)
-            defaults.append(0.0)
-            om.loc = len(params) - 1
-            loc_info[om.loc] = (om.logscale, n_eff)
-            om.slope = b
-            numeric_data[o.name] = {"zr": zr, "pos": pos, "at_min": at_min, "mask": fp}
-        models.append(om)
-
-    names = [p.name for p in params]
-    theta = np.column_stack(thetas)
-    psi = np.column_stack(psis)
+                fr &= ~when_mask(r, rule)
+        free[o.name] = fr
+    for a in c.auxiliaries if inputs.use_aux else ():
+        raw[a] = r[a].to_numpy(dtype=float)
     terms = pooling_terms(table, c.cell_dims, c.wave, c.interactions)
-    log.info(
-        "synth fit: %d parameters x %d cell-waves, %d prior terms",
-        len(params),
-        n_groups,
-        len(terms),
-    )
-    first = fit_pooled(
-        theta, psi, terms, names, np.asarray(defaults), progress_seconds=c.progress_seconds
-    )
+    return FitData(g, w, n_groups, terms, raw, free)
 
-    # further passes: penalised quasi-likelihood for shares (working response linearised
-    # at the current posterior, Breslow & Clayton 1993), location variances from the
-    # smoothed cell scale
-    pooled = first
-    for _ in range(2):
-        theta2, psi2 = theta.copy(), psi.copy()
-        for i, (p_hat, n_eff) in share_info.items():
-            obs = np.isfinite(theta[:, i])
-            eta = pooled.post_mean[:, i]
-            mu = np.clip(expit(eta), 1e-4, 1 - 1e-4)
-            v = mu * (1 - mu)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                theta2[:, i] = np.where(obs, eta + (p_hat - mu) / v, np.nan)
-                psi2[:, i] = np.where(obs, 1.0 / (np.maximum(n_eff, 1e-9) * v), np.nan)
-        for i, (j, n_eff) in loc_info.items():
-            obs = np.isfinite(theta[:, i])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                psi2[:, i] = np.where(
-                    obs, np.exp(2 * pooled.post_mean[:, j]) / np.maximum(n_eff, 1e-9), np.nan
-                )
-        pooled = fit_pooled(
-            theta2,
-            psi2,
-            terms,
-            names,
-            np.asarray(defaults),
-            progress_seconds=c.progress_seconds,
-            start=pooled,
-            max_iter=24,
+
+def _weights(inputs: Inputs, c: SynthConfig) -> np.ndarray:
+    if c.weight:
+        return inputs.responses[c.weight].to_numpy(dtype=float)
+    table = inputs.support
+    npop = pd.to_numeric(table["n_population"], errors="coerce").to_numpy(dtype=float)
+    nres = table["n_respondents"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wc = np.where(nres > 0, npop / nres, np.nan)
+    w = wc[inputs.cell_wave]
+    if not np.isfinite(w).all():
+        bad = table[CELL_ID].iloc[inputs.cell_wave[~np.isfinite(w)][0]]
+        raise SynthInputError(
+            f"ss_design_weight is null and cell '{bad}' has no usable n_population in support"
         )
-    log.info(
-        "synth fit: pooling done (EM iterations %d first pass + %d last), %.1fs",
-        first.iterations,
-        pooled.iterations,
-        time.monotonic() - t0,
+    return w
+
+
+def _cell_scaled(w: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
+    """Design weights rescaled within each cell x wave to sum to its Kish effective n
+    (Pfeffermann et al. 1998; Rabe-Hesketh & Skrondal 2006, scaling method 2): with cell
+    effects in the model, weights adjust the composition within a cell, and each cell
+    carries the information of its own effective sample size. Unscaled, cells with a few
+    heavily weighted respondents would shrink the whole sample's information to the
+    overall Kish n. Hajek estimates within a cell and each cell's n_eff are unchanged."""
+    sw = np.bincount(g, weights=w, minlength=n_groups)
+    sw2 = np.bincount(g, weights=w * w, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(sw2 > 0, sw / np.where(sw2 > 0, sw2, 1.0), 0.0)
+    return w * factor[g]
+
+
+def _raw_outcome(s: pd.Series, o: OutcomeSpec) -> np.ndarray:
+    if o.is_discrete:
+        code = level_codes(s, o)
+        bad = s.notna().to_numpy() & (code < 0)
+        if bad.any():
+            raise SynthInputError(
+                f"outcome '{o.name}' has {int(bad.sum())} value(s) outside its levels "
+                f"{list(o.category_levels)} (e.g. {s[bad].iloc[0]!r}); fix ss_outcomes or the data"
+            )
+        return code
+    x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    lo, hi = o.lower, o.max
+    n_out = int(
+        np.sum((x < lo) if lo is not None else 0) + np.sum((x > hi) if hi is not None else 0)
     )
-
-    post = pooled.post_mean
-    # texture: residual shapes, then copula normal scores
-    jit_rng = stream_rng(c.seed, "copula-jitter")
-    scores = np.full((len(r), len(c.outcomes)), np.nan)
-    for om in models:
-        o = om.spec
-        d = numeric_data[o.name]
-        if o.is_discrete:
-            F = cumulative_probs(post[:, list(om.cats)])  # (G, K-1)
-            Fg = F[g]
-            code = d["code"]
-            k = np.clip(code, 0, len(om.cats))
-            ext = np.column_stack([np.zeros(len(r)), Fg, np.ones(len(r))])
-            lo_u = ext[np.arange(len(r)), k]
-            hi_u = ext[np.arange(len(r)), k + 1]
-            z = copula.normal_scores(lo_u, hi_u, jit_rng.random(len(r)))
-            scores[:, om.latent] = np.where(d["mask"], z, np.nan)
-        else:
-            sc = np.exp(post[:, om.logscale])
-            rres = (d["zr"] - post[g, om.loc]) / sc[g]
-            om.grid_p, om.grid_q = copula.weighted_quantile_grid(rres[d["pos"]], w[d["pos"]])
-            p0 = expit(post[:, om.atmin])[g] if om.atmin is not None else np.zeros(len(r))
-            u_pos = p0 + (1 - p0) * copula.grid_cdf(np.nan_to_num(rres), om.grid_p, om.grid_q)
-            lo_u = np.where(d["at_min"], 0.0, u_pos)
-            hi_u = np.where(d["at_min"], p0, u_pos)
-            z = copula.normal_scores(lo_u, hi_u, jit_rng.random(len(r)))
-            scores[:, om.latent] = np.where(d["mask"], z, np.nan)
-    corr = copula.weighted_correlation(scores, w)
-    chol = np.linalg.cholesky(corr)
-
-    spec = replace(spec_stub, params=tuple(params), models=tuple(models), chol=chol)
-    out = table[
-        [CELL_ID, *c.cell_dims, c.wave, "n_respondents", "n_population", "support_class"]
-    ].copy()
-    cols = {}
-    for i, p in enumerate(params):
-        cols[p.mean_col] = post[:, i]
-        cols[p.sd_col] = pooled.post_sd[:, i]
-    out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
-    corr_df = pd.DataFrame(corr, index=list(c.outcome_names), columns=list(c.outcome_names))
-    seconds = time.monotonic() - t0
-    log.info("synth fit: done in %.1fs", seconds)
-    return SynthModel(out, spec, pooled, corr_df, pooled.diagnostics, seconds)
+    if n_out:
+        log.warning("outcome '%s': %d value(s) outside [min, max] clipped", o.name, n_out)
+    return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
 
 
-def cumulative_probs(cr_logits: np.ndarray) -> np.ndarray:
-    """Cumulative category probabilities F_0..F_{K-2} from continuation-ratio logits
-    (columns j: logit P(y = j | y >= j)); elementwise, fixed order."""
-    n, k1 = cr_logits.shape
-    surv = np.ones(n)
-    cum = np.zeros(n)
-    out = np.empty((n, k1))
-    for j in range(k1):
-        h = expit(cr_logits[:, j])
-        cum = cum + h * surv
-        surv = surv * (1.0 - h)
-        out[:, j] = cum
+def _aux_sources(inputs: Inputs, c: SynthConfig, data: FitData) -> list[Source]:
+    out = []
+    for a in c.auxiliaries if inputs.use_aux else ():
+        how = aux_transform_of(inputs.frame[a].to_numpy(dtype=float))
+        out.append(learn_numeric(a, "aux", data.raw[a], data.w, transform=how))
     return out
 
 
-def _level_codes(s: pd.Series, o: OutcomeSpec, levels: list) -> np.ndarray:
-    present = s.notna()
-    if o.type == "binary":
-        x = pd.to_numeric(s, errors="coerce")
-        bad = present & ~x.isin([0, 1])
-        code = np.where(present, x.fillna(0).to_numpy(dtype=float), -1).astype(np.int64)
-    else:
-        mapping = {lv: i for i, lv in enumerate(levels)}
-        mapped = s.map(mapping)
-        bad = present & mapped.isna()
-        code = mapped.fillna(-1).to_numpy(dtype=np.int64)
-    if bad.any():
-        ex = s[bad].iloc[0]
+def _outcome_source(om: OutcomeModel, data: FitData) -> Source:
+    o = om.spec
+    x = data.raw[o.name]
+    if o.is_discrete:
+        return learn_discrete(o.name, o, x >= 0)
+    return learn_numeric(o.name, "numeric", x, data.w, outcome=o, spikes=om.spikes)
+
+
+# ----------------------------------------------------------------------- one outcome
+def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, diags: list):
+    """Components of one outcome: build them, fit them (slopes + pooled cell effects),
+    store their cell columns and diagnostics."""
+    o, fr = om.spec, data.free[om.spec.name]
+    raw = data.raw[o.name]
+    present = (raw >= 0) if o.is_discrete else np.isfinite(raw)
+    if not (present & fr).any():
         raise SynthInputError(
-            f"outcome '{o.name}' has {int(bad.sum())} value(s) outside its levels "
-            f"{levels} (e.g. {ex!r}); fix ss_outcomes or the data"
+            f"outcome '{o.name}' has no non-null value on rows where no rule fixes it"
         )
-    return code
+    X = design(list(om.sources), data.raw, len(raw))
+    targets = _targets(om, data, X, raw, present & fr, fr, c)
+    fits = _fit_components(targets, X, data, c)
+    for comp, f in zip(om.components, fits):
+        for what in CELL_COLUMNS:
+            cols[comp.col(what)] = f[what]
+        diags.append(f)
+    if om.loc is not None:
+        f = fits[om.components.index(om.loc)]
+        om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
 
 
-def _pooled_slopes(g, w, z, X, mask, n_groups) -> np.ndarray:
-    """Within-cell weighted least squares slopes of z on X, pooled over cells (cell means
-    removed, so cell intercepts are left to the pooled cell model)."""
-    p = X.shape[1]
-    if p == 0:
-        return np.zeros(0)
-    _, sw, _ = group_weights(g, w, mask, n_groups)
-    wm = np.where(mask, w, 0.0)
+def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
+    """The rows and response of every component of ``om`` (sets its component fields)."""
+    o, out = om.spec, []
+    srcs = list(om.sources)
+
+    def add(name, kind, event, rows, level=-1):
+        cons = structure.structural_constraints(event, rows, srcs, data.raw)
+        if cons:
+            rows = rows & ~_constrained(cons, data.raw)
+        if rows.any() and np.unique(event[rows]).size < 2:  # constant where it is free
+            cons = (*cons, structure.Constraint("", "all", float(event[rows][0])))
+            rows = np.zeros_like(rows)
+        comp = Component(f"{o.name}__{name}", o.name, kind, level, cons)
+        out.append({"comp": comp, "rows": rows, "y": event.astype(float)})
+        return comp
+
+    missing = ~((raw >= 0) if o.is_discrete else np.isfinite(raw))
+    if c.item_missing and (missing & fr).any():
+        om.miss = add("miss", "miss", missing, fr)
+    if o.is_discrete:
+        om.cats = tuple(
+            add(f"cat{j}", "cat", raw == j, fp & (raw >= j), j)
+            for j in range(len(o.category_levels) - 1)
+        )
+        return out
+    om.spikes = structure.find_spikes(np.where(fp, raw, np.nan), data.w, o, c.spike_share)
+    rest = fp.copy()
+    comps = []
+    for k, s in enumerate(om.spikes):
+        comps.append(add(f"spike{k}", "spike", raw == s, rest.copy(), k))
+        rest &= raw != s
+    om.spike_comps = tuple(comps)
+    if not rest.any():
+        return out
+    z = _link_values(raw, o, rest, c.seed)
+    om.loc = Component(f"{o.name}__loc", o.name, "loc")
+    om.logscale = Component(f"{o.name}__logscale", o.name, "logscale")
+    out.append({"comp": om.loc, "rows": rest, "y": z})
+    out.append({"comp": om.logscale, "rows": rest, "y": z})
+    return out
+
+
+def _constrained(cons, raw: dict) -> np.ndarray:
+    n = len(next(iter(raw.values())))
+    m = np.zeros(n, dtype=bool)
+    for k in cons:
+        m |= k.mask(raw[k.column]) if k.kind != "all" else np.ones(n, dtype=bool)
+    return m
+
+
+def _link_values(raw, o: OutcomeSpec, rows, seed) -> np.ndarray:
+    x = raw.copy()
+    if o.type == "count":  # dequantise: a count k stands for [k - 1/2, k + 1/2)
+        x = x + stream_rng(seed, "dequantise", o.name).random(len(x)) - 0.5
+        if o.lower is not None:
+            x = np.maximum(x, o.lower + 0.5)
+    safe = np.where(rows, x, (o.lower or 0.0) + 1.0)
+    return np.where(rows, to_link(safe, o), np.nan)
+
+
+# ----------------------------------------------------------------------- slopes + pooling
+def _fit_components(targets: list[dict], X: np.ndarray, data: FitData, c: SynthConfig):
+    """ROUNDS of: slopes given cell effects, direct cell effects given slopes, pooling."""
+    G = data.n_groups
+    delta = np.zeros((G, len(targets)))
+    pooled: PoolingResult | None = None
+    fits: list[glm.GLMFit | None] = [None] * len(targets)
+    for rnd in range(ROUNDS):
+        theta = np.full((G, len(targets)), np.nan)
+        psi = np.full((G, len(targets)), np.nan)
+        for k, t in enumerate(targets):
+            fits[k] = _slopes(t, X, data, delta[:, k], fits[k])
+            theta[:, k], psi[:, k] = _direct(t, X, data, fits[k], delta, targets, k, rnd)
+        names = [t["comp"].name for t in targets]
+        defaults = np.array([_default(t["comp"]) for t in targets])
+        pooled = fit_pooled(
+            theta,
+            psi,
+            data.terms,
+            names,
+            defaults,
+            start=pooled,
+            max_iter=36 if rnd == 0 else 24,
+            progress_seconds=c.progress_seconds,
+        )
+        delta = pooled.post_mean
+    return [_summary(t, k, theta, psi, pooled, fits[k], X, data) for k, t in enumerate(targets)]
+
+
+def _default(comp: Component) -> float:
+    return -9.0 if comp.kind in ("miss", "spike") else 0.0
+
+
+def _slopes(t, X, data, delta_k, prev):
+    fam = t["comp"].family
+    if fam == "scale":
+        return None
+    rows = t["rows"]
+    if not rows.any():  # fixed by its structural constraints
+        p = X.shape[1] + 1
+        return glm.GLMFit(np.zeros(p), np.zeros((p, p)))
+    off = delta_k[data.g[rows]]
+    if fam == "gauss":
+        return glm.fit_gauss(X[rows], t["y"][rows], data.w[rows], off)
+    start = prev.coef if prev is not None else None
+    return glm.fit_logit(X[rows], t["y"][rows], data.w[rows], off, start=start)
+
+
+def _direct(t, X, data, f, delta, targets, k, rnd):
+    """Direct cell effect and its sampling variance, given the slopes."""
+    comp, rows, G, g = t["comp"], t["rows"], data.n_groups, data.g
+    if comp.family == "scale":
+        loc_k = k - 1  # the location component precedes the scale
+        eta = glm.linear_predictor(X, targets[loc_k]["fit"].coef) if "fit" in targets[loc_k] else 0
+        return _direct_scale(t["y"] - eta, rows, data)
+    t["fit"] = f
+    eta = glm.linear_predictor(X, f.coef)
+    if comp.family == "gauss":
+        mean, _, n, n_eff = weighted_moments(g, data.w, t["y"] - eta, rows, G)
+        s2 = f.scale if rnd == 0 else np.exp(2 * delta[:, k + 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(n > 0, mean, np.nan), np.where(
+                n > 0, s2 / np.maximum(n_eff, 1e-9), np.nan
+            )
+    mu = expit(eta + delta[g, k])
+    _, sw, n_eff = group_weights(g, data.w, rows, G)
+    wm = np.where(rows, data.w, 0.0)
     safe = np.where(sw > 0, sw, 1.0)
-    zc = np.where(
-        mask,
-        z - (np.bincount(g, weights=np.where(mask, w * z, 0.0), minlength=n_groups) / safe)[g],
-        0.0,
-    )
-    Xc = np.empty_like(X)
-    for k in range(p):
-        mk = np.bincount(g, weights=wm * X[:, k], minlength=n_groups) / safe
-        Xc[:, k] = np.where(mask, X[:, k] - mk[g], 0.0)
-    A = (Xc * wm[:, None]).T @ Xc + 1e-8 * np.eye(p) * max(float(wm.sum()), 1.0)
-    return np.linalg.solve(A, (Xc * wm[:, None]).T @ zc)
+    p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
+    mu_bar = np.bincount(g, weights=wm * mu, minlength=G) / safe
+    v_bar = np.maximum(np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe, 1e-4)
+    ok = sw > 0
+    theta = np.where(ok, delta[:, k] + (p_hat - mu_bar) / v_bar, np.nan)
+    psi = np.where(ok, 1.0 / (np.maximum(n_eff, 1e-9) * v_bar), np.nan)
+    return theta, psi
+
+
+def _direct_scale(resid, rows, data):
+    mean, var, n, n_eff = weighted_moments(data.g, data.w, resid, rows, data.n_groups)
+    kappa = _pooled_kurtosis(data.g, data.w, resid, rows, mean, var, n_eff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = np.isfinite(var) & (var > 0)
+        th = np.where(ok, 0.5 * (np.log(var) + 1.0 / (n_eff - 1.0)), np.nan)
+        ps = np.where(ok, (kappa - 1.0) / (4.0 * (n_eff - 1.0)), np.nan)
+    return th, ps
 
 
 def _pooled_kurtosis(g, w, z, mask, mean, var, n_eff) -> float:
@@ -532,3 +505,58 @@ def _pooled_kurtosis(g, w, z, mask, mean, var, n_eff) -> float:
     ww = w[ok]
     k = float(np.sum(ww * rr**4) / np.sum(ww)) / float(np.sum(ww * rr**2) / np.sum(ww)) ** 2
     return float(np.clip(k, 1.8, 30.0))
+
+
+def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
+    """Cell columns and diagnostics of one component."""
+    comp = t["comp"]
+    obs = np.isfinite(theta[:, k]) & np.isfinite(psi[:, k])
+    has_any = bool(obs.any())
+    s2 = float(pooled.sigma_v2[k]) if has_any else 0.0
+    gam = np.where(obs, s2 / (s2 + np.where(obs, psi[:, k], 1.0)), 0.0)
+    out = {
+        "component": comp.name,
+        "outcome": comp.outcome,
+        "kind": comp.kind,
+        "n_rows": int(t["rows"].sum()),
+        "n_cells_observed": int(obs.sum()),
+        "sigma_v2": s2,
+        "mean_gamma": float(gam[obs].mean()) if has_any else np.nan,
+        "n_constraints": len(comp.constraints),
+        "hat": np.where(obs, theta[:, k], np.nan),
+        "psi": np.where(obs, psi[:, k], np.nan),
+        "prior": pooled.prior_mean[:, k],
+        "priorvar": pooled.prior_var[:, k] if has_any else np.zeros(len(obs)),
+        "df": max(float(gam.sum()), 3.0),
+        "fit": f,
+    }
+    if comp.kind == "loc":
+        post = pooled.post_mean
+        scale = np.exp(post[:, k + 1])[data.g]
+        eta = glm.linear_predictor(X, f.coef)
+        rows = t["rows"]
+        out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
+        out["resid_w"] = data.w[rows]
+    return out
+
+
+# ----------------------------------------------------------------------- implicates
+def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
+    """Per implicate: slopes from their Gaussian posterior and each variance component from
+    a scaled inverse-chi-square (sigma_v2 df / chi2_df, df the effective number of cells
+    informing it). Global streams keyed by (seed, component, implicate)."""
+    for d in diags:
+        name, f = d["component"], d["fit"]
+        sig = np.empty(m)
+        for i in range(m):
+            rng = stream_rng(spec.seed, "sigma", name, i + 1)
+            sig[i] = d["sigma_v2"] * d["df"] / max(rng.chisquare(d["df"]), 1e-12)
+        spec.sigma_draws[name] = sig
+        if f is None:
+            continue
+        L = np.linalg.cholesky(f.cov + 1e-12 * np.eye(len(f.coef)))
+        coefs = np.empty((m, len(f.coef)))
+        for i in range(m):
+            rng = stream_rng(spec.seed, "coef", name, i + 1)
+            coefs[i] = f.coef + L @ rng.standard_normal(len(f.coef))
+        spec.coef_draws[name] = coefs

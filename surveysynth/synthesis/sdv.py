@@ -32,7 +32,7 @@ from surveysynth.contract.config import SynthConfig, SynthConfigError
 from surveysynth.contract.inputs import CELL_ID, Inputs
 from surveysynth.contract.rules import enforce
 from surveysynth.seeding import cell_rng, stable_int_hash
-from surveysynth.synthesis.sample import IMPLICATE
+from surveysynth.synthesis.plan import IMPLICATE
 
 log = logging.getLogger("surveysynth")
 

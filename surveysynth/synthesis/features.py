@@ -1,0 +1,183 @@
+"""Predictors of the sequential conditional models: the register auxiliaries and the
+outcomes synthesized before the one being modelled.
+
+Each source column becomes a few numeric features, learned once from the respondents
+(centres, scales, knots, levels) and then built the same way for real rows in the fit and
+for synthetic rows in the sampler, so a model fitted on real answers is applied to
+synthetic ones without any mismatch:
+
+* auxiliary or numeric outcome: the value on its link scale (log of a positive register,
+  the outcome's own link), standardised, plus hinge functions max(0, x - k) at its
+  weighted quartiles, so a conditional mean may bend (a piecewise-linear spline); a
+  numeric outcome also gets one indicator per spike value (a point mass such as 0 or 40
+  hours) and one for "missing";
+* discrete outcome: one indicator per level after the first, and one for "missing".
+
+Missing values enter as 0 with their indicator, so a structural skip (hours missing when
+not employed) is a predictor of what follows. All transforms are elementwise: building the
+features of a row never looks at another row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from surveysynth.contract.config import OutcomeSpec
+from surveysynth.synthesis.links import to_link
+
+N_KNOTS = 3
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source column and how it becomes features."""
+
+    column: str
+    kind: str  # aux | numeric | discrete
+    transform: str = "identity"  # aux: identity | log | log1p
+    outcome: OutcomeSpec | None = None  # numeric / discrete outcomes
+    center: float = 0.0
+    scale: float = 1.0
+    knots: tuple[float, ...] = ()
+    levels: tuple = ()
+    spikes: tuple[float, ...] = ()
+    has_missing: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        c = self.column
+        if self.kind == "discrete":
+            out = [f"{c}=={lv}" for lv in self.levels[1:]]
+        else:
+            out = [f"{c}", *(f"{c}>k{i}" for i in range(len(self.knots)))]
+            out += [f"{c}=={s:g}" for s in self.spikes]
+        if self.has_missing:
+            out.append(f"{c} is null")
+        return out
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+
+def aux_transform_of(values: np.ndarray) -> str:
+    """log for strictly positive registers, log1p for non-negative ones, else identity."""
+    v = values[np.isfinite(values)]
+    if v.size and v.min() > 0:
+        return "log"
+    if v.size and v.min() >= 0:
+        return "log1p"
+    return "identity"
+
+
+def _aux_values(x: np.ndarray, how: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if how == "log":
+            return np.log(np.where(x > 0, x, np.nan))
+        if how == "log1p":
+            return np.log1p(np.where(x >= 0, x, np.nan))
+    return x.astype(float)
+
+
+def numeric_link_values(x: np.ndarray, source: Source) -> np.ndarray:
+    """The link-scale value of a numeric source; nan where missing or at a spike."""
+    if source.kind == "aux":
+        return _aux_values(x, source.transform)
+    o = source.outcome
+    ok = np.isfinite(x)
+    for s in source.spikes:
+        ok &= x != s
+    if o.lower is not None:
+        ok &= x > o.lower
+    safe = np.where(ok, x, (o.lower or 0.0) + 1.0)
+    return np.where(ok, to_link(safe, o), np.nan)
+
+
+def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order])
+    return np.interp(qs * cw[-1], cw, x[order])
+
+
+def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra) -> Source:
+    """Centre, scale and knots of a numeric source from its values ``x`` (raw scale)."""
+    proto = Source(column, kind, **extra)
+    z = numeric_link_values(x, proto)
+    ok = np.isfinite(z)
+    missing = bool((~np.isfinite(x)).any())
+    if ok.sum() < 2:
+        return Source(column, kind, has_missing=missing, **extra)
+    zc, wc = z[ok], w[ok]
+    center = float(np.average(zc, weights=wc))
+    scale = float(np.sqrt(np.average((zc - center) ** 2, weights=wc))) or 1.0
+    knots: tuple[float, ...] = ()
+    if np.unique(zc).size > 2 * N_KNOTS:
+        q = _weighted_quantiles((zc - center) / scale, wc, np.array([0.25, 0.5, 0.75]))
+        knots = tuple(float(k) for k in np.unique(np.round(q, 9)))
+    return Source(
+        column, kind, center=center, scale=scale, knots=knots, has_missing=missing, **extra
+    )
+
+
+def learn_discrete(column: str, o: OutcomeSpec, present: np.ndarray) -> Source:
+    return Source(
+        column,
+        "discrete",
+        outcome=o,
+        levels=tuple(o.category_levels),
+        has_missing=bool((~present).any()),
+    )
+
+
+def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
+    """The feature columns of one source for raw ``values`` (float array for numeric
+    sources, integer level codes with -1 for missing for discrete ones)."""
+    if source.kind == "discrete":
+        code = values
+        cols = [(code == j).astype(float) for j in range(1, len(source.levels))]
+        if source.has_missing:
+            cols.append((code < 0).astype(float))
+        return cols
+    z = numeric_link_values(values, source)
+    ok = np.isfinite(z)
+    s = np.where(ok, (z - source.center) / source.scale, 0.0)
+    cols = [s]
+    for k in source.knots:
+        cols.append(np.where(ok, np.maximum(s - k, 0.0), 0.0))
+    for sp in source.spikes:
+        cols.append((values == sp).astype(float))
+    if source.has_missing:
+        cols.append((~np.isfinite(values)).astype(float))
+    return cols
+
+
+def design(sources: list[Source], values: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """The design matrix (no intercept) of ``sources`` for rows whose raw values are in
+    ``values`` (column -> array)."""
+    cols: list[np.ndarray] = []
+    for s in sources:
+        cols.extend(source_columns(s, values[s.column]))
+    if not cols:
+        return np.zeros((n, 0))
+    return np.column_stack(cols)
+
+
+def raw_values(df: pd.DataFrame, source: Source) -> np.ndarray:
+    """Raw values of a source column of a DataFrame: floats (nan for null) for numeric
+    sources, level codes (-1 for null) for discrete ones."""
+    s = df[source.column]
+    if source.kind != "discrete":
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return level_codes(s, source.outcome)
+
+
+def level_codes(s: pd.Series, o: OutcomeSpec) -> np.ndarray:
+    """Integer codes of a discrete outcome's levels; -1 for null or an unknown level."""
+    if o.type == "binary":
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isin(x, [0.0, 1.0]), np.nan_to_num(x), -1).astype(np.int64)
+    mapping = {lv: i for i, lv in enumerate(o.category_levels)}
+    return s.map(mapping).fillna(-1).to_numpy(dtype=np.int64)

@@ -1,0 +1,209 @@
+"""Structure learned from the respondents before any model is fitted: the order of the
+sequential models, exact functional relations between answers, value spikes and
+structural zeros.
+
+* Order: ``ss_synth_order`` when given; otherwise the declared order of ``ss_outcomes``,
+  moved only as far as needed so that a rule's ``when`` columns and a relation's source
+  come before the column they determine.
+* Functional relations: an outcome that is an exact function of an earlier discrete
+  outcome in the data (every level of the source maps to one value of the target, nulls
+  included; e.g. education and its numeric code) is copied through that map instead of
+  being modelled (declared by ``ss_synth_derived: {target: source}`` or detected: the
+  source needs at least 2 levels, 20 rows and 3 rows per level on average, so a chance
+  one-to-one match in a tiny sample is not taken for a relation).
+* Spikes: values of a numeric outcome held by at least ``spike_share`` of the weighted
+  answers (40 hours a week), up to 5, and its declared minimum when the data reach it, are
+  point masses with their own probabilities, not smoothed into the continuous part.
+* Structural zeros: an event (a category, or an item being missing) that never happens
+  for one level of an earlier discrete answer, or outside the range of an earlier numeric
+  one (children never have an employment status), where chance cannot explain it: the
+  event's rate elsewhere predicts at least ``MIN_EXPECTED`` occurrences there (a chance
+  zero has probability below exp(-7), about 0.1%). Its probability is then fixed at 0
+  (or 1 for "always"), which a logit with a ridge penalty would only approach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from surveysynth.contract.config import OutcomeSpec, Rule
+from surveysynth.synthesis.features import Source
+
+MIN_EXPECTED = 7.0
+MAX_SPIKES = 5
+MIN_SPIKE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Fix the event probability to ``value`` on rows where the source column's level code
+    equals ``level`` (kind ``level``) or its value lies below / above ``bound``."""
+
+    column: str
+    kind: str  # level | below | above | all
+    value: float
+    level: int = 0
+    bound: float = 0.0
+
+    def mask(self, raw: np.ndarray) -> np.ndarray:
+        if self.kind == "all":
+            return np.ones(len(raw), dtype=bool)
+        if self.kind == "level":
+            return raw == self.level
+        with np.errstate(invalid="ignore"):
+            if self.kind == "below":
+                return raw < self.bound
+            return raw > self.bound
+
+
+def synthesis_order(
+    outcomes: Sequence[OutcomeSpec],
+    rules: Sequence[Rule],
+    derived: dict[str, str],
+    declared: Sequence[str] = (),
+) -> list[str]:
+    """Outcome names in the order they are synthesized (a stable topological sort)."""
+    names = [o.name for o in outcomes]
+    if declared:
+        unknown = [n for n in declared if n not in names]
+        if unknown or len(set(declared)) != len(names):
+            raise ValueError(
+                f"ss_synth_order must list every outcome once; got {list(declared)}, "
+                f"outcomes {names}"
+            )
+        names = list(declared)
+    before: dict[str, set[str]] = {n: set() for n in names}
+    for r in rules:
+        for t in r.target_columns:
+            if t in before:
+                before[t] |= {c for c in r.when_columns if c in before and c != t}
+    for t, s in derived.items():
+        before[t].add(s)
+    out: list[str] = []
+    while len(out) < len(names):
+        ready = [n for n in names if n not in out and before[n] <= set(out)]
+        if not ready:
+            raise ValueError(
+                "ss_synth_rules / ss_synth_derived make a cycle among outcomes "
+                f"{[n for n in names if n not in out]}"
+            )
+        out.append(ready[0])
+    if declared and out != list(declared):
+        raise ValueError(
+            f"ss_synth_order {list(declared)} puts a column before the rule or relation that "
+            f"determines it; a valid order is {out}"
+        )
+    return out
+
+
+def find_relations(
+    order: list[str],
+    specs: dict[str, OutcomeSpec],
+    codes: dict[str, np.ndarray],
+    raw: dict[str, np.ndarray],
+    declared: dict[str, str],
+) -> dict[str, tuple[str, tuple]]:
+    """target -> (source, ((source code, target raw value), ...)) for exact relations."""
+    found: dict[str, tuple[str, tuple]] = {}
+    for t, s in declared.items():
+        pairs = _function_pairs(codes[s], raw[t], min_rows=1)
+        if pairs is None:
+            raise ValueError(
+                f"ss_synth_derived says '{t}' is a function of '{s}', but the data map one "
+                f"level of '{s}' to several values of '{t}'"
+            )
+        found[t] = (s, pairs)
+    for i, t in enumerate(order):
+        if t in found:
+            continue
+        for s in order[:i]:
+            if s in found or not specs[s].is_discrete:
+                continue
+            pairs = _function_pairs(codes[s], raw[t], min_rows=20)
+            if pairs is not None:
+                found[t] = (s, pairs)
+                break
+    return found
+
+
+def _function_pairs(src: np.ndarray, tgt: np.ndarray, min_rows: int) -> tuple | None:
+    n = len(src)
+    levels = np.unique(src)
+    if levels.size < 2 or (min_rows > 1 and (n < min_rows or n < 3 * levels.size)):
+        return None
+    key = np.where(np.isnan(tgt), np.inf, tgt) if tgt.dtype.kind == "f" else tgt
+    if np.unique(key).size < 2:
+        return None
+    pairs = []
+    for lv in levels:
+        vals = np.unique(key[src == lv])
+        if vals.size != 1:
+            return None
+        v = vals[0]
+        pairs.append((int(lv), None if (isinstance(v, float) and np.isinf(v)) else v))
+    return tuple(pairs)
+
+
+def find_spikes(x: np.ndarray, w: np.ndarray, o: OutcomeSpec, share: float) -> tuple[float, ...]:
+    """Point masses of a numeric outcome: its minimum when hit, and values with weighted
+    share >= ``share`` (at most 5, largest first)."""
+    ok = np.isfinite(x)
+    if not ok.any():
+        return ()
+    spikes: list[float] = []
+    if o.lower is not None and np.any(x[ok] <= o.lower):
+        spikes.append(float(o.lower))
+    vals, inv = np.unique(x[ok], return_inverse=True)
+    wsum = np.bincount(inv, weights=w[ok])
+    cnt = np.bincount(inv)
+    frac = wsum / wsum.sum()
+    for k in np.argsort(-frac, kind="stable"):
+        v = float(vals[k])
+        if len(spikes) > MAX_SPIKES or frac[k] < share or cnt[k] < MIN_SPIKE_ROWS:
+            break
+        if v not in spikes and (o.max is None or v < o.max):
+            spikes.append(v)
+    return tuple(spikes[: MAX_SPIKES + 1])
+
+
+def structural_constraints(
+    event: np.ndarray, at_risk: np.ndarray, sources: list[Source], raw: dict[str, np.ndarray]
+) -> tuple[Constraint, ...]:
+    """Levels / ranges of earlier answers where ``event`` never (or always) happens beyond
+    chance, among ``at_risk`` rows."""
+    out: list[Constraint] = []
+    e = event[at_risk]
+    if e.size and (e.all() or not e.any()):  # the event is constant where it can happen
+        return (Constraint(sources[0].column if sources else "", "all", float(e[0])),)
+    if e.size == 0:
+        return ()
+    for s in sources:
+        x = raw[s.column][at_risk]
+        if s.kind == "discrete":
+            for lv in np.unique(x):
+                out += _check(e, x == lv, s.column, "level", level=int(lv))
+        else:
+            fin = np.isfinite(x)
+            if fin.sum() < 2 or not (fin & e).any() or not (fin & ~e).any():
+                continue
+            for value, sel in ((0.0, e), (1.0, ~e)):
+                lo, hi = x[fin & sel].min(), x[fin & sel].max()
+                out += _check(e, fin & (x < lo), s.column, "below", bound=lo, value=value)
+                out += _check(e, fin & (x > hi), s.column, "above", bound=hi, value=value)
+    return tuple(out)
+
+
+def _check(e, sel, column, kind, level=0, bound=0.0, value=None) -> list[Constraint]:
+    n_in = int(sel.sum())
+    if n_in == 0 or n_in == len(e):
+        return []
+    inside, outside = e[sel], e[~sel]
+    rate = float(outside.mean())
+    if value in (None, 0.0) and not inside.any() and rate * n_in >= MIN_EXPECTED:
+        return [Constraint(column, kind, 0.0, level, float(bound))]
+    if value in (None, 1.0) and inside.all() and (1 - rate) * n_in >= MIN_EXPECTED:
+        return [Constraint(column, kind, 1.0, level, float(bound))]
+    return []
