@@ -6,16 +6,14 @@ calibrated to canton (CT, 26) and municipality-size-class population counts from
 and canton means, shares and ratio estimates are compared with numpy (STATS.md) and samplics.
 A sample that misses a canton makes the canton margin impossible: the build must fail, naming it.
 
-The data come from the Debian archive: `apt-get download r-cran-sampling` into data/ext (git-
-ignored, cached), unpacked with dpkg-deb, read with the `rdata` package. Without apt-get or the
-package the test FAILS, never skips.
+The data come from the Debian archive through scripts/eval/real_data.py (`apt-get download
+r-cran-sampling` into data/real, git-ignored and cached, unpacked with dpkg-deb, read with the
+`rdata` package). Without apt-get or the package the test FAILS, never skips.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import warnings
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,41 +23,16 @@ from design_fixtures import OTHER_LAYERS_NEUTRAL, build, rel_diff
 from design_reference import Margin, rake, taylor
 from harness import ROOT
 
-CACHE = ROOT / "data" / "ext" / "r-cran-sampling"
-RDA = "usr/lib/R/site-library/sampling/data/swissmunicipalities.rda"
+sys.path.insert(0, str(ROOT / "scripts" / "eval"))
+from real_data import load
+
 SAMPLING_FRACTION = 0.2
 
 
 def _swiss() -> pd.DataFrame:
-    rda = CACHE / "x" / RDA
-    if not rda.exists():
-        if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-            pytest.fail(
-                "apt-get and dpkg-deb are needed to fetch r-cran-sampling (Debian); install them"
-            )
-        CACHE.mkdir(parents=True, exist_ok=True)
-        got = subprocess.run(
-            ["apt-get", "download", "r-cran-sampling"],
-            cwd=CACHE,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        debs = sorted(CACHE.glob("r-cran-sampling_*.deb"))
-        if got.returncode != 0 or not debs:
-            pytest.fail(
-                "apt-get download r-cran-sampling failed (run `apt-get update` first?):\n"
-                + got.stdout
-                + got.stderr
-            )
-        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(CACHE / "x")], check=True)
-    import rdata
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        df = rdata.conversion.convert(rdata.parser.parse_file(rda))["swissmunicipalities"]
-    df = df.astype({c: "int64" for c in df.columns if c != "Nom"})
-    return df.reset_index(drop=True)
+    """The municipalities from real_data (fetched and cached on first use; raises, so the test
+    fails, when they cannot be fetched)."""
+    return load("swissmunicipalities")
 
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
