@@ -197,7 +197,7 @@ class SynthConfig:
             "backend_options": tuple(sorted((v.get("ss_synth_backend_options") or {}).items())),
             "order": tuple(str(x) for x in (v.get("ss_synth_order") or ())),
             "derived": tuple(sorted((v.get("ss_synth_derived") or {}).items())),
-            "spike_share": float(v.get("ss_synth_spike_share", 0.05)),
+            "spike_share": float(_or(v.get("ss_synth_spike_share"), 0.05)),
         }
         kwargs.update(overrides)
         if "outcomes" in overrides and isinstance(overrides["outcomes"], Mapping):
@@ -322,6 +322,10 @@ def parse_rules(raw: Sequence[Any]) -> tuple[Rule, ...]:
             cons.append(RuleConsequence(str(col), op, None if op == "is_null" else val))
         rules.append(Rule(str(r["name"]), tuple(when_t), tuple(cons)))
     return tuple(rules)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _is_parsed_rules(rules: Any) -> bool:
