@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 from surveysynth.contract.config import OutcomeSpec, SynthConfig
 from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError
@@ -75,6 +76,10 @@ log = logging.getLogger("surveysynth")
 
 PARAM_PREFIX = "p__"
 ROUNDS = 3
+# Slopes are fitted on at most this many rows of a component (a seeded sample, weights kept):
+# their posterior is then that of the sample, a little wider than the full data's, and the
+# cost of the fit does not grow with the survey (cell effects always use every row).
+SLOPE_ROWS = 20_000
 CELL_COLUMNS = ("hat", "psi", "prior", "priorvar")
 
 
@@ -187,13 +192,21 @@ class FitData:
     terms: dict[str, np.ndarray]
     raw: dict[str, np.ndarray]  # outcome/aux -> floats (numeric) or level codes (discrete)
     free: dict[str, np.ndarray]  # outcome -> rows where no rule fixes it
+    seed: int = 0
 
 
 # ----------------------------------------------------------------------- the pipeline
 def fit(
     inputs: Inputs, config: SynthConfig, run_id: str, method: str = "hierarchical"
 ) -> SynthModel:
-    """Fit every outcome's conditional model in synthesis order."""
+    """Fit every outcome's conditional model in synthesis order. BLAS runs on one thread:
+    faster for these small matrices on a shared machine, and the sums it forms do not depend
+    on the thread count, so the fit is bit-identical whatever the machine's load or cores."""
+    with threadpool_limits(limits=1):
+        return _fit(inputs, config, run_id, method)
+
+
+def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> SynthModel:
     t0 = time.monotonic()
     data = _fit_data(inputs, config)
     specs = {o.name: o for o in config.outcomes}
@@ -256,7 +269,7 @@ def _fit_data(inputs: Inputs, config: SynthConfig) -> FitData:
     for a in c.auxiliaries if inputs.use_aux else ():
         raw[a] = r[a].to_numpy(dtype=float)
     terms = pooling_terms(table, c.cell_dims, c.wave, c.interactions)
-    return FitData(g, w, n_groups, terms, raw, free)
+    return FitData(g, w, n_groups, terms, raw, free, c.seed)
 
 
 def _weights(inputs: Inputs, c: SynthConfig) -> np.ndarray:
@@ -450,11 +463,26 @@ def _slopes(t, X, data, delta_k, prev):
     if not rows.any():  # fixed by its structural constraints
         p = X.shape[1] + 1
         return glm.GLMFit(np.zeros(p), np.zeros((p, p)))
-    off = delta_k[data.g[rows]]
+    if "slope_idx" not in t:  # the same rows every round
+        t["slope_idx"] = idx = _slope_rows(rows, t["comp"].name, data)
+        t["slope_X"], t["slope_y"], t["slope_w"] = X[idx], t["y"][idx], data.w[idx]
+    off = delta_k[data.g[t["slope_idx"]]]
     if fam == "gauss":
-        return glm.fit_gauss(X[rows], t["y"][rows], data.w[rows], off)
+        return glm.fit_gauss(t["slope_X"], t["slope_y"], t["slope_w"], off)
     start = prev.coef if prev is not None else None
-    return glm.fit_logit(X[rows], t["y"][rows], data.w[rows], off, start=start)
+    return glm.fit_logit(t["slope_X"], t["slope_y"], t["slope_w"], off, start=start)
+
+
+def _eta(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    return coef[0] + X @ coef[1:]
+
+
+def _slope_rows(rows: np.ndarray, name: str, data: FitData) -> np.ndarray:
+    idx = np.flatnonzero(rows)
+    if idx.size <= SLOPE_ROWS:
+        return idx
+    key = stream_rng(data.seed, "slope-rows", name).random(idx.size)
+    return np.sort(idx[np.argsort(key, kind="stable")[:SLOPE_ROWS]])
 
 
 def _direct(t, X, data, f, delta, targets, k, rnd):
@@ -462,10 +490,10 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
     comp, rows, G, g = t["comp"], t["rows"], data.n_groups, data.g
     if comp.family == "scale":
         loc_k = k - 1  # the location component precedes the scale
-        eta = glm.linear_predictor(X, targets[loc_k]["fit"].coef) if "fit" in targets[loc_k] else 0
+        eta = _eta(X, targets[loc_k]["fit"].coef) if "fit" in targets[loc_k] else 0
         return _direct_scale(t["y"] - eta, rows, data)
     t["fit"] = f
-    eta = glm.linear_predictor(X, f.coef)
+    eta = _eta(X, f.coef)
     if comp.family == "gauss":
         mean, _, n, n_eff = weighted_moments(g, data.w, t["y"] - eta, rows, G)
         s2 = f.scale if rnd == 0 else np.exp(2 * delta[:, k + 1])
@@ -533,7 +561,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
     if comp.kind == "loc":
         post = pooled.post_mean
         scale = np.exp(post[:, k + 1])[data.g]
-        eta = glm.linear_predictor(X, f.coef)
+        eta = _eta(X, f.coef)
         rows = t["rows"]
         out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
         out["resid_w"] = data.w[rows]

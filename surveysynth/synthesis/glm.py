@@ -63,7 +63,7 @@ def fit_logit(
         grad = A.T @ (wk * (y - mu)) - P @ b
         step = np.linalg.solve(H, grad)
         b = b + step
-        if np.abs(step).max(initial=0.0) < 1e-7:
+        if np.abs(step).max(initial=0.0) < 1e-6:
             break
     mu = expit(offset + A @ b)
     H = (A * (wk * np.maximum(mu * (1 - mu), 1e-10))[:, None]).T @ A + P
