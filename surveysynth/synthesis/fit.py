@@ -515,7 +515,7 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
 
 
 def _direct_scale(resid, rows, data):
-    mean, var, n, n_eff = weighted_moments(data.g, data.w, resid, rows, data.n_groups)
+    mean, var, _, n_eff = weighted_moments(data.g, data.w, resid, rows, data.n_groups)
     kappa = _pooled_kurtosis(data.g, data.w, resid, rows, mean, var, n_eff)
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = np.isfinite(var) & (var > 0)
