@@ -21,7 +21,7 @@
             {%- set examples = [] -%}
             {%- for r in rows[:5] -%}
                 {%- set parts = [] -%}
-                {%- for d in dims %}{% do parts.append(d ~ "='" ~ r[loop.index0] ~ "'") %}{% endfor -%}
+                {%- for d in dims %}{% do parts.append(surveysynth.ident_name(d) ~ "='" ~ r[loop.index0] ~ "'") %}{% endfor -%}
                 {%- do examples.append('(' ~ parts | join(', ') ~ ')') -%}
             {%- endfor -%}
             {{ exceptions.raise_compiler_error(

@@ -1,16 +1,36 @@
-{#- Accessors for the input contract, so models never read raw vars directly. -#}
+{#- Accessors for the input contract, so models never read raw vars directly.
+    Column names come in two forms: *_names() gives the names as configured (for messages, labels
+    and comparisons with other vars), the plain accessors give them as SQL identifiers
+    (surveysynth.ident: quoted where the name is not a plain word, e.g. `size-band`), ready to
+    write into SQL. For the demo's names the two are the same. -#}
 
-{% macro cell_dims() %}
+{% macro cell_dim_names() %}
     {{ return(var('ss_cell_dims')) }}
 {% endmacro %}
 
-{% macro outcomes() %}
+{% macro cell_dims() %}
+    {{ return(surveysynth.idents(var('ss_cell_dims'))) }}
+{% endmacro %}
+
+{#- Outcome specs keyed by the configured name. -#}
+{% macro outcome_specs() %}
     {{ return(var('ss_outcomes')) }}
 {% endmacro %}
 
-{% macro frame_auxiliaries() %}
+{#- Outcome specs keyed by identifier (same order). -#}
+{% macro outcomes() %}
+    {%- set out = {} -%}
+    {%- for name, spec in var('ss_outcomes').items() %}{% do out.update({surveysynth.ident(name): spec}) %}{% endfor -%}
+    {{ return(out) }}
+{% endmacro %}
+
+{% macro frame_auxiliary_names() %}
     {%- set aux = var('ss_frame_auxiliaries', []) -%}
     {{ return(aux if aux is not none else []) }}
+{% endmacro %}
+
+{% macro frame_auxiliaries() %}
+    {{ return(surveysynth.idents(surveysynth.frame_auxiliary_names())) }}
 {% endmacro %}
 
 {% macro has_frame() %}
@@ -31,18 +51,20 @@
 
 {#- Indicator names and their SQL value expressions for one outcome, shared by every estimate.
     Numeric outcomes give one indicator (the value); categorical, ordinal and binary outcomes give
-    one 0/1 indicator per level, named '<column>=<level>' as in demo_truth. -#}
+    one 0/1 indicator per level, named '<column>=<level>' as in demo_truth. `name` is the outcome's
+    name or identifier; the indicator is labelled with the name. -#}
 {% macro outcome_indicators(name, spec, alias='') %}
-    {%- set col = ((alias ~ '.') if alias else '') ~ name -%}
+    {%- set label = surveysynth.ident_name(name) -%}
+    {%- set col = ((alias ~ '.') if alias else '') ~ surveysynth.ident(label) -%}
     {%- set out = [] -%}
     {%- if spec.type in ('continuous', 'count') -%}
-        {%- do out.append({'indicator': name, 'outcome': name, 'expr': 'cast(' ~ col ~ ' as ' ~ surveysynth.type_double() ~ ')', 'kind': 'mean'}) -%}
+        {%- do out.append({'indicator': label, 'outcome': label, 'expr': 'cast(' ~ col ~ ' as ' ~ surveysynth.type_double() ~ ')', 'kind': 'mean'}) -%}
     {%- else -%}
         {%- set levels = spec.levels if spec.type != 'binary' else [0, 1] -%}
         {%- for lv in levels -%}
             {%- do out.append({
-                'indicator': name ~ '=' ~ lv,
-                'outcome': name,
+                'indicator': label ~ '=' ~ lv,
+                'outcome': label,
                 'expr': 'case when ' ~ col ~ ' is null then null when ' ~ col ~ ' = ' ~ surveysynth.sql_literal(lv) ~ ' then 1.0 else 0.0 end',
                 'kind': 'share'}) -%}
         {%- endfor -%}

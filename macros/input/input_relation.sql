@@ -24,6 +24,26 @@
     {%- elif spec.startswith('file:') -%}
         {{ surveysynth.read_file(spec[5:] | trim, var_name) }}
     {%- else -%}
+        {%- do surveysynth.assert_relation_exists(spec, var_name) -%}
         {{ spec }}
+    {%- endif -%}
+{% endmacro %}
+
+{#- A '<schema>.<table>' var must name a relation the target can read (checked when the model runs,
+    so a typo gives this message instead of the engine's catalog error). -#}
+{% macro assert_relation_exists(spec, var_name) %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set parts = spec.split('.') -%}
+    {%- if parts | length > 3 or parts | select('equalto', '') | list | length > 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "surveysynth: var '" ~ var_name ~ "' = '" ~ spec ~ "' is not a relation name: give '<schema>.<table>', "
+            ~ "'file:<path>', 'ref:<model>' or 'source:<source>.<table>'.") }}
+    {%- endif -%}
+    {%- set names = ([target.database, target.schema] + parts)[-3:] -%}
+    {%- set rel = adapter.get_relation(database=names[0], schema=names[1], identifier=names[2]) -%}
+    {%- if rel is none -%}
+        {{ exceptions.raise_compiler_error(
+            "surveysynth: var '" ~ var_name ~ "' = '" ~ spec ~ "': no such table or view in the target ("
+            ~ target.type ~ ", database '" ~ names[0] ~ "'). Fix the name, or give 'file:<path>' for a file.") }}
     {%- endif -%}
 {% endmacro %}

@@ -13,7 +13,7 @@ problems as (
         _row_id,
         unit_id,
         wave,
-        '{{ check.problem }}' as problem,
+        {{ surveysynth.sql_literal(check.problem) }} as problem,
         {{ check.column }} as reason
     from checked
     where {{ check.column }} is not null

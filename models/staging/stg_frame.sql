@@ -1,6 +1,7 @@
 {{ config(materialized='view') }}
 {#- The population frame, typed: one row per population unit with its cell and auxiliaries.
-    Without a unit frame (only ss_population_totals), this view has the right columns and no rows. -#}
+    Without a unit frame (only ss_population_totals), this view has the right columns and no rows.
+    Column names come as identifiers (cell_dims, frame_auxiliaries), so any name a warehouse allows works. -#}
 {{ surveysynth.validate_config() }}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set aux = surveysynth.frame_auxiliaries() -%}
@@ -8,8 +9,8 @@
 {%- if surveysynth.has_frame() -%}
 {%- set frame_sql = surveysynth.input_relation('ss_frame') -%}
 {%- set required = [(var('ss_frame_unit_id'), 'ss_frame_unit_id')] -%}
-{%- for d in dims %}{% do required.append((d, 'ss_cell_dims')) %}{% endfor -%}
-{%- for a in aux %}{% do required.append((a, 'ss_frame_auxiliaries')) %}{% endfor -%}
+{%- for d in surveysynth.cell_dim_names() %}{% do required.append((d, 'ss_cell_dims')) %}{% endfor -%}
+{%- for a in surveysynth.frame_auxiliary_names() %}{% do required.append((a, 'ss_frame_auxiliaries')) %}{% endfor -%}
 {{ surveysynth.assert_columns('ss_frame', frame_sql, required) }}
 {{ surveysynth.assert_frame_is_valid(frame_sql) }}
 
@@ -23,7 +24,7 @@ renamed as (
 
     select
         -- ids
-        {{ surveysynth.as_text(var('ss_frame_unit_id')) }} as unit_id,
+        {{ surveysynth.as_text(surveysynth.ident(var('ss_frame_unit_id'))) }} as unit_id,
 
         -- cell
         {% for d in dims -%}

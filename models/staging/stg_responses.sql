@@ -1,5 +1,6 @@
 {#- Valid responses, typed: one row per unit x wave, with the cell key and the unit's frame
-    auxiliaries. Rows with any problem are in quarantined_responses instead, never dropped. -#}
+    auxiliaries. Rows with any problem are in quarantined_responses instead, never dropped.
+    Column names from vars come as identifiers (surveysynth.cell_dims, outcomes, frame_auxiliaries). -#}
 -- depends_on: {{ ref('population_cells') }}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set outs = surveysynth.outcomes() -%}
