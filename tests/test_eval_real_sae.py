@@ -1,0 +1,100 @@
+"""The real-population SAE benchmark's parts (scripts/eval/eval_real_sae.py), quickly: the design,
+the scoring, the holdout rule it copies from risk_holdout.sql, and one replicate of every
+estimator on the Belgian communes. The benchmark itself is a script (minutes per population);
+its dbt comparison (--dbt) is exercised by running it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from harness import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts" / "eval"))
+import eval_real_sae as sae
+
+
+@pytest.fixture(scope="module")
+def belgian():
+    return sae.belgian()
+
+
+def test_domains_hold_the_truth(belgian):
+    dom = sae.domains(belgian)
+    assert len(dom) == 81 and dom["N"].sum() == 589
+    u = belgian.units
+    one = dom.iloc[5]
+    inside = u[u.cell_id == one.cell_id]
+    assert one.true_mean == pytest.approx(inside.avg_income.mean())
+    assert one.true_share == pytest.approx(inside.rich.mean())
+    assert u.rich.mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_stratified_draw(belgian):
+    s = sae.draw(belgian, 11)
+    N_h = belgian.units.Province.value_counts()
+    n_h = s.Province.value_counts()
+    assert (n_h == np.maximum(2, np.round(0.2 * N_h)).astype(int).loc[n_h.index]).all()
+    w = s.groupby("Province").analysis_weight.sum()
+    assert np.allclose(w, N_h.loc[w.index].to_numpy(), rtol=1e-12)
+    assert s.unit_id.is_unique
+    assert sae.draw(belgian, 11).equals(s) and not sae.draw(belgian, 12).equals(s)
+
+
+def test_holdout_is_the_warehouse_rule(belgian):
+    """synth_inputs drops the units risk_holdout.sql withholds: outside the synthesized cells,
+    md5(seed|unit_id) below the share (computed here by DuckDB, as the model does)."""
+    s = sae.draw(belgian, 3).assign(_synthesized=lambda d: d.cell_id.str.endswith("12k+"))
+    kept = sae.synth_inputs(belgian, s, 77)
+    with duckdb.connect() as con:
+        con.register("s", s[["unit_id", "_synthesized"]])
+        held = con.sql(
+            "select unit_id from s where not _synthesized "
+            "and substr(md5('77|' || unit_id), 1, 8) < '80000000'"
+        ).df()
+    assert set(s.unit_id) - set(kept.unit_id) == set(held.unit_id)
+    assert 0 < len(held) < (~s._synthesized).sum()
+    assert "_synthesized" not in kept.columns
+
+
+def test_score_by_class():
+    rows = pd.DataFrame(
+        {
+            "cell_id": ["a", "b", "c", "a"],
+            "target": "mean",
+            "method": "m1",
+            "estimate": [1.0, 2.0, np.nan, 4.0],
+            "ci_low": [0.0, 2.5, np.nan, np.nan],
+            "ci_high": [2.0, 3.0, np.nan, np.nan],
+            "n": [0, 1, 0, 4],
+            "truth": [1.5, 2.0, 9.0, 3.0],
+        }
+    )
+    sc = sae.score(rows).set_index("cls")
+    assert sc.loc["all", "rows"] == 3 and sc.loc["all", "rmse"] == pytest.approx(np.sqrt(1.25 / 3))
+    assert sc.loc["all", "coverage"] == pytest.approx(0.5)  # a covered, b not, the last no interval
+    assert sc.loc["all", "width"] == pytest.approx(1.25)
+    assert sc.loc["0", "rows"] == 1 and sc.loc["3-5", "rmse"] == pytest.approx(1.0)
+    share = sae.score(rows.assign(target="share", truth=0.5, ci_low=-1.0, ci_high=2.0))
+    assert (share["width"].dropna() == 1.0).all()  # measured within [0, 1]
+
+
+def test_one_replicate_every_estimator(belgian):
+    a = argparse.Namespace(seed=5, m=3, n_mc=5, dbt=0)
+    dom = sae.domains(belgian)
+    rows, est = sae.replicate(belgian, dom, 0, a)
+    got = rows.groupby(["method", "target"]).cell_id.nunique()
+    for method in ("fay_herriot", "surveysynth", "unit_level"):
+        assert (got.loc[method] == 81).all(), method
+    assert len(rows[(rows.method == "direct") & rows.estimate.notna()].cell_id.unique()) == int(
+        (rows.drop_duplicates("cell_id").n > 0).sum()
+    )
+    ours = rows[rows.method == "surveysynth"]
+    assert ours.estimate.notna().all() and (ours.ci_low <= ours.ci_high).all()
+    assert set(est.cell_role) <= {"completed", "observed"} and (est.m == 3).all()
+    again, _ = sae.replicate(belgian, dom, 0, a)
+    pd.testing.assert_frame_equal(rows, again)
