@@ -170,7 +170,14 @@ def python_reference(
     q = implicate_estimates(d, y, measure, by, weight="w", stratum="h", fpc="fpc", level=level)
     out = []
     for key, grp in q.groupby(by):
-        res = combine_arrays(grp["q"].to_numpy(), grp["u"].to_numpy(), rule, conf)
+        res = combine_arrays(
+            grp["q"].to_numpy(),
+            grp["u"].to_numpy(),
+            rule,
+            conf,
+            df_com=float(grp["df_com"].max()) if grp["df_com"].max() > 0 else np.inf,
+            share_n=float(grp["sw"].mean()) if measure == "share" else None,
+        )
         out.append({"g": key[0] if isinstance(key, tuple) else key, **res})
     return pd.DataFrame(out)
 
@@ -190,7 +197,7 @@ def macro_results(tmp_path_factory) -> pd.DataFrame:
         g = "'all'" if "group_by=[]" in args else "g"
         parts.append(
             f"select '{case}' as case_id, {g} as g, indicator, measure, estimate, se, ci_low, ci_high, df, m, "
-            f"between_var, within_var, combining_rule, n_real, n_synthetic "
+            f"between_var, within_var, combining_rule, n_real, n_synthetic, df_com "
             f"from ({{{{ surveysynth.estimate('main.worked', {args}, {COMMON}) }}}}) as e_{case}"
         )
     sql = " union all ".join(parts)

@@ -26,8 +26,10 @@
 
     Returns one row per group x indicator: the group columns, indicator ('<column>' or
     '<column>=<level>'), measure, estimate, se, ci_low, ci_high, df (null = infinite: normal
-    reference), m, between_var (b), within_var (u_bar), total_var (T), combining_rule, n_real and
-    n_synthetic (item respondents per implicate, largest over implicates).
+    reference), df_com (the complete-data df of Barnard-Rubin), n_weighted (mean over implicates of
+    the sum of weights over item respondents: the domain's size for a share's interval), m,
+    between_var (b), within_var (u_bar), total_var (T), combining_rule, n_real and n_synthetic (item
+    respondents per implicate, largest over implicates).
 
     What is computed, per implicate l: q_l (the measure) and u_l, its linearised variance for a
     stratified design with units as PSUs (STATS.md), z_i = w_i (y_i - q_l) / sum w (mean, share) or
@@ -35,12 +37,19 @@
         u_l = sum_h fpc_h n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2   (n_h = 1: fpc_h z_i^2),
     n_h the units of stratum h in the implicate, fpc_h = 1 - n_h / N_h. Then across implicates
     q_bar, b = sample variance of q_l, u_bar = mean u_l, and the rule:
-        mi       T = u_bar + (1 + 1/m) b        df = (m - 1) (1 + u_bar / ((1 + 1/m) b))^2
+        mi       T = u_bar + (1 + 1/m) b        df_old = (m - 1) (1 + u_bar / ((1 + 1/m) b))^2, and
+                 Barnard & Rubin (1999): lambda = (1 + 1/m) b / T, nu = df_com (item respondents
+                 less strata, over strata with fpc > 0; 0 = none: infinite),
+                 df_obs = (nu + 1) / (nu + 3) nu (1 - lambda), df = 1 / (1 / df_old + 1 / df_obs)
+                 (df_old alone when nu is infinite or u_bar = 0; df_obs alone when b = 0)
         partial  T = u_bar + b / m              df = (m - 1) (1 + m u_bar / b)^2
         full     T = (1 + 1/m) b - u_bar        df = (m - 1) (1 - m u_bar / ((m + 1) b))^2,
                  and where T <= 0, u_bar (Reiter 2002, n_syn = n) with a normal reference.
-    Interval: q_bar +- t_{df} sqrt(T), t from Hill's (1970, ACM 396) approximation (relative error
-    below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2) uses df = 1, which is wider).
+    Interval: q_bar +- t_{df} sqrt(T) for means and totals, t from Hill's (1970, ACM 396)
+    approximation (relative error below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2) uses
+    df = 1, which is wider). A share's interval is built on the empirical logit of the population
+    count with N = n_weighted (macros/estimation/intervals.sql, docs/estimation.md): always inside
+    [0, 1], and able to reach 0 or 1 in a small domain.
     b = 0 gives df = infinity (a degenerate interval in a completed cell: see the README).
 
     Which rule, and why (augment mode): in augmented_microdata a completed cell holds its real
@@ -200,7 +209,10 @@ es_point as (
         sum(es_swy_{{ k }}) / nullif(sum(es_sw_{{ k }}), 0) as es_q_{{ k }},
         {%- endif %}
         sum(es_nr_{{ k }}) as es_nr_{{ k }},
-        sum(es_ns_{{ k }}) as es_ns_{{ k }}{{ ',' if not loop.last }}
+        sum(es_ns_{{ k }}) as es_ns_{{ k }},
+        {#- complete-data df (Barnard-Rubin): item respondents less strata, where fpc > 0 -#}
+        sum(case when es_fpc > 0 then es_nr_{{ k }} + es_ns_{{ k }} else 0 end)
+            - sum(case when es_fpc > 0 and es_nr_{{ k }} + es_ns_{{ k }} > 0 then 1 else 0 end) as es_dfc_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
     from es_m
     group by es_imp{% for c in g %}, {{ c }}{% endfor %}
@@ -304,7 +316,9 @@ es_long as (
         case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_q_{{ loop.index }} {% endfor %}end as es_q,
         case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_u_{{ loop.index }} {% endfor %}end as es_u_raw,
         case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_nr_{{ loop.index }} {% endfor %}end as es_nr,
-        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_ns_{{ loop.index }} {% endfor %}end as es_ns
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_ns_{{ loop.index }} {% endfor %}end as es_ns,
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_dfc_{{ loop.index }} {% endfor %}end as es_dfc,
+        case es_k.es_idx {% for ind in inds %}when {{ loop.index }} then es_qu.es_w_{{ loop.index }} {% endfor %}end as es_wsum
     from es_qu
     cross join es_k
 
@@ -324,7 +338,9 @@ es_pooled as (
         var_samp(es_q) as es_b,
         avg(case when es_u_raw > 0 then es_u_raw else 0e0 end) as es_ubar,
         max(es_nr) as n_real,
-        max(es_ns) as n_synthetic
+        max(es_ns) as n_synthetic,
+        max(es_dfc) as df_com,
+        avg(es_wsum) as es_wbar
     from es_long
     where es_q is not null
     group by {% for c in g %}{{ c }}, {% endfor %}indicator, measure
@@ -338,7 +354,7 @@ es_rule as (
         es_pooled.*,
         {% if rule == 'mi' -%}
         es_ubar + (1.0e0 + 1.0e0 / m) * es_b as es_t,
-        case when es_b > 0 then (m - 1) * power(1.0e0 + es_ubar / ((1.0e0 + 1.0e0 / m) * es_b), 2) end as es_df
+        case when es_b > 0 then (m - 1) * power(1.0e0 + es_ubar / ((1.0e0 + 1.0e0 / m) * es_b), 2) end as es_df_old
         {%- elif rule == 'partial' -%}
         es_ubar + es_b / m as es_t,
         case when es_b > 0 then (m - 1) * power(1.0e0 + m * es_ubar / es_b, 2) end as es_df
@@ -355,10 +371,32 @@ es_rule as (
     from es_pooled
 
 ),
+{% if rule == 'mi' %}
+{#- Barnard & Rubin (1999): df_obs = (nu + 1) / (nu + 3) nu (1 - lambda), lambda = (1 + 1/m) b / T,
+    df = 1 / (1 / df_old + 1 / df_obs); nu = df_com (null or 0: infinite) -#}
+es_br as (
 
+    select
+        es_dfo.*,
+        case
+            when es_df_obs is null then es_df_old
+            when es_df_old is null then es_df_obs
+            else 1.0e0 / (1.0e0 / es_df_old + 1.0e0 / es_df_obs)
+        end as es_df
+    from (
+        select
+            es_rule.*,
+            case when df_com > 0 and es_ubar > 0 and es_t > 0
+                then (df_com + 1.0e0) / (df_com + 3.0e0) * df_com * (1.0e0 - (1.0e0 + 1.0e0 / m) * coalesce(es_b, 0e0) / es_t)
+            end as es_df_obs
+        from es_rule
+    ) as es_dfo
+
+),
+{% endif %}
 es_quantile as (
 
-    {{ surveysynth._t_quantile_select('es_rule', 'es_df', 1.0 - conf_level, z) }}
+    {{ surveysynth._t_quantile_select('es_br' if rule == 'mi' else 'es_rule', 'es_df', 1.0 - conf_level, z) }}
 
 ),
 
@@ -372,9 +410,12 @@ es_final as (
         measure,
         es_qbar as estimate,
         sqrt(es_t) as se,
-        es_qbar - es_tq * sqrt(es_t) as ci_low,
-        es_qbar + es_tq * sqrt(es_t) as ci_high,
+        {%- set sh = surveysynth.share_interval_elogit('es_qbar', 'sqrt(es_t)', 'es_tq', 'es_wbar') %}
+        case when measure = 'share' then {{ sh.lo }} else es_qbar - es_tq * sqrt(es_t) end as ci_low,
+        case when measure = 'share' then {{ sh.hi }} else es_qbar + es_tq * sqrt(es_t) end as ci_high,
         es_df as df,
+        df_com,
+        es_wbar as n_weighted,
         m,
         es_b as between_var,
         es_ubar as within_var,

@@ -24,7 +24,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from surveysynth.estimation.evaluate import by_indicator, score, sparse_rows
+from surveysynth.estimation.evaluate import (
+    by_indicator,
+    domain_truth,
+    published_coverage,
+    published_rmse,
+    score,
+    share_intervals_outside,
+    sparse_rows,
+)
 
 DIMS = ["region", "sector", "size_band"]
 
@@ -94,7 +102,48 @@ def main(argv: list[str] | None = None) -> int:
     print("\nBack-test gate (backtest_summary):")
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     ok = ratio <= a.max_ratio and a.min_coverage <= cover <= a.max_coverage
-    return 0 if ok else 1
+    ok_published = report_published(de, truth)
+    return 0 if ok and ok_published else 1
+
+
+def report_published(de: pd.DataFrame, truth: pd.DataFrame) -> bool:
+    """The published estimates (every domain level) against the truth, with the targets: 95%
+    intervals cover 93-97% in every support class for means and shares, no indicator below 90%, no
+    share interval outside [0, 1], published RMSE at most min(direct, augmented) per class."""
+    rows = domain_truth(de, truth, DIMS)
+    f3 = "{:.3f}".format
+    print(f"\nPublished estimates vs demo_truth ({len(rows)} domain x wave x indicator rows)")
+    print("methods:", de["method"].value_counts().to_dict())
+    if "basis" in de.columns:
+        print("basis:", de["basis"].value_counts().to_dict())
+    cov = published_coverage(rows, ["class", "kind"])
+    print("\nCoverage of published 95% intervals by support class (domain level for margins):")
+    print(cov.to_string(index=False, float_format=f3))
+    cells = rows[rows["domain_level"] == "cell"]
+    ind = published_coverage(rows, ["indicator"])
+    print("\nBy indicator (every domain level):")
+    print(ind.to_string(index=False, float_format=f3))
+    ind_cells = published_coverage(cells, ["indicator", "class"])
+    print("\nBy indicator x support class (cells):")
+    print(ind_cells.to_string(index=False, float_format=f3))
+    meth = published_coverage(rows.assign(m=rows["method"]), ["class", "m"])
+    print("\nBy support class x method:")
+    print(meth.to_string(index=False, float_format=f3))
+    outside = share_intervals_outside(rows)
+    print("\nShare intervals outside [0, 1]:", outside)
+    rm = published_rmse(rows)
+    print("\nRMSE (scaled) of published vs direct and augmented, rows with all three:")
+    print(rm.to_string(index=False, float_format=f3))
+    checks = {
+        "coverage 93-97% per class x kind": bool(cov["coverage_95"].between(0.93, 0.97).all()),
+        "no indicator below 90%": bool((ind["coverage_95"] >= 0.90).all()),
+        "no published share interval outside [0, 1]": outside.get("published", 0) == 0,
+        "published RMSE <= best per class": bool((rm["published_over_best"] <= 1.0 + 1e-9).all()),
+    }
+    print("\nTargets:")
+    for name, passed in checks.items():
+        print(f"  {'PASS' if passed else 'FAIL'}  {name}")
+    return all(checks.values())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,19 @@ the target; here the synthesized values were never collected, and their uncertai
 
 b = 0 (all implicates equal, or no synthetic records) gives df = infinity: the interval uses the
 normal quantile. m = 1 leaves b undefined: T, SE and the interval are null unless b is not used.
+
+Degrees of freedom of ``mi`` (Barnard & Rubin 1999): with nu_com the complete-data df (the observed
+records' design df, item respondents less strata, in strata with a finite population correction
+above 0) and lambda = (1 + 1/m) b / T,
+    df_old = (m - 1) / lambda^2,  df_obs = (nu_com + 1) / (nu_com + 3) nu_com (1 - lambda),
+    df = 1 / (1 / df_old + 1 / df_obs);
+nu_com infinite (no observed records: a completed cell alone) or u_bar = 0 leave df = df_old, and
+b = 0 leaves df = df_obs.
+
+Intervals: q_bar +- t_df sqrt(T) for means and totals; a share of a domain of about n_pop units
+(the implicates' mean sum of weights over item respondents) is built on the empirical logit of the
+population count (docs/estimation.md): theta = ln((N q + 1/2) / (N (1 - q) + 1/2)),
+theta +- t_df sqrt(T) dtheta/dq, back by q = ((N + 1) expit(theta) - 1/2) / N, clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -44,12 +57,34 @@ RULES: tuple[str, ...] = ("mi", "partial", "full")
 
 def t_quantile(df: np.ndarray | float, conf_level: float = 0.95) -> np.ndarray:
     """Two-sided t quantile; df = inf (or nan meaning infinite) gives the normal quantile.
-    df below 1 is read as 1 (as the SQL macro does)."""
+    df below 2 is read as 1 (as the SQL macro does: wider, never narrower)."""
     df = np.asarray(df, dtype=float)
     p = 0.5 + conf_level / 2.0
     z = stats.norm.ppf(p)
-    safe = np.where(np.isfinite(df), np.maximum(df, 1.0), 1.0)
+    safe = np.where(np.isfinite(df), np.where(df < 2.0, 1.0, df), 1.0)
     return np.where(np.isfinite(df), stats.t.ppf(p, safe), z)
+
+
+def barnard_rubin_df(df_old: float, lam: float, df_com: float, ubar: float) -> float:
+    """Barnard & Rubin (1999) df from Rubin's df_old, lambda = (1 + 1/m) b / T and nu_com."""
+    if not np.isfinite(df_com) or df_com <= 0 or not ubar > 0:
+        return float(df_old)
+    df_obs = (df_com + 1.0) / (df_com + 3.0) * df_com * (1.0 - lam)
+    if not np.isfinite(df_old):
+        return float(df_obs)
+    return float(1.0 / (1.0 / df_old + 1.0 / df_obs))
+
+
+def share_interval(q: float, se: float, tq: float, n_pop: float) -> tuple[float, float]:
+    """Empirical-logit interval of a share of a domain of ``n_pop`` units (module docstring)."""
+    N = float(n_pop)
+    qc = min(max(q, 0.0), 1.0)
+    theta = np.log((N * qc + 0.5) / (N * (1.0 - qc) + 0.5))
+    slope = N / (N * qc + 0.5) + N / (N * (1.0 - qc) + 0.5)
+    ends = np.clip(theta + np.array([-1.0, 1.0]) * tq * se * slope, -700.0, 700.0)
+    back = ((N + 1.0) / (1.0 + np.exp(-ends)) - 0.5) / N
+    lo, hi = np.clip(back, 0.0, 1.0)
+    return float(lo), float(hi)
 
 
 def combine_arrays(
@@ -58,8 +93,12 @@ def combine_arrays(
     rule: str = "mi",
     conf_level: float = 0.95,
     n_syn_over_n: float = 1.0,
+    df_com: float = float("inf"),
+    share_n: float | None = None,
 ) -> dict[str, float]:
-    """Combine one estimand's per-implicate estimates ``q`` and within variances ``u``."""
+    """Combine one estimand's per-implicate estimates ``q`` and within variances ``u``.
+    ``df_com``: the complete-data df (Barnard-Rubin, rule mi); ``share_n``: for a share, the
+    domain's number of units (empirical-logit interval)."""
     if rule not in RULES:
         raise ValueError(f"rule '{rule}' unknown; use one of {RULES}")
     q = np.asarray(q, dtype=float)
@@ -84,14 +123,19 @@ def combine_arrays(
     ubar = float(np.nanmean(u)) if np.isfinite(u).any() else 0.0
     b = float(q.var(ddof=1)) if m >= 2 else nan
     T, df = _rule(rule, m, b, ubar, n_syn_over_n)
+    if rule == "mi" and np.isfinite(T) and T > 0:
+        df = barnard_rubin_df(df, (1 + 1 / m) * b / T, df_com, ubar)
     se = float(np.sqrt(T)) if np.isfinite(T) else nan
     tq = float(t_quantile(df, conf_level)) if np.isfinite(se) else nan
+    lo, hi = qbar - tq * se, qbar + tq * se
+    if share_n is not None and np.isfinite(se) and share_n > 0:
+        lo, hi = share_interval(qbar, se, tq, share_n)
     return {
         "estimate": qbar,
         "se": se,
         "df": df,
-        "ci_low": qbar - tq * se,
-        "ci_high": qbar + tq * se,
+        "ci_low": lo,
+        "ci_high": hi,
         "m": m,
         "b": b,
         "ubar": ubar,
@@ -192,5 +236,17 @@ def implicate_estimates(
         nh = s["_n_h"].to_numpy(dtype=float)
         term = np.where(nh >= 2, nh / np.maximum(nh - 1, 1) * (s.szz - s.sz**2 / nh), s.szz)
         uv = float((s.f * term).sum())
-        out.append({implicate: key[0], **dict(zip(by, key[1:])), "q": qv, "u": max(uv, 0.0)})
+        # complete-data df: item respondents less strata, over strata with fpc > 0
+        obs = g[ok & (g[fpc].to_numpy() > 0)]
+        dfc = float(len(obs) - obs[stratum].nunique())
+        out.append(
+            {
+                implicate: key[0],
+                **dict(zip(by, key[1:])),
+                "q": qv,
+                "u": max(uv, 0.0),
+                "df_com": dfc,
+                "sw": float(sw),
+            }
+        )
     return pd.DataFrame(out)

@@ -94,3 +94,104 @@ def by_indicator(rows: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(recs)
+
+
+# ----------------------------------------------------------------------- published estimates
+def domain_truth(
+    domain_estimates: pd.DataFrame, truth: pd.DataFrame, dims: Sequence[str], wave: str = "wave"
+) -> pd.DataFrame:
+    """domain_estimates with ``true_value`` for every domain level: the cell truth aggregated with
+    the cells' population counts (a domain's population mean is the N-weighted mean of its cells'),
+    and ``scale``, the standard deviation of the cell truth of the indicator (one divisor for every
+    level and method, so errors of indicators with different units pool)."""
+    cells = domain_estimates.loc[
+        domain_estimates["domain_level"] == "cell", [*dims, wave, "indicator", "n_population"]
+    ]
+    t = cells.merge(truth[[*dims, wave, "indicator", "true_value"]], on=[*dims, wave, "indicator"])
+    t["nv"] = t["n_population"].astype(float) * t["true_value"]
+    scale = t.groupby("indicator")["true_value"].std().rename("scale")
+    parts = []
+    for level, g in domain_estimates.groupby("domain_level", sort=False):
+        keys = [d for d in dims if g[d].notna().all()] if level != "national" else []
+        agg = t.groupby([*keys, wave, "indicator"], as_index=False)[["nv", "n_population"]].sum()
+        agg["true_value"] = agg["nv"] / agg["n_population"]
+        parts.append(
+            g.merge(agg[[*keys, wave, "indicator", "true_value"]], on=[*keys, wave, "indicator"])
+        )
+    out = pd.concat(parts, ignore_index=True).merge(scale, on="indicator")
+    return out[out["scale"] > 0].reset_index(drop=True)
+
+
+def _class_of(d: pd.DataFrame) -> pd.Series:
+    """support class for cells; the domain level (region, national, ...) for other domains."""
+    return d["support_class"].where(d["domain_level"] == "cell", d["domain_level"]).fillna("?")
+
+
+def _covered(d: pd.DataFrame, lo: str, hi: str) -> pd.Series:
+    return (d[lo] <= d["true_value"]) & (d["true_value"] <= d[hi])
+
+
+def published_coverage(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Coverage of the published intervals (method not suppressed), grouped by ``by`` (columns of
+    ``rows``, or 'class' / 'kind' for the support class and mean vs share)."""
+    d = rows[(rows["method"] != "suppressed") & rows["estimate"].notna()].copy()
+    d["class"] = _class_of(d)
+    d["kind"] = np.where(d["measure"] == "share", "share", "mean")
+    d["covered"] = _covered(d, "ci_low", "ci_high")
+    d["width"] = (d["ci_high"] - d["ci_low"]) / d["scale"]
+    g = d.groupby(list(by))
+    return pd.DataFrame(
+        {
+            "n_rows": g.size(),
+            "coverage_95": g["covered"].mean(),
+            "mean_width_scaled": g["width"].mean(),
+        }
+    ).reset_index()
+
+
+def share_intervals_outside(rows: pd.DataFrame) -> dict[str, int]:
+    """Share intervals with an end outside [0, 1]: published, direct and augmented columns."""
+    s = rows[rows["measure"] == "share"]
+    out = {}
+    for name, (lo, hi) in {
+        "published": ("ci_low", "ci_high"),
+        "direct": ("direct_ci_low", "direct_ci_high"),
+        "augmented": ("augmented_ci_low", "augmented_ci_high"),
+    }.items():
+        if lo in s.columns:
+            out[name] = int(((s[lo] < -1e-12) | (s[hi] > 1 + 1e-12)).sum())
+    return out
+
+
+def published_rmse(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per class x kind, over published rows that have both a direct and an augmented estimate:
+    scaled RMSE of the published, direct and augmented estimates, and published / min of the two."""
+    d = rows[
+        (rows["method"] != "suppressed")
+        & rows["estimate"].notna()
+        & rows["direct_estimate"].notna()
+        & rows["augmented_estimate"].notna()
+    ].copy()
+    d["class"] = _class_of(d)
+    d["kind"] = np.where(d["measure"] == "share", "share", "mean")
+    recs = []
+    for (cls, kind), g in d.groupby(["class", "kind"]):
+        r = {
+            k: _rmse((g[c] - g["true_value"]) / g["scale"])
+            for k, c in (
+                ("published", "estimate"),
+                ("direct", "direct_estimate"),
+                ("augmented", "augmented_estimate"),
+            )
+        }
+        best = min(r["direct"], r["augmented"])
+        recs.append(
+            {
+                "class": cls,
+                "kind": kind,
+                "n_rows": len(g),
+                **{f"rmse_{k}": v for k, v in r.items()},
+                "published_over_best": r["published"] / best if best > 0 else np.nan,
+            }
+        )
+    return pd.DataFrame(recs)

@@ -1,0 +1,64 @@
+{#- Interval ends on the scale of the estimate (docs/estimation.md, "Intervals"). Each macro returns
+    a dict {lo, hi} of SQL expressions; `t` is the two-sided t (or normal) quantile expression.
+    A null SE gives a null interval. -#}
+
+{#- A share: Wilson's score interval with the design effective sample size (Korn & Graubard 1998)
+    and t in place of z. n* = p (1 - p) / V(p) when 0 < p < 1 and V > 0 (the design effect is
+    carried by n*); at p = 0 or 1 (no variance to read) the Kish n = (sum w)^2 / sum w^2. Always
+    inside [0, 1]; at p = 0 the lower end is 0. A zero variance with 0 < p < 1 (a census) gives [p, p]. -#}
+{% macro share_interval_wilson(p, se, n_kish, t) %}
+    {%- set ok = '(' ~ p ~ ' > 0 and ' ~ p ~ ' < 1 and ' ~ se ~ ' > 0)' -%}
+    {%- set n_star = '(case when ' ~ ok ~ ' then ' ~ p ~ ' * (1 - ' ~ p ~ ') / (' ~ se ~ ' * ' ~ se ~ ') else ' ~ n_kish ~ ' end)' -%}
+    {%- set a = '((' ~ t ~ ') * (' ~ t ~ ') / ' ~ n_star ~ ')' -%}
+    {%- set centre = '((' ~ p ~ ' + ' ~ a ~ ' / 2e0) / (1e0 + ' ~ a ~ '))' -%}
+    {%- set half = '((' ~ t ~ ') / (1e0 + ' ~ a ~ ') * sqrt(greatest(' ~ p ~ ' * (1 - ' ~ p ~ ') / ' ~ n_star ~ ' + ' ~ a ~ ' / (4e0 * ' ~ n_star ~ '), 0e0)))' -%}
+    {%- set degenerate = '(' ~ se ~ ' = 0 and ' ~ p ~ ' > 0 and ' ~ p ~ ' < 1)' -%}
+    {%- set guard = '(' ~ se ~ ' is null or ' ~ p ~ ' is null or not (' ~ n_star ~ ' > 0))' -%}
+    {{ return({
+        'lo': 'case when ' ~ guard ~ ' then null when ' ~ degenerate ~ ' then ' ~ p ~ ' else greatest(0e0, ' ~ centre ~ ' - ' ~ half ~ ') end',
+        'hi': 'case when ' ~ guard ~ ' then null when ' ~ degenerate ~ ' then ' ~ p ~ ' else least(1e0, ' ~ centre ~ ' + ' ~ half ~ ') end'}) }}
+{% endmacro %}
+
+
+{#- A share of a finite domain of N units, from an estimate and an RMSE (model-based or composite):
+    built on the empirical logit of the population count, theta = ln((N q + 1/2) / (N (1 - q) + 1/2)),
+    theta +- t rmse dtheta/dq, mapped back by q = ((N + 1) expit(theta) - 1/2) / N and clipped to
+    [0, 1]. With a small N the ends can reach 0 and 1, which the population share can be (all 13
+    firms of a cell trading); a plain logit interval never can. -#}
+{% macro share_interval_elogit(q, se, t, n_pop) %}
+    {%- set N = '(cast(' ~ n_pop ~ ' as ' ~ surveysynth.type_double() ~ '))' -%}
+    {%- set qc = '(least(greatest(' ~ q ~ ', 0e0), 1e0))' -%}
+    {%- set theta = 'ln((' ~ N ~ ' * ' ~ qc ~ ' + 0.5e0) / (' ~ N ~ ' * (1e0 - ' ~ qc ~ ') + 0.5e0))' -%}
+    {%- set slope = '(' ~ N ~ ' / (' ~ N ~ ' * ' ~ qc ~ ' + 0.5e0) + ' ~ N ~ ' / (' ~ N ~ ' * (1e0 - ' ~ qc ~ ') + 0.5e0))' -%}
+    {%- set guard = '(' ~ se ~ ' is null or ' ~ q ~ ' is null or not (' ~ N ~ ' > 0))' -%}
+    {%- set ends = {} -%}
+    {%- for side, sign in [('lo', '-'), ('hi', '+')] -%}
+        {%- set x = 'least(greatest(' ~ theta ~ ' ' ~ sign ~ ' (' ~ t ~ ') * ' ~ se ~ ' * ' ~ slope ~ ', -700e0), 700e0)' -%}
+        {%- set back = '((' ~ N ~ ' + 1e0) / (1e0 + exp(-(' ~ x ~ '))) - 0.5e0) / ' ~ N -%}
+        {%- do ends.update({side: 'case when ' ~ guard ~ ' then null else least(1e0, greatest(0e0, ' ~ back ~ ')) end'}) -%}
+    {%- endfor -%}
+    {{ return(ends) }}
+{% endmacro %}
+
+
+{#- A mean, total or ratio: t on the log scale, est * exp(+- t se / est), when the outcome cannot be
+    negative and the estimate is positive (skewed positive outcomes such as turnover: the interval
+    reaches further up than down, and never below 0); otherwise est +- t se. -#}
+{% macro mean_interval(est, se, t, nonneg) %}
+    {%- set log_ok = '(' ~ nonneg ~ ' and ' ~ est ~ ' > 0)' -%}
+    {%- set r = 'least((' ~ t ~ ') * ' ~ se ~ ' / ' ~ est ~ ', 700e0)' -%}
+    {{ return({
+        'lo': 'case when ' ~ se ~ ' is null then null when ' ~ log_ok ~ ' then ' ~ est ~ ' * exp(-' ~ r ~ ') else ' ~ est ~ ' - (' ~ t ~ ') * ' ~ se ~ ' end',
+        'hi': 'case when ' ~ se ~ ' is null then null when ' ~ log_ok ~ ' then ' ~ est ~ ' * exp(' ~ r ~ ') else ' ~ est ~ ' + (' ~ t ~ ') * ' ~ se ~ ' end'}) }}
+{% endmacro %}
+
+
+{#- The interval method's label, for the interval_method columns. -#}
+{% macro interval_label(kind, est, nonneg) %}
+    {%- if kind == 'wilson' -%}
+        {{ return("'wilson_t'") }}
+    {%- elif kind == 'elogit' -%}
+        {{ return("'logit_t'") }}
+    {%- endif -%}
+    {{ return("case when " ~ nonneg ~ " and " ~ est ~ " > 0 then 'log_t' else 't' end") }}
+{% endmacro %}
