@@ -58,7 +58,8 @@ Populations (scripts/eval/real_data.py fetches them from the Debian archive):
     .venv/bin/python scripts/eval/eval_real_sae.py --population eusilc --reps 50 --m 10
     .venv/bin/python scripts/eval/eval_real_sae.py --quick --dbt 0  # no dbt builds
 
-Same arguments, same output (every random draw is seeded from --seed and the replicate).
+Same arguments, same output (every random draw is seeded from --seed and the replicate). Exits 1
+when a target row is MISS.
 """
 
 from __future__ import annotations
@@ -576,6 +577,10 @@ def targets(pop: Population, sc: pd.DataFrame) -> list[tuple[str, bool | None]]:
 
 
 # ----------------------------------------------------------------------------- dbt path
+class DbtFailed(RuntimeError):
+    """The dbt build of a replicate built nothing; the message holds dbt's output."""
+
+
 def dbt_build(pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Path) -> Path:
     """`dbt build` of domain_estimates and its parents on this sample, by vars; the DuckDB file."""
     data = work / "data"
@@ -612,7 +617,7 @@ def dbt_build(pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Pa
     if proc.returncode != 0:
         tail = proc.stdout[-3000:] + proc.stderr[-2000:]
         if not db.exists():
-            raise SystemExit(f"dbt build failed ({pop.name}):\n{tail}")
+            raise DbtFailed(f"dbt build failed ({pop.name}):\n{tail}")
         print(
             f"  note: dbt build exited {proc.returncode} (a test failed?); reading what it built:\n"
             + "\n".join(x for x in tail.splitlines() if "FAIL" in x or "ERROR" in x)[-1500:]
@@ -657,15 +662,19 @@ def compare(lib: pd.DataFrame, de: pd.DataFrame) -> dict[str, float]:
 def dbt_check(pop: Population, a: argparse.Namespace, kept: dict[int, pd.DataFrame]):
     """Run the first K samples through dbt and compare with the library path: target rows."""
     worst = {"unmatched": 0.0, "n_synthetic": 0.0, "point": 0.0, "interval": 0.0}
+    head = f"{pop.name}: library vs dbt on {len(kept)} sample(s):"
     for rep, lib in kept.items():
         t0 = time.monotonic()
-        diff = compare(lib, dbt_cells(pop, a, rep))
+        try:
+            diff = compare(lib, dbt_cells(pop, a, rep))
+        except (DbtFailed, duckdb.Error) as exc:
+            print(f"  [{pop.name}] dbt build of replicate {rep + 1} failed: {exc}")
+            return [(f"{head} the dbt build ran", False)]
         print(
             f"  [{pop.name}] dbt build of replicate {rep + 1}: {time.monotonic() - t0:.0f}s; "
             + ", ".join(f"{k} {v:.3g}" for k, v in diff.items())
         )
         worst = {k: max(v, diff[k]) for k, v in worst.items()}
-    head = f"{pop.name}: library vs dbt on {len(kept)} sample(s):"
     return [
         (f"{head} every cell x indicator in both, same synthetic-record counts",
          worst["unmatched"] == 0 and worst["n_synthetic"] == 0),
@@ -722,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     for text, ok in checks:
         print(f"  {'n/a ' if ok is None else ('PASS' if ok else 'MISS')}  {text}")
     print(f"\nTotal runtime {time.monotonic() - t0:.0f}s")
-    return 0
+    return 1 if any(ok is False for _, ok in checks) else 0
 
 
 if __name__ == "__main__":
