@@ -1,16 +1,17 @@
-"""Disclosure risk of the synthetic records (surveysynth.checks.risk over surveysynth.checks.gates): exact
-matches, replicated uniques, distance to closest record, membership inference, attribute
-inference and k-anonymity, against the real holdout of models/disclosure/risk_holdout.sql."""
+"""Disclosure risk (surveysynth.checks.risk_gate): membership, distance and attribute-inference
+attacks on the risk fit's records against its train / holdout units (risk_holdout), each against
+its permutation null; copies of respondents among the released records."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
+    from surveysynth.checks.risk_gate import disclosure_gate
     from surveysynth.dbt_glue import project_vars, to_pandas
-    from surveysynth.checks.gates import disclosure_report
 
-    return disclosure_report(
+    return disclosure_gate(
         project_vars(dbt.config.get("ss_vars")),
         responses=to_pandas(dbt.ref("stg_responses")),
         roles=to_pandas(dbt.ref("risk_holdout")),
-        synthetic=to_pandas(dbt.ref("synthetic_microdata")),
+        risk_synthetic=to_pandas(dbt.ref("risk_synthetic_microdata")),
+        released=to_pandas(dbt.ref("synthetic_microdata")),
     )

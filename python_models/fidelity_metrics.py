@@ -1,16 +1,17 @@
-"""Fidelity of the synthetic records to the real respondents of the same cells
-(surveysynth.checks.fidelity over surveysynth.checks.gates): marginals, pairwise dependence, pMSE, confidence
-interval overlap by region and of a regression, the worst region, rare categories."""
+"""Fidelity of the synthetic records to the respondents the synthesizer saw, each statistic read
+against its real-vs-real reference (surveysynth.checks.fidelity_gate): marginals, dependence
+between answers and on the register, cell-level contingency, regions, interval overlap, rare
+levels, S_pMSE."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
+    from surveysynth.checks.fidelity_gate import fidelity_gate
     from surveysynth.dbt_glue import project_vars, to_pandas
-    from surveysynth.checks.gates import fidelity_report
 
-    return fidelity_report(
+    return fidelity_gate(
         project_vars(dbt.config.get("ss_vars")),
-        responses=to_pandas(dbt.ref("stg_responses")),
+        responses=to_pandas(dbt.ref("synthesis_responses")),
         weights=to_pandas(dbt.ref("calibrated_weights")),
         synthetic=to_pandas(dbt.ref("synthetic_microdata")),
     )

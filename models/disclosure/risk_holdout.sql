@@ -1,23 +1,19 @@
 {{ surveysynth.validate_config() }}
 {#- The disclosure-risk holdout: one row per valid response with its role in the risk gate.
 
-      holdout         withheld from the synthesizer (synthesis_responses leaves it out) and compared
-                      with the synthetic records as a fresh real sample would be;
-      train           given to the synthesizer and compared: the holdout's exchangeable twin;
-      synthesis_only  given to the synthesizer, not compared (see below).
+      train    seen by the risk fit of the synthesizer (risk_synthetic_microdata);
+      holdout  not seen by it: the real rows the attacks compare the risk fit's records with.
+
+    Cross-fitting (surveysynth.checks.risk_gate): the released synthesizer (synthetic_microdata) is
+    fitted on every response, train and holdout alike, so no respondent is withheld from it; the
+    risk fit, the same procedure on the training units only, is what the attacks measure. Every
+    unit is eligible, in augment and replica mode, thin cells included: the risk fit's records are
+    never released, so a thin cell losing respondents to the holdout there costs nothing.
 
     The split is by unit (a panel unit's waves stay together, so no holdout row is a near-copy of a
     training row of the same business) and seeded: a unit is held out when the first 8 hex digits of
-    md5(ss_seed | unit_id) fall below ss_risk_holdout_share of the range, on every engine alike.
-
-    Which units are eligible depends on the mode. replica: every unit. augment: only units whose
-    every row lies in a cell x wave that is not synthesized (support class not in
-    ss_synth_augment_classes). A synthesized cell's respondents cannot be withheld: the synthetic
-    records of the cell stand for its *other* units, so a withheld respondent would be counted twice
-    in augmented_microdata, and the thin cells would lose the little data they have. -#}
+    md5(ss_seed | unit_id) fall below ss_risk_holdout_share of the range, on every engine alike. -#}
 {%- set share = surveysynth.risk_holdout_share() -%}
-{%- set mode = var('ss_synth_mode', 'augment') -%}
-{%- set classes = var('ss_synth_augment_classes', ['sparse', 'empty']) or [] -%}
 {%- set cut = '%08x' | format((share * 4294967296) | int) -%}
 
 with responses as (
@@ -32,36 +28,12 @@ support as (
 
 ),
 
-classified as (
-
-    select
-        responses._row_id,
-        responses.unit_id,
-        responses.wave,
-        responses.cell_id,
-        support.support_class,
-        {% if mode == 'replica' or not classes -%}
-        0 as in_synthesized_cell
-        {%- else -%}
-        case
-            when support.support_class in ({% for c in classes %}{{ surveysynth.sql_literal(c) }}{{ ', ' if not loop.last }}{% endfor %}) then 1
-            else 0
-        end as in_synthesized_cell
-        {%- endif %}
-    from responses
-    left join support
-        on responses.cell_id = support.cell_id
-        and responses.wave = support.wave
-
-),
-
 units as (
 
     select
         unit_id,
-        max(in_synthesized_cell) as has_synthesized_row,
         substr({{ dbt.hash(dbt.concat(["'" ~ var('ss_seed') ~ "|'", 'unit_id'])) }}, 1, 8) as unit_draw
-    from classified
+    from responses
     group by unit_id
 
 ),
@@ -69,19 +41,18 @@ units as (
 final as (
 
     select
-        classified._row_id,
-        classified.unit_id,
-        classified.wave,
-        classified.cell_id,
-        classified.support_class,
-        case
-            when units.has_synthesized_row = 1 then 'synthesis_only'
-            when units.unit_draw < '{{ cut }}' then 'holdout'
-            else 'train'
-        end as risk_role
-    from classified
+        responses._row_id,
+        responses.unit_id,
+        responses.wave,
+        responses.cell_id,
+        support.support_class,
+        case when units.unit_draw < '{{ cut }}' then 'holdout' else 'train' end as risk_role
+    from responses
     inner join units
-        on classified.unit_id = units.unit_id
+        on responses.unit_id = units.unit_id
+    left join support
+        on responses.cell_id = support.cell_id
+        and responses.wave = support.wave
 
 )
 

@@ -1,15 +1,10 @@
 {{ surveysynth.validate_config() }}
-{#- The synthesizer's input: every valid response except the disclosure-risk holdout (risk_holdout),
-    which the risk gate compares the synthetic records with as real data the synthesizer never saw. -#}
+{#- The released synthesizer's input: every valid response. The disclosure-risk gate is
+    cross-fitted (risk_holdout, risk_synthetic_microdata): its holdout is withheld from a second,
+    unreleased fit only, so the released records are drawn from a model of all respondents. -#}
 with responses as (
 
     select * from {{ ref('stg_responses') }}
-
-),
-
-roles as (
-
-    select * from {{ ref('risk_holdout') }}
 
 ),
 
@@ -17,9 +12,6 @@ final as (
 
     select responses.*
     from responses
-    inner join roles
-        on responses._row_id = roles._row_id
-    where roles.risk_role <> 'holdout'
 
 )
 

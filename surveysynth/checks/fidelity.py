@@ -62,6 +62,7 @@ from surveysynth.checks.risk import (
 __all__ = [
     "DEFAULT_FIDELITY_THRESHOLDS",
     "METRIC_COLUMNS",
+    "PMSE_MAX_ROWS",
     "ci_overlap",
     "fidelity_metrics",
     "pmse",
@@ -96,6 +97,11 @@ DEFAULT_FIDELITY_THRESHOLDS: dict[str, float | None] = {
     # share of the rare real levels (and rare real combinations) seen in the synthetic data
     "rare_survival_min": 0.9,
 }
+
+#: Rows (real + synthetic, a seeded subsample) the pMSE propensity model is fitted on, by default:
+#: the same number as var ss_fidelity_pmse_rows in dbt_project.yml, so the library and the build
+#: judge alike (S_pMSE grows with the rows for any fixed imperfection).
+PMSE_MAX_ROWS = 6000
 
 _KS_MEAN = 0.8687  # E[sup |B(t)|] of the Brownian bridge: sqrt(pi/2) ln 2
 _E_ABS = math.sqrt(2.0 / math.pi)  # E|Z| for Z ~ N(0, 1)
@@ -374,7 +380,7 @@ def pmse(
     *,
     model: PropensityModel = "logit",
     interactions: bool = True,
-    max_rows: int = 20_000,
+    max_rows: int = PMSE_MAX_ROWS,
     n_permutations: int = 10,
     seed: int = 0,
     max_terms: int = 250,
@@ -473,7 +479,7 @@ def fidelity_metrics(
     rare_combinations: Sequence[str] | None = None,
     propensity_models: Sequence[PropensityModel] = ("logit",),
     ci_level: float = 0.95,
-    pmse_max_rows: int = 20_000,
+    pmse_max_rows: int = PMSE_MAX_ROWS,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Fidelity metrics of ``synthetic`` against ``real`` on the ``columns_spec`` columns.

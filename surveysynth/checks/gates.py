@@ -25,7 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from surveysynth.checks.fidelity import DEFAULT_FIDELITY_THRESHOLDS, fidelity_metrics
+from surveysynth.checks.fidelity import (
+    DEFAULT_FIDELITY_THRESHOLDS,
+    PMSE_MAX_ROWS,
+    fidelity_metrics,
+)
 from surveysynth.checks.risk import DEFAULT_RISK_THRESHOLDS, disclosure_metrics, normalise_labels
 from surveysynth.disclosure.tables import AUDIT_AMOUNTS, audit_intervals, secondary_suppression
 from surveysynth.seeding import content_hash, package_versions, stream_rng
@@ -532,7 +536,7 @@ def fidelity_report(
         synthetic_weights="_weight",
         implicate_col="implicate",
         rare_combinations=dims or None,
-        pmse_max_rows=int(v.get("ss_fidelity_pmse_rows") or 20_000),
+        pmse_max_rows=int(v.get("ss_fidelity_pmse_rows") or PMSE_MAX_ROWS),
         seed=seed,
     )
     m["n_real"] = len(real)
