@@ -15,7 +15,7 @@ from scipy import stats
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import make_cell_id, support_table
 from surveysynth.estimation.augmented import augmented_cell_estimates
-from surveysynth.estimation.combining import combine, implicate_estimates
+from surveysynth.estimation.combining import combine_arrays, implicate_estimates
 from surveysynth.synthesis.api import synthesize
 
 OUTCOMES = {"y": {"type": "continuous", "min": 0}, "flag": {"type": "binary"}}
@@ -164,16 +164,19 @@ def test_matches_the_estimate_macro_reference():
         q = implicate_estimates(
             units, col, measure, ["cell_id"], weight="aw", stratum="vs", fpc="fp", level=level
         )
-        ref = combine(q, ["cell_id"]).set_index("cell_id")
         mine = got[got.indicator == ind].set_index("cell_id")
-        assert set(mine.index) == set(sup.cell_id)
-        for cell in ref.index:
-            for col_ in ("estimate", "se", "ci_low", "ci_high"):
-                assert mine.loc[cell, col_] == pytest.approx(ref.loc[cell, col_], rel=1e-9), (
-                    ind,
-                    cell,
-                    col_,
-                )
+        assert set(mine.index) == set(sup.cell_id) == set(q.cell_id)
+        for cell, grp in q.groupby("cell_id"):
+            dfc = float(grp["df_com"].max())
+            ref = combine_arrays(
+                grp["q"].to_numpy(),
+                grp["u"].to_numpy(),
+                df_com=dfc if dfc > 0 else np.inf,
+                share_n=float(grp["sw"].mean()) if measure == "share" else None,
+            )
+            assert mine.loc[cell, "df_com"] == dfc
+            for key in ("estimate", "se", "df", "ci_low", "ci_high"):
+                assert mine.loc[cell, key] == pytest.approx(ref[key], rel=1e-9), (ind, cell, key)
     roles = got.drop_duplicates("cell_id").set_index("cell_id")["cell_role"]
     assert roles.to_dict() == {
         "a|1": "completed",
@@ -184,10 +187,13 @@ def test_matches_the_estimate_macro_reference():
     }
     empty = got[(got.cell_id == "a|2") & (got.indicator == "y")].iloc[0]
     assert empty.n_real == 0 and empty.n_synthetic == 4 and np.isfinite(empty.estimate)
+    shares = got[got.measure == "share"]
+    assert ((shares.ci_low >= 0) & (shares.ci_high <= 1)).all()
 
 
 def test_observed_cell_is_the_direct_estimate():
-    """An observed cell: Hajek with design weights, b = 0, T = the linearised variance."""
+    """An observed cell: Hajek with design weights, b = 0, T = the linearised variance, df the
+    complete-data df."""
     resp, syn, sup = _planted(1)
     got = augmented_cell_estimates(resp, syn, sup, _config(m=3), stratum="stratum", fpc="fpc")
     row = got[(got.cell_id == "b|1") & (got.indicator == "y")].iloc[0]
@@ -198,7 +204,12 @@ def test_observed_cell_is_the_direct_estimate():
     z = b1.w * (b1.y - row.estimate) / b1.w.sum()
     v = (1 - 26 / 65) * 26 / 25 * float((z**2).sum())
     assert row.se == pytest.approx(np.sqrt(v), rel=1e-9)
-    assert row.ci_high - row.estimate == pytest.approx(1.959963984540054 * np.sqrt(v), rel=1e-9)
+    # Barnard-Rubin with b = 0: df = (nu + 1) / (nu + 3) nu, nu = 15 respondents - 1 stratum
+    df = 15 / 17 * 14
+    assert row.df == pytest.approx(df) and row.df_com == 14
+    assert row.ci_high - row.estimate == pytest.approx(
+        stats.t.ppf(0.975, df) * np.sqrt(v), rel=1e-9
+    )
 
 
 def test_on_a_synthesizer_run_completed_cells_hold_their_population():

@@ -45,10 +45,12 @@ def test_stratified_draw(belgian):
     assert sae.draw(belgian, 11).equals(s) and not sae.draw(belgian, 12).equals(s)
 
 
-def test_holdout_is_the_warehouse_rule(belgian):
-    """synth_inputs drops the units risk_holdout.sql withholds: outside the synthesized cells,
-    md5(seed|unit_id) below the share (computed here by DuckDB, as the model does)."""
+def test_holdout_is_the_warehouse_rule(belgian, monkeypatch):
+    """Where the project withholds the disclosure-risk holdout from the synthesizer, synth_inputs
+    drops the units risk_holdout.sql withholds: outside the synthesized cells, md5(seed|unit_id)
+    below the share (computed here by DuckDB, as the model does); otherwise it keeps them all."""
     s = sae.draw(belgian, 3).assign(_synthesized=lambda d: d.cell_id.str.endswith("12k+"))
+    monkeypatch.setattr(sae, "holdout_in_synthesis", lambda: True)
     kept = sae.synth_inputs(belgian, s, 77)
     with duckdb.connect() as con:
         con.register("s", s[["unit_id", "_synthesized"]])
@@ -59,6 +61,8 @@ def test_holdout_is_the_warehouse_rule(belgian):
     assert set(s.unit_id) - set(kept.unit_id) == set(held.unit_id)
     assert 0 < len(held) < (~s._synthesized).sum()
     assert "_synthesized" not in kept.columns
+    monkeypatch.setattr(sae, "holdout_in_synthesis", lambda: False)
+    assert sae.synth_inputs(belgian, s, 77).equals(s.drop(columns="_synthesized"))
 
 
 def test_score_by_class():

@@ -15,8 +15,8 @@ the SAME samples every estimator estimates every domain (empty ones included):
   covariates of every population unit;
 * surveysynth: the library's synthesizer run as the dbt model runs it (synthesize() with the
   SynthConfig the project builds from this survey's vars, support_table, augment mode, records
-  for non-respondents, the disclosure-risk holdout left out of its input as synthesis_responses
-  does), each sparse or empty domain completed from its respondents plus the synthetic records in
+  for non-respondents, the disclosure-risk holdout left out of its input where the project's
+  synthesis_responses does so), each sparse or empty domain completed from its respondents plus the synthetic records in
   every implicate and the implicates combined by Rubin's rule, as augmented_microdata and the
   estimate macro do (surveysynth.estimation.augmented); supported domains keep the direct
   estimate.
@@ -36,9 +36,9 @@ actual dbt pipeline by vars (responses and frame as Parquet, `dbt build --select
 +domain_estimates` into a DuckDB file) and checks that the two paths agree: the cell rows of
 domain_estimates against the library's, estimate and SE to 1e-6 of their spread, interval ends to
 1e-3 of the half-width (the SQL t quantile is an approximation), the same synthetic-record counts.
-The default survey settings of the project apply in both (sparse below 10 respondents or n_eff 5,
-half of the units outside the synthesized cells held out from the synthesizer for the disclosure
-check); calibration is to the strata only, which the design weights already meet.
+The default survey settings of the project apply in both (sparse below 10 respondents or n_eff 5;
+the disclosure-risk holdout share 0.5); calibration is to the strata only, which the design
+weights already meet.
 
 Populations (scripts/eval/real_data.py fetches them from the Debian archive):
   swiss    2,896 Swiss municipalities; domains canton x population band (93), strata the 7
@@ -407,12 +407,59 @@ def unit_level(pop: Population, sample: pd.DataFrame, dom: pd.DataFrame, seed: i
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
+def holdout_in_synthesis() -> bool:
+    """Whether this project's synthesis_responses leaves the disclosure-risk holdout out of the
+    synthesizer's input (read from the model's SQL, so the library path follows the pipeline it
+    ships with: earlier versions withheld it, a cross-fitted risk gate gives the synthesizer
+    every respondent)."""
+    sql = (ROOT / "models" / "disclosure" / "synthesis_responses.sql").read_text()
+    return "ref('risk_holdout')" in sql
+
+
 def synth_inputs(pop: Population, sample: pd.DataFrame, seed: int) -> pd.DataFrame:
     """synthesis_responses: the responses without the disclosure-risk holdout (a unit outside the
-    synthesized cells whose md5(seed|unit_id) falls below the share; risk_holdout.sql)."""
+    synthesized cells whose md5(seed|unit_id) falls below the share; risk_holdout.sql), when the
+    project withholds it; every response otherwise."""
+    out = sample.drop(columns="_synthesized")
+    if not holdout_in_synthesis():
+        return out
     cut = f"{int(HOLDOUT_SHARE * 4294967296):08x}"
     draw_ = sample["unit_id"].map(lambda u: hashlib.md5(f"{seed}|{u}".encode()).hexdigest()[:8])
-    return sample[~((draw_ < cut) & ~sample["_synthesized"])].drop(columns="_synthesized")
+    return out[~((draw_ < cut) & ~sample["_synthesized"]).to_numpy()]
+
+
+def staged(pop: Population, sample: pd.DataFrame) -> pd.DataFrame:
+    """The responses as synthetic_microdata receives them: stg_responses' columns and types, its
+    row numbering (by unit, wave, outcomes), the calibrated weight as analysis_weight (here the
+    design weight: the strata are the only margin, which N_h / n_h meets). The synthesizer orders
+    rows by a hash of their whole content, so only the same columns give the same draws."""
+    s = sample.sort_values(["unit_id", "wave", pop.y, pop.flag], kind="mergesort")
+    cols = {"_row_id": np.arange(1, len(s) + 1), "unit_id": s["unit_id"], "wave": s["wave"]}
+    cols.update({d: s[d] for d in pop.dims})
+    cols.update({"cell_id": s["cell_id"], "design_weight": np.full(len(s), np.nan)})
+    cols.update({pop.y: s[pop.y].astype(float), pop.flag: s[pop.flag].astype("int32")})
+    cols.update({a: s[a].astype(float) for a in pop.register})
+    cols["analysis_weight"] = s["analysis_weight"]
+    out = pd.DataFrame({k: np.asarray(v) for k, v in cols.items()})
+    return out.astype({"_row_id": "int64", "wave": "int64", "unit_id": object})
+
+
+def observed_weight(pop: Population, sample: pd.DataFrame, sup: pd.DataFrame, cfg) -> np.ndarray:
+    """augmented_microdata's weight of a respondent in an observed cell: its design weight raked
+    to what the completed cells leave of its stratum's count (the only margin here; the factor
+    is constant within a cell, so it moves only a cell's sum of weights, read by a share's
+    interval)."""
+    done = sup["support_class"].isin(cfg.augment_classes)
+    stratum_of = pop.units.drop_duplicates("cell_id").set_index("cell_id")[pop.stratum]
+    N_h = pop.units.groupby(pop.stratum).size()
+    left = N_h - sup[done].groupby(sup.loc[done, "cell_id"].map(stratum_of))["n_population"].sum()
+    left = left.reindex(N_h.index).fillna(N_h)
+    in_done = (
+        sample["cell_id"].map(sup.set_index("cell_id")["support_class"]).isin(cfg.augment_classes)
+    )
+    w = sample["analysis_weight"].where(~in_done, 0.0)
+    g = left / w.groupby(sample[pop.stratum]).sum()
+    return (sample["analysis_weight"] * sample[pop.stratum].map(g)).to_numpy()
 
 
 def surveysynth(pop: Population, sample: pd.DataFrame, m: int, seed: int):
@@ -422,10 +469,14 @@ def surveysynth(pop: Population, sample: pd.DataFrame, m: int, seed: int):
     frame = pop.units[["unit_id", *pop.dims, "cell_id", *pop.register]]
     sup = _support(pop, sample, cfg)
     cls = sup.set_index("cell_id")["support_class"]
-    s = sample.assign(_synthesized=sample["cell_id"].map(cls).isin(cfg.augment_classes).to_numpy())
-    syn = synthesize(synth_inputs(pop, s, seed), frame, sup, cfg)
+    r = staged(pop, sample)
+    r["_synthesized"] = r["cell_id"].map(cls).isin(cfg.augment_classes).to_numpy()
+    syn = synthesize(synth_inputs(pop, r, seed), frame, sup, cfg)
     syn.attrs = {}
-    est = augmented_cell_estimates(sample, syn, sup, cfg, stratum=pop.stratum, fpc="fpc")
+    s = sample.assign(raked_weight=observed_weight(pop, sample, sup, cfg))
+    est = augmented_cell_estimates(
+        s, syn, sup, cfg, stratum=pop.stratum, fpc="fpc", weight="raked_weight"
+    )
     rows = [
         _rows(e["cell_id"], e["estimate"], e["ci_low"], e["ci_high"], "surveysynth", t)
         for t, e in (
@@ -709,6 +760,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Real-population SAE benchmark: {', '.join(names)}; {a.reps} stratified samples each "
         f"(library path), m = {a.m}, seed {a.seed}; the first {a.dbt} also through dbt"
+    )
+    held = "withheld from" if holdout_in_synthesis() else "given to"
+    print(
+        f"The disclosure-risk holdout is {held} the synthesizer (models/disclosure/synthesis_responses)"
     )
     for fn, what in (("bhf_eblup", "BHF"), ("logistic_ebp", "EBP")):
         if _unit_level(fn) is None:

@@ -16,13 +16,20 @@ from pandas tables, so a script or a test can score the augmented estimator with
   stratum's respondents in observed cells; fpc_h is given per respondent (1 - n_h / N_h of the
   design, as design_strata has it).
 
-The implicates are combined with Rubin's rule (:mod:`surveysynth.estimation.combining`):
-T = u_bar + (1 + 1/m) b, df = (m - 1)(1 + u_bar / ((1 + 1/m) b))^2 (infinite when b = 0), interval
-q_bar +- t_df sqrt(T). A completed cell has T = (1 + 1/m) b and df = m - 1; an observed one T = u.
+The implicates are combined with Rubin's rule as the macro does (formulas in
+:mod:`surveysynth.estimation.combining`): T = u_bar + (1 + 1/m) b; df by Barnard & Rubin (1999)
+from Rubin's df_old = (m - 1)(1 + u_bar / ((1 + 1/m) b))^2 and the complete-data df (item
+respondents less strata, over strata with fpc > 0: observed cells only); interval q_bar +- t_df
+sqrt(T) for a mean, and for a share the empirical-logit interval of the domain's population count
+(the implicates' mean sum of weights over item respondents). A completed cell has
+T = (1 + 1/m) b and df = m - 1; an observed one T = u and df = (nu + 1) / (nu + 3) nu.
 
 Not reproduced: raking the implicates to the margins (augmented_microdata). The rake's factors are
 constant within a cell (every margin is a function of the cell), so they cancel in a cell's mean,
-share and linearised variance; estimates for domains coarser than a cell would need them.
+share and linearised variance; they change only an observed cell's sum of weights, which a
+share's interval reads: pass the raked weights as ``weight`` where that matters (with the strata
+as the only calibration margin, g_h = (N_h - N of the completed cells in h) / (sum of the observed
+respondents' design weights in h)). Domains coarser than a cell would need the rake itself.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import pandas as pd
 from surveysynth.checks.backtest import indicator_matrix, indicator_names
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import CELL_ID, make_cell_id
-from surveysynth.estimation.combining import t_quantile
+from surveysynth.estimation.combining import share_interval, t_quantile
 from surveysynth.seeding import key_str
 
 IMPLICATE = "implicate"
@@ -47,18 +54,20 @@ def augmented_cell_estimates(
     stratum: str | None = None,
     fpc: str | None = None,
     conf_level: float = 0.95,
+    weight: str | None = None,
 ) -> pd.DataFrame:
     """One row per support cell x wave x indicator (indicators as direct_estimates names them).
 
-    ``responses``: the real respondents (cell dims, wave, outcomes, ``config.weight`` = the design
-    weight used in observed cells); ``stratum`` / ``fpc``: their variance-stratum and 1 - n_h / N_h
-    columns (None: the cell is the stratum, no fpc). ``synthetic``: what
+    ``responses``: the real respondents (cell dims, wave, outcomes, and the weight of observed
+    cells: ``weight``, default ``config.weight``); ``stratum`` / ``fpc``: their variance-stratum
+    and 1 - n_h / N_h columns (None: the cell is the stratum, fpc 1). ``synthetic``: what
     :func:`surveysynth.synthesis.api.synthesize` returned (``implicate``, ``synth_weight``).
     ``support``: cell_id, wave, support_class (and the cell dims) for every cell to estimate.
 
     Columns: cell_id, cell dims, wave, support_class, cell_role (completed / observed),
     indicator, measure, estimate, se, df (inf: normal reference), ci_low, ci_high, m,
-    between_var, within_var, n_real, n_synthetic (item respondents; synthetic: per implicate)."""
+    between_var, within_var, df_com, n_weighted, n_real, n_synthetic (item respondents;
+    synthetic: per implicate)."""
     c = config
     keys = _keys(support, c)
     completed = _completed(keys, c)
@@ -66,12 +75,14 @@ def augmented_cell_estimates(
     r = responses[r_code >= 0]
     r_code = r_code[r_code >= 0]
     Yr = indicator_matrix(r, c)
-    Q, U, n_syn = _completed_q(keys, completed, r, r_code, Yr, synthetic, c)
-    q_obs, u_obs = _observed_qu(keys, ~completed, r, r_code, Yr, c, stratum, fpc)
-    obs = ~completed
-    Q[:, obs, :] = q_obs[obs]
-    U[:, obs, :] = u_obs[obs]
-    out = _combine(Q, U, conf_level)
+    Q, SW, n_syn = _completed_q(keys, completed, r, r_code, Yr, synthetic, c)
+    obs = _observed_qu(keys, ~completed, r, r_code, Yr, c, stratum, fpc, weight or c.weight)
+    o = ~completed
+    U = np.zeros_like(Q)
+    Q[:, o, :], U[:, o, :], SW[:, o, :] = obs["q"][o], obs["u"][o], obs["sw"][o]
+    dfc = np.where(o[:, None], obs["dfc"], 0.0)
+    share = np.array(["=" in n for n in indicator_names(c)])
+    out = _combine(Q, U, SW.mean(axis=0), dfc, share, conf_level)
     n_real = np.zeros((len(keys), Yr.shape[1]))
     np.add.at(n_real, r_code, np.isfinite(Yr).astype(float))
     return _long(keys, completed, out, n_real, n_syn, c)
@@ -105,7 +116,7 @@ def _completed(keys: pd.DataFrame, c: SynthConfig) -> np.ndarray:
 
 def _completed_q(keys, completed, r, r_code, Yr, synthetic, c):
     """Per implicate: the completed cells' means (real records weight 1 plus synthetic records
-    weight synth_weight), within variance 0. Shapes (m, G, K); n_syn (G, K) per implicate."""
+    weight synth_weight) and sums of weights over item respondents, (m, G, K); n_syn (G, K)."""
     G, K, m = len(keys), Yr.shape[1], c.m
     real = completed[r_code] if c.augment_units != "all" else np.zeros(len(r_code), bool)
     okr = np.isfinite(Yr) & real[:, None]
@@ -114,6 +125,7 @@ def _completed_q(keys, completed, r, r_code, Yr, synthetic, c):
     np.add.at(base_w, r_code, okr.astype(float))
     np.add.at(base_wy, r_code, np.where(okr, Yr, 0.0))
     Q = np.full((m, G, K), np.nan)
+    SW = np.zeros((m, G, K))
     n_syn = np.zeros((G, K))
     s_code = _codes(keys, synthetic, c) if len(synthetic) else np.zeros(0, dtype=np.int64)
     s = synthetic[s_code >= 0] if len(synthetic) else synthetic
@@ -129,17 +141,19 @@ def _completed_q(keys, completed, r, r_code, Yr, synthetic, c):
         np.add.at(swy, s_code[sel], np.where(ok, ws[sel, None] * Ys[sel], 0.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             Q[lv - 1] = np.where(sw > 0, swy / sw, np.nan)
+        SW[lv - 1] = sw
         if lv == 1:
             np.add.at(n_syn, s_code[sel], ok.astype(float))
-    return Q, np.zeros((m, G, K)), n_syn
+    return Q, SW, n_syn
 
 
-def _observed_qu(keys, observed, r, r_code, Yr, c, stratum, fpc):
-    """Hajek estimate and linearised variance of every observed cell (G, K)."""
+def _observed_qu(keys, observed, r, r_code, Yr, c, stratum, fpc, weight):
+    """Every observed cell's Hajek estimate q, linearised variance u, sum of weights sw over item
+    respondents and complete-data df (item respondents less strata, strata with fpc > 0)."""
     G, K = len(keys), Yr.shape[1]
     sel = observed[r_code]
     code, Y = r_code[sel], Yr[sel]
-    w = r[c.weight].to_numpy(dtype=float)[sel] if c.weight else np.ones(int(sel.sum()))
+    w = r[weight].to_numpy(dtype=float)[sel] if weight else np.ones(int(sel.sum()))
     ok = np.isfinite(Y)
     W = np.where(ok, w[:, None], 0.0)
     sw, swy = np.zeros((G, K)), np.zeros((G, K))
@@ -156,7 +170,25 @@ def _observed_qu(keys, observed, r, r_code, Yr, c, stratum, fpc):
     f_h = np.ones(len(h_index))
     if fpc:
         f_h = pd.Series(rs[fpc].to_numpy(dtype=float)).groupby(h_code).max().to_numpy()
-    return q, _stratified_variance(code, h_code, z, n_h, f_h, G)
+    u = _stratified_variance(code, h_code, z, n_h, f_h, G)
+    dfc = _complete_data_df(code, h_code, ok, f_h, G)
+    return {"q": q, "u": u, "sw": sw, "dfc": dfc}
+
+
+def _complete_data_df(code, h_code, ok, f_h, G):
+    """Per group: item respondents in strata with fpc > 0, less the number of such strata that
+    have item respondents in the group (the macro's df_com; 0 reads as infinite)."""
+    K = ok.shape[1]
+    live = (f_h[h_code] > 0)[:, None] & ok
+    n = np.zeros((G, K))
+    np.add.at(n, code, live.astype(float))
+    n_strata = max(len(f_h), 1)
+    pair = np.asarray(code) * n_strata + np.asarray(h_code)
+    strata = np.zeros((G, K))
+    for k in range(K):
+        used = np.unique(pair[live[:, k]])
+        np.add.at(strata[:, k], used // n_strata, 1.0)
+    return n - strata
 
 
 def _stratified_variance(code, h_code, z, n_h, f_h, G):
@@ -178,28 +210,38 @@ def _stratified_variance(code, h_code, z, n_h, f_h, G):
     return np.maximum(v, 0.0)
 
 
-def _combine(Q: np.ndarray, U: np.ndarray, conf_level: float) -> dict[str, np.ndarray]:
-    """Rubin's rule over the first axis (implicates), element by element."""
+def _combine(Q, U, n_weighted, dfc, share, conf_level: float) -> dict[str, np.ndarray]:
+    """Rubin's rule over the first axis (implicates) with Barnard-Rubin df, element by element;
+    shares get the empirical-logit interval of a domain of n_weighted units."""
     m = Q.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         qbar = Q.mean(axis=0)
-        b = Q.var(axis=0, ddof=1) if m >= 2 else np.full(Q.shape[1:], np.nan)
+        same = np.nanmax(Q, axis=0) == np.nanmin(Q, axis=0)
+        b = np.where(same, 0.0, Q.var(axis=0, ddof=1)) if m >= 2 else np.full(qbar.shape, np.nan)
         ubar = U.mean(axis=0)
         T = ubar + (1.0 + 1.0 / m) * b
-        df = np.where(b > 0, (m - 1) * (1.0 + ubar / ((1.0 + 1.0 / m) * b)) ** 2, np.inf)
+        df_old = np.where(b > 0, (m - 1) * (1.0 + ubar / ((1.0 + 1.0 / m) * b)) ** 2, np.inf)
+        lam = (1.0 + 1.0 / m) * b / T
+        use = (dfc > 0) & (ubar > 0) & (T > 0)
+        df_obs = np.where(use, (dfc + 1.0) / (dfc + 3.0) * dfc * (1.0 - lam), np.inf)
+        df = 1.0 / (1.0 / df_old + 1.0 / df_obs)
         df = np.where(np.isfinite(b), df, np.nan)
         se = np.sqrt(T)
-        tq = np.where(
-            np.isfinite(se), t_quantile(np.where(np.isnan(df), np.inf, df), conf_level), np.nan
-        )
+        tq = t_quantile(np.where(np.isnan(df), np.inf, df), conf_level)
+        tq = np.where(np.isfinite(se), tq, np.nan)
+    lo, hi = qbar - tq * se, qbar + tq * se
+    for g, k in zip(*np.nonzero(share[None, :] & np.isfinite(se) & (n_weighted > 0))):
+        lo[g, k], hi[g, k] = share_interval(qbar[g, k], se[g, k], tq[g, k], n_weighted[g, k])
     return {
         "estimate": qbar,
         "se": se,
         "df": df,
-        "ci_low": qbar - tq * se,
-        "ci_high": qbar + tq * se,
+        "ci_low": lo,
+        "ci_high": hi,
         "between_var": b,
         "within_var": ubar,
+        "df_com": dfc,
+        "n_weighted": n_weighted,
     }
 
 
@@ -218,6 +260,7 @@ def _long(keys, completed, out, n_real, n_syn, c) -> pd.DataFrame:
         d["n_synthetic"] = n_syn[:, k].astype(np.int64)
         parts.append(d)
     cols = ["estimate", "se", "df", "ci_low", "ci_high", "m", "between_var", "within_var"]
+    cols += ["df_com", "n_weighted"]
     res = pd.concat(parts, ignore_index=True)
     lead = [x for x in keys.columns if x != "support_class"]
     return res[
