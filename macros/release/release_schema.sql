@@ -1,0 +1,24 @@
+{#- Where the release lives. The release schema (var ss_release_schema; null = '<target schema>_release')
+    holds the released tables and nothing else; they are built first in the staging schema
+    ('<release schema>_staging') and then published into the release schema in one transaction by
+    the release_publish model (macros/release/release_publish.sql). -#}
+{% macro release_schema() %}
+    {{- return(var('ss_release_schema', none) or (target.schema ~ '_release')) -}}
+{% endmacro %}
+
+{% macro release_staging_schema() %}
+    {{- return(surveysynth.release_schema() ~ '_staging') -}}
+{% endmacro %}
+
+{#- Models opt into the release schemas with these names as their `schema` config: they are
+    markers, mapped here to the schemas above; every other model gets dbt's default name
+    (the target schema, or '<target schema>_<custom schema>'). -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name == 'surveysynth_release' -%}
+        {{ surveysynth.release_schema() }}
+    {%- elif custom_schema_name == 'surveysynth_release_staging' -%}
+        {{ surveysynth.release_staging_schema() }}
+    {%- else -%}
+        {{ default__generate_schema_name(custom_schema_name, node) }}
+    {%- endif -%}
+{%- endmacro %}
