@@ -99,11 +99,16 @@ def main() -> int:
             .df()
             .to_string(index=False)
         )
-    if "release_manifest" in names:
+    # the published release (schema <target>_release; <target>_release_staging holds it staged)
+    released = [s for s, n, _ in tables if n == "release_manifest" and s.endswith("_release")]
+    if released:
         rid, run, ok = con.sql(
-            "select release_id, synth_run_id, all_gates_passed from release_manifest"
+            "select release_id, synth_run_id, all_gates_passed "
+            f'from "{released[0]}".release_manifest'
         ).fetchall()[0]
-        print(f"  release {rid} (synthesis run {run}), all gates passed: {ok}")
+        print(
+            f"  release {rid} in schema {released[0]} (synthesis run {run}), all gates passed: {ok}"
+        )
     print(f"\nDuckDB warehouse: {db}")
     print(f"Query it: duckdb {db}  (or python -c \"import duckdb; duckdb.connect('{db}')\")")
     return 0
