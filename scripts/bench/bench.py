@@ -37,6 +37,8 @@ BENCHES: dict[str, list[list[str]]] = {
     "augmented": [[PY, "scripts/bench/bench_augmented.py"]],
     # issue: disclosure metrics, 100k synthetic x 100k real
     "risk": [[PY, "scripts/bench/bench_risk.py", "--rows", "100000"]],
+    # issue 10: unit-level baselines (BHF, logistic EBP) vs statsmodels REML; 1,000 domains
+    "unit_level": [[PY, "scripts/bench/bench_unit_level.py", "--reps", "5"]],
 }
 
 

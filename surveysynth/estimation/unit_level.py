@@ -18,6 +18,7 @@ iterations and bootstrap replicates.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -208,7 +209,8 @@ def bhf_predict(d: BHFData, s2v: float, s2e: float, cov: np.ndarray | None = Non
         delta = np.where(has, (d.M @ d.w**2) / sw**2, 0.0)
         xw = np.where(has[:, None], (d.M @ (d.X * d.w[:, None])) / sw[:, None], 0.0)
         yw = np.where(has, (d.M @ (d.y * d.w)) / sw, 0.0)
-    gamma = np.where(has, s2v / np.maximum(s2v + s2e * delta, 1e-300), 0.0)
+    total = np.where(has, s2v + s2e * delta, 1.0)  # Var(ybar_iw - xbar_iw' beta), 1 if unsampled
+    gamma = np.where(has, s2v / total, 0.0)
     beta, V_beta, cross = _bhf_beta(d, gamma, xw, s2v, s2e)
     v_hat = gamma * (yw - xw @ beta)
     r = 1.0 - d.n / d.N  # 1 - f_i
@@ -221,7 +223,7 @@ def bhf_predict(d: BHFData, s2v: float, s2e: float, cov: np.ndarray | None = Non
     g3 = np.zeros_like(g1)
     if cov is not None:
         q = s2e**2 * cov[0, 0] + s2v**2 * cov[1, 1] - 2 * s2e * s2v * cov[0, 1]
-        g3 = np.where(has, delta**2 * q / np.maximum(s2v + s2e * delta, 1e-300) ** 3, 0.0)
+        g3 = np.where(has, delta**2 * q / total**3, 0.0)
     mse = r**2 * (g1 + 2 * g3) + g2 + 2 * g12 + r * s2e / d.N
     return est, mse, beta
 
@@ -293,8 +295,9 @@ class LogitData:
     y: np.ndarray
     codes: np.ndarray
     M: sparse.csr_matrix
-    Xp: np.ndarray
+    Xp: np.ndarray  # population units sorted by domain
     pcodes: np.ndarray
+    starts: np.ndarray  # first population row of each domain (for np.add.reduceat)
     n: np.ndarray
     N: np.ndarray
 
@@ -309,6 +312,7 @@ def logit_data(sample, y, x, domain, population_units) -> LogitData:
     domains = pd.Index(pd.unique(population_units[pcol]))
     codes = _codes(sample[domain], domains, "sample")
     pcodes = domains.get_indexer(population_units[pcol])
+    order = np.argsort(pcodes, kind="stable")
     X = np.column_stack([np.ones(len(sample)), _numeric(sample, x, "sample")])
     _full_rank(X, x)
     Xp = np.column_stack([np.ones(len(population_units)), _numeric(population_units, x, "units")])
@@ -320,8 +324,10 @@ def logit_data(sample, y, x, domain, population_units) -> LogitData:
     if (n > N).any():
         bad = domains[n > N][:5].tolist()
         raise ValueError(f"more sampled units than population units in domains {bad}")
+    starts = np.r_[0, np.cumsum(N)[:-1]]
+    M = _indicator(codes, m)
     return LogitData(
-        domains, ["intercept", *x], X, yv, codes, _indicator(codes, m), Xp, pcodes, n, N
+        domains, ["intercept", *x], X, yv, codes, M, Xp[order], pcodes[order], starts, n, N
     )
 
 
@@ -335,11 +341,16 @@ class Quadrature:
     logw: np.ndarray  # m x K
 
 
+@functools.cache
+def _hermgauss(K: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.hermite.hermgauss(K)
+
+
 def adapt(d: LogitData, beta: np.ndarray, sigma: float, K: int) -> Quadrature:
     """Centre the nodes at each domain's posterior mode of u and scale them by the curvature there
     (Newton's method, vectorised over domains; a domain without sample gets the N(0, 1) prior,
     i.e. ordinary Gauss-Hermite nodes)."""
-    t, wk = np.polynomial.hermite.hermgauss(K)
+    t, wk = _hermgauss(K)
     eta = d.X @ beta
     u = np.zeros(len(d.domains))
     for _ in range(50):
@@ -353,7 +364,8 @@ def adapt(d: LogitData, beta: np.ndarray, sigma: float, K: int) -> Quadrature:
     p = expit(eta + sigma * u[d.codes])
     tau = 1.0 / np.sqrt(sigma**2 * (d.M @ (p * (1 - p))) + 1.0)
     nodes = u[:, None] + np.sqrt(2.0) * tau[:, None] * t[None, :]
-    logw = np.log(np.sqrt(2.0) * tau)[:, None] + np.log(wk) + t**2 + norm.logpdf(nodes)
+    log_prior = -0.5 * nodes**2 - 0.5 * np.log(2 * np.pi)
+    logw = np.log(np.sqrt(2.0) * tau)[:, None] + np.log(wk) + t**2 + log_prior
     return Quadrature(nodes, logw)
 
 
@@ -461,10 +473,10 @@ def predict_rest(d: LogitData, theta: np.ndarray, q: Quadrature):
     nodes = np.ascontiguousarray(0.5 * sigma * q.nodes.T)
     S, T = np.empty((m, len(nodes))), np.empty((m, len(nodes)))
     for k in range(len(nodes)):  # over quadrature nodes, not units
-        tp = np.tanh(half_p + nodes[k][d.pcodes])
+        tp = np.tanh(half_p + np.repeat(nodes[k], d.N))
         ts = np.tanh(half_s + nodes[k][d.codes])
-        S[:, k] = np.bincount(d.pcodes, tp, m) - np.bincount(d.codes, ts, m)
-        T[:, k] = np.bincount(d.pcodes, tp**2, m) - np.bincount(d.codes, ts**2, m)
+        S[:, k] = np.add.reduceat(tp, d.starts) - np.bincount(d.codes, ts, m)
+        T[:, k] = np.add.reduceat(tp**2, d.starts) - np.bincount(d.codes, ts**2, m)
     rest = d.N - d.n
     S, T = 0.5 * (rest[:, None] + S), 0.25 * (rest[:, None] - T)
     mean = np.sum(pi * S, axis=1)
