@@ -23,13 +23,15 @@ twice).
 Estimation (an empirical-Bayes / penalised quasi-likelihood approximation of a GLMM):
 1. slopes (a, b) by design-weighted ridge pseudo-likelihood with the current cell effects
    as an offset (``glm``);
-2. each cell's direct effect given the slopes, linearised at the current effect (Breslow &
-   Clayton 1993: working response d + (p_hat - mu_bar) / v_bar, variance 1 / (n_eff v_bar),
-   n_eff Kish's effective n of the cell's rows), or the weighted mean residual for z;
+2. each cell's direct effect given the slopes, linearised at its current effect d (the
+   penalised quasi-likelihood working response of Breslow & Clayton 1993): d + (p_hat -
+   mu_bar) / v_bar, the step capped at 4 on the logit scale, with variance 1 / (n_eff v_bar),
+   mu_bar and v_bar the cell's weighted means of mu and mu (1 - mu) at d, n_eff Kish's
+   effective n of the cell's rows; for z the weighted mean residual;
 3. the direct effects shrunk toward main effects and two-way interactions of the cell
    dimensions and wave (``pooling``: Student-t priors, variance components by
    fixed-point updates);
-repeated three times. Assumptions: answers are independent across units given the cell
+repeated twice. Assumptions: answers are independent across units given the cell
 effects and predictors (a panel's repeated units are treated as independent); slopes are
 common to all cells; nonresponse is ignorable given cell, register and earlier answers.
 
@@ -75,11 +77,15 @@ from surveysynth.synthesis.pooling import (
 log = logging.getLogger("surveysynth")
 
 PARAM_PREFIX = "p__"
-ROUNDS = 3
+ROUNDS = 2
 # Slopes are fitted on at most this many rows of a component (a seeded sample, weights kept):
 # their posterior is then that of the sample, a little wider than the full data's, and the
 # cost of the fit does not grow with the survey (cell effects always use every row).
-SLOPE_ROWS = 20_000
+SLOPE_ROWS = 12_000
+# Largest move of a cell's direct logit effect in one round (a capped Newton step): a cell
+# whose model probability is near 0 or 1 with a share that is not would otherwise get an
+# unbounded working response.
+MAX_CELL_STEP = 4.0
 CELL_COLUMNS = ("hat", "psi", "prior", "priorvar")
 
 
@@ -501,15 +507,18 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
             return np.where(n > 0, mean, np.nan), np.where(
                 n > 0, s2 / np.maximum(n_eff, 1e-9), np.nan
             )
-    mu = expit(eta + delta[g, k])
     _, sw, n_eff = group_weights(g, data.w, rows, G)
     wm = np.where(rows, data.w, 0.0)
     safe = np.where(sw > 0, sw, 1.0)
     p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
+    mu = expit(eta + delta[g, k])
     mu_bar = np.bincount(g, weights=wm * mu, minlength=G) / safe
-    v_bar = np.maximum(np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe, 1e-4)
+    v_bar = np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe
+    v_bar = np.maximum(v_bar, 1e-4)
     ok = sw > 0
-    theta = np.where(ok, delta[:, k] + (p_hat - mu_bar) / v_bar, np.nan)
+    # one Newton step from the current effect toward the cell's own root, capped
+    step = np.clip((p_hat - mu_bar) / v_bar, -MAX_CELL_STEP, MAX_CELL_STEP)
+    theta = np.where(ok, delta[:, k] + step, np.nan)
     psi = np.where(ok, 1.0 / (np.maximum(n_eff, 1e-9) * v_bar), np.nan)
     return theta, psi
 

@@ -7,7 +7,8 @@ posterior spread drawn for each implicate, reflects effective sample sizes rathe
 population counts), with a
 ridge penalty of ``ridge`` pseudo-observations on every slope (features are standardised),
 which keeps the fit finite under separation (a structural zero) and in small samples. The
-intercept is not penalised. The returned covariance is the inverse penalised information,
+logit intercept has a weak proper prior (sd about 3 around the logit of the overall rate),
+so a rare or separated event cannot send it, or its posterior draws, to infinity. The returned covariance is the inverse penalised information,
 the Gaussian (Laplace) approximation of the slopes' posterior under that ridge prior.
 """
 
@@ -32,9 +33,13 @@ def _with_intercept(X: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(X)), X])
 
 
-def _penalty(p: int, ridge: float) -> np.ndarray:
+INTERCEPT_RIDGE = 0.1  # a N(centre, 10) prior on the intercept: weak, but proper
+MAX_STEP = 4.0  # Newton steps are capped (on the logit scale) so separation cannot run away
+
+
+def _penalty(p: int, ridge: float, intercept: float = 1e-4) -> np.ndarray:
     pen = np.full(p + 1, ridge)
-    pen[0] = 1e-4  # nearly flat on the intercept, finite under a rare event
+    pen[0] = intercept
     return np.diag(pen)
 
 
@@ -50,20 +55,22 @@ def fit_logit(
     """Weighted ridge logistic regression by Newton-Raphson (IRLS)."""
     A = _with_intercept(X)
     wk = w
-    P = _penalty(X.shape[1], ridge)
-    b = np.zeros(A.shape[1]) if start is None else start.copy()
-    if start is None:
-        p0 = np.clip(np.average(y, weights=wk), 1e-4, 1 - 1e-4)
-        b[0] = np.log(p0 / (1 - p0)) - float(np.average(offset, weights=wk))
-    H = np.eye(A.shape[1])
+    P = _penalty(X.shape[1], ridge, INTERCEPT_RIDGE)
+    p0 = float(np.clip(np.average(y, weights=wk), 1e-4, 1 - 1e-4))
+    prior = np.zeros(A.shape[1])
+    prior[0] = np.log(p0 / (1 - p0)) - float(np.average(offset, weights=wk))
+    b = prior.copy() if start is None else start.copy()
     for _ in range(iters):
         mu = expit(offset + A @ b)
         v = np.maximum(mu * (1 - mu), 1e-10)
         H = (A * (wk * v)[:, None]).T @ A + P
-        grad = A.T @ (wk * (y - mu)) - P @ b
+        grad = A.T @ (wk * (y - mu)) - P @ (b - prior)
         step = np.linalg.solve(H, grad)
+        big = np.abs(step).max(initial=0.0)
+        if big > MAX_STEP:
+            step = step * (MAX_STEP / big)
         b = b + step
-        if np.abs(step).max(initial=0.0) < 1e-6:
+        if big < 1e-6:
             break
     mu = expit(offset + A @ b)
     H = (A * (wk * np.maximum(mu * (1 - mu), 1e-10))[:, None]).T @ A + P
