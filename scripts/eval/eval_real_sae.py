@@ -562,7 +562,9 @@ def score(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(x: float, digits: int) -> str:
-    return "-" if not np.isfinite(x) else f"{x:.{digits}f}"
+    if not np.isfinite(x):
+        return "inf" if x == np.inf else "-"
+    return f"{x:.{digits}f}" if abs(x) < 1e6 else f"{x:.3g}"
 
 
 def print_table(pop: Population, sc: pd.DataFrame, rows: pd.DataFrame) -> None:
@@ -620,10 +622,10 @@ def targets(pop: Population, sc: pd.DataFrame) -> list[tuple[str, bool | None]]:
                 continue
             rmse = f"{where} RMSE surveysynth {ss.rmse:.4g} <= {base} {ul.rmse:.4g}"
             width = f"{where} width surveysynth {ss.width:.4g} <= 1.3 x {base} {ul.width:.4g}"
-            out.append((f"{rmse} (ratio {ss.rmse / ul.rmse:.2f})", bool(ss.rmse <= ul.rmse)))
+            out.append((f"{rmse} (ratio {ss.rmse / ul.rmse:.3g})", bool(ss.rmse <= ul.rmse)))
             out.append((cover, bool(0.93 <= ss.coverage <= 0.97)))
             ok = bool(ss.width <= 1.3 * ul.width)
-            out.append((f"{width} (ratio {ss.width / ul.width:.2f})", ok))
+            out.append((f"{width} (ratio {ss.width / ul.width:.3g})", ok))
     return out
 
 
@@ -717,10 +719,21 @@ def dbt_check(pop: Population, a: argparse.Namespace, kept: dict[int, pd.DataFra
     for rep, lib in kept.items():
         t0 = time.monotonic()
         try:
-            diff = compare(lib, dbt_cells(pop, a, rep))
+            de = dbt_cells(pop, a, rep)
         except (DbtFailed, duckdb.Error) as exc:
             print(f"  [{pop.name}] dbt build of replicate {rep + 1} failed: {exc}")
             return [(f"{head} the dbt build ran", False)]
+        # the library path again, right after the build: the code may have changed since the
+        # replicate ran (a shared working tree), and the comparison is of the same code
+        seed = rep_seed(a.seed, rep)
+        fresh = surveysynth(pop, draw(pop, seed), a.m, seed)[1]
+        drift = compare(lib, fresh)["point"]
+        if drift > 0:
+            print(
+                f"  note: the library's result for replicate {rep + 1} changed during the run "
+                f"({drift:.3g} x spread): the synthesizer's code changed meanwhile"
+            )
+        diff = compare(fresh, de)
         print(
             f"  [{pop.name}] dbt build of replicate {rep + 1}: {time.monotonic() - t0:.0f}s; "
             + ", ".join(f"{k} {v:.3g}" for k, v in diff.items())

@@ -214,9 +214,9 @@ def _combine(Q, U, n_weighted, dfc, share, conf_level: float) -> dict[str, np.nd
     """Rubin's rule over the first axis (implicates) with Barnard-Rubin df, element by element;
     shares get the empirical-logit interval of a domain of n_weighted units."""
     m = Q.shape[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         qbar = Q.mean(axis=0)
-        same = np.nanmax(Q, axis=0) == np.nanmin(Q, axis=0)
+        same = (Q == Q[0]).all(axis=0)
         b = np.where(same, 0.0, Q.var(axis=0, ddof=1)) if m >= 2 else np.full(qbar.shape, np.nan)
         ubar = U.mean(axis=0)
         T = ubar + (1.0 + 1.0 / m) * b
