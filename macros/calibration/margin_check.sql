@@ -57,6 +57,7 @@
         max(iterations) as iterations,
         max(max_rel_error) as max_rel_error,
         max(n_uncovered_categories) as n_uncovered_categories,
+        max(n_collapsed_categories) as n_collapsed_categories,
         min(case when converged then 1 else 0 end) = 1 as converged,
         {{ settings.tol }} as tolerance,
         {{ settings.max_iter }} as max_iterations,

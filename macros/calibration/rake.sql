@@ -81,6 +81,79 @@ rk_cells as (
 
 ),
 
+{#- margin categories present among the units of each group -#}
+rk_present as (
+
+    {% for m in plan.counts + plan.totals -%}
+    select distinct {% for c in grp %}{{ c }}, {% endfor %}'{{ m.id }}' as margin_id,
+        coalesce({{ surveysynth.category_key_expr(m.dims, 'rk_cells') }}, '(missing)') as category
+    from rk_cells
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+{#- the targets per group; a category with a target and no unit in the group is collapsed
+    (ss_calibration_uncovered: collapse): its target is spread over the covered categories of the
+    same margin in proportion to their targets, so the margin keeps its total and agrees with the
+    other margins, and the category itself gets target 0 -#}
+rk_targets as (
+
+    select
+        {% for c in grp -%}
+        rk_g.{{ c }},
+        {% endfor -%}
+        rk_tg.margin_id,
+        rk_tg.category,
+        rk_tg.target as rk_raw_target,
+        case when rk_p.margin_id is null then 0 else 1 end as rk_covered
+    from {{ margins }} as rk_tg
+    inner join (select distinct {{ grp | join(', ') }} from rk_cells) as rk_g
+        on {% for c in mg %}rk_tg.{{ c }} = rk_g.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+    left join rk_present as rk_p
+        on rk_p.margin_id = rk_tg.margin_id
+        and rk_p.category = rk_tg.category
+        {% for c in grp %}and rk_p.{{ c }} = rk_g.{{ c }} {% endfor %}
+    where rk_tg.margin_id in ({% for m in plan.counts + plan.totals %}'{{ m.id }}'{{ ', ' if not loop.last }}{% endfor %})
+
+),
+
+rk_scales as (
+
+    select
+        {% for c in grp -%}
+        {{ c }},
+        {% endfor -%}
+        margin_id,
+        sum(rk_raw_target) as rk_t_all,
+        sum(case when rk_covered = 1 then rk_raw_target else 0 end) as rk_t_covered,
+        sum(case when rk_covered = 0 and rk_raw_target <> 0 then 1 else 0 end) as rk_n_collapsed
+    from rk_targets
+    group by {{ grp | join(', ') }}, margin_id
+
+),
+
+rk_margins as (
+
+    select
+        rk_targets.*,
+        rk_scales.rk_n_collapsed,
+        case
+            {% if plan.uncovered == 'collapse' -%}
+            when rk_scales.rk_n_collapsed > 0 and rk_scales.rk_t_covered <> 0 then
+                case when rk_targets.rk_covered = 1
+                    then rk_targets.rk_raw_target * rk_scales.rk_t_all / rk_scales.rk_t_covered
+                    else 0.0 end
+            {% endif -%}
+            when 1 = 1 then rk_targets.rk_raw_target
+        end as target
+    from rk_targets
+    inner join rk_scales
+        on rk_targets.margin_id = rk_scales.margin_id
+        {% for c in grp %}and rk_targets.{{ c }} = rk_scales.{{ c }} {% endfor %}
+
+),
+
 rk_start as (
 
     select
@@ -113,18 +186,18 @@ rk_start as (
     from rk_cells
     {% for m in plan.counts -%}
     {%- set i = loop.index -%}
-    left join {{ margins }} as rk_m{{ i }}
+    left join rk_margins as rk_m{{ i }}
         on rk_m{{ i }}.margin_id = '{{ m.id }}'
         and rk_m{{ i }}.category = {{ surveysynth.category_key_expr(m.dims, 'rk_cells') }}
-        {% for c in mg -%}
+        {% for c in grp -%}
         and rk_m{{ i }}.{{ c }} = rk_cells.{{ c }}
         {% endfor %}
     {% endfor -%}
     {% for t in plan.totals -%}
-    left join {{ margins }} as rk_x{{ t.j }}
+    left join rk_margins as rk_x{{ t.j }}
         on rk_x{{ t.j }}.margin_id = '{{ t.id }}'
         and rk_x{{ t.j }}.category = {{ surveysynth.category_key_expr(t.dims, 'rk_cells') }}
-        {% for c in mg -%}
+        {% for c in grp -%}
         and rk_x{{ t.j }}.{{ c }} = rk_cells.{{ c }}
         {% endfor %}
     {% endfor %}
@@ -142,36 +215,22 @@ rk_groups as (
 
 ),
 
-{#- margin categories with a nonzero target and no unit at all: no weight can reach them -#}
+{#- margin categories with a nonzero target and no unit at all: no weight can reach them
+    (collapsed categories have target 0 by now, so only ss_calibration_uncovered: fail leaves any) -#}
 rk_uncovered as (
 
-    {% for m in plan.counts -%}
-    {%- set i = loop.index -%}
-    select {% for c in grp %}rk_g.{{ c }}, {% endfor %}rk_tg.margin_id, rk_tg.category
-    from {{ margins }} as rk_tg
-    inner join rk_groups as rk_g
-        on {% for c in mg %}rk_tg.{{ c }} = rk_g.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
-    left join (select distinct {{ grp | join(', ') }}, rk_cat_{{ i }} from rk_last) as rk_have
-        on rk_have.rk_cat_{{ i }} = rk_tg.category
-        {% for c in grp %}and rk_have.{{ c }} = rk_g.{{ c }} {% endfor %}
-    where rk_tg.margin_id = '{{ m.id }}'
-        and rk_tg.target <> 0
-        and rk_have.rk_cat_{{ i }} is null
-    {{ 'union all' if not loop.last or plan.totals }}
-    {% endfor -%}
-    {% for t in plan.totals -%}
-    select {% for c in grp %}rk_g.{{ c }}, {% endfor %}rk_tg.margin_id, rk_tg.category
-    from {{ margins }} as rk_tg
-    inner join rk_groups as rk_g
-        on {% for c in mg %}rk_tg.{{ c }} = rk_g.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
-    left join (select distinct {{ grp | join(', ') }}, rk_cat_{{ t.ci }} from rk_last) as rk_have
-        on rk_have.rk_cat_{{ t.ci }} = rk_tg.category
-        {% for c in grp %}and rk_have.{{ c }} = rk_g.{{ c }} {% endfor %}
-    where rk_tg.margin_id = '{{ t.id }}'
-        and rk_tg.target <> 0
-        and rk_have.rk_cat_{{ t.ci }} is null
-    {{ 'union all' if not loop.last }}
-    {% endfor %}
+    select {{ grp | join(', ') }}, margin_id, category
+    from rk_margins
+    where rk_covered = 0
+        and target <> 0
+
+),
+
+rk_collapsed_counts as (
+
+    select {{ grp | join(', ') }}, sum(rk_n_collapsed) as n_collapsed
+    from rk_scales
+    group by {{ grp | join(', ') }}
 
 ),
 
@@ -194,6 +253,7 @@ select
     rk_last.rk_sweep as iterations,
     rk_last.rk_err as sweep_max_rel_error,
     coalesce(rk_uncovered_counts.n_uncovered, 0) as n_uncovered_categories,
+    {{ 'coalesce(rk_collapsed_counts.n_collapsed, 0)' if plan.uncovered == 'collapse' else '0' }} as n_collapsed_categories,
     case
         when coalesce(rk_uncovered_counts.n_uncovered, 0) > 0 then greatest(rk_last.rk_err, 1.0)
         else rk_last.rk_err
@@ -205,6 +265,8 @@ select
 from rk_last
 left join rk_uncovered_counts
     on {% for c in grp %}rk_last.{{ c }} = rk_uncovered_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+left join rk_collapsed_counts
+    on {% for c in grp %}rk_last.{{ c }} = rk_collapsed_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
 {% endmacro %}
 
 

@@ -18,6 +18,10 @@
     {%- else -%}
         {%- set lower = 0.0 if bounds[0] is none else bounds[0] -%}{%- set upper = bounds[1] -%}
     {%- endif -%}
+    {%- set uncovered = var('ss_calibration_uncovered', 'collapse') -%}
+    {%- if uncovered not in ('collapse', 'fail') -%}
+        {{ exceptions.raise_compiler_error("var 'ss_calibration_uncovered' must be 'collapse' or 'fail', got '" ~ uncovered ~ "'") }}
+    {%- endif -%}
     {%- if cells is not none and not cell_key -%}
         {{ exceptions.raise_compiler_error("surveysynth.rake: `cells` (a cell_key -> dimensions lookup) needs `cell_key`") }}
     {%- endif -%}
@@ -68,7 +72,7 @@
         'static': static, 'state': state, 'carry': static + ['rk_sweep', 'rk_live'],
         'tol': settings.tol if tol is none else tol,
         'max_iter': (settings.max_iter if max_iter is none else max_iter) | int,
-        'lower': lower, 'upper': upper,
+        'lower': lower, 'upper': upper, 'uncovered': uncovered,
         'method': settings.method if method is none else method,
     }) }}
 {% endmacro %}

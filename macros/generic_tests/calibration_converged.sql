@@ -14,8 +14,8 @@ select * from validation_errors
 {%- endset -%}
 
 {%- set msg = dbt.concat(["'wave '", surveysynth.as_text('wave'), "': raking did not converge after '", surveysynth.as_text('iterations'),
-    "' sweep(s): largest relative margin error '", surveysynth.as_text('max_rel_error'), "' (tolerance '", surveysynth.as_text('tolerance'), "'), '",
-    surveysynth.as_text('n_uncovered_categories'), "' margin category(ies) with a target and no respondents. See calibration_margin_check'"]) -%}
+    "' sweep(s) (at most ss_rake_max_iter = '", surveysynth.as_text('max_iterations'), "'; raise it if the error was still falling): largest relative margin error '", surveysynth.as_text('max_rel_error'), "' (tolerance '", surveysynth.as_text('tolerance'), "'), '",
+    surveysynth.as_text('n_uncovered_categories'), "' margin category(ies) with a target and no respondents (ss_calibration_uncovered: collapse spreads their targets). See calibration_margin_check'"]) -%}
 {{ surveysynth.report_failures('calibration_converged', model, validation_sql, msg) }}
 
 {{ validation_sql }}

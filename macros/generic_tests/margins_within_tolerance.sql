@@ -8,9 +8,9 @@ with validation_errors as (
 
     select *
     from {{ model }}
-    where status <> 'ok'
-        or relative_error is null
-        or relative_error > {{ tolerance }} + 1e-12
+    where status not in ('ok', 'collapsed')
+        or (status = 'ok' and relative_error is null)
+        or (status = 'ok' and relative_error > {{ tolerance }} + 1e-12)
 
 )
 

@@ -1,21 +1,39 @@
 {{ surveysynth.validate_config() }}
 {{ config(enabled=var('ss_backtest_enabled', true)) }}
-{#- The back-test gate, one row per metric: value, threshold (a var), passed. Over the rows of
-    backtest_results where both estimates exist; the reference is the true value when every row has
-    one (ss_backtest_truth), else the full-sample direct estimate. Errors are divided by the standard
-    deviation of the reference over the back-test rows of their indicator (the same divisor for both
-    methods). A full-sample reference is an estimate too: a row is covered when
-    |estimate - reference| <= sqrt(h^2 + (1.96 se_ref)^2), h the interval's half-width.
+{#- The back-test gate, one row per metric: value, threshold (a var), the one-sided confidence bound
+    that is judged, status and passed. Over the rows of backtest_results where both estimates exist;
+    the reference is the true value when every row has one (ss_backtest_truth), else the full-sample
+    direct estimate. Errors are divided by the standard deviation of the reference over the back-test
+    rows of their indicator (the same divisor for both methods).
 
-      augmented_rmse_ratio   RMSE(augmented) / RMSE(direct)                <= ss_backtest_max_rmse_ratio
-      augmented_coverage     share of rows whose reference the augmented   >= ss_backtest_min_coverage
-                             95% interval covers                           <= ss_backtest_max_coverage
-      augmented_abs_bias     |mean scaled error| of the augmented          <= ss_backtest_max_abs_bias
-      interval_width_ratio   mean augmented / mean direct interval width   <= ss_backtest_max_width_ratio
+    A full-sample reference is an estimate too, and real users have no truth table, so its variance
+    v = se_ref^2 is taken out of the errors:
+      direct     the thinned respondents are a random subset of the full sample, so
+                 E(d - f)^2 = MSE(d) - v, and MSE(d) = mean((d - f)^2) + mean(v);
+      augmented  made from the thinned respondents and the model, nearly independent of the rest of
+                 the full sample, so E(a - f)^2 = MSE(a) + v - 2 cov(a, f) <= MSE(a) + v, and
+                 mean((a - f)^2) - mean(v) is a lower bound of MSE(a) (lenient: cov >= 0);
+      coverage   a row is covered when |a - ref| <= sqrt(h^2 + (1.96 se_ref)^2), h the interval's
+                 half-width: the interval of the difference of two independent estimates.
+
+    Each metric is an average over rows that share cells (one synthesizer draw per cell), so its
+    standard error is the cluster (cell) linearisation, and the gate fails only when the metric is
+    beyond its threshold by more than chance: the one-sided bound at ss_gate_alpha / 5 (normal) lies
+    beyond it. With fewer than ss_gate_min_rows cell x wave rows or 5 cells the gate reports
+    not_assessable (blocking only with ss_not_assessable_blocks).
+
+      augmented_rmse_ratio   RMSE(augmented) / RMSE(direct)      lower bound  <= ss_backtest_max_rmse_ratio
+      augmented_coverage     share of rows whose reference the   upper bound  >= ss_backtest_min_coverage
+                             augmented 95% interval covers       lower bound  <= ss_backtest_max_coverage
+      augmented_abs_bias     |mean scaled error|                 lower bound  <= ss_backtest_max_abs_bias
+      interval_width_ratio   mean augmented / direct width       lower bound  <= ss_backtest_max_width_ratio
     plus information rows without a threshold. The data test backtest_thresholds_met fails the
-    build on any metric that misses its threshold or could not be computed. -#}
+    build on any metric row not passed. -#}
 {%- set z975 = 1.959963984540054 -%}
-{%- set t = surveysynth.as_text -%}
+{%- set alpha = surveysynth.gate_alpha() -%}
+{%- set z = surveysynth.normal_quantile(1 - alpha / 5) -%}
+{%- set min_rows = var('ss_gate_min_rows', 20) -%}
+{%- set blocks = var('ss_not_assessable_blocks', false) -%}
 
 with results as (
 
@@ -58,8 +76,11 @@ scales as (
 scored as (
 
     select
+        referenced.cell_id,
+        referenced.wave,
         (referenced.augmented_estimate - referenced.ref_value) / scales.sd as ea,
         (referenced.direct_estimate - referenced.ref_value) / scales.sd as ed,
+        power(referenced.ref_se / scales.sd, 2) as vref,
         case
             when abs(referenced.augmented_estimate - referenced.ref_value)
                 <= sqrt(power(coalesce(referenced.augmented_ci_high - referenced.augmented_ci_low, 0e0) / 2e0, 2)
@@ -74,7 +95,7 @@ scored as (
             else 0e0
         end as covered_d,
         (referenced.augmented_ci_high - referenced.augmented_ci_low) / scales.sd as width_a,
-        (referenced.direct_ci_high - referenced.direct_ci_low) / scales.sd as width_d
+        coalesce((referenced.direct_ci_high - referenced.direct_ci_low) / scales.sd, 0e0) as width_d
     from referenced
     inner join scales
         on referenced.indicator = scales.indicator
@@ -83,80 +104,195 @@ scored as (
 
 ),
 
+{#- per cell (the cluster): sums of each metric's numerator and denominator -#}
+clusters as (
+
+    select
+        cell_id,
+        count(*) as n,
+        sum(ea * ea - vref) as a2,
+        sum(ed * ed + vref) as d2,
+        sum(ea * ea) as a2_raw,
+        sum(ed * ed) as d2_raw,
+        sum(ea) as s_ea,
+        sum(covered_a) as s_cov,
+        sum(covered_d) as s_covd,
+        sum(width_a) as s_wa,
+        sum(width_d) as s_wd
+    from scored
+    group by cell_id
+
+),
+
 agg as (
 
     select
-        count(*) as n_rows,
-        sqrt(avg(ea * ea)) as rmse_a,
-        sqrt(avg(ed * ed)) as rmse_d,
-        avg(covered_a) as coverage_a,
-        avg(covered_d) as coverage_d,
-        abs(avg(ea)) as abs_bias,
-        avg(width_a) as width_a,
-        avg(width_d) as width_d
-    from scored
+        count(*) as n_clusters,
+        sum(n) as n_rows,
+        sum(a2) / sum(n) as mse_a,
+        sum(d2) / sum(n) as mse_d,
+        sqrt(sum(a2_raw) / sum(n)) as rmse_a_raw,
+        sqrt(sum(d2_raw) / sum(n)) as rmse_d_raw,
+        sum(s_ea) / sum(n) as bias,
+        sum(s_cov) / sum(n) as coverage_a,
+        sum(s_covd) / sum(n) as coverage_d,
+        sum(s_wa) / sum(n) as width_a,
+        sum(s_wd) / sum(n) as width_d
+    from clusters
+
+),
+
+cell_waves as (
+
+    select count(*) as n_cell_waves
+    from (select distinct cell_id, wave from scored) as cw
+
+),
+
+{#- cluster linearisation: var(sum_c x_c / sum_c n_c) = C / (C - 1) sum_c (x_c - mean n_c)^2 / N^2,
+    and for a ratio of two such means the same with x_c - ratio y_c -#}
+variances as (
+
+    select
+        agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
+            * sum(power(clusters.a2 - (agg.mse_a / nullif(agg.mse_d, 0)) * clusters.d2, 2))
+            / power(agg.mse_d * agg.n_rows, 2) as var_r2,
+        agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
+            * sum(power(clusters.s_cov - agg.coverage_a * clusters.n, 2)) / power(agg.n_rows, 2) as var_cov,
+        agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
+            * sum(power(clusters.s_ea - agg.bias * clusters.n, 2)) / power(agg.n_rows, 2) as var_bias,
+        agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
+            * sum(power(clusters.s_wa - (agg.width_a / nullif(agg.width_d, 0)) * clusters.s_wd, 2))
+            / power(agg.width_d * agg.n_rows, 2) as var_wr
+    from agg
+    left join clusters
+        on 1 = 1
+    group by agg.n_clusters, agg.n_rows, agg.mse_a, agg.mse_d, agg.coverage_a, agg.bias, agg.width_a, agg.width_d
+
+),
+
+stats as (
+
+    select
+        agg.*,
+        cell_waves.n_cell_waves,
+        case when agg.mse_d > 0 then sqrt(greatest(agg.mse_a, 0e0) / agg.mse_d) end as rmse_ratio,
+        case when agg.mse_a > 0 and agg.mse_d > 0
+            then sqrt(variances.var_r2) / (2e0 * sqrt(agg.mse_a / agg.mse_d)) else 0e0 end as se_rmse_ratio,
+        sqrt(variances.var_cov) as se_cov,
+        sqrt(variances.var_bias) as se_bias,
+        case when agg.width_d > 0 then agg.width_a / agg.width_d end as width_ratio,
+        sqrt(variances.var_wr) as se_wr,
+        case
+            when coalesce(cell_waves.n_cell_waves, 0) < {{ min_rows }} or coalesce(agg.n_clusters, 0) < 5 then 1
+            else 0
+        end as not_assessable
+    from agg
+    cross join cell_waves
+    cross join variances
 
 ),
 
 metrics as (
 
-    select 1 as ord, 'augmented_rmse_ratio' as metric, '<=' as direction,
-        case when rmse_d > 0 then rmse_a / rmse_d end as value,
+    select 1 as ord, 'augmented_rmse_ratio' as metric, '<=' as direction, rmse_ratio as value,
+        rmse_ratio - {{ z }} * se_rmse_ratio as bound,
         {{ var('ss_backtest_max_rmse_ratio') }}e0 as threshold, 'ss_backtest_max_rmse_ratio' as threshold_var
-    from agg
+    from stats
     union all
-    select 2, 'augmented_coverage', '>=', coverage_a, {{ var('ss_backtest_min_coverage') }}e0, 'ss_backtest_min_coverage' from agg
+    select 2, 'augmented_coverage', '>=', coverage_a, coverage_a + {{ z }} * se_cov,
+        {{ var('ss_backtest_min_coverage') }}e0, 'ss_backtest_min_coverage' from stats
     union all
-    select 3, 'augmented_coverage', '<=', coverage_a, {{ var('ss_backtest_max_coverage') }}e0, 'ss_backtest_max_coverage' from agg
+    select 3, 'augmented_coverage', '<=', coverage_a, coverage_a - {{ z }} * se_cov,
+        {{ var('ss_backtest_max_coverage') }}e0, 'ss_backtest_max_coverage' from stats
     union all
-    select 4, 'augmented_abs_bias', '<=', abs_bias, {{ var('ss_backtest_max_abs_bias') }}e0, 'ss_backtest_max_abs_bias' from agg
+    select 4, 'augmented_abs_bias', '<=', abs(bias), abs(bias) - {{ z }} * se_bias,
+        {{ var('ss_backtest_max_abs_bias') }}e0, 'ss_backtest_max_abs_bias' from stats
     union all
-    select 5, 'interval_width_ratio', '<=', case when width_d > 0 then width_a / width_d end,
-        {{ var('ss_backtest_max_width_ratio') }}e0, 'ss_backtest_max_width_ratio' from agg
+    select 5, 'interval_width_ratio', '<=', width_ratio, width_ratio - {{ z }} * se_wr,
+        {{ var('ss_backtest_max_width_ratio') }}e0, 'ss_backtest_max_width_ratio' from stats
     union all
     select 6, 'n_rows', cast(null as {{ dbt.type_string() }}), cast(n_rows as {{ surveysynth.type_double() }}),
-        cast(null as {{ surveysynth.type_double() }}), cast(null as {{ dbt.type_string() }}) from agg
+        cast(null as {{ surveysynth.type_double() }}), cast(null as {{ surveysynth.type_double() }}),
+        cast(null as {{ dbt.type_string() }}) from stats
     union all
-    select 7, 'augmented_rmse', null, rmse_a, null, null from agg
+    select 7, 'n_cells', null, cast(n_clusters as {{ surveysynth.type_double() }}), null, null, null from stats
     union all
-    select 8, 'direct_rmse', null, rmse_d, null, null from agg
+    select 8, 'augmented_rmse', null, sqrt(greatest(mse_a, 0e0)), null, null, null from stats
     union all
-    select 9, 'direct_coverage', null, coverage_d, null, null from agg
+    select 9, 'direct_rmse', null, sqrt(mse_d), null, null, null from stats
     union all
-    select 10, 'augmented_mean_width', null, width_a, null, null from agg
+    select 10, 'augmented_rmse_vs_reference', null, rmse_a_raw, null, null, null from stats
     union all
-    select 11, 'direct_mean_width', null, width_d, null, null from agg
+    select 11, 'direct_rmse_vs_reference', null, rmse_d_raw, null, null, null from stats
+    union all
+    select 12, 'direct_coverage', null, coverage_d, null, null, null from stats
+    union all
+    select 13, 'augmented_mean_width', null, width_a, null, null, null from stats
+    union all
+    select 14, 'direct_mean_width', null, width_d, null, null, null from stats
+
+),
+
+judged as (
+
+    select
+        metrics.*,
+        stats.not_assessable,
+        stats.n_cell_waves,
+        stats.n_clusters,
+        case
+            when metrics.threshold is null then 'report'
+            when stats.not_assessable = 1 then 'not_assessable'
+            when metrics.value is null or metrics.bound is null then 'fail'
+            when metrics.direction = '<=' and metrics.bound > metrics.threshold then 'fail'
+            when metrics.direction = '>=' and metrics.bound < metrics.threshold then 'fail'
+            else 'pass'
+        end as status
+    from metrics
+    cross join stats
 
 ),
 
 final as (
 
     select
-        metrics.ord,
-        metrics.metric,
-        metrics.direction,
-        metrics.value,
-        metrics.threshold,
-        metrics.threshold_var,
+        judged.ord,
+        judged.metric,
+        judged.direction,
+        judged.value,
+        judged.bound,
+        judged.threshold,
+        judged.threshold_var,
+        judged.status,
         case
-            when metrics.threshold is null then null
-            when metrics.value is null then false
-            when metrics.direction = '<=' then metrics.value <= metrics.threshold
-            else metrics.value >= metrics.threshold
+            when judged.status = 'fail' then true
+            when judged.status = 'not_assessable' then {{ 'true' if blocks else 'false' }}
+            else false
+        end as blocks_release,
+        case
+            when judged.status = 'report' then null
+            when judged.status = 'fail' then false
+            when judged.status = 'not_assessable' then {{ 'false' if blocks else 'true' }}
+            else true
         end as passed,
         case when flags.n_truth = flags.n_all and flags.n_all > 0 then 'truth' else 'full_sample' end as reference,
         flags.sabotage,
         case
-            when metrics.threshold is null then 'information'
-            when metrics.value is null then {{ dbt.concat(["'back-test metric '", "metrics.metric",
-                "' could not be computed: no back-test rows with both estimates (no cell supported in every wave with more respondents than the largest of ss_backtest_sizes?). Lower ss_backtest_sizes or set ss_backtest_enabled: false'"]) }}
-            else {{ dbt.concat(["'back-test metric '", "metrics.metric", "' = '", surveysynth.number_as_text('metrics.value', 4),
-                "', must be '", "metrics.direction", "' '", surveysynth.number_as_text('metrics.threshold', 4),
-                "' (var '", "metrics.threshold_var", "', reference '",
+            when judged.status = 'report' then 'information'
+            when judged.status = 'not_assessable' then {{ dbt.concat(["'back-test metric '", "judged.metric",
+                "' not assessable: '", surveysynth.as_text('coalesce(judged.n_cell_waves, 0)'), "' thinned cell x wave rows in '",
+                surveysynth.as_text('coalesce(judged.n_clusters, 0)'), "' cells, fewer than ss_gate_min_rows = " ~ min_rows
+                ~ " rows or 5 cells (the back-test thins cells supported in every wave with more respondents than the largest of ss_backtest_sizes; "
+                ~ "a survey this small has too few)'"]) }}
+            else {{ dbt.concat(["'back-test metric '", "judged.metric", "' = '", surveysynth.number_as_text('judged.value', 4),
+                "', one-sided bound '", surveysynth.number_as_text('judged.bound', 4), "' at ss_gate_alpha / 5, must be '",
+                "judged.direction", "' '", surveysynth.number_as_text('judged.threshold', 4),
+                "' (var '", "judged.threshold_var", "', reference '",
                 "case when flags.n_truth = flags.n_all and flags.n_all > 0 then 'truth' else 'full_sample' end",
                 "', sabotage '", "coalesce(flags.sabotage, 'none')", "')'"]) }}
         end as message
-    from metrics
+    from judged
     cross join flags
 
 )

@@ -3,14 +3,18 @@
     category x wave, summed from the unit weights (not from the cell factors, so the check is
     independent of the raking). status: ok, missed (relative error above ss_rake_tol),
     no_respondents (a nonzero target that no respondent's weight can reach), no_target (respondents
-    in a category the margins do not list). The data test margins_within_tolerance fails the build
-    on any row that is not ok, naming the margin and category. -#}
+    in a category the margins do not list), collapsed (a nonzero target with no respondents, spread
+    over the covered categories of its margin in proportion to their targets, as the rake macro does
+    under ss_calibration_uncovered: collapse; `target` is then what the raking aimed at and
+    `population_target` the original). The data test margins_within_tolerance fails the build on
+    any row that is not ok or collapsed, naming the margin and category. -#}
 {%- set specs = surveysynth.calibration_specs() -%}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set aux = [] -%}
 {%- for t in specs.totals %}{% if t.variable not in aux %}{% do aux.append(t.variable) %}{% endif %}{% endfor -%}
 {%- set tol = surveysynth.rake_settings().tol -%}
 {%- set t = surveysynth.as_text -%}
+{%- set collapse = var('ss_calibration_uncovered', 'collapse') == 'collapse' -%}
 
 with calibrated as (
 
@@ -74,7 +78,7 @@ achieved as (
 
 ),
 
-joined as (
+raw_joined as (
 
     select
         coalesce(margins.margin_id, achieved.margin_id) as margin_id,
@@ -83,7 +87,7 @@ joined as (
         margins.margin_dims,
         coalesce(margins.category, achieved.category) as category,
         coalesce(margins.wave, achieved.wave) as wave,
-        margins.target,
+        margins.target as population_target,
         coalesce(achieved.n_respondents, 0) as n_respondents,
         coalesce(achieved.base_total, 0.0) as base_total,
         coalesce(achieved.calibrated_total, 0.0) as calibrated_total
@@ -92,6 +96,50 @@ joined as (
         on margins.margin_id = achieved.margin_id
         and margins.wave = achieved.wave
         and margins.category = achieved.category
+
+),
+
+{#- the collapse rule of the rake macro (ss_calibration_uncovered: collapse), recomputed here -#}
+margin_scales as (
+
+    select
+        margin_id,
+        wave,
+        sum(coalesce(population_target, 0)) as t_all,
+        sum(case when n_respondents > 0 then coalesce(population_target, 0) else 0 end) as t_covered,
+        sum(case when n_respondents = 0 and population_target <> 0 then 1 else 0 end) as n_collapsed
+    from raw_joined
+    group by margin_id, wave
+
+),
+
+joined as (
+
+    select
+        raw_joined.*,
+        {% if collapse -%}
+        case
+            when margin_scales.n_collapsed > 0 and margin_scales.t_covered <> 0 then
+                case
+                    when raw_joined.n_respondents > 0
+                        then raw_joined.population_target * margin_scales.t_all / margin_scales.t_covered
+                    else 0.0
+                end
+            else raw_joined.population_target
+        end as target,
+        case
+            when margin_scales.t_covered <> 0 and raw_joined.n_respondents = 0
+                and raw_joined.population_target <> 0 then true
+            else false
+        end as collapsed
+        {%- else -%}
+        raw_joined.population_target as target,
+        false as collapsed
+        {%- endif %}
+    from raw_joined
+    left join margin_scales
+        on raw_joined.margin_id = margin_scales.margin_id
+        and raw_joined.wave = margin_scales.wave
 
 ),
 
@@ -107,18 +155,33 @@ checked as (
 final as (
 
     select
-        checked.*,
+        margin_id,
+        margin_kind,
+        variable,
+        margin_dims,
+        category,
+        wave,
+        target,
+        population_target,
+        n_respondents,
+        base_total,
+        calibrated_total,
+        relative_error,
+        case when collapsed then 'collapsed' else status end as status,
         {{ tol }} as tolerance,
-        case status
-            when 'ok' then 'within tolerance'
-            when 'no_target' then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+        case
+            when collapsed then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+                "'): target '", t('population_target'), "' but no respondents; collapsed: its target is spread over the "
+                ~ "covered categories of the margin in proportion to their targets (var ss_calibration_uncovered)'"]) }}
+            when status = 'ok' then 'within tolerance'
+            when status = 'no_target' then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
                 "'): '", t('n_respondents'), "' respondent(s) in a category with no target in calibration_margins'"]) }}
-            when 'no_respondents' then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+            when status = 'no_respondents' then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
                 "'): target '", t('target'), "' but no respondents in this category, so no weight can reach it. "
-                ~ "Merge the category with a neighbour in ss_calibration_margins or drop the margin'"]) }}
+                ~ "Set ss_calibration_uncovered: collapse, merge the category with a neighbour in ss_calibration_margins or drop the margin'"]) }}
             else {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
                 "'): target '", t('target'), "', calibrated total '", t('calibrated_total'), "', relative error '", t('relative_error'),
-                "' above tolerance " ~ tol ~ ". The raking did not converge or the bounds (ss_rake_bounds) make the target unreachable'"]) }}
+                "' above tolerance " ~ tol ~ ". The raking did not converge within ss_rake_max_iter sweeps, or the bounds (ss_rake_bounds) make the target unreachable'"]) }}
         end as message
     from checked
 

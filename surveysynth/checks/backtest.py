@@ -148,8 +148,10 @@ def _group_sums(codes: np.ndarray, n_groups: int, w: np.ndarray, Y: np.ndarray):
 
 # ----------------------------------------------------------------------- the steps
 def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig) -> pd.DataFrame:
-    """Cells supported in every wave with more respondents and population units than the largest
-    thinned size, in a seeded order; the first ``bt.n_cells``."""
+    """Cells supported in every wave with more respondents than the largest thinned size, in a
+    seeded order; the first ``bt.n_cells``. A census cell (as many respondents as population
+    units) qualifies: thinned, its dropped respondents are the units the records stand for, and its
+    full-sample value is the cell's true value."""
     s = support.copy()
     if CELL_ID not in s.columns:
         s[CELL_ID] = make_cell_id(s, config.cell_dims)
@@ -157,7 +159,7 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     ok = (
         g["support_class"].agg(lambda x: bool((x == "supported").all()))
         & (g["n_respondents"].min() > max(bt.sizes))
-        & (pd.to_numeric(g["n_population"].min(), errors="coerce") > g["n_respondents"].max())
+        & (pd.to_numeric(g["n_population"].min(), errors="coerce") >= g["n_respondents"].max())
     )
     cells = pd.Series(ok[ok].index, name=CELL_ID)
     order = np.array(
@@ -373,7 +375,8 @@ def run_backtest(
     chosen = choose_cells(s, c, bt)
     if chosen.empty:
         log.warning(
-            "back-test: no cell is supported in every wave with more than %d respondents",
+            "back-test: no cell is supported in every wave with more than %d respondents "
+            "(max(ss_backtest_sizes)); the gate reports not_assessable",
             max(bt.sizes),
         )
         return empty_results(c)
@@ -469,81 +472,127 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def summarize(results: pd.DataFrame, thresholds: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """The metrics of backtest_summary, computed in Python (scripts and tests read a back-test with
-    it without dbt; the test suite checks that both agree).
+def _cluster_var(x: np.ndarray, y: np.ndarray, ratio: float, n_total: float) -> float:
+    """Linearised variance of sum(x_c) / sum(y_c)-type means over C clusters:
+    C / (C - 1) sum_c (x_c - ratio y_c)^2 / n_total^2."""
+    c = len(x)
+    if c < 2 or not np.isfinite(ratio):
+        return float("nan")
+    return float(c / (c - 1) * np.sum((x - ratio * y) ** 2) / n_total**2)
 
-    Reference: the true value where every row has one (a truth table was given), else the
-    full-sample direct estimate. Errors are divided by the standard deviation of the reference over
-    the back-test rows of their indicator, so indicators with different units pool (the same
-    divisor for both methods). A full-sample reference is itself an estimate: a row then counts as
-    covered when |estimate - reference| <= sqrt(h^2 + (z se_ref)^2), h the interval's half-width,
-    i.e. the interval of the difference of two estimates (conservative: the thinned respondents are
-    part of the full sample, which correlates the two positively)."""
+
+def summarize(
+    results: pd.DataFrame,
+    thresholds: Mapping[str, float] | None = None,
+    alpha: float = 0.01,
+    min_rows: int = 20,
+    not_assessable_blocks: bool = False,
+) -> pd.DataFrame:
+    """The metrics of backtest_summary, computed in Python as models/augmented/backtest_summary.sql
+    does (its header says why): errors scaled by the reference's sd per indicator; with a
+    full-sample reference its variance taken out (MSE(d) = mean((d - f)^2) + mean(v), MSE(a) >=
+    mean((a - f)^2) - mean(v)); each metric judged by its one-sided bound at ``alpha`` / 5 with a
+    cluster (cell) linearised standard error; not_assessable below ``min_rows`` cell x wave rows
+    or 5 cells."""
+    from scipy import stats
+
     th = dict(thresholds or {})
     d = results.dropna(subset=["direct_estimate", "augmented_estimate"]).copy()
     use_truth = len(d) > 0 and bool(d["true_value"].notna().all())
     ref = "true_value" if use_truth else "full_sample_value"
     d = d[d[ref].notna()]
     sd = d.groupby("indicator")[ref].transform("std")
-    sd = sd.where(sd > 0)
+    d = d[sd > 0]
+    sd = sd[sd > 0]
     ref_se = 0.0 if use_truth else d["full_sample_se"].fillna(0.0)
-    ha = np.sqrt(((d["augmented_ci_high"] - d["augmented_ci_low"]) / 2) ** 2 + (Z975 * ref_se) ** 2)
+    d["ea"] = (d["augmented_estimate"] - d[ref]) / sd
+    d["ed"] = (d["direct_estimate"] - d[ref]) / sd
+    d["v"] = (ref_se / sd) ** 2
+    ha = np.sqrt(
+        ((d["augmented_ci_high"] - d["augmented_ci_low"]).fillna(0) / 2) ** 2 + (Z975 * ref_se) ** 2
+    )
     hd = np.sqrt(((d["direct_ci_high"] - d["direct_ci_low"]) / 2) ** 2 + (Z975 * ref_se) ** 2)
-    ea = (d["augmented_estimate"] - d[ref]) / sd
-    ed = (d["direct_estimate"] - d[ref]) / sd
-    ok = (ea.notna() & ed.notna()).to_numpy()
-    ea, ed, dd, ha, hd, sd = ea[ok], ed[ok], d[ok], ha[ok], hd[ok], sd[ok]
-    n = len(dd)
+    d["cov_a"] = ((d["augmented_estimate"] - d[ref]).abs() <= ha + 1e-12).astype(float)
+    d["cov_d"] = ((d["direct_estimate"] - d[ref]).abs() <= hd.fillna(-1.0) + 1e-12).astype(float)
+    d["w_a"] = (d["augmented_ci_high"] - d["augmented_ci_low"]) / sd
+    d["w_d"] = ((d["direct_ci_high"] - d["direct_ci_low"]) / sd).fillna(0.0)
+    d["a2"], d["d2"] = d["ea"] ** 2 - d["v"], d["ed"] ** 2 + d["v"]
+    g = d.groupby("cell_id").agg(
+        n=("ea", "size"),
+        a2=("a2", "sum"),
+        d2=("d2", "sum"),
+        s_ea=("ea", "sum"),
+        s_cov=("cov_a", "sum"),
+        s_wa=("w_a", "sum"),
+        s_wd=("w_d", "sum"),
+    )
+    n = float(g["n"].sum())
     nan = float("nan")
-    rmse_a = float(np.sqrt(np.mean(ea**2))) if n else nan
-    rmse_d = float(np.sqrt(np.mean(ed**2))) if n else nan
-    dev_a = (dd["augmented_estimate"] - dd[ref]).abs()
-    dev_d = (dd["direct_estimate"] - dd[ref]).abs()
-    cover_a = float((dev_a <= ha.fillna(0.0) + 1e-12).mean()) if n else nan
-    cover_d = float((dev_d <= hd.fillna(-1.0) + 1e-12).mean()) if n else nan
-    wa = float(((dd["augmented_ci_high"] - dd["augmented_ci_low"]) / sd).mean()) if n else nan
-    wd = float(((dd["direct_ci_high"] - dd["direct_ci_low"]) / sd).mean()) if n else nan
-    values = {
-        "augmented_rmse_ratio": rmse_a / rmse_d if n and rmse_d > 0 else nan,
-        "augmented_coverage": cover_a,
-        "augmented_abs_bias": float(abs(ea.mean())) if n else nan,
-        "interval_width_ratio": wa / wd if n and wd > 0 else nan,
+    mean = (lambda col: float(g[col].sum() / n)) if n else (lambda col: nan)
+    mse_a, mse_d, bias, cov = mean("a2"), mean("d2"), mean("s_ea"), mean("s_cov")
+    wa, wd = mean("s_wa"), mean("s_wd")
+    r = float(np.sqrt(max(mse_a, 0.0) / mse_d)) if n and mse_d > 0 else nan
+    r2 = mse_a / mse_d if n and mse_d > 0 else nan
+    se_r = (
+        float(
+            np.sqrt(_cluster_var(g["a2"].to_numpy(), g["d2"].to_numpy(), r2, n * mse_d)) / (2 * r)
+        )
+        if n and r > 0
+        else 0.0
+    )
+    se_cov = float(np.sqrt(_cluster_var(g["s_cov"].to_numpy(), g["n"].to_numpy(), cov, n)))
+    se_b = float(np.sqrt(_cluster_var(g["s_ea"].to_numpy(), g["n"].to_numpy(), bias, n)))
+    wr = wa / wd if n and wd > 0 else nan
+    se_wr = float(np.sqrt(_cluster_var(g["s_wa"].to_numpy(), g["s_wd"].to_numpy(), wr, n * wd)))
+    z = float(stats.norm.ppf(1 - alpha / 5))
+    n_cw = len(d[["cell_id", "wave"]].drop_duplicates()) if "wave" in d.columns else len(d)
+    na = n_cw < min_rows or len(g) < 5
+    judged = {
+        ("augmented_rmse_ratio", "<="): (r, r - z * se_r),
+        ("augmented_coverage", ">="): (cov, cov + z * se_cov),
+        ("augmented_coverage", "<="): (cov, cov - z * se_cov),
+        ("augmented_abs_bias", "<="): (abs(bias), abs(bias) - z * se_b),
+        ("interval_width_ratio", "<="): (wr, wr - z * se_wr),
     }
     rows = []
     for name, op, var in METRICS:
-        v = values[name]
+        v, bound = judged[(name, op)]
         t = th.get(var)
-        passed = None if t is None else bool(np.isfinite(v) and (v <= t if op == "<=" else v >= t))
+        if t is None:
+            status = "report"
+        elif na:
+            status = "not_assessable"
+        elif not (np.isfinite(v) and np.isfinite(bound)):
+            status = "fail"
+        else:
+            status = "fail" if (bound > t if op == "<=" else bound < t) else "pass"
+        blocks = status == "fail" or (status == "not_assessable" and not_assessable_blocks)
         rows.append(
             {
                 "metric": name,
                 "direction": op,
                 "value": v,
+                "bound": bound,
                 "threshold": t,
                 "threshold_var": var,
-                "passed": passed,
+                "status": status,
+                "blocks_release": blocks,
+                "passed": None if status == "report" else not blocks,
             }
         )
     info = {
-        "n_rows": float(n),
-        "augmented_rmse": rmse_a,
-        "direct_rmse": rmse_d,
-        "direct_coverage": cover_d,
+        "n_rows": n,
+        "n_cells": float(len(g)),
+        "augmented_rmse": float(np.sqrt(max(mse_a, 0.0))) if n else nan,
+        "direct_rmse": float(np.sqrt(mse_d)) if n else nan,
+        "augmented_rmse_vs_reference": float(np.sqrt(np.mean(d["ea"] ** 2))) if n else nan,
+        "direct_rmse_vs_reference": float(np.sqrt(np.mean(d["ed"] ** 2))) if n else nan,
+        "direct_coverage": float(d["cov_d"].mean()) if n else nan,
         "augmented_mean_width": wa,
         "direct_mean_width": wd,
     }
     for name, v in info.items():
-        rows.append(
-            {
-                "metric": name,
-                "direction": None,
-                "value": v,
-                "threshold": None,
-                "threshold_var": None,
-                "passed": None,
-            }
-        )
+        rows.append({"metric": name, "direction": None, "value": v, "status": "report"})
     out = pd.DataFrame(rows)
     out["reference"] = "truth" if use_truth else "full_sample"
     return out
