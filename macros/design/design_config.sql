@@ -94,20 +94,27 @@
     {{ return(var('ss_ratio_estimators', {}) or {}) }}
 {% endmacro %}
 
-{#- Estimation domains: [{level, dims}] for cell, each cell dimension, extra domains, national. -#}
+{#- Estimation domains: [{level, dims}] for cell, each cell dimension, every pair of cell dimensions
+    (var ss_estimation_pairs, default true; level '<dim>_x_<dim>' in ss_cell_dims order), extra
+    domains, national. A domain is listed once whatever the order of its dimensions. -#}
 {% macro estimation_domains() %}
     {%- set dims = surveysynth.cell_dims() -%}
     {%- set out = [{'level': 'cell', 'dims': dims}] -%}
     {%- set seen = ['cell'] -%}
+    {%- set seen_sets = [dims | sort | join('|')] -%}
+    {%- set candidates = [] -%}
     {%- if dims | length > 1 -%}
-        {%- for d in dims -%}
-            {%- do out.append({'level': d, 'dims': [d]}) -%}{%- do seen.append(d) -%}
-        {%- endfor -%}
+        {%- for d in dims %}{% do candidates.append([d]) %}{% endfor -%}
     {%- endif -%}
-    {%- for extra in (var('ss_estimation_domains', none) or []) -%}
+    {%- if var('ss_estimation_pairs', true) -%}
+        {%- for a in dims -%}{%- for b in dims[loop.index:] -%}{%- do candidates.append([a, b]) -%}{%- endfor -%}{%- endfor -%}
+    {%- endif -%}
+    {%- for extra in (var('ss_estimation_domains', none) or []) %}{% do candidates.append(extra) %}{% endfor -%}
+    {%- for extra in candidates -%}
         {%- set lvl = extra | join('_x_') -%}
-        {%- if lvl not in seen and extra | length > 0 -%}
-            {%- do out.append({'level': lvl, 'dims': extra}) -%}{%- do seen.append(lvl) -%}
+        {%- set key = extra | sort | join('|') -%}
+        {%- if lvl not in seen and key not in seen_sets and extra | length > 0 -%}
+            {%- do out.append({'level': lvl, 'dims': extra}) -%}{%- do seen.append(lvl) -%}{%- do seen_sets.append(key) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- do out.append({'level': 'national', 'dims': []}) -%}

@@ -33,12 +33,16 @@
 {%- set min_n = var('ss_grade_min_n') -%}
 {%- set dbl = surveysynth.type_double() -%}
 {%- set t = surveysynth.as_text -%}
+{%- set calv = surveysynth.calibrated_variance_enabled() -%}
 
 {#- indicators: [{indicator, expr, kind (mean|share)}], numbered k = 1.. -#}
 {%- set indicators = [] -%}
+{%- set nonneg = {} -%}
 {%- for name, spec in outs.items() -%}
     {%- for ind in surveysynth.outcome_indicators(name, spec, 'responses') -%}
         {%- do indicators.append(ind) -%}
+        {#- 0/1 indicators, counts and outcomes with min >= 0 cannot be negative -#}
+        {%- do nonneg.update({ind.indicator: ind.kind == 'share' or spec.type == 'count' or (spec.get('min') is not none and spec.get('min') >= 0)}) -%}
     {%- endfor -%}
 {%- endfor -%}
 {%- set ratio_list = [] -%}
@@ -83,6 +87,8 @@ units as (
         {% endfor -%}
         {{ surveysynth.category_key_expr(strata, 'responses') }} as stratum_id,
         weights.calibrated_weight as w,
+        weights.base_weight as d,
+        weights.g,
         {% for ind in indicators -%}
         {{ ind.expr }} as y_{{ loop.index }},
         {% endfor -%}
@@ -211,16 +217,23 @@ indicator_list as (
     {% for ind in indicators -%}
     {%- set outer = loop -%}
     {%- for measure in [ind.kind, 'total'] -%}
-    select '{{ ind.indicator }}' as indicator, '{{ measure }}' as measure, cast(null as {{ dbt.type_string() }}) as auxiliary
+    select '{{ ind.indicator }}' as indicator, '{{ measure }}' as measure, cast(null as {{ dbt.type_string() }}) as auxiliary,
+        {{ 'true' if nonneg[ind.indicator] else 'false' }} as nonneg
     {{ 'union all' if not (outer.last and loop.last and not ratio_list) }}
     {% endfor -%}
     {% endfor -%}
     {% for r in ratio_list -%}
-    select '{{ r.y }}' as indicator, 'ratio' as measure, '{{ r.x }}' as auxiliary
+    select '{{ r.y }}' as indicator, 'ratio' as measure, '{{ r.x }}' as auxiliary,
+        {{ 'true' if nonneg.get(r.y, false) else 'false' }} as nonneg
     {{ 'union all' if not loop.last }}
     {% endfor %}
 
 ),
+
+{% if calv -%}
+-- ---------------------------------------------------------------- calibration (shared by every level)
+{{ surveysynth.calibrated_variance_ctes(dims, 'strata', ref('calibration_margins')) }}
+{% endif -%}
 
 {% for dom in domains -%}
 {%- set L = loop.index -%}
@@ -251,6 +264,8 @@ point_{{ L }} as (
         long.indicator,
         long.measure,
         sum(long.n) as n_respondents,
+        sum(long.sw) as sum_w,
+        sum(long.sww) as sum_ww,
         sum(long.su + long.ma * long.sw) as sum_a,
         sum(long.sv + long.mb * long.sw) as sum_b,
         {% if ratio_list -%}
@@ -271,6 +286,40 @@ point_{{ L }} as (
 
 ),
 
+{#- per domain x cell x stratum: the moments with the domain's r, delta and k, and
+    zp = sum z, wz = sum w z, z_i = k w_i (u_i - R v_i + delta_c) -#}
+zrows_{{ L }} as (
+
+    select
+        by_cell.*,
+        k * (su - r * sv + delta * sw) as zp,
+        k * (su2 - r * sv2 + delta * sww) as wz
+    from (
+        select
+            long.*,
+            strata.n_respondents as n_h,
+            strata.fpc,
+            case when long.measure = 'total' then 0.0 else point.sum_a / point.sum_b end as r,
+            case when long.measure = 'total' then long.ma
+                else long.ma - point.sum_a / point.sum_b * long.mb end as delta,
+            case when long.measure = 'total' then 1.0 else point.scale / point.sum_b end as k
+        from long
+        inner join point_{{ L }} as point
+            on long.wave = point.wave
+            and long.indicator = point.indicator
+            and long.measure = point.measure
+            {% for d in D -%}
+            and long.{{ d }} = point.{{ d }}
+            {% endfor %}
+        inner join strata
+            on long.stratum_id = strata.stratum_id
+            and long.wave = strata.wave
+        where long.n > 0
+            and (point.sum_b <> 0 or long.measure = 'total')
+    ) as by_cell
+
+),
+
 variance_{{ L }} as (
 
     select
@@ -280,43 +329,26 @@ variance_{{ L }} as (
                 when n_h >= 2 then cast(n_h as {{ dbl }}) / (n_h - 1) * (szz - sz * sz / n_h)
                 else szz
             end
-        ) as variance
+        ) as variance,
+        count(*) as n_strata
     from (
-        -- per domain x stratum: sum z and sum z^2, z_i = k w_i (u_i - R v_i + delta_c)
+        -- per domain x stratum: sum z and sum z^2
         select
             wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id,
             max(n_h) as n_h,
             max(fpc) as fpc,
-            sum(k * (su - r * sv + delta * sw)) as sz,
+            sum(zp) as sz,
             sum(k * k * (suu - 2 * r * suv + r * r * svv + 2 * delta * (su2 - r * sv2) + delta * delta * sww)) as szz
-        from (
-            select
-                long.*,
-                strata.n_respondents as n_h,
-                strata.fpc,
-                case when long.measure = 'total' then 0.0 else point.sum_a / point.sum_b end as r,
-                case when long.measure = 'total' then long.ma
-                    else long.ma - point.sum_a / point.sum_b * long.mb end as delta,
-                case when long.measure = 'total' then 1.0 else point.scale / point.sum_b end as k
-            from long
-            inner join point_{{ L }} as point
-                on long.wave = point.wave
-                and long.indicator = point.indicator
-                and long.measure = point.measure
-                {% for d in D -%}
-                and long.{{ d }} = point.{{ d }}
-                {% endfor %}
-            inner join strata
-                on long.stratum_id = strata.stratum_id
-                and long.wave = strata.wave
-            where long.n > 0
-                and (point.sum_b <> 0 or long.measure = 'total')
-        ) as by_cell
+        from zrows_{{ L }}
         group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id
     ) as by_stratum
     group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure
 
 ),
+
+{% if calv -%}
+{{ surveysynth.calibrated_variance_level_ctes(L, D, dims) }}
+{%- endif %}
 
 domain_{{ L }} as (
 
@@ -334,6 +366,7 @@ domain_{{ L }} as (
         indicator_list.indicator,
         indicator_list.measure,
         indicator_list.auxiliary,
+        indicator_list.nonneg,
         spine.n_population,
         coalesce(point.n_respondents, 0) as n_respondents,
         case
@@ -345,8 +378,11 @@ domain_{{ L }} as (
         case
             when point.n_respondents is null or point.n_respondents < 2 then null
             when indicator_list.measure <> 'total' and point.sum_b = 0 then null
-            else sqrt(greatest(coalesce(variance.variance, 0.0), 0.0))
-        end as se
+            else sqrt(greatest(coalesce(variance.variance, 0.0){% if calv %} + coalesce(cal.correction, 0.0){% endif %}, 0.0))
+        end as se,
+        -- design degrees of freedom: item respondents less the strata they fall in (n - H)
+        case when point.n_respondents >= 2 then greatest(point.n_respondents - variance.n_strata, 1) end as df,
+        case when point.sum_ww > 0 then point.sum_w * point.sum_w / point.sum_ww end as n_kish
     from spine_{{ L }} as spine
     cross join waves
     cross join indicator_list
@@ -364,6 +400,15 @@ domain_{{ L }} as (
         {% for d in D -%}
         and spine.{{ d }} = variance.{{ d }}
         {% endfor %}
+    {% if calv -%}
+    left join cal_corr_{{ L }} as cal
+        on waves.wave = cal.wave
+        and indicator_list.indicator = cal.indicator
+        and indicator_list.measure = cal.measure
+        {% for d in D -%}
+        and spine.{{ d }} = cal.{{ d }}
+        {% endfor %}
+    {%- endif %}
 
 ),
 
@@ -378,14 +423,28 @@ stacked as (
 
 ),
 
+{#- t quantile of the design df (Hill 1970, as the estimate macro) -#}
+with_t as (
+
+    {{ surveysynth._t_quantile_select('stacked', 'df', 0.05, z975) }}
+
+),
+
+{#- intervals on the estimate's scale (macros/estimation/intervals.sql): Wilson with the design
+    effective n for shares, log-scale t for non-negative outcomes, t otherwise -#}
+{%- set wil = surveysynth.share_interval_wilson('estimate', 'se', 'n_kish', 'es_tq') -%}
+{%- set mid = surveysynth.mean_interval('estimate', 'se', 'es_tq', 'nonneg') %}
 measured as (
 
     select
-        stacked.*,
-        estimate - {{ z975 }} * se as ci_low,
-        estimate + {{ z975 }} * se as ci_high,
+        with_t.*,
+        es_tq as t_quantile,
+        case when measure = 'share' then {{ wil.lo }} else {{ mid.lo }} end as ci_low,
+        case when measure = 'share' then {{ wil.hi }} else {{ mid.hi }} end as ci_high,
+        case when measure = 'share' then {{ surveysynth.interval_label('wilson', none, none) }}
+            else {{ surveysynth.interval_label('mean', 'estimate', 'nonneg') }} end as interval_method,
         case when estimate <> 0 then se / abs(estimate) end as cv
-    from stacked
+    from with_t
 
 ),
 
@@ -435,6 +494,9 @@ final as (
         ci_low,
         ci_high,
         cv,
+        df,
+        interval_method,
+        n_kish,
 
         -- support and quality
         cast(n_respondents as {{ dbt.type_bigint() }}) as n_respondents,

@@ -128,7 +128,10 @@ def _class_of(d: pd.DataFrame) -> pd.Series:
 
 
 def _covered(d: pd.DataFrame, lo: str, hi: str) -> pd.Series:
-    return (d[lo] <= d["true_value"]) & (d["true_value"] <= d[hi])
+    """The truth inside the interval, up to rounding (1e-9 relative): an exact estimate (a census
+    cell) has a zero-width interval that must count as covering its own value."""
+    tol = 1e-9 * np.maximum(1.0, d["true_value"].abs())
+    return (d[lo] - tol <= d["true_value"]) & (d["true_value"] <= d[hi] + tol)
 
 
 def published_coverage(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
