@@ -1,23 +1,40 @@
 {{ surveysynth.validate_config() }}
-{#- The recommended estimate of every domain x wave x indicator, with its method, uncertainty and
-    grade, and the direct and augmented estimates alongside. Domains and indicators are those of
-    direct_estimates (each cell, each cell dimension, ss_estimation_domains, national; means of
-    numeric outcomes and shares of every level); the measure is the indicator's mean or share.
+{#- The published estimate of every domain x wave x indicator: the method with the smallest
+    estimated error, its interval on the estimate's scale, a grade for its precision and, apart from
+    it, how much of it rests on the model. The rule and its formulas: docs/estimation.md.
 
-    Augmented estimates come from the estimate macro over augmented_microdata (Rubin's combining rule
-    across implicates; see macros/estimation/estimate.sql). Which one is recommended:
-      direct      the direct estimate is publishable (grade good or caution): the survey speaks for
-                  the domain, so no model is needed;
-      augmented   otherwise, when the domain has synthetic records and the augmented CV is below
-                  ss_grade_cv_caution (graded good or caution by the same CV thresholds);
-      suppressed  otherwise (estimate, se and interval null), with the reason. -#}
+    Domains and indicators are those of direct_estimates (each cell, each cell dimension, each pair
+    of cell dimensions, ss_estimation_domains, national; means of numeric outcomes and shares of
+    every level). For each row:
+      direct      the direct estimate (direct_estimates), variance v_d = se_d^2;
+      augmented   the estimate macro over augmented_microdata (Rubin's rule, Barnard-Rubin df), with
+                  MSE_a = T + B^2, B^2 the bias allowance the back-test measured for the model part
+                  (augmented_error_allowance, by indicator and the respondents a completed cell has),
+                  scaled by the domain's model share;
+      composite   (cells with a model part and a direct estimate) phi d + (1 - phi) a, with
+                  phi = (M_a - C) / (M_a + V_d - 2 C) clipped to [0, 1], C = rho sqrt(V_d M_a), rho
+                  the back-test's correlation of the two errors.
+    V_d and M_a are df-penalised, (t_df / z)^2 times the variance, so that a method is not chosen for
+    a variance estimate that happened to come out small from few degrees of freedom. The smallest of
+    V_d, M_a and the composite's M_c is published; with the interval's width too wide for
+    ss_grade_* the row is suppressed (estimate and interval null, reason given). -#}
 {{ surveysynth.validate_design_config() }}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set outs = surveysynth.outcomes() -%}
 {%- set domains = surveysynth.estimation_domains() -%}
 {%- set good = var('ss_grade_cv_good') -%}
 {%- set caution = var('ss_grade_cv_caution') -%}
+{%- set share_good = var('ss_grade_share_se_good', 0.05) -%}
+{%- set share_caution = var('ss_grade_share_se_caution', 0.10) -%}
+{%- set z = 1.959963984540054 -%}
+{%- set sizes = (var('ss_backtest_sizes', [2, 3, 5]) or [2, 3, 5]) | map('int') | sort | list -%}
 {%- set t = surveysynth.as_text -%}
+{%- set dbl = surveysynth.type_double() -%}
+{#- the cells whose relvariance is pooled for the direct SE of a cell mean: the dimensions of
+    ss_direct_se_pool_by that are cell dimensions (the rest ignored, so that the demo's default
+    does not bind other surveys) -#}
+{%- set pool_by = [] -%}
+{%- for d in (var('ss_direct_se_pool_by', none) or []) -%}{%- if d in dims %}{% do pool_by.append(d) %}{% endif -%}{%- endfor -%}
 
 {%- set inds = [] -%}
 {%- for name, spec in outs.items() -%}
@@ -45,6 +62,38 @@ with direct as (
 support as (
 
     select * from {{ ref('cell_support') }}
+
+),
+
+allowance as (
+
+    select * from {{ ref('augmented_error_allowance') }}
+
+),
+
+{#- a generalized variance function for the direct means of cells: the unit relvariance
+    rv = se^2 n / (1 - n/N) / est^2, pooled over the cells of a wave x indicator (x the
+    ss_direct_se_pool_by dimensions) with weights n - 1. A skewed outcome's SE from a few
+    respondents is too often small (the sample missed the tail); the published SE of a cell mean
+    is the larger of its own and rv_pool est^2 (1 - n/N) / n. -#}
+relvariance as (
+
+    select
+        {% for d in pool_by -%}
+        {{ d }},
+        {% endfor -%}
+        wave,
+        indicator,
+        sum(se * se * n_respondents / (1e0 - cast(n_respondents as {{ dbl }}) / n_population) / (estimate * estimate) * (n_respondents - 1))
+            / sum(n_respondents - 1) as rv_pool
+    from direct
+    where domain_level = 'cell'
+        and measure = 'mean'
+        and se is not null
+        and estimate > 0
+        and n_respondents >= 2
+        and n_respondents < n_population
+    group by {% for d in pool_by %}{{ d }}, {% endfor %}wave, indicator
 
 ),
 
@@ -95,6 +144,136 @@ augmented as (
 
 ),
 
+{#- per cell x wave x implicate: the weight of the synthetic records and of all records, and per
+    indicator the weighted sums that give the completed cell's unit variance S^2 -#}
+{%- set einds = surveysynth._estimate_indicators(none, none, none, inds) %}
+cell_implicates as (
+
+    select
+        cell_id,
+        wave,
+        implicate,
+        sum(case when is_synthetic then analysis_weight else 0e0 end) as w_syn,
+        sum(analysis_weight) as w_all,
+        {% for ind in einds -%}
+        {%- set k = loop.index -%}
+        sum(case when ({{ ind.expr }}) is not null then analysis_weight end) as sw_{{ k }},
+        sum(analysis_weight * ({{ ind.expr }})) as swy_{{ k }},
+        sum(analysis_weight * ({{ ind.expr }}) * ({{ ind.expr }})) as swyy_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from {{ ref('augmented_microdata') }}
+    group by cell_id, wave, implicate
+
+),
+
+{#- means over implicates: model share weights and S^2 = sum w (y - ybar)^2 / sum w (a completed
+    cell's population variance; in an observed cell the respondents' weighted variance) -#}
+cell_weights as (
+
+    select
+        cell_id,
+        wave,
+        avg(w_syn) as w_syn,
+        avg(w_all) as w_all,
+        {% for ind in einds -%}
+        {%- set k = loop.index -%}
+        avg(case when sw_{{ k }} > 0 then greatest(swyy_{{ k }} - swy_{{ k }} * swy_{{ k }} / sw_{{ k }}, 0e0) / sw_{{ k }} end) as s2_{{ k }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from cell_implicates
+    group by cell_id, wave
+
+),
+
+cell_unit_variance as (
+
+    select
+        cell_weights.cell_id,
+        cell_weights.wave,
+        slots.indicator,
+        case slots.k {% for ind in einds %}when {{ loop.index }} then cell_weights.s2_{{ loop.index }} {% endfor %}end as s2
+    from cell_weights
+    cross join (
+        {% for ind in einds -%}
+        select {{ loop.index }} as k, '{{ ind.name }}' as indicator
+        {{ 'union all' if not loop.last }}
+        {% endfor %}
+    ) as slots
+
+),
+
+indicator_list as (
+
+    {% for ind in inds -%}
+    select '{{ ind.column ~ ('=' ~ ind.level if ind.measure == 'share' else '') }}' as indicator
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
+{#- per cell x wave x indicator: the back-test's allowance for the cell's size (its respondents,
+    mapped to the largest thinned size at or below it; below the smallest, the smallest) -#}
+cell_allowance as (
+
+    select
+        {% for d in dims -%}
+        support.{{ d }},
+        {% endfor -%}
+        support.wave,
+        indicator_list.indicator,
+        coalesce(cw.w_syn, 0e0) as w_syn,
+        coalesce(cw.w_all, 0e0) as w_all,
+        coalesce(allowance.bias_mean, 0e0) as bias_mean,
+        coalesce(allowance.excess_var, 0e0) as excess_var,
+        coalesce(allowance.error_corr, 0e0) as error_corr,
+        case when allowance.indicator is not null then 1 else 0 end as measured
+    from support
+    cross join indicator_list
+    left join cell_weights as cw
+        on support.cell_id = cw.cell_id
+        and support.wave = cw.wave
+    left join allowance
+        on allowance.indicator = indicator_list.indicator
+        and allowance.n_thinned = case
+            {% for s in sizes | reverse -%}
+            when support.n_respondents >= {{ s }} then {{ s }}
+            {% endfor -%}
+            else {{ sizes[0] }}
+        end
+
+),
+
+{% for dom in domains -%}
+allowance_{{ loop.index }} as (
+
+    select
+        {% for d in dims -%}
+        {% if d in dom.dims %}{{ d }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %} as {{ d }},
+        {% endfor -%}
+        '{{ dom.level }}' as domain_level,
+        wave,
+        indicator,
+        sum(w_syn) as w_syn,
+        sum(w_all) as w_all,
+        sum(w_syn * bias_mean) as w_bias,
+        sum(w_syn * w_syn * excess_var) as ww_var,
+        sum(w_syn * error_corr) as w_corr,
+        sum(case when w_syn > 0 then 1 - measured else 0 end) as n_unmeasured
+    from cell_allowance
+    group by {% for d in dom.dims %}{{ d }}, {% endfor %}wave, indicator
+
+),
+
+{% endfor -%}
+
+domain_allowance as (
+
+    {% for dom in domains -%}
+    select * from allowance_{{ loop.index }}
+    {{ 'union all' if not loop.last }}
+    {% endfor %}
+
+),
+
 joined as (
 
     select
@@ -108,15 +287,16 @@ joined as (
         direct.measure,
         support.support_class,
         direct.n_population,
+        direct.n_respondents,
 
         direct.estimate as direct_estimate,
         direct.se as direct_se,
         direct.ci_low as direct_ci_low,
         direct.ci_high as direct_ci_high,
+        direct.df as direct_df,
+        direct.interval_method as direct_interval_method,
         direct.cv as direct_cv,
         direct.grade as direct_grade,
-        direct.grade_reason as direct_grade_reason,
-        direct.n_respondents,
 
         augmented.estimate as augmented_estimate,
         augmented.se as augmented_se,
@@ -128,7 +308,37 @@ joined as (
         augmented.between_var,
         augmented.within_var,
         augmented.combining_rule,
-        coalesce(augmented.n_synthetic, 0) as n_synthetic
+        coalesce(augmented.n_synthetic, 0) as n_synthetic,
+
+        -- the model part: share of the domain's weight on synthetic records, and its bias allowance
+        case when da.w_all > 0 then da.w_syn / da.w_all else 0e0 end as model_share_augmented,
+        case
+            when da.w_all > 0 and da.w_syn > 0
+                then (da.w_bias * da.w_bias + da.ww_var) / (da.w_all * da.w_all)
+                    * case when direct.measure = 'share' then 1e0 else augmented.estimate * augmented.estimate end
+            else 0e0
+        end as bias_allowance_var,
+        case when da.w_syn > 0 then da.w_corr / da.w_syn else 0e0 end as error_corr,
+        coalesce(da.n_unmeasured, 0) as n_unmeasured,
+        -- the direct variance the completed cell's unit variance implies, S^2 N / (N - 1) (1 - n/N) / n
+        case when direct.n_respondents >= 1 and direct.n_population > direct.n_respondents
+            then cuv.s2 * direct.n_population / (direct.n_population - 1e0)
+                * (1e0 - cast(direct.n_respondents as {{ dbl }}) / direct.n_population) / direct.n_respondents
+        end as v_direct_model,
+        case when direct.domain_level = 'cell' and direct.measure = 'mean' and direct.se is not null
+            and direct.n_respondents < direct.n_population
+            then rv.rv_pool * direct.estimate * direct.estimate
+                * (1e0 - cast(direct.n_respondents as {{ dbl }}) / direct.n_population) / direct.n_respondents
+        end as v_direct_gvf,
+        -- a share of a completed cell: the predictive variance of its records' part,
+        -- s^2 q~ (1 - q~) / (N - n), q~ = (N q + 1/2) / (N + 1), a floor under Rubin's T, which m
+        -- implicates leave at 0 whenever they happen to agree (often, in a small cell)
+        case when direct.domain_level = 'cell' and direct.measure = 'share' and da.w_syn > 0 and da.w_all > 0
+            and direct.n_population > direct.n_respondents
+            then power(da.w_syn / da.w_all, 2) / (direct.n_population - direct.n_respondents)
+                * (direct.n_population * augmented.estimate + 0.5e0) / (direct.n_population + 1e0)
+                * (1e0 - (direct.n_population * augmented.estimate + 0.5e0) / (direct.n_population + 1e0))
+        end as v_augmented_floor
     from direct
     left join augmented
         on direct.domain_level = augmented.domain_level
@@ -137,41 +347,206 @@ joined as (
         {% for d in dims -%}
         and direct.{{ d }} is not distinct from augmented.{{ d }}
         {% endfor %}
+    left join domain_allowance as da
+        on direct.domain_level = da.domain_level
+        and direct.wave = da.wave
+        and direct.indicator = da.indicator
+        {% for d in dims -%}
+        and direct.{{ d }} is not distinct from da.{{ d }}
+        {% endfor %}
     left join support
         on direct.cell_id = support.cell_id
         and direct.wave = support.wave
+    left join cell_unit_variance as cuv
+        on direct.cell_id = cuv.cell_id
+        and direct.wave = cuv.wave
+        and direct.indicator = cuv.indicator
+    left join relvariance as rv
+        on direct.wave = rv.wave
+        and direct.indicator = rv.indicator
+        {% for d in pool_by -%}
+        and direct.{{ d }} = rv.{{ d }}
+        {% endfor %}
 
 ),
 
-graded as (
+{#- t quantiles of every df in use (null df: the normal quantile) -#}
+dfs as (
+
+    select distinct direct_df as df from joined
+    union
+    select distinct augmented_df as df from joined
+
+),
+
+t_table as (
+
+    select df, es_tq as tq from ({{ surveysynth._t_quantile_select('dfs', 'df', 0.05, z) }}) as tq
+
+),
+
+{#- the direct variance used to choose: the largest of its estimate se^2, the variance the
+    completed cell's unit variance implies (cells), and for a share the variance its Wilson interval
+    implies ((hi - lo) / 2t)^2 (so that p = 0 or 1 with se = 0 is not taken as exact) -#}
+with_t as (
 
     select
         joined.*,
-        case
-            when augmented_se is null or augmented_cv is null then 'not_published'
-            when augmented_cv < {{ good }} then 'good'
-            when augmented_cv < {{ caution }} then 'caution'
-            else 'not_published'
-        end as augmented_grade
+        td.tq as t_direct,
+        ta.tq as t_augmented,
+        case when v_direct_gvf > direct_se * direct_se then sqrt(v_direct_gvf) else direct_se end as direct_se_pub
     from joined
+    left join t_table as td
+        on joined.direct_df is not distinct from td.df
+    left join t_table as ta
+        on joined.augmented_df is not distinct from ta.df
+
+),
+
+floored as (
+
+    select
+        with_t.*,
+        -- the direct interval with the published SE (recomputed where the GVF raised it)
+        case
+            when direct_se_pub = direct_se or direct_se is null then direct_ci_low
+            when direct_interval_method = 'log_t' then direct_estimate * exp(-least(t_direct * direct_se_pub / direct_estimate, 700e0))
+            else direct_estimate - t_direct * direct_se_pub
+        end as direct_lo_pub,
+        case
+            when direct_se_pub = direct_se or direct_se is null then direct_ci_high
+            when direct_interval_method = 'log_t' then direct_estimate * exp(least(t_direct * direct_se_pub / direct_estimate, 700e0))
+            else direct_estimate + t_direct * direct_se_pub
+        end as direct_hi_pub,
+        case when direct_se is not null then greatest(
+            direct_se_pub * direct_se_pub,
+            coalesce(case when domain_level = 'cell' then v_direct_model end, 0e0),
+            case when measure = 'share' then power((direct_ci_high - direct_ci_low) / (2e0 * t_direct), 2) else 0e0 end
+        ) end as v_direct,
+        greatest(augmented_se * augmented_se, coalesce(v_augmented_floor, 0e0)) + bias_allowance_var as mse_augmented
+    from with_t
+
+),
+
+{#- df-penalised error variances: (t_df / z)^2 v -#}
+penalised as (
+
+    select
+        floored.*,
+        power(t_direct / {{ z }}e0, 2) * v_direct as v_direct_pen,
+        power(t_augmented / {{ z }}e0, 2) * mse_augmented as mse_augmented_pen
+    from floored
+
+),
+
+{#- the composite's weight on the direct estimate (cells with a model part and both estimates), and
+    the method (macros/estimation/method_rule.sql) -#}
+weighted as (
+
+    select
+        penalised.*,
+        {{ surveysynth.composite_phi('v_direct_pen', 'mse_augmented_pen', 'error_corr',
+            "domain_level = 'cell' and model_share_augmented > 0") }} as phi_opt
+    from penalised
 
 ),
 
 decided as (
 
     select
+        weighted.*,
+        {{ surveysynth.method_choice(
+            'case when direct_estimate is not null then v_direct_pen end',
+            'case when augmented_estimate is not null then mse_augmented_pen end',
+            'phi_opt', 'model_share_augmented') }} as chosen
+    from weighted
+
+),
+
+published as (
+
+    select
+        decided.*,
+        case chosen when 'direct' then 1e0 when 'augmented' then 0e0 when 'composite' then phi_opt end as phi,
+        case chosen
+            when 'direct' then direct_estimate
+            when 'augmented' then augmented_estimate
+            when 'composite' then phi_opt * direct_estimate + (1e0 - phi_opt) * augmented_estimate
+        end as est,
+        -- root estimated MSE (not penalised) ...
+        case chosen
+            when 'direct' then direct_se_pub
+            when 'augmented' then sqrt(mse_augmented)
+            when 'composite' then sqrt(greatest(
+                {{ surveysynth.composite_mse('phi_opt', 'v_direct', 'mse_augmented', 'error_corr') }}, 0e0))
+        end as rmse,
+        -- ... and the penalised one the composite's interval uses with z
+        case when chosen = 'composite' then sqrt(greatest(
+            {{ surveysynth.composite_mse('phi_opt', 'v_direct_pen', 'mse_augmented_pen', 'error_corr') }}, 0e0))
+        end as rmse_pen
+    from decided
+
+),
+
+{%- set aug_sh = surveysynth.share_interval_elogit('est', 'rmse', 't_augmented', 'n_population') -%}
+{%- set com_sh = surveysynth.share_interval_elogit('est', 'rmse_pen', z ~ 'e0', 'n_population') %}
+intervals as (
+
+    select
+        published.*,
+        case chosen
+            when 'direct' then direct_lo_pub
+            when 'augmented' then case when measure = 'share' then {{ aug_sh.lo }} else est - t_augmented * rmse end
+            when 'composite' then case when measure = 'share' then {{ com_sh.lo }} else est - {{ z }}e0 * rmse_pen end
+        end as lo,
+        case chosen
+            when 'direct' then direct_hi_pub
+            when 'augmented' then case when measure = 'share' then {{ aug_sh.hi }} else est + t_augmented * rmse end
+            when 'composite' then case when measure = 'share' then {{ com_sh.hi }} else est + {{ z }}e0 * rmse_pen end
+        end as hi,
+        case chosen
+            when 'direct' then direct_interval_method || case when direct_se_pub > direct_se then '_gvf' else '' end
+            when 'augmented' then case when measure = 'share' then 'logit_t' else 't' end
+            when 'composite' then case when measure = 'share' then 'logit_z_penalised' else 'z_penalised' end
+        end as interval_method_
+    from published
+
+),
+
+{#- precision: the interval's half-width in SE units, relative to |estimate| for means, absolute
+    for shares, against ss_grade_cv_* and ss_grade_share_se_* -#}
+graded as (
+
+    select
+        intervals.*,
+        case
+            when measure = 'share' then (hi - lo) / (2e0 * {{ z }}e0)
+            when est <> 0 then (hi - lo) / (2e0 * {{ z }}e0 * abs(est))
+        end as precision_value,
+        case
+            when chosen = 'none' or hi is null then 'not_published'
+            when measure = 'share' and (hi - lo) / (2e0 * {{ z }}e0) < {{ share_good }} then 'good'
+            when measure = 'share' and (hi - lo) / (2e0 * {{ z }}e0) < {{ share_caution }} then 'caution'
+            when measure = 'share' then 'not_published'
+            when est = 0 then 'not_published'
+            when (hi - lo) / (2e0 * {{ z }}e0 * abs(est)) < {{ good }} then 'good'
+            when (hi - lo) / (2e0 * {{ z }}e0 * abs(est)) < {{ caution }} then 'caution'
+            else 'not_published'
+        end as grade_
+    from intervals
+
+),
+
+labelled as (
+
+    select
         graded.*,
-        case
-            when direct_grade in ('good', 'caution') then 'direct'
-            when n_synthetic > 0 and augmented_grade in ('good', 'caution') then 'augmented'
-            else 'suppressed'
-        end as method,
-        case
-            when n_synthetic = 0 then 'no synthetic records in the domain'
-            when augmented_cv is null then 'the augmented estimate has no CV (estimate 0 or no SE)'
-            else {{ dbt.concat(["'augmented CV '", surveysynth.number_as_text('augmented_cv', 3),
-                "' at or above ss_grade_cv_caution = " ~ caution ~ "'"]) }}
-        end as suppress_reason
+        case when grade_ = 'not_published' then 'suppressed' else chosen end as method_,
+        case chosen
+            when 'direct' then 0e0
+            when 'augmented' then model_share_augmented
+            when 'composite' then (1e0 - phi_opt) * model_share_augmented
+        end as model_share_
     from graded
 
 ),
@@ -192,19 +567,38 @@ final as (
         indicator,
         measure,
 
-        -- the recommended estimate
-        method,
-        case method when 'direct' then direct_estimate when 'augmented' then augmented_estimate end as estimate,
-        case method when 'direct' then direct_se when 'augmented' then augmented_se end as se,
-        case method when 'direct' then direct_ci_low when 'augmented' then augmented_ci_low end as ci_low,
-        case method when 'direct' then direct_ci_high when 'augmented' then augmented_ci_high end as ci_high,
-        case method when 'direct' then direct_grade when 'augmented' then augmented_grade else 'not_published' end as grade,
-        case method
-            when 'direct' then {{ dbt.concat(["'direct estimate publishable: '", "direct_grade_reason"]) }}
-            when 'augmented' then {{ dbt.concat(["'direct estimate not publishable ('", "direct_grade_reason",
-                "'); augmented with '", t('n_synthetic'), "' synthetic record(s) per implicate, m = '", t('m'),
-                "', CV '", surveysynth.number_as_text('augmented_cv', 3)]) }}
-            else {{ dbt.concat(["'direct estimate not publishable ('", "direct_grade_reason", "'); '", "suppress_reason"]) }}
+        -- the published estimate
+        method_ as method,
+        case when method_ <> 'suppressed' then est end as estimate,
+        case when method_ <> 'suppressed' then rmse end as se,
+        case when method_ <> 'suppressed' then lo end as ci_low,
+        case when method_ <> 'suppressed' then hi end as ci_high,
+        case when method_ <> 'suppressed' then interval_method_ end as interval_method,
+        case when method_ <> 'suppressed' then phi end as phi,
+        grade_ as grade,
+        precision_value,
+
+        -- how much rests on the model
+        case when method_ <> 'suppressed' then model_share_ end as model_share,
+        case
+            when n_respondents = 0 then 'model_based'
+            when method_ = 'suppressed' then null
+            when model_share_ = 0 then 'design_based'
+            when model_share_ >= 0.5e0 then 'model_based'
+            else 'model_assisted'
+        end as basis,
+        case
+            when chosen = 'none' then {{ dbt.concat(["'no estimate: '",
+                "case when n_respondents < 2 then 'fewer than 2 item respondents and ' else '' end",
+                "case when n_synthetic = 0 then 'no synthetic records' else 'no augmented variance' end"]) }}
+            else {{ dbt.concat([
+                "case chosen when 'direct' then 'direct' when 'augmented' then 'augmented' else 'composite (phi = ' || " ~ surveysynth.number_as_text('phi_opt', 3) ~ " || ')' end",
+                "' has the smallest estimated error: RMSE direct '", "coalesce(" ~ surveysynth.number_as_text('sqrt(v_direct_pen)', 4) ~ ", 'n/a')",
+                "', augmented '", "coalesce(" ~ surveysynth.number_as_text('sqrt(mse_augmented_pen)', 4) ~ ", 'n/a')",
+                "' (df-penalised; augmented bias allowance '", "coalesce(" ~ surveysynth.number_as_text('sqrt(bias_allowance_var)', 4) ~ ", '0')",
+                "case when n_unmeasured > 0 then ', not measured by the back-test' else '' end",
+                "'); '",
+                "case grade_ when 'not_published' then 'interval too wide to publish (ss_grade_*)' else 'grade ' || grade_ end"]) }}
         end as reason,
         cast(n_respondents as {{ dbt.type_bigint() }}) as n_respondents,
         cast(n_synthetic as {{ dbt.type_bigint() }}) as n_synthetic,
@@ -215,21 +609,24 @@ final as (
         direct_se,
         direct_ci_low,
         direct_ci_high,
+        direct_df,
         direct_grade,
 
-        -- augmented estimate alongside (Rubin's rule over m implicates)
+        -- augmented estimate alongside (Rubin's rule over m implicates, Barnard-Rubin df)
         augmented_estimate,
         augmented_se,
         augmented_ci_low,
         augmented_ci_high,
         augmented_df,
         augmented_cv,
-        augmented_grade,
         m,
         between_var,
         within_var,
-        combining_rule
-    from decided
+        combining_rule,
+        model_share_augmented,
+        sqrt(bias_allowance_var) as augmented_bias_allowance,
+        sqrt(mse_augmented) as augmented_rmse
+    from labelled
 
 )
 

@@ -19,8 +19,14 @@
     on 0, the mean of z over the sample (lonely PSU 'adjust'): it adds (1 - f_h) z_i^2. Every
     term is a sum of per-cell weighted moments of y centred at the cell's mean (so sums of squares
     do not cancel), so the variance needs two passes over the units and then small group-bys.
-    Calibrated weights are treated as fixed: the variance reduction from calibration is not
-    credited (conservative for totals over the calibration margins). -#}
+    Calibrated weights are not fixed: z is replaced by its calibration residual (g-weighted
+    residuals on the count margins' indicators, as R's calibrated designs;
+    macros/estimation/calibrated_variance.sql), which leaves the Hajek mean or share of a cell
+    unchanged (provably) and changes margins and totals. With ss_calibration_totals (GREG steps)
+    or ss_calibrated_variance false the fixed-weight form is used.
+    Intervals (macros/estimation/intervals.sql, docs/estimation.md): shares by Wilson's score
+    interval with the design effective n and t, non-negative outcomes by t on the log scale, t
+    otherwise; t with the design df n - H (item respondents less the strata they fall in). -#}
 {{ surveysynth.validate_design_config() }}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set strata = surveysynth.design_strata() -%}

@@ -1,0 +1,126 @@
+{{ surveysynth.validate_config() }}
+{#- What the back-test measured about the model part of the augmented estimates, per indicator x
+    thinned size (the respondents a completed cell kept): the allowance for model bias that
+    domain_estimates adds to Rubin's variance when it chooses a method by estimated MSE
+    (docs/estimation.md, "Method by estimated error").
+
+    Per back-test row r (a supported cell thinned to n_r respondents, completed by the synthesizer):
+    s_r = (N_r - n_r) / N_r, the share of the cell the synthetic records stand for; e_r the error of
+    the augmented estimate against the reference (the truth where every row has one, else the
+    full-sample estimate, whose variance v_ref is then subtracted); T_r = augmented_se^2. Errors
+    are absolute for shares and relative to |reference| for means (scale), so that cells of
+    different size pool. Then, over the rows of an indicator x size:
+      bias_mean    mean(e_r / s_r): the systematic error of the model part per unit of model share
+      excess_ms    max(0, mean((e_r^2 - T_r - v_ref) / s_r^2)): the squared error of the model
+                   part beyond what Rubin's variance already counts, per unit of model share^2
+      excess_var   max(0, excess_ms - bias_mean^2): the part of it that varies between cells
+      error_corr   correlation of the augmented and the direct errors (the two share the cell's
+                   respondents), clipped to [0, 0.95]
+    With ss_backtest_enabled false there is nothing measured: the model has no rows and
+    domain_estimates says so in its reason column. -#}
+{%- set enabled = var('ss_backtest_enabled', true) %}
+
+{% if enabled -%}
+with results as (
+
+    select * from {{ ref('backtest_results') }}
+    where augmented_estimate is not null
+        and augmented_se is not null
+        and n_population > n_thinned
+
+),
+
+flags as (
+
+    select count(*) as n_all, count(true_value) as n_truth from results
+
+),
+
+scored as (
+
+    select
+        results.indicator,
+        results.measure,
+        cast(results.n_thinned as {{ dbt.type_bigint() }}) as n_thinned,
+        cast(results.n_population - results.n_thinned as {{ surveysynth.type_double() }}) / results.n_population as s,
+        case when flags.n_truth = flags.n_all then results.true_value else results.full_sample_value end as ref_value,
+        case when flags.n_truth = flags.n_all then 0e0 else coalesce(results.full_sample_se, 0e0) end as ref_se,
+        results.augmented_estimate,
+        results.augmented_se,
+        results.direct_estimate
+    from results
+    cross join flags
+
+),
+
+scaled as (
+
+    select
+        indicator,
+        measure,
+        n_thinned,
+        s,
+        case when measure = 'share' then 1e0 else abs(ref_value) end as scale,
+        augmented_estimate - ref_value as ea,
+        direct_estimate - ref_value as ed,
+        augmented_se * augmented_se as t_var,
+        ref_se * ref_se as ref_var
+    from scored
+    where ref_value is not null
+        and s > 0
+
+),
+
+rows_ as (
+
+    select
+        indicator,
+        measure,
+        n_thinned,
+        s,
+        ea / scale as e,
+        ed / scale as d,
+        t_var / (scale * scale) as t_var,
+        ref_var / (scale * scale) as ref_var
+    from scaled
+    where scale > 0
+
+),
+
+final as (
+
+    select
+        indicator,
+        max(measure) as measure,
+        n_thinned,
+        case when max(measure) = 'share' then 'absolute' else 'relative' end as error_scale,
+        count(*) as n_rows,
+        avg(s) as mean_model_share,
+        avg(e / s) as bias_mean,
+        greatest(avg((e * e - t_var - ref_var) / (s * s)), 0e0) as excess_ms,
+        greatest(greatest(avg((e * e - t_var - ref_var) / (s * s)), 0e0) - power(avg(e / s), 2), 0e0) as excess_var,
+        least(greatest(coalesce(corr(e, d), 0e0), 0e0), 0.95e0) as error_corr,
+        sqrt(avg(e * e)) as rmse_augmented,
+        sqrt(avg(d * d)) as rmse_direct
+    from rows_
+    group by indicator, n_thinned
+
+)
+
+select * from final
+{%- else -%}
+select
+    cast(null as {{ dbt.type_string() }}) as indicator,
+    cast(null as {{ dbt.type_string() }}) as measure,
+    cast(null as {{ dbt.type_bigint() }}) as n_thinned,
+    cast(null as {{ dbt.type_string() }}) as error_scale,
+    cast(null as {{ dbt.type_bigint() }}) as n_rows,
+    cast(null as {{ surveysynth.type_double() }}) as mean_model_share,
+    cast(null as {{ surveysynth.type_double() }}) as bias_mean,
+    cast(null as {{ surveysynth.type_double() }}) as excess_ms,
+    cast(null as {{ surveysynth.type_double() }}) as excess_var,
+    cast(null as {{ surveysynth.type_double() }}) as error_corr,
+    cast(null as {{ surveysynth.type_double() }}) as rmse_augmented,
+    cast(null as {{ surveysynth.type_double() }}) as rmse_direct
+where 1 = 0
+{%- endif %}
