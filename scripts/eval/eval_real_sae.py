@@ -4,8 +4,10 @@ A real census table is the population, so every domain's true mean and share are
 stratified samples (SRSWOR within each stratum, a fixed fraction, seeded) are drawn from it, and on
 the SAME samples every estimator estimates every domain (empty ones included):
 
-* direct: Hajek with the design weights N_h / n_h and the linearised (Taylor) SE of a stratified
-  design, as direct_estimates computes it; no estimate in an empty domain, no SE below 2 units;
+* direct: Hajek with the design weights N_h / n_h, the linearised (Taylor) SE of a stratified
+  design and the normal interval (direct_estimates has the same point estimates; its intervals
+  are on the estimate's scale: Wilson-t for shares, log-t for positive means); no estimate in an
+  empty domain, no SE below 2 units;
 * Fay-Herriot: area-level EBLUP (surveysynth.estimation.fay_herriot: REML, psi from its smoothed
   variance function) on the domain population means of the baselines' covariates; an empty
   domain gets the regression prediction with MSE sigma_v^2 + x'(X'V^-1X)^-1 x; a share's
@@ -319,8 +321,8 @@ def _support(pop: Population, sample: pd.DataFrame, cfg) -> pd.DataFrame:
 
 
 def direct(pop: Population, sample: pd.DataFrame, cfg, support: pd.DataFrame) -> pd.DataFrame:
-    """Hajek + stratified Taylor SE for every domain: the observed-cell branch of the augmented
-    estimator with no cell completed (no SE below 2 units, as direct_estimates)."""
+    """Hajek + stratified Taylor SE for every domain (the observed-cell branch of the augmented
+    estimator with no cell completed), normal interval; no SE below 2 units."""
     sup = support.assign(support_class="supported")
     est = augmented_cell_estimates(
         sample, sample.iloc[:0], sup, cfg, stratum=pop.stratum, fpc="fpc"
