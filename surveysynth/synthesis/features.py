@@ -7,7 +7,8 @@ for synthetic rows in the sampler, so a model fitted on real answers is applied 
 synthetic ones without any mismatch:
 
 * auxiliary or numeric outcome: the value on its link scale (log of a positive register,
-  the outcome's own link), standardised, plus hinge functions max(0, x - k) at its
+  the outcome's own link), standardised and clamped to the range seen in the fit (no slope
+  is extrapolated beyond the respondents), plus hinge functions max(0, x - k) at its
   weighted quartiles, so a conditional mean may bend (a piecewise-linear spline); a
   numeric outcome also gets one indicator per spike value (a point mass such as 0 or 40
   hours) and one for "missing";
@@ -45,6 +46,8 @@ class Source:
     levels: tuple = ()
     spikes: tuple[float, ...] = ()
     has_missing: bool = False
+    low: float = -np.inf  # standardised range seen in the fit: synthetic and frame values
+    high: float = np.inf  # are clamped to it, so no slope is extrapolated
 
     @property
     def names(self) -> list[str]:
@@ -113,12 +116,21 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
     zc, wc = z[ok], w[ok]
     center = float(np.average(zc, weights=wc))
     scale = float(np.sqrt(np.average((zc - center) ** 2, weights=wc))) or 1.0
+    std = (zc - center) / scale
     knots: tuple[float, ...] = ()
     if np.unique(zc).size > 2 * N_KNOTS:
-        q = _weighted_quantiles((zc - center) / scale, wc, np.array([0.25, 0.5, 0.75]))
+        q = _weighted_quantiles(std, wc, np.array([0.25, 0.5, 0.75]))
         knots = tuple(float(k) for k in np.unique(np.round(q, 9)))
     return Source(
-        column, kind, center=center, scale=scale, knots=knots, has_missing=missing, **extra
+        column,
+        kind,
+        center=center,
+        scale=scale,
+        knots=knots,
+        has_missing=missing,
+        low=float(std.min()),
+        high=float(std.max()),
+        **extra,
     )
 
 
@@ -143,7 +155,7 @@ def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
         return cols
     z = numeric_link_values(values, source)
     ok = np.isfinite(z)
-    s = np.where(ok, (z - source.center) / source.scale, 0.0)
+    s = np.where(ok, np.clip((z - source.center) / source.scale, source.low, source.high), 0.0)
     cols = [s]
     for k in source.knots:
         cols.append(np.where(ok, np.maximum(s - k, 0.0), 0.0))

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import digamma, expit, polygamma
 from threadpoolctl import threadpool_limits
 
 from surveysynth.contract.config import OutcomeSpec, SynthConfig
@@ -122,6 +122,7 @@ class OutcomeModel:
     logscale: Component | None = None
     grid_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grid_q: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    z_range: tuple[float, float] = (-np.inf, np.inf)  # link-scale values drawn stay inside
 
     @property
     def components(self) -> list[Component]:
@@ -366,6 +367,15 @@ def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, di
     if om.loc is not None:
         f = fits[om.components.index(om.loc)]
         om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
+        om.z_range = _z_range(f["z"])
+
+
+def _z_range(z: np.ndarray) -> tuple[float, float]:
+    """The link-scale range synthetic values may take: the respondents' range widened by
+    half its width on each side (room to extrapolate, none to explode through exp())."""
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    pad = 0.5 * max(hi - lo, 1e-9)
+    return lo - pad, hi + pad
 
 
 def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
@@ -524,12 +534,17 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
 
 
 def _direct_scale(resid, rows, data):
+    """Half the log of a cell's residual variance, with the exact small-sample bias and
+    variance of log s^2 for nu = n_eff - 1 degrees of freedom under normality (digamma and
+    trigamma of nu / 2: a 2-respondent cell's log variance is biased by -1.27 with variance
+    4.9), the variance scaled by the pooled kurtosis ((kappa - 1) / 2, 1 for normal data)."""
     mean, var, _, n_eff = weighted_moments(data.g, data.w, resid, rows, data.n_groups)
     kappa = _pooled_kurtosis(data.g, data.w, resid, rows, mean, var, n_eff)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ok = np.isfinite(var) & (var > 0)
-        th = np.where(ok, 0.5 * (np.log(var) + 1.0 / (n_eff - 1.0)), np.nan)
-        ps = np.where(ok, (kappa - 1.0) / (4.0 * (n_eff - 1.0)), np.nan)
+        ok = np.isfinite(var) & (var > 0) & (n_eff > 1.0)
+        half = np.where(ok, (n_eff - 1.0) / 2.0, 1.0)
+        th = np.where(ok, 0.5 * (np.log(var) - digamma(half) + np.log(half)), np.nan)
+        ps = np.where(ok, polygamma(1, half) / 4.0 * (kappa - 1.0) / 2.0, np.nan)
     return th, ps
 
 
@@ -563,7 +578,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         "hat": np.where(obs, theta[:, k], np.nan),
         "psi": np.where(obs, psi[:, k], np.nan),
         "prior": pooled.prior_mean[:, k],
-        "priorvar": pooled.prior_var[:, k] if has_any else np.zeros(len(obs)),
+        "priorvar": _capped_prior_var(pooled.prior_var[:, k], theta[:, k], obs),
         "df": max(float(gam.sum()), 3.0),
         "fit": f,
     }
@@ -574,7 +589,17 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         rows = t["rows"]
         out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
         out["resid_w"] = data.w[rows]
+        out["z"] = t["y"][rows]
     return out
+
+
+def _capped_prior_var(a: np.ndarray, theta: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """The prior model's variance for a cell, at most the spread of the observed cells'
+    direct estimates: a cell the model knows nothing about is no more uncertain than a cell
+    picked at random (a guard against a term variance that a few noisy cells inflate)."""
+    if obs.sum() < 2:
+        return np.zeros(len(a))
+    return np.minimum(a, float(np.var(theta[obs])))
 
 
 # ----------------------------------------------------------------------- implicates

@@ -132,7 +132,8 @@ def _value(draw: Draw, om: OutcomeModel, X: np.ndarray, j: int) -> np.ndarray:
     else:
         r = residuals.grid_quantile(draw.u[:, j], om.grid_p, om.grid_q)
         scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
-        cont = _continuous(om, draw.eta(om.loc, X) + scale * r)
+        z = np.clip(draw.eta(om.loc, X) + scale * r, *om.z_range)
+        cont = _continuous(om, z)
     spikes = np.asarray(om.spikes + (np.nan,), dtype=float)
     return np.where(spike < len(om.spikes), spikes[spike], cont)
 
