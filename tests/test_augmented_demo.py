@@ -130,6 +130,9 @@ def test_domain_estimates_equal_python_combining_on_the_demo(demo):
 
 
 def test_one_recommended_estimate_and_the_method_policy(demo):
+    """The method rule of docs/estimation.md on the demo: one row per domain x wave x indicator of
+    direct_estimates; each method's estimate is what it says; the composite only in cells with a
+    model part; model_share and basis follow the method; shares inside [0, 1]."""
     _, _, res, _ = demo
     de = res.query("select * from domain_estimates")
     keys = ["domain_level", *DIMS, "wave", "indicator"]
@@ -138,18 +141,29 @@ def test_one_recommended_estimate_and_the_method_policy(demo):
         "select count(*) as n from direct_estimates where measure in ('mean', 'share')"
     ).n[0]
     assert len(de) == direct
+    assert {"region_x_size_band", "region_x_sector", "sector_x_size_band"} <= set(de.domain_level)
     d = de[de.method == "direct"]
-    assert (
-        d.direct_grade.isin(["good", "caution"]).all() and (d.estimate == d.direct_estimate).all()
-    )
+    assert (d.estimate == d.direct_estimate).all() and (d.phi == 1).all()
+    assert (d.model_share == 0).all() and (d.basis == "design_based").all()
     a = de[de.method == "augmented"]
-    assert (~a.direct_grade.isin(["good", "caution"])).all() and (a.n_synthetic > 0).all()
-    assert (a.estimate == a.augmented_estimate).all() and a.grade.isin(["good", "caution"]).all()
+    assert (a.estimate == a.augmented_estimate).all() and (a.phi == 0).all()
+    assert np.allclose(a.model_share, a.model_share_augmented)
+    c = de[de.method == "composite"]
+    assert len(c) > 0 and (c.domain_level == "cell").all() and c.phi.between(0, 1).all()
+    mix = c.phi * c.direct_estimate + (1 - c.phi) * c.augmented_estimate
+    assert np.allclose(c.estimate, mix, rtol=1e-9)
+    pub = de[de.method != "suppressed"]
+    assert pub.grade.isin(["good", "caution"]).all() and pub.se.notna().all()
+    assert (pub.n_respondents == 0).sum() > 0
+    assert (pub[pub.n_respondents == 0].basis == "model_based").all()
+    sh = pub[pub.measure == "share"]
+    assert ((sh.ci_low >= 0) & (sh.ci_high <= 1)).all()
+    assert ((pub.ci_low <= pub.estimate + 1e-9) & (pub.estimate <= pub.ci_high + 1e-9)).all()
     s = de[de.method == "suppressed"]
     assert s.estimate.isna().all() and (s.grade == "not_published").all() and s.reason.notna().all()
-    # sparse cells are published through augmentation
+    # sparse cells are published mostly through the model (augmented or composite)
     sparse = de[(de.domain_level == "cell") & (de.support_class == "sparse")]
-    assert (sparse.method == "augmented").mean() > 0.3
+    assert sparse.method.isin(["augmented", "composite"]).mean() > 0.3
 
 
 def test_backtest_passes_against_the_truth(demo):
