@@ -59,6 +59,7 @@
         max(n_uncovered_categories) as n_uncovered_categories,
         max(n_collapsed_categories) as n_collapsed_categories,
         min(case when converged then 1 else 0 end) = 1 as converged,
+        max(fallback) as fallback,
         {{ settings.tol }} as tolerance,
         {{ settings.max_iter }} as max_iterations,
         min(rake_alpha) as min_cell_factor,

@@ -240,33 +240,74 @@ rk_uncovered_counts as (
     from rk_uncovered
     group by {{ grp | join(', ') }}
 
+),
+
+{#- the fallback of a group whose raking did not converge (ss_rake_fallback: first_margin): the
+    cells' factors post-stratify the base weights to the first count margin alone, which is always
+    reachable (its uncovered categories collapsed), and the other margins are left as they fall -#}
+rk_fallback as (
+
+    select
+        {{ grp | join(', ') }},
+        rk_cat_1,
+        case when sum(rk_s0) > 0 then max(rk_t_1) / sum(rk_s0) else 0e0 end as rk_fb_alpha
+    from rk_last
+    group by {{ grp | join(', ') }}, rk_cat_1
+
+),
+
+rk_result as (
+
+    select
+        rk_last.*,
+        case
+            when rk_last.rk_err <= {{ plan.tol }} and coalesce(rk_uncovered_counts.n_uncovered, 0) = 0 then 1
+            else 0
+        end as rk_converged,
+        coalesce(rk_uncovered_counts.n_uncovered, 0) as rk_n_uncovered,
+        rk_fallback.rk_fb_alpha
+    from rk_last
+    left join rk_uncovered_counts
+        on {% for c in grp %}rk_last.{{ c }} = rk_uncovered_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+    left join rk_fallback
+        on rk_last.rk_cat_1 = rk_fallback.rk_cat_1
+        {% for c in grp %}and rk_last.{{ c }} = rk_fallback.{{ c }} {% endfor %}
+
 )
 
+{%- set fb = plan.fallback == 'first_margin' -%}
 select
     {% for c in grp + plan.key_cols + plan.carried -%}
-    rk_last.{{ c }},
+    rk_result.{{ c }},
     {% endfor -%}
-    rk_last.rk_alpha as rake_alpha,
+    {% if fb -%}
+    case when rk_result.rk_converged = 1 then rk_result.rk_alpha else rk_result.rk_fb_alpha end as rake_alpha,
+    {% else -%}
+    rk_result.rk_alpha as rake_alpha,
+    {% endif -%}
     {% for a in range(1, A + 1) -%}
-    rk_last.rk_beta_{{ a }} as rake_beta_{{ a }},
+    {% if fb -%}
+    case when rk_result.rk_converged = 1 then rk_result.rk_beta_{{ a }} else 0e0 end as rake_beta_{{ a }},
+    {% else -%}
+    rk_result.rk_beta_{{ a }} as rake_beta_{{ a }},
+    {% endif -%}
     {% endfor -%}
-    rk_last.rk_sweep as iterations,
-    rk_last.rk_err as sweep_max_rel_error,
-    coalesce(rk_uncovered_counts.n_uncovered, 0) as n_uncovered_categories,
+    rk_result.rk_sweep as iterations,
+    rk_result.rk_err as sweep_max_rel_error,
+    rk_result.rk_n_uncovered as n_uncovered_categories,
     {{ 'coalesce(rk_collapsed_counts.n_collapsed, 0)' if plan.uncovered == 'collapse' else '0' }} as n_collapsed_categories,
     case
-        when coalesce(rk_uncovered_counts.n_uncovered, 0) > 0 then greatest(rk_last.rk_err, 1.0)
-        else rk_last.rk_err
+        when rk_result.rk_n_uncovered > 0 then greatest(rk_result.rk_err, 1.0)
+        else rk_result.rk_err
     end as max_rel_error,
+    rk_result.rk_converged = 1 as converged,
     case
-        when rk_last.rk_err <= {{ plan.tol }} and coalesce(rk_uncovered_counts.n_uncovered, 0) = 0 then true
-        else false
-    end as converged
-from rk_last
-left join rk_uncovered_counts
-    on {% for c in grp %}rk_last.{{ c }} = rk_uncovered_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+        when rk_result.rk_converged = 1 then 'none'
+        else '{{ 'first_margin' if fb else 'none' }}'
+    end as fallback
+from rk_result
 left join rk_collapsed_counts
-    on {% for c in grp %}rk_last.{{ c }} = rk_collapsed_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
+    on {% for c in grp %}rk_result.{{ c }} = rk_collapsed_counts.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
 {% endmacro %}
 
 

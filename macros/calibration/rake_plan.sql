@@ -22,6 +22,10 @@
     {%- if uncovered not in ('collapse', 'fail') -%}
         {{ exceptions.raise_compiler_error("var 'ss_calibration_uncovered' must be 'collapse' or 'fail', got '" ~ uncovered ~ "'") }}
     {%- endif -%}
+    {%- set fallback = var('ss_rake_fallback', 'first_margin') -%}
+    {%- if fallback not in ('first_margin', 'none') -%}
+        {{ exceptions.raise_compiler_error("var 'ss_rake_fallback' must be 'first_margin' or 'none', got '" ~ fallback ~ "'") }}
+    {%- endif -%}
     {%- if cells is not none and not cell_key -%}
         {{ exceptions.raise_compiler_error("surveysynth.rake: `cells` (a cell_key -> dimensions lookup) needs `cell_key`") }}
     {%- endif -%}
@@ -72,7 +76,7 @@
         'static': static, 'state': state, 'carry': static + ['rk_sweep', 'rk_live'],
         'tol': settings.tol if tol is none else tol,
         'max_iter': (settings.max_iter if max_iter is none else max_iter) | int,
-        'lower': lower, 'upper': upper, 'uncovered': uncovered,
+        'lower': lower, 'upper': upper, 'uncovered': uncovered, 'fallback': fallback,
         'method': settings.method if method is none else method,
     }) }}
 {% endmacro %}

@@ -7,6 +7,7 @@ with validation_errors as (
     select *
     from {{ model }}
     where not converged
+        and coalesce(fallback, 'none') = 'none'
 
 )
 

@@ -8,7 +8,7 @@ with validation_errors as (
 
     select *
     from {{ model }}
-    where status not in ('ok', 'collapsed')
+    where status not in ('ok', 'collapsed', 'relaxed')
         or (status = 'ok' and relative_error is null)
         or (status = 'ok' and relative_error > {{ tolerance }} + 1e-12)
 

@@ -6,8 +6,9 @@
     in a category the margins do not list), collapsed (a nonzero target with no respondents, spread
     over the covered categories of its margin in proportion to their targets, as the rake macro does
     under ss_calibration_uncovered: collapse; `target` is then what the raking aimed at and
-    `population_target` the original). The data test margins_within_tolerance fails the build on
-    any row that is not ok or collapsed, naming the margin and category. -#}
+    `population_target` the original), relaxed (a margin other than the first in a wave whose raking
+    did not converge and fell back to the first margin, ss_rake_fallback). The data test margins_within_tolerance fails the build on
+    any row that is not ok, collapsed or relaxed, naming the margin and category. -#}
 {%- set specs = surveysynth.calibration_specs() -%}
 {%- set dims = surveysynth.cell_dims() -%}
 {%- set aux = [] -%}
@@ -31,6 +32,12 @@ units as (
 margins as (
 
     select * from {{ ref('calibration_margins') }}
+
+),
+
+convergence as (
+
+    select wave, fallback from {{ ref('calibration_convergence') }}
 
 ),
 
@@ -147,8 +154,11 @@ checked as (
 
     select
         joined.*,
+        coalesce(convergence.fallback, 'none') as fallback,
 {{ surveysynth.margin_status('n_respondents', 'no_respondents', tol) }}
     from joined
+    left join convergence
+        on joined.wave = convergence.wave
 
 ),
 
@@ -167,9 +177,19 @@ final as (
         base_total,
         calibrated_total,
         relative_error,
-        case when collapsed then 'collapsed' else status end as status,
+        fallback,
+        case
+            when collapsed then 'collapsed'
+            when fallback = 'first_margin' and margin_id <> '{{ specs.counts[0].id }}' and status <> 'ok' then 'relaxed'
+            else status
+        end as status,
         {{ tol }} as tolerance,
         case
+            when fallback = 'first_margin' and margin_id <> '{{ specs.counts[0].id }}' and status <> 'ok' and not collapsed
+                then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
+                "'): relaxed: the raking of this wave did not converge within ss_rake_max_iter sweeps (these respondents "
+                ~ "cannot meet every margin), so its weights are post-stratified to the first margin alone (ss_rake_fallback: "
+                ~ "first_margin); calibrated total '", t('calibrated_total'), "', target '", t('target'), "''"]) }}
             when collapsed then {{ dbt.concat(["'margin '''", "margin_id", "''' category '''", "category", "''' (wave '", t('wave'),
                 "'): target '", t('population_target'), "' but no respondents; collapsed: its target is spread over the "
                 ~ "covered categories of the margin in proportion to their targets (var ss_calibration_uncovered)'"]) }}
