@@ -9,7 +9,24 @@ model or a Spark worker does not pay for modules it does not use. To export a na
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
+
+
+def _preload_for_model_threads() -> None:
+    """Import scipy.stats now when the package is loaded inside a dbt run.
+
+    dbt runs Python models in threads of one process. Two models importing scipy.stats at once
+    by different paths (SDV's and the checks') deadlock inside the import system, which breaks
+    the tie by handing one of them a partially initialised module (``ImportError: cannot import
+    name 'chi2_contingency' from partially initialized module``). The import system runs this
+    file once while every other thread that imports the package waits, so scipy.stats is
+    complete before any model imports anything else. Outside dbt the package stays lazy."""
+    if "dbt" in sys.modules:
+        importlib.import_module("scipy.stats")
+
+
+_preload_for_model_threads()
 
 _EXPORTS: dict[str, str] = {
     # disclosure risk of synthetic records (checks/risk.py)
