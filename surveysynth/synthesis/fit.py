@@ -36,9 +36,9 @@ effects and predictors (a panel's repeated units are treated as independent); sl
 common to all cells; nonresponse is ignorable given cell, register and earlier answers.
 
 Proper synthesis (``draw_implicates``): each implicate draws the slopes from their
-Gaussian posterior approximation, each variance component sigma_v2 from a scaled
-inverse-chi-square with the effective number of cells informing it as degrees of freedom,
-and then every cell effect from its posterior given those (in the per-cell sampler).
+Gaussian posterior approximation, each variance component sigma_v2 from the normal
+approximation of its likelihood reflected at zero, and then every cell effect from its
+posterior given those (in the per-cell sampler).
 """
 
 from __future__ import annotations
@@ -579,7 +579,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         "psi": np.where(obs, psi[:, k], np.nan),
         "prior": pooled.prior_mean[:, k],
         "priorvar": _capped_prior_var(pooled.prior_var[:, k], theta[:, k], obs),
-        "df": max(float(gam.sum()), 3.0),
+        "sigma_se": _sigma_se(s2, psi[:, k], obs),
         "fit": f,
     }
     if comp.kind == "loc":
@@ -603,16 +603,26 @@ def _capped_prior_var(a: np.ndarray, theta: np.ndarray, obs: np.ndarray) -> np.n
 
 
 # ----------------------------------------------------------------------- implicates
+def _sigma_se(s2: float, psi: np.ndarray, obs: np.ndarray) -> float:
+    """Large-sample standard error of sigma_v2 in the Fay-Herriot likelihood of the cells'
+    direct effects: Fisher information I = 1/2 sum_c 1 / (sigma_v2 + psi_c)^2."""
+    if not obs.any():
+        return 0.0
+    info = 0.5 * float(np.sum(1.0 / (s2 + psi[obs]) ** 2))
+    return float(np.sqrt(1.0 / info)) if info > 0 else 0.0
+
+
 def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
-    """Per implicate: slopes from their Gaussian posterior and each variance component from
-    a scaled inverse-chi-square (sigma_v2 df / chi2_df, df the effective number of cells
-    informing it). Global streams keyed by (seed, component, implicate)."""
+    """Per implicate: slopes from their Gaussian posterior, and each variance component from
+    the normal approximation of its likelihood, reflected at zero (|sigma_v2 + se z|: an
+    estimate on the boundary still draws positive values, on the scale of the information
+    the cells carry). Global streams keyed by (seed, component, implicate)."""
     for d in diags:
         name, f = d["component"], d["fit"]
         sig = np.empty(m)
         for i in range(m):
             rng = stream_rng(spec.seed, "sigma", name, i + 1)
-            sig[i] = d["sigma_v2"] * d["df"] / max(rng.chisquare(d["df"]), 1e-12)
+            sig[i] = abs(d["sigma_v2"] + d["sigma_se"] * rng.standard_normal())
         spec.sigma_draws[name] = sig
         if f is None:
             continue
