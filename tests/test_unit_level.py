@@ -233,8 +233,9 @@ def test_logit_quadrature_likelihood_gradient_hessian():
     d = ul.logit_data(sample, "y", ["x1", "x2"], "area", units)
     theta = np.array([-0.2, 1.0, 0.4, 0.9])
     q = ul.adapt(d, theta[:-1], theta[-1], 20)
-    f, g, H = ul._negloglik(theta, d, q)
-    assert -f == pytest.approx(quad_loglik(theta, sample), rel=1e-9)
+    f, g, H = ul._negloglik(theta, d, q)  # theta is for the standardised x
+    original = np.r_[d.original_beta(theta[:-1]), theta[-1]]
+    assert -f == pytest.approx(quad_loglik(original, sample), rel=1e-9)
     eps = 1e-6
     num_g = [(ul._negloglik(theta + e, d, q)[0] - ul._negloglik(theta - e, d, q)[0]) / (2 * eps)
              for e in np.eye(4) * eps]  # fmt: skip
@@ -321,3 +322,14 @@ def test_logit_deterministic_given_seed():
     assert not np.allclose(other["mse"], out["mse"])
     np.testing.assert_allclose(other["estimate"], out["estimate"], rtol=1e-12)
     assert np.isfinite(out["mse"]).all() and (out["mse"] > 0).all()
+
+
+def test_logit_penalised_keeps_s2v_positive():
+    """With no domain effect ML puts s2v at (or near) 0; the likelihood times sigma does not."""
+    rng = np.random.default_rng(12)
+    units, sample = population(rng, 40, 1, 4, (-0.5, 1.5, 0.8), s2v=0.0, logistic=True)
+    units = units.drop(columns="y")
+    ml = ul.logistic_ebp(sample, "y", ["x1", "x2"], "area", units, n_mc=0)
+    pen = ul.logistic_ebp(sample, "y", ["x1", "x2"], "area", units, n_mc=0, penalised=True)
+    assert pen.attrs["converged"] and ml.attrs["converged"]
+    assert pen.attrs["s2v"] > max(ml.attrs["s2v"], 0.01)

@@ -12,8 +12,10 @@ iterations and bootstrap replicates.
   population mean: the observed sum of the sampled units plus the predicted sum of the N_i - n_i
   others. MSE: Prasad-Rao g1 + g2 + 2 g3 (Rao & Molina 2015, 7.2), times (1 - f_i)^2, plus the
   non-sampled units' own error.
-- :func:`logistic_ebp`: random-intercept logistic model fitted by maximum likelihood with adaptive
-  Gauss-Hermite quadrature; the census EBP of the domain share; MSE by parametric bootstrap.
+- :func:`logistic_ebp`: random-intercept logistic model fitted by maximum likelihood (or
+  likelihood times sigma, which keeps s2v off 0) with adaptive Gauss-Hermite quadrature; the
+  census EBP of the domain share; MSE by parametric bootstrap (Butar-Lahiri bias-corrected, or
+  naive).
 """
 
 from __future__ import annotations
@@ -300,9 +302,16 @@ class LogitData:
     starts: np.ndarray  # first population row of each domain (for np.add.reduceat)
     n: np.ndarray
     N: np.ndarray
+    center: np.ndarray  # the x columns are centred and scaled by the sample's mean and sd
+    spread: np.ndarray
 
     def with_y(self, y: np.ndarray) -> LogitData:
         return LogitData(**{**self.__dict__, "y": np.asarray(y, dtype=float)})
+
+    def original_beta(self, beta: np.ndarray) -> np.ndarray:
+        """beta on the scale of the x columns as given (the fit uses standardised x)."""
+        slopes = beta[1:] / self.spread
+        return np.r_[beta[0] - slopes @ self.center, slopes]
 
 
 def logit_data(sample, y, x, domain, population_units) -> LogitData:
@@ -325,10 +334,14 @@ def logit_data(sample, y, x, domain, population_units) -> LogitData:
         bad = domains[n > N][:5].tolist()
         raise ValueError(f"more sampled units than population units in domains {bad}")
     starts = np.r_[0, np.cumsum(N)[:-1]]
-    M = _indicator(codes, m)
+    # standardised x keep the Hessian well conditioned (e.g. a percentage near 50 with sd 1)
+    center, spread = X[:, 1:].mean(axis=0), X[:, 1:].std(axis=0)
+    X[:, 1:] = (X[:, 1:] - center) / spread
+    Xp[:, 1:] = (Xp[:, 1:] - center) / spread
     return LogitData(
-        domains, ["intercept", *x], X, yv, codes, M, Xp[order], pcodes[order], starts, n, N
-    )
+        domains, ["intercept", *x], X, yv, codes, _indicator(codes, m), Xp[order],
+        pcodes[order], starts, n, N, center, spread,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- logistic: fit
@@ -346,11 +359,22 @@ def _hermgauss(K: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.hermite.hermgauss(K)
 
 
-def adapt(d: LogitData, beta: np.ndarray, sigma: float, K: int) -> Quadrature:
-    """Centre the nodes at each domain's posterior mode of u and scale them by the curvature there
-    (Newton's method, vectorised over domains; a domain without sample gets the N(0, 1) prior,
-    i.e. ordinary Gauss-Hermite nodes)."""
+def _gh_nodes(centre: np.ndarray, scale: np.ndarray, K: int) -> Quadrature:
+    """Gauss-Hermite rule for the N(0, 1) prior times a likelihood, placed at centre + scale t."""
     t, wk = _hermgauss(K)
+    nodes = centre[:, None] + np.sqrt(2.0) * scale[:, None] * t[None, :]
+    log_prior = -0.5 * nodes**2 - 0.5 * np.log(2 * np.pi)
+    return Quadrature(nodes, np.log(np.sqrt(2.0) * scale)[:, None] + np.log(wk) + t**2 + log_prior)
+
+
+def adapt(d: LogitData, beta: np.ndarray, sigma: float, K: int, passes: int = 2) -> Quadrature:
+    """Nodes for each domain's posterior of u: first at the posterior mode, scaled by the
+    curvature there (Newton's method, vectorised over domains), then ``passes`` times at the
+    posterior mean and standard deviation computed with the current nodes (as gllamm does,
+    Rabe-Hesketh, Skrondal & Pickles 2005). The mean/sd placement matters for a few units and a
+    large sigma, where the posterior is skewed: at sigma = 4.5 with 1-3 units per domain it cut
+    the worst domain's log-likelihood error from 0.1 to 8e-4 with 20 nodes. A domain without
+    sample gets the N(0, 1) prior's ordinary Gauss-Hermite nodes."""
     eta = d.X @ beta
     u = np.zeros(len(d.domains))
     for _ in range(50):
@@ -362,11 +386,14 @@ def adapt(d: LogitData, beta: np.ndarray, sigma: float, K: int) -> Quadrature:
         if np.max(np.abs(step)) < 1e-10:
             break
     p = expit(eta + sigma * u[d.codes])
-    tau = 1.0 / np.sqrt(sigma**2 * (d.M @ (p * (1 - p))) + 1.0)
-    nodes = u[:, None] + np.sqrt(2.0) * tau[:, None] * t[None, :]
-    log_prior = -0.5 * nodes**2 - 0.5 * np.log(2 * np.pi)
-    logw = np.log(np.sqrt(2.0) * tau)[:, None] + np.log(wk) + t**2 + log_prior
-    return Quadrature(nodes, logw)
+    q = _gh_nodes(u, 1.0 / np.sqrt(sigma**2 * (d.M @ (p * (1 - p))) + 1.0), K)
+    theta = np.r_[beta, sigma]
+    for _ in range(passes):
+        _, _, pi = _posterior(d, theta, q)
+        mean = np.sum(pi * q.nodes, axis=1)
+        sd = np.sqrt(np.sum(pi * (q.nodes - mean[:, None]) ** 2, axis=1))
+        q = _gh_nodes(mean, np.maximum(sd, 1e-8), K)
+    return q
 
 
 def _softplus(z: np.ndarray) -> np.ndarray:
@@ -411,16 +438,30 @@ def _negloglik(theta: np.ndarray, d: LogitData, q: Quadrature):
     return -lse.sum(), -gbar.sum(0), -H
 
 
-def _solve_fixed_nodes(d: LogitData, q: Quadrature, theta: np.ndarray) -> np.ndarray:
-    """Maximise the quadrature likelihood with the nodes held fixed (trust-region Newton with the
-    exact Hessian); one evaluation of f, gradient and Hessian serves the three callbacks."""
+def _objective(theta: np.ndarray, d: LogitData, q: Quadrature, penalised: bool):
+    """-log-likelihood, minus log|sigma| when ``penalised`` (the likelihood times sigma: the
+    Gamma(2, 0) prior on sigma of Chung et al. 2013, which keeps sigma_hat off 0)."""
+    f, g, H = _negloglik(theta, d, q)
+    if penalised:
+        s = theta[-1]
+        f = f - np.log(abs(s))
+        g[-1] -= 1.0 / s
+        H[-1, -1] += 1.0 / s**2
+    return f, g, H
+
+
+def _solve_fixed_nodes(
+    d: LogitData, q: Quadrature, theta: np.ndarray, penalised: bool
+) -> np.ndarray:
+    """Minimise the objective with the nodes held fixed (trust-region Newton with the exact
+    Hessian); one evaluation of f, gradient and Hessian serves the three callbacks."""
     memo: dict[bytes, tuple] = {}
 
     def f(t: np.ndarray) -> tuple:
         key = t.tobytes()
         if key not in memo:
             memo.clear()
-            memo[key] = _negloglik(t, d, q)
+            memo[key] = _objective(t, d, q, penalised)
         return memo[key]
 
     res = optimize.minimize(
@@ -435,24 +476,30 @@ def _solve_fixed_nodes(d: LogitData, q: Quadrature, theta: np.ndarray) -> np.nda
 
 
 def fit_logit(
-    d: LogitData, K: int = 20, start: np.ndarray | None = None, max_outer: int = 10
+    d: LogitData,
+    K: int = 20,
+    start: np.ndarray | None = None,
+    penalised: bool = False,
+    max_outer: int = 10,
 ) -> tuple[np.ndarray, Quadrature, bool]:
-    """ML estimate of theta = (beta, sigma): maximise the quadrature likelihood with the nodes
-    fixed, re-adapt the nodes at the new estimate, repeat until theta stops moving. sigma may go
-    negative during the search (the likelihood is even in sigma); it is returned as |sigma|.
-    Converged: the Hessian is positive definite and the Newton decrement below 1e-8."""
+    """ML (or penalised ML) estimate of theta = (beta, sigma), beta for the standardised x:
+    optimise with the quadrature nodes fixed, re-adapt the nodes at the new estimate, repeat
+    until theta stops moving. sigma may change sign during the search (the likelihood is even in
+    sigma); it is returned as |sigma|. Converged: the objective's Hessian is positive definite
+    and its Newton decrement below 1e-8."""
     if start is None:
         ybar = np.clip(d.y.mean(), 0.01, 0.99)
         start = np.r_[np.log(ybar / (1 - ybar)), np.zeros(d.X.shape[1] - 1), 0.5]
     theta = np.asarray(start, float).copy()
     for _ in range(max_outer):
-        new = _solve_fixed_nodes(d, adapt(d, theta[:-1], theta[-1], K), theta)
+        q = adapt(d, theta[:-1], theta[-1], K)
+        new = _solve_fixed_nodes(d, q, theta, penalised)
         moved, theta = np.max(np.abs(new - theta)), new
         if moved < 1e-6:
             break
     theta[-1] = abs(theta[-1])
     q = adapt(d, theta[:-1], theta[-1], K)
-    _, g, H = _negloglik(theta, d, q)
+    _, g, H = _objective(theta, d, q, penalised)
     try:
         converged = bool(np.all(np.linalg.eigvalsh(H) > 0) and g @ np.linalg.solve(H, g) < 1e-8)
     except np.linalg.LinAlgError:
@@ -483,12 +530,29 @@ def predict_rest(d: LogitData, theta: np.ndarray, q: Quadrature):
     return mean, np.sum(pi * (T + (S - mean[:, None]) ** 2), axis=1)
 
 
-def _bootstrap_mse(d: LogitData, theta: np.ndarray, K: int, B: int, seed):
-    """Parametric bootstrap: draw v*, the sample's y*, refit. Returns (naive, corrected) sums of
-    squares over B, both already divided by N_i^2:
+def _draw(d: LogitData, eta_s: np.ndarray, eta_p: np.ndarray, sigma: float, rng):
+    """One bootstrap world: v*, the sampled units' y* and, per domain, the mean and variance given
+    v* of the non-sampled units' total (sums of p* and p*(1 - p*), population minus sample). A y*
+    that is all 0 or all 1 (the model cannot be fitted, nor could it be on the data) is drawn
+    again."""
+    m = len(d.domains)
+    for _ in range(100):
+        v = rng.normal(0.0, sigma, m)
+        ps, pp = expit(eta_s + v[d.codes]), expit(eta_p + v[d.pcodes])
+        yb = (rng.random(len(ps)) < ps).astype(float)
+        if yb.min() < yb.max():
+            mu = np.bincount(d.pcodes, pp, m) - np.bincount(d.codes, ps, m)
+            var = np.bincount(d.pcodes, pp * (1 - pp), m) - np.bincount(d.codes, ps * (1 - ps), m)
+            return yb, mu, np.maximum(var, 0.0)
+    raise ValueError("bootstrap samples keep having y all 0 or all 1: the share is too extreme")
+
+
+def _bootstrap_mse(d: LogitData, theta: np.ndarray, K: int, B: int, seed, penalised: bool):
+    """Parametric bootstrap: draw v*, the sample's y*, refit. Returns three averages over B, each
+    divided by N_i^2:
     - naive (Gonzalez-Manteiga et al. 2008): E*(EBP* - target*)^2, the target's non-sampled part
-      replaced by its mean given v* plus its variance (Rao-Blackwellised: sums of p*, p*(1 - p*)),
-      which needs no link between sampled and population units;
+      replaced by its mean given v* plus its variance (Rao-Blackwellised), which needs no link
+      between sampled and population units;
     - the Butar & Lahiri (2003) pieces: E*(EBP(theta*) - EBP(theta_hat))^2 on y*, and the bias
       E*[M1(theta*) - M1(theta_hat)] of the posterior variance M1 from estimating theta."""
     rng = np.random.default_rng(seed)
@@ -496,18 +560,12 @@ def _bootstrap_mse(d: LogitData, theta: np.ndarray, K: int, B: int, seed):
     eta_s, eta_p = d.X @ beta, d.Xp @ beta
     naive, spread, bias = np.zeros(m), np.zeros(m), np.zeros(m)
     for _ in range(B):
-        v = rng.normal(0.0, sigma, m)
-        ps, pp = expit(eta_s + v[d.codes]), expit(eta_p + v[d.pcodes])
-        yb = (rng.random(len(ps)) < ps).astype(float)
-        if yb.min() == yb.max():
-            raise ValueError("a bootstrap sample has y all 0 or all 1: the share is too extreme")
-        mu_r = np.bincount(d.pcodes, pp, m) - np.bincount(d.codes, ps, m)
-        var_r = np.bincount(d.pcodes, pp * (1 - pp), m) - np.bincount(d.codes, ps * (1 - ps), m)
+        yb, mu_r, var_r = _draw(d, eta_s, eta_p, sigma, rng)
         db = d.with_y(yb)
-        th, q, _ = fit_logit(db, K, start=theta)
+        th, q, _ = fit_logit(db, K, start=theta, penalised=penalised)
         mean_b, var_b = predict_rest(db, th, q)
         mean_0, var_0 = predict_rest(db, theta, adapt(db, beta, sigma, K))
-        naive += (mean_b - mu_r) ** 2 + np.maximum(var_r, 0.0)
+        naive += (mean_b - mu_r) ** 2 + var_r
         spread += (mean_b - mean_0) ** 2
         bias += var_b - var_0
     N2 = B * d.N.astype(float) ** 2
@@ -524,6 +582,7 @@ def logistic_ebp(
     seed: int | np.random.SeedSequence | None = 0,
     n_nodes: int = 20,
     mse_method: str = "butar-lahiri",
+    penalised: bool = False,
 ) -> pd.DataFrame:
     """Census EBP of each domain's share of y = 1 under P(y = 1) = expit(x' beta + v_i),
     v_i ~ N(0, s2v), with a parametric-bootstrap MSE.
@@ -537,6 +596,9 @@ def logistic_ebp(
     observed y in place of the sampled units' predictions; clipped to [0, 1] (this binds only if
     the sampled units are not among the population units). A domain without sample gets the
     population average of the marginal probability E[expit(x' beta + v)], v ~ N(0, s2v).
+    ``penalised``: maximise the likelihood times sigma instead (Chung et al. 2013), which never
+    returns s2v = 0; with few units per domain ML often does, and the bootstrap drawn at s2v = 0
+    then understates the MSE.
 
     ``n_mc``: the number B of bootstrap replicates for the MSE (0: no MSE; se and interval NaN);
     the EBP itself needs no Monte Carlo. ``seed`` seeds the bootstrap. ``mse_method``:
@@ -550,20 +612,21 @@ def logistic_ebp(
     d = logit_data(sample, y, x, domain, population_units)
     if d.y.min() == d.y.max():
         raise ValueError(f"sample: {y!r} is all {int(d.y[0])}: the model cannot be fitted")
-    theta, q, converged = fit_logit(d, n_nodes)
+    theta, q, converged = fit_logit(d, n_nodes, penalised=penalised)
     rest, post_var = predict_rest(d, theta, q)
     est = np.clip((d.M @ d.y + rest) / d.N, 0.0, 1.0)
     mse = np.full(len(est), np.nan)
     if n_mc > 0:
-        naive, spread, bias = _bootstrap_mse(d, theta, n_nodes, int(n_mc), seed)
+        naive, spread, bias = _bootstrap_mse(d, theta, n_nodes, int(n_mc), seed, penalised)
         m1 = post_var / d.N.astype(float) ** 2
         mse = naive if mse_method == "naive" else np.maximum(m1 - bias, 0.0) + spread
     out = _table(d.domains, domain, d.n, est, mse)
     out["ci_low"], out["ci_high"] = out["ci_low"].clip(0.0, 1.0), out["ci_high"].clip(0.0, 1.0)
     out.attrs = {
         "s2v": float(theta[-1] ** 2),
-        "beta": dict(zip(d.names, theta[:-1].tolist())),
+        "beta": dict(zip(d.names, d.original_beta(theta[:-1]).tolist())),
         "converged": converged,
-        "method": f"ML, adaptive Gauss-Hermite ({n_nodes} nodes); MSE {mse_method} B={n_mc}",
+        "method": f"{'penalised ML' if penalised else 'ML'}, adaptive Gauss-Hermite "
+        f"({n_nodes} nodes); MSE {mse_method} B={n_mc}",
     }
     return out
