@@ -3,7 +3,13 @@
     ('<release schema>_staging') and then published into the release schema in one transaction by
     the release_publish model (macros/release/release_publish.sql). -#}
 {% macro release_schema() %}
-    {{- return(var('ss_release_schema', none) or (target.schema ~ '_release')) -}}
+    {%- set schema = var('ss_release_schema', none) or (target.schema ~ '_release') -%}
+    {%- if (schema | lower) == (target.schema | lower) -%}
+        {{ exceptions.raise_compiler_error("var ss_release_schema must name a schema of its own, not the "
+            ~ "target schema '" ~ target.schema ~ "' where the real microdata are built (null = '"
+            ~ target.schema ~ "_release')") }}
+    {%- endif -%}
+    {{- return(schema) -}}
 {% endmacro %}
 
 {% macro release_staging_schema() %}
