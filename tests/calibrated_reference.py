@@ -82,14 +82,15 @@ def t975(df: float) -> float:
 
 
 def direct_interval(est, se, df, n_kish, measure, nonneg=True) -> tuple[float, float]:
-    """The 95% interval of direct_estimates (docs/estimation.md): Wilson with t and the design
-    effective n for shares; t on the log scale for a positive estimate of a non-negative outcome;
-    t otherwise."""
+    """The 95% interval of direct_estimates (docs/estimation.md): Wilson with the design effective
+    n and z for shares; t on the log scale for a positive estimate of a non-negative outcome; t
+    otherwise."""
     t = t975(df)
     if measure == "share":
         if se == 0 and 0 < est < 1:
             return est, est
         n = est * (1 - est) / se**2 if (0 < est < 1 and se > 0) else n_kish
+        t = 1.959963984540054
         a = t * t / n
         centre = (est + a / 2) / (1 + a)
         half = t / (1 + a) * np.sqrt(est * (1 - est) / n + a / (4 * n))

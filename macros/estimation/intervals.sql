@@ -3,10 +3,13 @@
     A null SE gives a null interval. -#}
 
 {#- A share: Wilson's score interval with the design effective sample size (Korn & Graubard 1998)
-    and t in place of z. n* = p (1 - p) / V(p) when 0 < p < 1 and V > 0 (the design effect is
-    carried by n*); at p = 0 or 1 (no variance to read) the Kish n = (sum w)^2 / sum w^2. Always
-    inside [0, 1]; at p = 0 the lower end is 0. A zero variance with 0 < p < 1 (a census) gives [p, p]. -#}
-{% macro share_interval_wilson(p, se, n_kish, t) %}
+    and the normal quantile `q` (the score interval's variance is p (1 - p) / n* at the hypothesised
+    p: nothing is estimated that a t would allow for; the design effect is carried by n*).
+    n* = p (1 - p) / V(p) when 0 < p < 1 and V > 0; at p = 0 or 1 (no variance to read) the Kish
+    n = (sum w)^2 / sum w^2. Always inside [0, 1]; at p = 0 the lower end is 0. A zero variance with
+    0 < p < 1 (a census) gives [p, p]. -#}
+{% macro share_interval_wilson(p, se, n_kish, q) %}
+    {%- set t = q -%}
     {%- set ok = '(' ~ p ~ ' > 0 and ' ~ p ~ ' < 1 and ' ~ se ~ ' > 0)' -%}
     {%- set n_star = '(case when ' ~ ok ~ ' then ' ~ p ~ ' * (1 - ' ~ p ~ ') / (' ~ se ~ ' * ' ~ se ~ ') else ' ~ n_kish ~ ' end)' -%}
     {%- set a = '((' ~ t ~ ') * (' ~ t ~ ') / ' ~ n_star ~ ')' -%}
@@ -56,7 +59,7 @@
 {#- The interval method's label, for the interval_method columns. -#}
 {% macro interval_label(kind, est, nonneg) %}
     {%- if kind == 'wilson' -%}
-        {{ return("'wilson_t'") }}
+        {{ return("'wilson'") }}
     {%- elif kind == 'elogit' -%}
         {{ return("'logit_t'") }}
     {%- endif -%}

@@ -112,7 +112,7 @@ augmented_{{ loop.index }} as (
         {% for d in dims -%}
         {% if d in dom.dims %}est.{{ d }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %} as {{ d }},
         {% endfor -%}
-        '{{ dom.level }}' as domain_level,
+        {{ surveysynth.sql_literal(dom.level) }} as domain_level,
         est.wave,
         est.indicator,
         est.measure,
@@ -194,7 +194,7 @@ cell_unit_variance as (
     from cell_weights
     cross join (
         {% for ind in einds -%}
-        select {{ loop.index }} as k, '{{ ind.name }}' as indicator
+        select {{ loop.index }} as k, {{ surveysynth.sql_literal(ind.name) }} as indicator
         {{ 'union all' if not loop.last }}
         {% endfor %}
     ) as slots
@@ -204,7 +204,7 @@ cell_unit_variance as (
 indicator_list as (
 
     {% for ind in inds -%}
-    select '{{ ind.column ~ ('=' ~ ind.level if ind.measure == 'share' else '') }}' as indicator
+    select {{ surveysynth.sql_literal(surveysynth.ident_name(ind.column) ~ ('=' ~ ind.level if ind.measure == 'share' else '')) }} as indicator
     {{ 'union all' if not loop.last }}
     {% endfor %}
 
@@ -249,7 +249,7 @@ allowance_{{ loop.index }} as (
         {% for d in dims -%}
         {% if d in dom.dims %}{{ d }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %} as {{ d }},
         {% endfor -%}
-        '{{ dom.level }}' as domain_level,
+        {{ surveysynth.sql_literal(dom.level) }} as domain_level,
         wave,
         indicator,
         sum(w_syn) as w_syn,
@@ -387,7 +387,7 @@ t_table as (
 
 {#- the direct variance used to choose: the largest of its estimate se^2, the variance the
     completed cell's unit variance implies (cells), and for a share the variance its Wilson interval
-    implies ((hi - lo) / 2t)^2 (so that p = 0 or 1 with se = 0 is not taken as exact) -#}
+    implies ((hi - lo) / 2z)^2 (so that p = 0 or 1 with se = 0 is not taken as exact) -#}
 with_t as (
 
     select
@@ -421,7 +421,7 @@ floored as (
         case when direct_se is not null then greatest(
             direct_se_pub * direct_se_pub,
             coalesce(case when domain_level = 'cell' then v_direct_model end, 0e0),
-            case when measure = 'share' then power((direct_ci_high - direct_ci_low) / (2e0 * t_direct), 2) else 0e0 end
+            case when measure = 'share' then power((direct_ci_high - direct_ci_low) / (2e0 * {{ z }}e0), 2) else 0e0 end
         ) end as v_direct,
         greatest(augmented_se * augmented_se, coalesce(v_augmented_floor, 0e0)) + bias_allowance_var as mse_augmented
     from with_t

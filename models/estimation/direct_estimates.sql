@@ -25,7 +25,7 @@
     unchanged (provably) and changes margins and totals. With ss_calibration_totals (GREG steps)
     or ss_calibrated_variance false the fixed-weight form is used.
     Intervals (macros/estimation/intervals.sql, docs/estimation.md): shares by Wilson's score
-    interval with the design effective n and t, non-negative outcomes by t on the log scale, t
+    interval with the design effective n, non-negative outcomes by t on the log scale, t
     otherwise; t with the design df n - H (item respondents less the strata they fall in). -#}
 {{ surveysynth.validate_design_config() }}
 {%- set dims = surveysynth.cell_dims() -%}
@@ -195,7 +195,7 @@ moments as (
 {%- endfor -%}
 {%- for r in ratio_list -%}
     {%- set k = loop.index -%}
-    {%- do slots.append({'indicator': r.y, 'measure': 'ratio', 'n': 'rn_' ~ k, 'ma': 'rma_' ~ k, 'mb': 'rmb_' ~ k,
+    {%- do slots.append({'indicator': surveysynth.ident_name(r.y), 'measure': 'ratio', 'n': 'rn_' ~ k, 'ma': 'rma_' ~ k, 'mb': 'rmb_' ~ k,
         'sw': 'rsw_' ~ k, 'sww': 'rsww_' ~ k, 'su': 'rsu_' ~ k, 'sv': 'rsv_' ~ k, 'su2': 'rsu2_' ~ k, 'sv2': 'rsv2_' ~ k,
         'suu': 'rsuu_' ~ k, 'suv': 'rsuv_' ~ k, 'svv': 'rsvv_' ~ k}) -%}
 {%- endfor %}
@@ -211,7 +211,7 @@ long as (
     from moments
     cross join (
         {% for sl in slots -%}
-        select {{ loop.index }} as slot, '{{ sl.indicator }}' as indicator, '{{ sl.measure }}' as measure
+        select {{ loop.index }} as slot, {{ surveysynth.sql_literal(sl.indicator) }} as indicator, '{{ sl.measure }}' as measure
         {{ 'union all' if not loop.last }}
         {% endfor %}
     ) as slots
@@ -223,14 +223,14 @@ indicator_list as (
     {% for ind in indicators -%}
     {%- set outer = loop -%}
     {%- for measure in [ind.kind, 'total'] -%}
-    select '{{ ind.indicator }}' as indicator, '{{ measure }}' as measure, cast(null as {{ dbt.type_string() }}) as auxiliary,
+    select {{ surveysynth.sql_literal(ind.indicator) }} as indicator, '{{ measure }}' as measure, cast(null as {{ dbt.type_string() }}) as auxiliary,
         {{ 'true' if nonneg[ind.indicator] else 'false' }} as nonneg
     {{ 'union all' if not (outer.last and loop.last and not ratio_list) }}
     {% endfor -%}
     {% endfor -%}
     {% for r in ratio_list -%}
-    select '{{ r.y }}' as indicator, 'ratio' as measure, '{{ r.x }}' as auxiliary,
-        {{ 'true' if nonneg.get(r.y, false) else 'false' }} as nonneg
+    select {{ surveysynth.sql_literal(surveysynth.ident_name(r.y)) }} as indicator, 'ratio' as measure, {{ surveysynth.sql_literal(surveysynth.ident_name(r.x)) }} as auxiliary,
+        {{ 'true' if nonneg.get(surveysynth.ident_name(r.y), false) else 'false' }} as nonneg
     {{ 'union all' if not loop.last }}
     {% endfor %}
 
@@ -253,7 +253,7 @@ spine_{{ L }} as (
         {% endfor -%}
         sum(n_population) as n_population
         {%- for r in ratio_list %},
-        sum(total_{{ r.x }}) as known_{{ loop.index }}
+        sum({{ surveysynth.aux_total_column(r.x) }}) as known_{{ loop.index }}
         {%- endfor %}
     from cells
     {% if D %}group by {{ D | join(', ') }}{% endif %}
@@ -277,7 +277,7 @@ point_{{ L }} as (
         {% if ratio_list -%}
         case
             {% for r in ratio_list -%}
-            when long.measure = 'ratio' and long.indicator = '{{ r.y }}' then max(spine.known_{{ loop.index }})
+            when long.measure = 'ratio' and long.indicator = {{ surveysynth.sql_literal(surveysynth.ident_name(r.y)) }} then max(spine.known_{{ loop.index }})
             {% endfor -%}
             else 1.0
         end as scale
@@ -367,7 +367,7 @@ domain_{{ L }} as (
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as cell_id,
         {%- endif %}
-        '{{ dom.level }}' as domain_level,
+        {{ surveysynth.sql_literal(dom.level) }} as domain_level,
         waves.wave,
         indicator_list.indicator,
         indicator_list.measure,
@@ -437,8 +437,8 @@ with_t as (
 ),
 
 {#- intervals on the estimate's scale (macros/estimation/intervals.sql): Wilson with the design
-    effective n for shares, log-scale t for non-negative outcomes, t otherwise -#}
-{%- set wil = surveysynth.share_interval_wilson('estimate', 'se', 'n_kish', 'es_tq') -%}
+    effective n (and z) for shares, log-scale t for non-negative outcomes, t otherwise -#}
+{%- set wil = surveysynth.share_interval_wilson('estimate', 'se', 'n_kish', z975 ~ 'e0') -%}
 {%- set mid = surveysynth.mean_interval('estimate', 'se', 'es_tq', 'nonneg') %}
 measured as (
 

@@ -136,18 +136,23 @@ def _covered(d: pd.DataFrame, lo: str, hi: str) -> pd.Series:
 
 def published_coverage(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Coverage of the published intervals (method not suppressed), grouped by ``by`` (columns of
-    ``rows``, or 'class' / 'kind' for the support class and mean vs share)."""
+    ``rows``, or 'class' / 'kind' for the support class and mean vs share). Exact estimates (a
+    zero-width interval: a census cell, every unit answered) cover trivially and say nothing about
+    how intervals are calibrated: they are counted in ``n_exact`` and left out of the coverage."""
     d = rows[(rows["method"] != "suppressed") & rows["estimate"].notna()].copy()
     d["class"] = _class_of(d)
     d["kind"] = np.where(d["measure"] == "share", "share", "mean")
     d["covered"] = _covered(d, "ci_low", "ci_high")
     d["width"] = (d["ci_high"] - d["ci_low"]) / d["scale"]
+    d["exact"] = (d["ci_high"] - d["ci_low"]) <= 1e-12 * np.maximum(1.0, d["estimate"].abs())
     g = d.groupby(list(by))
+    u = d[~d["exact"]].groupby(list(by))
     return pd.DataFrame(
         {
             "n_rows": g.size(),
-            "coverage_95": g["covered"].mean(),
-            "mean_width_scaled": g["width"].mean(),
+            "n_exact": g["exact"].sum(),
+            "coverage_95": u["covered"].mean(),
+            "mean_width_scaled": u["width"].mean(),
         }
     ).reset_index()
 
