@@ -2,6 +2,7 @@
 #   make demo   set up, generate the demo survey world, dbt build on embedded DuckDB, print a summary
 #   make test   set up, then run the whole test suite (pytest: library + end-to-end dbt runs)
 #   make bench  benchmarks that print ratios measured side by side in one run
+#   make report / make dashboard   the release report (target/report.html) and the dashboard
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -15,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean report dashboard
 
 setup: $(STAMP)
 
@@ -34,6 +35,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# the release report of the demo warehouse (one self-contained HTML file) and the analysts' dashboard
+report: $(STAMP)
+	$(VENV)/bin/surveysynth report --db target/surveysynth.duckdb --out target/report.html
+
+dashboard: $(STAMP)
+	$(VENV)/bin/streamlit run scripts/demo/dashboard.py -- --db target/surveysynth.duckdb
 
 bench: $(STAMP)
 	$(PY) scripts/bench/bench.py
