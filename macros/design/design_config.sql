@@ -4,7 +4,7 @@
 {#- Strata: a subset of the cell dimensions (default: the cell dimensions, i.e. stratum = cell). -#}
 {% macro design_strata() %}
     {%- set s = var('ss_design_strata', none) -%}
-    {{ return(surveysynth.cell_dims() if s is none else s) }}
+    {{ return(surveysynth.cell_dims() if s is none else surveysynth.idents(s)) }}
 {% endmacro %}
 
 {% macro has_sample() %}
@@ -16,8 +16,8 @@
 {% macro nonresponse_levels() %}
     {%- set classes = var('ss_nonresponse_classes', none) -%}
     {%- if classes is none -%}{{ return([]) }}{%- endif -%}
-    {%- set levels = [classes] -%}
-    {%- for lv in (var('ss_nonresponse_collapse', []) or []) %}{% do levels.append(lv) %}{% endfor -%}
+    {%- set levels = [surveysynth.idents(classes)] -%}
+    {%- for lv in (var('ss_nonresponse_collapse', []) or []) %}{% do levels.append(surveysynth.idents(lv)) %}{% endfor -%}
     {{ return(levels) }}
 {% endmacro %}
 
@@ -47,12 +47,12 @@
     {%- if raw is none -%}
         {%- for d in dims %}{% do margin_lists.append([d]) %}{% endfor -%}
     {%- else -%}
-        {%- for m in raw %}{% do margin_lists.append(m) %}{% endfor -%}
+        {%- for m in raw %}{% do margin_lists.append(surveysynth.idents(m)) %}{% endfor -%}
     {%- endif -%}
     {%- set counts = [] -%}
     {%- set seen = [] -%}
     {%- for m in margin_lists -%}
-        {%- set mid = (m | join(' x ')) if m | length > 0 else 'total' -%}
+        {%- set mid = surveysynth.names_label(m, ' x ') if m | length > 0 else 'total' -%}
         {%- if mid not in seen -%}
             {%- do seen.append(mid) -%}
             {%- do counts.append({'id': mid, 'dims': m, 'kind': 'count'}) -%}
@@ -61,18 +61,18 @@
     {%- set totals = [] -%}
     {%- for t in (var('ss_calibration_totals', []) or []) -%}
         {%- if t is string -%}
-            {%- set v = t -%}
+            {%- set v = surveysynth.ident(t) -%}
             {%- set by = margin_lists[0] if margin_lists | length > 0 else [] -%}
         {%- else -%}
-            {%- set v = t.get('variable') -%}
-            {%- set by = t.get('by', []) or [] -%}
+            {%- set v = surveysynth.ident(t.get('variable')) -%}
+            {%- set by = surveysynth.idents(t.get('by', []) or []) -%}
         {%- endif -%}
-        {%- set cid = (by | join(' x ')) if by | length > 0 else 'total' -%}
+        {%- set cid = surveysynth.names_label(by, ' x ') if by | length > 0 else 'total' -%}
         {%- if cid not in seen -%}
             {%- do seen.append(cid) -%}
             {%- do counts.append({'id': cid, 'dims': by, 'kind': 'count'}) -%}
         {%- endif -%}
-        {%- set tid = v ~ ((' by ' ~ (by | join(' x '))) if by | length > 0 else ' total') -%}
+        {%- set tid = surveysynth.ident_name(v) ~ ((' by ' ~ surveysynth.names_label(by, ' x ')) if by | length > 0 else ' total') -%}
         {%- do totals.append({'id': tid, 'dims': by, 'variable': v, 'count_id': cid, 'kind': 'total'}) -%}
     {%- endfor -%}
     {{ return({'counts': counts, 'totals': totals}) }}
@@ -90,8 +90,11 @@
                'lower': lower, 'upper': upper, 'method': var('ss_rake_method', 'auto')}) }}
 {% endmacro %}
 
+{#- Outcome -> auxiliary, both as identifiers. -#}
 {% macro ratio_estimators() %}
-    {{ return(var('ss_ratio_estimators', {}) or {}) }}
+    {%- set out = {} -%}
+    {%- for y, x in (var('ss_ratio_estimators', {}) or {}).items() %}{% do out.update({surveysynth.ident(y): surveysynth.ident(x)}) %}{% endfor -%}
+    {{ return(out) }}
 {% endmacro %}
 
 {#- Estimation domains: [{level, dims}] for cell, each cell dimension, every pair of cell dimensions
@@ -109,9 +112,9 @@
     {%- if var('ss_estimation_pairs', true) -%}
         {%- for a in dims -%}{%- for b in dims[loop.index:] -%}{%- do candidates.append([a, b]) -%}{%- endfor -%}{%- endfor -%}
     {%- endif -%}
-    {%- for extra in (var('ss_estimation_domains', none) or []) %}{% do candidates.append(extra) %}{% endfor -%}
+    {%- for extra in (var('ss_estimation_domains', none) or []) %}{% do candidates.append(surveysynth.idents(extra)) %}{% endfor -%}
     {%- for extra in candidates -%}
-        {%- set lvl = extra | join('_x_') -%}
+        {%- set lvl = surveysynth.names_label(extra, '_x_') -%}
         {%- set key = extra | sort | join('|') -%}
         {%- if lvl not in seen and key not in seen_sets and extra | length > 0 -%}
             {%- do out.append({'level': lvl, 'dims': extra}) -%}{%- do seen.append(lvl) -%}{%- do seen_sets.append(key) -%}
@@ -169,7 +172,7 @@
     {%- else -%}
         {%- for t in totals -%}
             {%- set v = t if t is string else (t.get('variable') if t is mapping else none) -%}
-            {%- if v is none or v not in aux -%}
+            {%- if v is none or surveysynth.ident(v) not in aux -%}
                 {%- do errors.append("var 'ss_calibration_totals': entry " ~ t ~ " must name a frame auxiliary (ss_frame_auxiliaries: " ~ aux | join(', ') ~ ")") -%}
             {%- endif -%}
             {%- if t is mapping -%}{%- do surveysynth._check_dim_list(errors, 'ss_calibration_totals (by)', t.get('by', []) or [], true) -%}{%- endif -%}
@@ -204,10 +207,10 @@
     {%- else -%}
         {%- set outs = surveysynth.outcomes() -%}
         {%- for y, x in ratios.items() -%}
-            {%- if y not in outs or outs[y].type not in ('continuous', 'count') -%}
+            {%- if surveysynth.ident(y) not in outs or outs[surveysynth.ident(y)].type not in ('continuous', 'count') -%}
                 {%- do errors.append("var 'ss_ratio_estimators': '" ~ y ~ "' must be a continuous or count outcome of ss_outcomes (or set ss_ratio_estimators: {})") -%}
             {%- endif -%}
-            {%- if x not in aux -%}
+            {%- if surveysynth.ident(x) not in aux -%}
                 {%- do errors.append("var 'ss_ratio_estimators': '" ~ x ~ "' (for " ~ y ~ ") must be a frame auxiliary (ss_frame_auxiliaries: " ~ aux | join(', ') ~ "), or set ss_ratio_estimators: {}") -%}
             {%- endif -%}
         {%- endfor -%}
@@ -237,7 +240,7 @@
             {%- do errors.append("var '" ~ v ~ "' must not be empty") -%}
         {%- endif -%}
         {%- for d in value -%}
-            {%- if d not in dims -%}
+            {%- if surveysynth.ident(d) not in dims -%}
                 {%- do errors.append("var '" ~ v ~ "': '" ~ d ~ "' is not a cell dimension (ss_cell_dims: " ~ dims | join(', ') ~ ")") -%}
             {%- endif -%}
         {%- endfor -%}

@@ -20,16 +20,16 @@
         {%- endif -%}
         {%- do names.append(t.name) -%}
         {%- for side in ['rows', 'cols'] -%}
-            {%- if t[side] not in dims -%}
+            {%- if surveysynth.ident(t[side]) not in dims -%}
                 {{ exceptions.raise_compiler_error(
                     "ss_sdc_tables '" ~ t.name ~ "': " ~ side ~ " = '" ~ t[side] ~ "' is not a cell dimension "
-                    ~ "(ss_cell_dims = " ~ dims ~ ")") }}
+                    ~ "(ss_cell_dims = " ~ surveysynth.cell_dim_names() ~ ")") }}
             {%- endif -%}
         {%- endfor -%}
         {%- if t.rows == t.cols -%}
             {{ exceptions.raise_compiler_error("ss_sdc_tables '" ~ t.name ~ "': rows and cols must differ") }}
         {%- endif -%}
-        {%- set spec = outs.get(t.value) -%}
+        {%- set spec = outs.get(surveysynth.ident(t.value)) -%}
         {%- if spec is none or spec.type not in ('continuous', 'count') -%}
             {{ exceptions.raise_compiler_error(
                 "ss_sdc_tables '" ~ t.name ~ "': value = '" ~ t.value ~ "' must be a continuous or count "
@@ -42,7 +42,13 @@
                 ~ "dominance and p% rules assume non-negative contributions") }}
         {%- endif -%}
     {%- endfor -%}
-    {{ return(raw) }}
+    {#- column names as SQL identifiers (surveysynth.ident), the table name as given -#}
+    {%- set out = [] -%}
+    {%- for t in raw -%}
+        {%- do out.append({'name': t.name, 'value': surveysynth.ident(t.value),
+                           'rows': surveysynth.ident(t.rows), 'cols': surveysynth.ident(t.cols)}) -%}
+    {%- endfor -%}
+    {{ return(out) }}
 {% endmacro %}
 
 {#- The primary rules' parameters (threshold, (n, k) dominance, p%), validated. -#}

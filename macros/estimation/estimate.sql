@@ -297,7 +297,7 @@ es_qu as (
 es_k as (
 
     {% for ind in inds -%}
-    select {{ loop.index }} as es_idx, '{{ ind.name }}' as indicator, '{{ ind.measure }}' as measure
+    select {{ loop.index }} as es_idx, {{ surveysynth.sql_literal(ind.name) }} as indicator, '{{ ind.measure }}' as measure
     {{ 'union all' if not loop.last }}
     {% endfor %}
 
@@ -444,14 +444,15 @@ select * from es_final
         {%- if col is none -%}
             {{ exceptions.raise_compiler_error("surveysynth.estimate: give the column to estimate (column=...)") }}
         {%- endif -%}
+        {%- set col = surveysynth.ident(col) -%}
         {%- if ms == 'share' -%}
             {%- if i.get('level') is none -%}
                 {{ exceptions.raise_compiler_error("surveysynth.estimate: a share of '" ~ col ~ "' needs level=<category>") }}
             {%- endif -%}
-            {%- do out.append({'name': col ~ '=' ~ i.get('level'), 'measure': ms,
+            {%- do out.append({'name': surveysynth.ident_name(col) ~ '=' ~ i.get('level'), 'measure': ms,
                                'expr': 'case when ' ~ col ~ ' is null then null when ' ~ col ~ ' = ' ~ surveysynth.sql_literal(i.get('level')) ~ ' then 1.0 else 0.0 end'}) -%}
         {%- else -%}
-            {%- do out.append({'name': col, 'measure': ms, 'expr': 'cast(' ~ col ~ ' as ' ~ surveysynth.type_double() ~ ')'}) -%}
+            {%- do out.append({'name': surveysynth.ident_name(col), 'measure': ms, 'expr': 'cast(' ~ col ~ ' as ' ~ surveysynth.type_double() ~ ')'}) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- if out | length == 0 -%}

@@ -8,9 +8,10 @@
     {%- set when = [] -%}
     {%- for col, values in rule.when.items() -%}
         {%- set lits = [] -%}{%- for v in values %}{% do lits.append(surveysynth.sql_literal(v)) %}{% endfor -%}
-        {%- do when.append(col ~ ' in (' ~ lits | join(', ') ~ ')') -%}
+        {%- do when.append(surveysynth.ident(col) ~ ' in (' ~ lits | join(', ') ~ ')') -%}
     {%- endfor -%}
-    {%- for col, cons in rule.then.items() -%}
+    {%- for name, cons in rule.then.items() -%}
+        {%- set col = surveysynth.ident(name) -%}
         {%- if 'is_null' in cons -%}
             {%- set fails = col ~ ' is not null' -%}
         {%- elif 'equals' in cons -%}
@@ -25,18 +26,18 @@
 {%- for name, spec in surveysynth.outcomes().items() -%}
     {%- if spec.type in ('continuous', 'count') -%}
         {%- if spec.get('min') is not none -%}
-            {%- do checks.append({'rule': name ~ ':min', 'column': name, 'cond': name ~ ' < ' ~ spec.min}) -%}
+            {%- do checks.append({'rule': surveysynth.ident_name(name) ~ ':min', 'column': name, 'cond': name ~ ' < ' ~ spec.min}) -%}
         {%- endif -%}
         {%- if spec.get('max') is not none -%}
-            {%- do checks.append({'rule': name ~ ':max', 'column': name, 'cond': name ~ ' > ' ~ spec.max}) -%}
+            {%- do checks.append({'rule': surveysynth.ident_name(name) ~ ':max', 'column': name, 'cond': name ~ ' > ' ~ spec.max}) -%}
         {%- endif -%}
         {%- if spec.type == 'count' -%}
-            {%- do checks.append({'rule': name ~ ':integer', 'column': name, 'cond': name ~ ' <> floor(' ~ name ~ ')'}) -%}
+            {%- do checks.append({'rule': surveysynth.ident_name(name) ~ ':integer', 'column': name, 'cond': name ~ ' <> floor(' ~ name ~ ')'}) -%}
         {%- endif -%}
     {%- else -%}
         {%- set levels = spec.levels if spec.type != 'binary' else [0, 1] -%}
         {%- set lits = [] -%}{%- for v in levels %}{% do lits.append(surveysynth.sql_literal(v)) %}{% endfor -%}
-        {%- do checks.append({'rule': name ~ ':levels', 'column': name, 'cond': name ~ ' is not null and ' ~ name ~ ' not in (' ~ lits | join(', ') ~ ')'}) -%}
+        {%- do checks.append({'rule': surveysynth.ident_name(name) ~ ':levels', 'column': name, 'cond': name ~ ' is not null and ' ~ name ~ ' not in (' ~ lits | join(', ') ~ ')'}) -%}
     {%- endif -%}
 {%- endfor %}
 
@@ -53,8 +54,8 @@ validation_errors as (
         unit_id,
         wave,
         implicate,
-        '{{ check.rule }}' as rule,
-        '{{ check.column }}' as rule_column
+        {{ surveysynth.sql_literal(check.rule) }} as rule,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(check.column)) }} as rule_column
     from records
     where {{ check.cond }}
     {{ 'union all' if not loop.last }}

@@ -71,3 +71,16 @@
     {%- endif -%}
     {{ return(out) }}
 {% endmacro %}
+
+{#- The column of population_cells holding the population total of a frame auxiliary (by name or
+    identifier): total_<name>, as an identifier. -#}
+{% macro aux_total_column(aux) %}
+    {{ return(surveysynth.ident('total_' ~ surveysynth.ident_name(aux))) }}
+{% endmacro %}
+
+{#- Names joined for a label (margin ids, domain levels): the configured names, not identifiers. -#}
+{% macro names_label(columns, sep) %}
+    {%- set out = [] -%}
+    {%- for c in columns %}{% do out.append(surveysynth.ident_name(c)) %}{% endfor -%}
+    {{ return(out | join(sep)) }}
+{% endmacro %}

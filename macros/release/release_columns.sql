@@ -8,7 +8,7 @@
     {%- set wanted = none if names is none else (names | map('lower') | list) -%}
     {%- for c in adapter.get_columns_in_relation(relation) -%}
         {%- if wanted is none or (c.name | lower) in wanted -%}
-            {%- do out.append({'name': c.name, 'sql': adapter.quote(c.name), 'dtype': c.dtype | lower,
+            {%- do out.append({'name': c.name, 'sql': surveysynth.quote_ident(c.name), 'dtype': c.dtype | lower,
                 'numeric': c.is_numeric() or c.is_float() or c.is_integer()}) -%}
         {%- endif -%}
     {%- endfor -%}

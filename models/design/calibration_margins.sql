@@ -24,11 +24,11 @@ targets as (
 
     {% for m in specs.counts -%}
     select
-        '{{ m.id }}' as margin_id,
+        {{ surveysynth.sql_literal(m.id) }} as margin_id,
         {{ loop.index }} as margin_index,
         'count' as margin_kind,
         cast(null as {{ dbt.type_string() }}) as variable,
-        '{{ m.dims | join(", ") }}' as margin_dims,
+        {{ surveysynth.sql_literal(surveysynth.names_label(m.dims, ', ')) }} as margin_dims,
         {{ surveysynth.category_key_expr(m.dims) }} as category,
         cast(sum(n_population) as {{ surveysynth.type_double() }}) as target,
         sum(n_population) as population_count
@@ -40,13 +40,13 @@ targets as (
     {% endfor -%}
     {% for t in specs.totals -%}
     select
-        '{{ t.id }}' as margin_id,
+        {{ surveysynth.sql_literal(t.id) }} as margin_id,
         {{ specs.counts | length + loop.index }} as margin_index,
         'total' as margin_kind,
-        '{{ t.variable }}' as variable,
-        '{{ t.dims | join(", ") }}' as margin_dims,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(t.variable)) }} as variable,
+        {{ surveysynth.sql_literal(surveysynth.names_label(t.dims, ', ')) }} as margin_dims,
         {{ surveysynth.category_key_expr(t.dims) }} as category,
-        cast(sum(total_{{ t.variable }}) as {{ surveysynth.type_double() }}) as target,
+        cast(sum({{ surveysynth.aux_total_column(t.variable) }}) as {{ surveysynth.type_double() }}) as target,
         sum(n_population) as population_count
     from cells
     {% if t.dims | length > 0 -%}

@@ -44,7 +44,7 @@ final as (
             else reason
         end as reason,
         {%- else -%}
-        {{ c }},
+        {{ surveysynth.ident(c) }},
         {%- endif %}
         {% endfor -%}
         case

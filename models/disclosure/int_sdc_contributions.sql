@@ -27,10 +27,10 @@ weights as (
 base_{{ loop.index }} as (
 
     select
-        '{{ tab.name }}' as table_name,
-        '{{ tab.rows }}' as row_dim,
-        '{{ tab.cols }}' as col_dim,
-        '{{ tab.value }}' as value_column,
+        {{ surveysynth.sql_literal(tab.name) }} as table_name,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(tab.rows)) }} as row_dim,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(tab.cols)) }} as col_dim,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(tab.value)) }} as value_column,
         responses.wave,
         {{ t('responses.' ~ tab.rows) }} as row_label,
         {{ t('responses.' ~ tab.cols) }} as col_label,

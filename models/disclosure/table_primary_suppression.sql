@@ -42,10 +42,10 @@ grid as (
 
     {% for tab in tables -%}
     select
-        '{{ tab.name }}' as table_name,
-        '{{ tab.rows }}' as row_dim,
-        '{{ tab.cols }}' as col_dim,
-        '{{ tab.value }}' as value_column,
+        {{ surveysynth.sql_literal(tab.name) }} as table_name,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(tab.rows)) }} as row_dim,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(tab.cols)) }} as col_dim,
+        {{ surveysynth.sql_literal(surveysynth.ident_name(tab.value)) }} as value_column,
         waves.wave,
         row_labels.row_label,
         col_labels.col_label
