@@ -119,6 +119,8 @@ def test_summarize_on_planted_results():
     truth = rng.normal(0, 1, n)
     res = pd.DataFrame(
         {
+            "cell_id": (np.arange(n) // 2 % 50).astype(str),
+            "wave": np.arange(n) // 100,
             "indicator": np.where(np.arange(n) % 2 == 0, "a", "b"),
             "true_value": truth,
             "full_sample_value": truth + rng.normal(0, 0.1, n),
@@ -147,6 +149,59 @@ def test_summarize_on_planted_results():
     )
     b = summarize(bad, THRESHOLDS).set_index(["metric", "direction"])
     assert not b.loc[("augmented_coverage", ">="), "passed"]
+    # too few cells to judge: not_assessable, blocking only when asked
+    few = res[res.cell_id.isin(["0", "1", "2"])]
+    f = summarize(few, THRESHOLDS).set_index(["metric", "direction"])
+    assert f.loc[("augmented_coverage", ">="), "status"] == "not_assessable"
+    assert f.loc[("augmented_coverage", ">="), "passed"]
+    f2 = summarize(few, THRESHOLDS, not_assessable_blocks=True)
+    assert not f2["passed"].dropna().any()
+
+
+def test_noisy_full_sample_reference_judges_like_the_truth():
+    """Scored against the full-sample estimate, whose own variance is taken out, the back-test
+    reads the same RMSE ratio and coverage as against the truth (real users have no truth)."""
+    rng = np.random.default_rng(4)
+    n, s_f, s_d, s_a = 3000, 0.5, 1.0, 0.45
+    truth = rng.normal(0, 2, n)
+    full = truth + rng.normal(0, s_f, n)
+    # the thinned respondents are a subset of the full sample: d - f is independent of f - truth
+    direct = full + rng.normal(0, np.sqrt(s_d**2 - s_f**2), n)
+    aug = truth + rng.normal(0, s_a, n)
+    res = pd.DataFrame(
+        {
+            "cell_id": (np.arange(n) % 150).astype(str),
+            "wave": np.arange(n) % 4,
+            "indicator": "a",
+            "true_value": truth,
+            "full_sample_value": full,
+            "full_sample_se": s_f,
+            "direct_estimate": direct,
+            "direct_ci_low": direct - 1.96 * s_d,
+            "direct_ci_high": direct + 1.96 * s_d,
+            "augmented_estimate": aug,
+            "augmented_ci_low": aug - 1.96 * s_a,
+            "augmented_ci_high": aug + 1.96 * s_a,
+        }
+    )
+    by_truth = summarize(res, THRESHOLDS).set_index(["metric", "direction"])
+    by_full = summarize(res.assign(true_value=np.nan), THRESHOLDS).set_index(
+        ["metric", "direction"]
+    )
+    assert by_full.loc[("n_rows", None), "value"] == n
+    r_t = by_truth.loc[("augmented_rmse_ratio", "<="), "value"]
+    r_f = by_full.loc[("augmented_rmse_ratio", "<="), "value"]
+    assert r_t == pytest.approx(s_a / s_d, abs=0.03)
+    assert r_f == pytest.approx(r_t, abs=0.05)
+    # uncorrected, the full-sample reference inflates the ratio: (s_a^2 + s_f^2) / (s_d^2 - s_f^2)
+    raw = (
+        by_full.loc[("augmented_rmse_vs_reference", None), "value"]
+        / by_full.loc[("direct_rmse_vs_reference", None), "value"]
+    )
+    assert raw > r_t + 0.2
+    cov_t = by_truth.loc[("augmented_coverage", ">="), "value"]
+    assert by_full.loc[("augmented_coverage", ">="), "value"] == pytest.approx(cov_t, abs=0.03)
+    assert by_full["passed"].dropna().all() and by_truth["passed"].dropna().all()
 
 
 @pytest.mark.parametrize("how", ["none", "identical_implicates", "ignore_cells"])

@@ -22,7 +22,7 @@ from surveysynth.checks.fidelity_gate import fidelity_gate
 from surveysynth.checks.risk_gate import disclosure_gate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "eval"))
-from real_data import load  # noqa: E402
+from real_data import load
 
 
 def _eusilc() -> tuple[pd.DataFrame, dict]:
