@@ -22,6 +22,8 @@ def backtest(wh: Warehouse, ctx: dict) -> str:
     need = {"n_thinned", "indicator", "augmented_estimate", "augmented_ci_low", "augmented_ci_high"}
     if res is None or not need <= set(res):
         return "".join(parts) + '<p class="absent">backtest_results absent or incomplete</p>'
+    if res.empty:
+        return "".join(parts) + '<p class="absent">no back-test rows: no cell was thinned</p>'
     ref = res.get("full_sample_value", np.nan)
     if "true_value" in res:
         ref = res["true_value"].where(res["true_value"].notna(), ref)

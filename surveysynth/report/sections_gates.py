@@ -15,16 +15,28 @@ METRIC_TABLES = ("backtest_summary", "fidelity_metrics", "disclosure_metrics")
 
 
 def _state(df: pd.DataFrame) -> pd.Series:
-    """'pass' / 'fail' / 'not_assessable' per row, from a status column or passed."""
+    """'pass' / 'fail' / 'not_assessable' / 'information' per row: the status column where
+    there is one ('report' read as information), else from passed, threshold and message; a
+    row whose passed is false is a failure whatever its status says."""
     if "status" in df:
-        st = df["status"].astype("string").str.lower()
-        return st.where(st.notna(), "not_assessable")
-    if "passed" not in df:
+        st = df["status"].astype("string").str.lower().replace({"report": "information"})
+        st = st.fillna("not_assessable")
+    elif "passed" in df:
+        st = df["passed"].map(
+            lambda p: "not_assessable" if pd.isna(p) else ("pass" if p else "fail")
+        )
+        if "threshold" in df:  # a metric without a threshold is reported, not gated
+            st = st.where(~(df["passed"].isna() & df["threshold"].isna()), "information")
+        if "message" in df:  # a gate that let the build pass because it could not be assessed
+            na = df["message"].astype("string").str.contains("not assessable", na=False)
+            st = st.where(
+                ~(na & df["passed"].map(lambda p: pd.isna(p) or bool(p))), "not_assessable"
+            )
+    else:
         return pd.Series("not_assessable", df.index)
-    st = df["passed"].map(lambda p: "not_assessable" if pd.isna(p) else ("pass" if p else "fail"))
-    if "threshold" in df:  # a metric without a threshold is reported, not gated
-        st = st.where(~(df["passed"].isna() & df["threshold"].isna()), "information")
-    return st
+    if "passed" in df:
+        st = st.where(df["passed"].map(lambda p: pd.isna(p) or bool(p)), "fail")
+    return st.astype(object)
 
 
 def with_state(df: pd.DataFrame | None) -> pd.DataFrame | None:

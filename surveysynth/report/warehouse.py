@@ -39,6 +39,7 @@ class Warehouse:
         self.con = duckdb.connect(str(self.path), read_only=True)
         self._schemas = self._locate()
         self._columns: dict[str, list[str]] = {}
+        self._manifest: dict[str, Any] | None = None
 
     def _locate(self) -> dict[str, str]:
         rows = self.con.execute(
@@ -48,9 +49,15 @@ class Warehouse:
         found: dict[str, list[str]] = {}
         for schema, name in rows:
             found.setdefault(name, []).append(schema)
-        # where a name lives in several schemas, prefer the schema holding the release
-        home = found.get("release_manifest", found.get("cell_support", [None]))[0]
-        return {n: (home if home in s else s[0]) for n, s in found.items()}
+
+        # a name in several schemas: never a staging schema if another holds it, then the
+        # schema of the published release
+        def rank(schema: str, home: str | None = None) -> tuple:
+            return ("staging" in schema, schema != home, schema)
+
+        homes = sorted(found.get("release_manifest", []), key=rank)
+        home = homes[0] if homes else None
+        return {n: min(s, key=lambda x: rank(x, home)) for n, s in found.items()}
 
     def close(self) -> None:
         self.con.close()
@@ -100,25 +107,38 @@ class Warehouse:
             else self.con.execute(f"select count(*) from {self.rel(name)}").fetchone()[0]
         )
 
-    def cell_dims(self) -> list[str]:
-        """The cell dimensions: cell_support's columns before cell_id (or all it has that are
-        not support measures), else the leading text columns of the estimates."""
-        cols = self.columns("cell_support")
-        if "cell_id" in cols:
-            return cols[: cols.index("cell_id")]
-        if cols:
-            return [c for c in cols if c not in SUPPORT_COLUMNS]
-        est = self.columns("domain_estimates_release") or self.columns("domain_estimates")
-        return est[: est.index("cell_id")] if "cell_id" in est else []
+    def cell_dims(self, table: str | None = None) -> list[str]:
+        """The cell dimensions (those of ``table`` when given): the manifest's ss_cell_dims
+        where recorded, else cell_support's columns before cell_id (ids excluded)."""
+        cols = self.columns(table) if table else self.columns("cell_support")
+        params = self.manifest().get("parameters")
+        listed = params.get("ss_cell_dims") if isinstance(params, dict) else None
+        if isinstance(listed, list) and listed and all(d in cols for d in listed):
+            return list(listed)
+        for marker in ("cell_id", "domain_level"):
+            if marker in cols:
+                cols = cols[: cols.index(marker)]
+                break
+        return [c for c in cols if c not in SUPPORT_COLUMNS and not is_id(c)]
 
     def manifest(self) -> dict[str, Any]:
         """The release manifest's row (JSON columns parsed), else the synthesis manifest's."""
+        if self._manifest is None:
+            self._manifest = self._read_manifest()
+        return self._manifest
+
+    def _read_manifest(self) -> dict[str, Any]:
         for name in ("release_manifest", "synthesis_manifest"):
             df = self.table(name)
             if df is not None and len(df):
                 row = df.iloc[-1].to_dict()
                 return {"_source": name, **{k: parse_json(v) for k, v in row.items()}}
         return {"_source": None}
+
+
+def is_id(column: str) -> bool:
+    """A provenance or key column, never a cell dimension."""
+    return column.endswith("_id") or column.startswith(("release_", "synth_", "_"))
 
 
 def parse_json(value: Any) -> Any:
