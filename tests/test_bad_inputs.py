@@ -903,3 +903,49 @@ def test_input_is_staged_whole(root, case):
     staged, q = assert_conserved(res, case.rows)
     assert q.empty, q["reason"].head().tolist()
     assert staged["applied_finance"].isin([0, 1]).all()
+
+
+# ------------------------------------------------------------------------------------ names
+HOSTILE = {
+    "business_id": "business id",
+    "wave": "order",
+    "sector": "sector-code",
+    "size_band": "size band",
+    "trading_status": "trading-status",
+    "turnover": "turnover £",
+    "cash_reserves": 'cash "reserves"',
+}
+
+
+def test_hostile_column_names_and_level_text(root):
+    """Columns named with a space, a hyphen, a reserved word, a pound sign and a double quote, a
+    level with an apostrophe: staged under those names; a bad value is quarantined naming them."""
+    resp = _R.copy()
+    resp["trading_status"] = resp["trading_status"].replace({"paused": "don't know"})
+    resp.loc[0, "turnover"] = np.inf
+    resp.loc[1, "trading_status"] = "it's over"
+    fr = _F.rename(columns=HOSTILE)
+    outcomes = {
+        "trading-status": {"type": "categorical", "levels": ["trading", "don't know", "closed"]},
+        "turnover £": {"type": "continuous", "min": 0},
+        'cash "reserves"': {"type": "ordinal", "levels": ["none", "under_1_month"]},
+    }
+    extra = {
+        "ss_unit_id": "business id",
+        "ss_frame_unit_id": "business id",
+        "ss_wave": "order",
+        "ss_cell_dims": ["region", "sector-code", "size band"],
+        "ss_outcomes": outcomes,
+        **NO_SDC,
+    }
+    made = {"responses.parquet": as_parquet(resp.rename(columns=HOSTILE)), "frame.parquet": fr}
+    res = stage(root, made, extra, select=f"{STAGING} cell_support")
+    staged, q = assert_conserved(res, len(resp))
+    assert sorted(q["reason"]) == [
+        "trading-status = 'it's over' is not one of its levels (trading, don't know, closed)",
+        "turnover £ = inf is not a finite number",
+    ]
+    assert {"sector-code", "size band", "turnover £", 'cash "reserves"'} <= set(staged.columns)
+    assert "don't know" in set(staged["trading-status"])
+    support = res.query("select * from cell_support")
+    assert len(support) == 12 * 2 and "size band" in support.columns
