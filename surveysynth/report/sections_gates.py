@@ -34,6 +34,9 @@ def _state(df: pd.DataFrame) -> pd.Series:
             )
     else:
         return pd.Series("not_assessable", df.index)
+    if "blocks_release" in df:  # ss_not_assessable_blocks: an unassessable gate stops the release
+        blocks = df["blocks_release"].map(lambda b: not pd.isna(b) and bool(b))
+        st = st.where(~(blocks & (st == "not_assessable")), "fail (not assessable, blocks release)")
     if "passed" in df:
         st = st.where(df["passed"].map(lambda p: pd.isna(p) or bool(p)), "fail")
     return st.astype(object)
