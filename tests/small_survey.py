@@ -5,6 +5,7 @@ session and shared by the test modules that import it."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ def subsample_units(src: Path, dst: Path, n_units: int, seed: int) -> Path:
 @functools.cache
 def small_world() -> Path:
     root = Path(tempfile.mkdtemp(prefix="ss_small_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     big = generate_demo(
         root / "world",
         "--seed",

@@ -116,3 +116,23 @@ def test_fresh_real_rows_pass_and_copies_fail(name, n):
     failed = set(copy.loc[copy["status"] == "fail", "metric"])
     assert {"disclosure_attacks", "dcr_share", "informative_match_rate"} <= failed, copy
     assert not copy["passed"].all()
+
+
+def test_library_and_build_share_the_pmse_rows_and_gate_defaults():
+    """S_pMSE grows with the rows it is fitted on: the library's default is the project's."""
+    import inspect
+
+    import yaml
+
+    from surveysynth.checks.fidelity import PMSE_MAX_ROWS, pmse
+    from surveysynth.checks.reference import DEFAULT_TOLERANCES
+    from surveysynth.checks.status import GateSettings
+
+    root = Path(__file__).resolve().parents[1]
+    v = yaml.safe_load((root / "dbt_project.yml").read_text())["vars"]
+    assert v["ss_fidelity_pmse_rows"] == PMSE_MAX_ROWS
+    assert inspect.signature(pmse).parameters["max_rows"].default == PMSE_MAX_ROWS
+    tol = {k: x for k, x in v["ss_fidelity_tolerances"].items() if k in DEFAULT_TOLERANCES}
+    assert tol == {k: DEFAULT_TOLERANCES[k] for k in tol} and set(tol) == set(DEFAULT_TOLERANCES)
+    st = GateSettings.from_vars(v)
+    assert (st.alpha, st.min_rows, st.not_assessable_blocks) == (0.01, 20, False)

@@ -1,16 +1,17 @@
-"""The release gates' Python side: table protection, disclosure risk and fidelity of the
-synthetic records, and the release manifest, as pandas-in, pandas-out functions that the dbt
-Python models call (python_models/table_suppression.py, suppression_audit.py,
-disclosure_metrics.py, fidelity_metrics.py, models/release/release_manifest.py).
+"""The release gates' Python side: table protection (python_models/table_suppression.py,
+suppression_audit.py) and the release manifest (models/release/release_manifest.py), as
+pandas-in, pandas-out functions.
 
-The statistics live in :mod:`surveysynth.disclosure.tables`, :mod:`surveysynth.checks.risk` and
-:mod:`surveysynth.checks.fidelity`; this module decides what is compared with what, so that each gate
-asks a fair question of the data the project actually releases:
+The disclosure-risk and fidelity gates of the build are :mod:`surveysynth.checks.risk_gate` and
+:mod:`surveysynth.checks.fidelity_gate`, which read every statistic against a reference measured
+on the same data (docs/gates.md). :func:`disclosure_report` and :func:`fidelity_report` here are
+the plain reports of :mod:`surveysynth.checks.risk` and :mod:`surveysynth.checks.fidelity` against
+fixed thresholds, kept for scripts that compare synthesizers on those raw metrics:
 
 - tables: the primary rules run in SQL (models/disclosure/table_primary_suppression.sql); here
   the complementary suppressions are chosen per table x wave and audited by linear programming.
 - disclosure risk: the synthetic records against real respondents the synthesizer saw (train)
-  and never saw (holdout), split by models/disclosure/risk_holdout.sql.
+  and never saw (holdout).
 - fidelity: the synthetic records against the real respondents of the same cells, matched on
   the frame's register auxiliaries (see :func:`fidelity_inputs`).
 """
