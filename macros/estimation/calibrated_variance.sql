@@ -172,7 +172,8 @@ cal_gj_0 as (
         ki.wave,
         ki.k as i,
         kj.k as j,
-        coalesce(a.v, 0e0) as v
+        coalesce(a.v, 0e0) as v,
+        coalesce(d.v, 0e0) as d0
     from cal_k as ki
     inner join cal_k as kj
         on ki.wave = kj.wave
@@ -180,47 +181,54 @@ cal_gj_0 as (
         on a.wave = ki.wave
         and a.i = ki.k
         and a.j = kj.k
+    left join cal_a as d
+        on d.wave = ki.wave
+        and d.i = ki.k
+        and d.j = ki.k
     union all
     select
         ki.wave,
         ki.k as i,
         {{ P }} + kj.k as j,
-        case when ki.k = kj.k then 1e0 else 0e0 end as v
+        case when ki.k = kj.k then 1e0 else 0e0 end as v,
+        coalesce(d.v, 0e0) as d0
     from cal_k as ki
     inner join cal_k as kj
         on ki.wave = kj.wave
-
-),
-
-cal_diag as (
-
-    select wave, i, v from cal_gj_0 where i = j
+    left join cal_a as d
+        on d.wave = ki.wave
+        and d.i = ki.k
+        and d.j = ki.k
 
 ),
 
 {#- Gauss-Jordan, one pivot per step (A is symmetric positive definite: no row exchanges); a pivot
-    that elimination has left at (numerically) zero, an aliased parameter, is skipped -#}
+    that elimination has left at (numerically) zero against its original diagonal d0, an aliased
+    parameter, is skipped. Each step reads the one before once (the pivot, the pivot row and the
+    pivot column by window functions), so engines that inline CTEs do not grow the plan
+    exponentially. -#}
 {% for s in range(1, P + 1) -%}
 cal_gj_{{ s }} as (
 
     select
-        a.wave,
-        a.i,
-        a.j,
+        wave,
+        i,
+        j,
+        d0,
         case
-            when piv.v is null or abs(piv.v) <= 1e-10 * dg.v then a.v
-            when a.i = {{ s }} then a.v / piv.v
-            else a.v - coalesce(col.v, 0e0) * coalesce(prow.v, 0e0) / piv.v
+            when piv is null or abs(piv) <= 1e-10 * piv_d0 then v
+            when i = {{ s }} then v / piv
+            else v - coalesce(col, 0e0) * coalesce(prow, 0e0) / piv
         end as v
-    from cal_gj_{{ s - 1 }} as a
-    left join cal_gj_{{ s - 1 }} as piv
-        on piv.wave = a.wave and piv.i = {{ s }} and piv.j = {{ s }}
-    left join cal_diag as dg
-        on dg.wave = a.wave and dg.i = {{ s }}
-    left join cal_gj_{{ s - 1 }} as col
-        on col.wave = a.wave and col.i = a.i and col.j = {{ s }}
-    left join cal_gj_{{ s - 1 }} as prow
-        on prow.wave = a.wave and prow.i = {{ s }} and prow.j = a.j
+    from (
+        select
+            g.*,
+            max(case when g.i = {{ s }} and g.j = {{ s }} then g.v end) over (partition by g.wave) as piv,
+            max(case when g.i = {{ s }} then g.d0 end) over (partition by g.wave) as piv_d0,
+            max(case when g.j = {{ s }} then g.v end) over (partition by g.wave, g.i) as col,
+            max(case when g.i = {{ s }} then g.v end) over (partition by g.wave, g.j) as prow
+        from cal_gj_{{ s - 1 }} as g
+    ) as w
 
 ),
 
@@ -336,6 +344,9 @@ cal_kk as (
     Output cal_corr_<L>: per domain x indicator x measure, `correction` = r'Kr - 2 cross. -#}
 {% macro calibrated_variance_level_ctes(L, D, dims) %}
     {%- set key = ['wave'] + D + ['indicator', 'measure'] -%}
+    {%- set is_cell = (dims | reject('in', D) | list | length) == 0 -%}
+{#- Z_c per domain x cell; in a cell domain only totals (a Hajek mean, share or ratio of a cell has
+    Z_c = 0: its correction is 0, the fixed-weight form is exact) -#}
 cal_zc_{{ L }} as (
 
     select
@@ -345,6 +356,7 @@ cal_zc_{{ L }} as (
         {% endfor -%}
         sum(zp) as zc
     from zrows_{{ L }}
+    {% if is_cell %}where measure = 'total'{% endif %}
     group by {{ key | join(', ') }}{% for d in dims if d not in D %}, {{ d }}{% endfor %}
 
 ),
@@ -372,19 +384,41 @@ cal_r_{{ L }} as (
 
 ),
 
+{#- the parameters beta is needed at: the categories of the cells in the strata the domain touches
+    (f_c of its cells and s_h' beta need no others) -#}
+cal_need_{{ L }} as (
+
+    select distinct
+        {% for c in key -%}
+        t.{{ c }},
+        {% endfor -%}
+        s.k
+    from (
+        select distinct {{ key | join(', ') }}, stratum_id
+        from zrows_{{ L }}
+        {% if is_cell %}where measure = 'total'{% endif %}
+    ) as t
+    inner join cal_s as s
+        on t.wave = s.wave
+        and t.stratum_id = s.stratum_id
+
+),
+
 cal_beta_{{ L }} as (
 
     select
         {% for c in key -%}
-        r.{{ c }},
+        n.{{ c }},
         {% endfor -%}
-        a.i as k,
+        n.k,
         sum(a.v * r.r) as beta
-    from cal_r_{{ L }} as r
+    from cal_need_{{ L }} as n
     inner join cal_ainv as a
-        on r.wave = a.wave
-        and r.k = a.j
-    group by {% for c in key %}r.{{ c }}, {% endfor %}a.i
+        on n.wave = a.wave
+        and n.k = a.i
+    inner join cal_r_{{ L }} as r
+        on {% for c in key %}n.{{ c }} = r.{{ c }} and {% endfor %}a.j = r.k
+    group by {% for c in key %}n.{{ c }}, {% endfor %}n.k
 
 ),
 
