@@ -6,7 +6,9 @@ the truth, var ss_backtest_truth). Logic in surveysynth.checks.backtest; gate in
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.checks.backtest import backtest_model
-    from surveysynth.dbt_glue import project_vars
+    from surveysynth.dbt_glue import _progress_to_terminal, project_vars
+
+    _progress_to_terminal()
 
     return backtest_model(
         project_vars(dbt.config.get("ss_vars")),

@@ -6,7 +6,9 @@ its permutation null; copies of respondents among the released records."""
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.checks.risk_gate import disclosure_gate
-    from surveysynth.dbt_glue import project_vars, to_pandas
+    from surveysynth.dbt_glue import _progress_to_terminal, project_vars, to_pandas
+
+    _progress_to_terminal()
 
     return disclosure_gate(
         project_vars(dbt.config.get("ss_vars")),

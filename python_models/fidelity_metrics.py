@@ -7,7 +7,9 @@ levels, S_pMSE."""
 def model(dbt, session):
     dbt.config(materialized="table")
     from surveysynth.checks.fidelity_gate import fidelity_gate
-    from surveysynth.dbt_glue import project_vars, to_pandas
+    from surveysynth.dbt_glue import _progress_to_terminal, project_vars, to_pandas
+
+    _progress_to_terminal()
 
     return fidelity_gate(
         project_vars(dbt.config.get("ss_vars")),

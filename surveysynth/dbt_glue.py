@@ -49,8 +49,23 @@ def _progress_to_terminal() -> None:
         handler.setFormatter(logging.Formatter("surveysynth | %(message)s"))
         handler._surveysynth = True  # type: ignore[attr-defined]
         log.addHandler(handler)
+        log.addHandler(_DbtLogFile())
         log.setLevel(logging.INFO)
         log.propagate = False
+
+
+class _DbtLogFile:
+    """Logging handler that copies the progress lines into dbt's own log file (logs/dbt.log),
+    as debug events: the terminal already shows them once."""
+
+    level = 0
+
+    def handle(self, record) -> None:
+        try:
+            from dbt.adapters.events.logging import AdapterLogger
+        except ImportError:  # outside dbt: the terminal handler is enough
+            return
+        AdapterLogger("surveysynth").debug("surveysynth | " + record.getMessage())
 
 
 def _inputs(

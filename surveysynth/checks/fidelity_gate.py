@@ -18,6 +18,8 @@ synthesizer saw, each statistic read against its real-vs-real reference (:mod:`.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +36,8 @@ from surveysynth.checks.reference import (
     swap_matrix,
 )
 from surveysynth.checks.status import GateConfigError, GateSettings, finish, not_assessable_row
+
+log = logging.getLogger("surveysynth")
 
 __all__ = ["DEFAULT_S_PMSE_MAX", "fidelity_gate", "gate_implicates"]
 
@@ -236,11 +240,21 @@ def fidelity_gate(
         raise GateConfigError("some responses the synthesizer saw have no calibrated weight")
     imps = gate_implicates(v, synthetic)
     parts = []
-    for imp in imps:
+    t0 = time.monotonic()
+    for i, imp in enumerate(imps):
         syn = synthetic[synthetic["implicate"] == imp].reset_index(drop=True)
+        log.info("fidelity: implicate %s: %d records against %d responses", imp, len(syn), len(r))
         part = _judge_implicate(r, syn, cfg, v, st, st.alpha / len(imps))
         part.insert(0, "implicate", imp)
         parts.append(part)
+        log.info(
+            "fidelity: implicate %s (%d/%d, %d records) judged, %.1fs",
+            imp,
+            i + 1,
+            len(imps),
+            len(syn),
+            time.monotonic() - t0,
+        )
     out = finish(pd.concat(parts, ignore_index=True), st)
     out["column"] = out["column"].astype(object)
     out["matched_on"] = cfg["match_on"] or "a seeded random record of the cell x wave"

@@ -31,7 +31,9 @@ part ``not_assessable``.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,6 +53,8 @@ from surveysynth.checks.risk import (
     resolve_column_types,
 )
 from surveysynth.checks.status import GateConfigError, GateSettings, finish, not_assessable_row
+
+log = logging.getLogger("surveysynth")
 
 __all__ = ["DEFAULT_RISK_TOLERANCES", "disclosure_gate", "risk_synthesis"]
 
@@ -481,7 +485,8 @@ def disclosure_gate(
     cap = int(cap) if cap is not None else 0
     real_s = _cap_rows(real, cap, seed, "unit_id")
     parts = []
-    for imp in imps:
+    t0 = time.monotonic()
+    for i, imp in enumerate(imps):
         rel_all = released[released["implicate"] == imp].reset_index(drop=True)
         rel = _cap_rows(rel_all, cap, seed + imp, None)
         risk = _cap_rows(risk_synthetic[risk_synthetic["implicate"] == imp], cap, seed + imp, None)
@@ -490,13 +495,25 @@ def disclosure_gate(
                 [not_assessable_row("disclosure_attacks", "the risk fit has no records")]
             )
         else:
+            log.info("disclosure: implicate %s: attacks on %d risk-fit records", imp, len(risk))
             part = _attack_part(v, real_s, risk, st, alpha / 2, tol)
+        log.info("disclosure: implicate %s: copy checks, %.1fs", imp, time.monotonic() - t0)
         copies = _released_part(v, real, rel_all, (real_s, rel), alpha / 2, tol)
         part = pd.concat([part, pd.DataFrame(copies)], ignore_index=True)
         part.insert(0, "implicate", imp)
         part["n_synthetic"] = len(risk)
         part["n_released"] = len(rel_all)
         parts.append(part)
+        log.info(
+            "disclosure: implicate %s (%d/%d): attacks on %d risk-fit records, copy checks on %d "
+            "released records, %.1fs",
+            imp,
+            i + 1,
+            len(imps),
+            len(risk),
+            len(rel_all),
+            time.monotonic() - t0,
+        )
     out = finish(pd.concat(parts, ignore_index=True), st)
     out["column"] = out["column"].astype(object)
     out["message"] = _message(out)
