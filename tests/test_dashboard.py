@@ -90,7 +90,12 @@ def _wait(drv, test, timeout: float = 60):
 
 
 def _idle(drv) -> bool:
-    return not drv.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+    """No rerun running and the numbers steady for a second."""
+    if drv.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'):
+        return False
+    first = _metrics(drv)
+    time.sleep(1.0)
+    return first == _metrics(drv)
 
 
 def _pick(drv, label: str, value: str) -> None:
@@ -102,7 +107,12 @@ def _pick(drv, label: str, value: str) -> None:
     field = box.find_element(By.TAG_NAME, "input")
     field.click()
     field.send_keys(value)
-    field.send_keys(Keys.ENTER)
+    exact = [o for o in drv.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text == value]
+    if exact:
+        exact[0].click()
+    else:
+        field.send_keys(Keys.ENTER)
+    field.send_keys(Keys.ESCAPE)
 
 
 def test_dashboard_shows_the_release_and_filters_update_the_numbers(app):
@@ -111,7 +121,8 @@ def test_dashboard_shows_the_release_and_filters_update_the_numbers(app):
     drv = driver()
     try:
         drv.get(url)
-        _wait(drv, lambda: '[data-testid="stJson"]' and _metrics(drv) and _idle(drv))
+        _wait(drv, lambda: drv.find_elements(By.CSS_SELECTOR, '[data-testid="stJson"]'))
+        _wait(drv, lambda: _metrics(drv) and _idle(drv))
         _wait(drv, lambda: drv.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]'))
         labels = [
             w.text for w in drv.find_elements(By.CSS_SELECTOR, '[data-testid="stWidgetLabel"]')
@@ -138,12 +149,12 @@ def test_dashboard_shows_the_release_and_filters_update_the_numbers(app):
         # a dimension filter narrows the selection: the counts follow
         region = _read(build, "cell_support")["region"].min()
         _pick(drv, "region", region)
-        after = _wait(drv, lambda: _idle(drv) and _metrics(drv) != before and _metrics(drv))
+        after = _wait(drv, lambda: _metrics(drv) != before and _idle(drv) and _metrics(drv))
         assert int(after["Estimates shown"]) < shown
         assert int(after["Published"]) + int(after["Suppressed"]) == int(after["Estimates shown"])
         # another indicator changes the estimates themselves
         _pick(drv, "Indicator", "employees")
-        final = _wait(drv, lambda: _idle(drv) and _metrics(drv) != after and _metrics(drv))
+        final = _wait(drv, lambda: _metrics(drv) != after and _idle(drv) and _metrics(drv))
         assert final["Mean published estimate"] != after["Mean published estimate"]
         full_screenshot(drv, ARTIFACTS / "dashboard_filtered.png")
         assert console_errors(drv) == []
