@@ -49,7 +49,7 @@
 {#- CTEs shared by every domain level (each ends with a comma): per cell the factor g, its base and
     calibrated weight sums and its parameters x_c; A^-1 by Gauss-Jordan; s_h, coef_h; K. `units`
     must hold wave, the cell dims, stratum_id, w, d (base weight) and g. -#}
-{% macro calibrated_variance_ctes(dims, strata_rel, margins_rel) %}
+{% macro calibrated_variance_ctes(dims, strata_rel, margins_rel, convergence_rel) %}
     {%- set specs = surveysynth.calibration_specs() -%}
     {%- set P = surveysynth.calibration_parameter_count(margins_rel) -%}
     {%- set dbl = surveysynth.type_double() -%}
@@ -84,18 +84,24 @@ cal_cells as (
 
 ),
 
-{#- every cell's category of every count margin, long -#}
+{#- every cell's category of every count margin the wave was calibrated to, long (a wave that fell
+    back to post-stratification on the first margin, ss_rake_fallback, met that margin alone) -#}
 cal_cell_categories as (
 
     {% for m in specs.counts -%}
     select
-        wave,
+        cal_cells.wave,
         {% for d in dims -%}
-        {{ d }},
+        cal_cells.{{ d }},
         {% endfor -%}
         {{ loop.index }} as margin,
-        {{ surveysynth.category_key_expr(m.dims) }} as category
+        {{ surveysynth.category_key_expr(m.dims, 'cal_cells') }} as category
     from cal_cells
+    {% if not loop.first -%}
+    inner join {{ convergence_rel }} as conv
+        on cal_cells.wave = conv.wave
+    where coalesce(conv.fallback, 'none') = 'none'
+    {%- endif %}
     {{ 'union all' if not loop.last }}
     {% endfor %}
 

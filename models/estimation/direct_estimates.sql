@@ -238,7 +238,7 @@ indicator_list as (
 
 {% if calv -%}
 -- ---------------------------------------------------------------- calibration (shared by every level)
-{{ surveysynth.calibrated_variance_ctes(dims, 'strata', ref('calibration_margins')) }}
+{{ surveysynth.calibrated_variance_ctes(dims, 'strata', ref('calibration_margins'), ref('calibration_convergence')) }}
 {% endif -%}
 
 {% for dom in domains -%}
