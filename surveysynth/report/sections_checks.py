@@ -86,7 +86,7 @@ def _outcomes(wh: Warehouse, ctx: dict, real: str, syn: str) -> list[tuple[str, 
     return [(c, "unknown") for c in wh.columns(syn) if c in both and c not in skip]
 
 
-def _sample(wh: Warehouse, name: str, cols: list[str], n: int = 20000) -> pd.DataFrame:
+def _sample(wh: Warehouse, name: str, cols: list[str], n: int = 10000) -> pd.DataFrame:
     sel = ", ".join(quote(c) for c in cols)
     return wh.sql(
         f"select {sel} from {wh.rel(name)} using sample reservoir({n} rows) repeatable (7)"
@@ -111,7 +111,7 @@ def fidelity(wh: Warehouse, ctx: dict) -> str:
     s = _sample(wh, syn, [c for c, _ in cols])
     parts.append(
         f"<h3>Marginals: real ({esc(real)}) vs synthetic ({esc(syn)})</h3><p class='note'>"
-        "Unweighted, a seeded sample of up to 20,000 records each; the synthetic records "
+        "Unweighted, a seeded sample of up to 10,000 records each; the synthetic records "
         "stand for the thin cells only, so part of a difference is the cells' composition.</p>"
     )
     charts, numeric = [], []
@@ -132,8 +132,7 @@ def _is_numeric(x: pd.Series) -> bool:
 
 
 def _bars(col: str, r: pd.Series, s: pd.Series) -> str:
-    rs = r.astype("string").fillna("(missing)").value_counts(normalize=True)
-    ss = s.astype("string").fillna("(missing)").value_counts(normalize=True)
+    rs, ss = _shares(r), _shares(s)
     levels = list(rs.index.union(ss.index))[:15]
     series = {
         "real": [float(rs.get(k, 0.0)) for k in levels],
@@ -141,6 +140,13 @@ def _bars(col: str, r: pd.Series, s: pd.Series) -> str:
     }
     chart = svg.grouped_bars(levels, series, f"marginal of {col}")
     return f'<div style="display:inline-block;vertical-align:top;margin:4px"><b>{esc(col)}</b><br>{chart}</div>'
+
+
+def _shares(x: pd.Series) -> pd.Series:
+    """Share of each level, missing as '(missing)', levels as text."""
+    vc = x.value_counts(dropna=False, normalize=True)
+    vc.index = ["(missing)" if pd.isna(k) else str(k) for k in vc.index]
+    return vc.groupby(level=0).sum()
 
 
 def _quantiles(col: str, r: pd.Series, s: pd.Series) -> dict:
@@ -151,22 +157,27 @@ def _quantiles(col: str, r: pd.Series, s: pd.Series) -> dict:
     return out
 
 
-def _codes(x: pd.Series, edges: np.ndarray | None) -> pd.Series:
+def _codes(x: pd.Series, edges: np.ndarray | None) -> np.ndarray:
+    """Integer codes: numeric answers by bin (``edges``), others by level; missing its own."""
     if edges is not None:
-        return pd.Series(np.digitize(x.to_numpy(dtype=float), edges), index=x.index).where(
-            x.notna(), -1
-        )
-    return x.astype("string").fillna("(missing)")
+        v = x.to_numpy(dtype=float)
+        return np.where(np.isnan(v), len(edges) + 1, np.digitize(v, edges)).astype(np.int64)
+    codes = pd.factorize(x)[0].astype(np.int64)  # missing is -1: its own level
+    return codes
 
 
-def cramers_v(a: pd.Series, b: pd.Series) -> float:
-    tab = pd.crosstab(a, b).to_numpy(dtype=float)
-    if tab.shape[0] < 2 or tab.shape[1] < 2:
+def cramers_v(a: np.ndarray, b: np.ndarray) -> float:
+    """Cramér's V of two integer-coded columns."""
+    _, a = np.unique(a, return_inverse=True)
+    _, b = np.unique(b, return_inverse=True)
+    na, nb = int(a.max(initial=-1)) + 1, int(b.max(initial=-1)) + 1
+    if na < 2 or nb < 2:
         return 0.0
+    tab = np.bincount(a * nb + b, minlength=na * nb).reshape(na, nb).astype(float)
     n = tab.sum()
     exp = tab.sum(1, keepdims=True) @ tab.sum(0, keepdims=True) / n
-    chi2 = float(((tab - exp) ** 2 / exp).sum())
-    return float(np.sqrt(chi2 / n / (min(tab.shape) - 1)))
+    chi2 = float(((tab - exp) ** 2 / np.where(exp > 0, exp, 1)).sum())
+    return float(np.sqrt(chi2 / n / (min(na, nb) - 1)))
 
 
 def _dependence(r: pd.DataFrame, s: pd.DataFrame, cols: list[str]) -> str:
