@@ -77,17 +77,21 @@ class Warehouse:
                 if schema is None
                 else [
                     r[0]
-                    for r in self.con.execute(
+                    for r in self.sql(
                         "select column_name from information_schema.columns where "
                         "table_schema = ? and table_name = ? order by ordinal_position",
                         [schema, name],
-                    ).fetchall()
+                    ).itertuples(index=False)
                 ]
             )
         return self._columns[name]
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
-        return self.con.execute(query, params or []).df()
+        cur = self.con.cursor()  # a cursor per query: safe from a dashboard's several threads
+        try:
+            return cur.execute(query, params or []).df()
+        finally:
+            cur.close()
 
     def table(self, name: str, columns: list[str] | None = None, limit: int | None = None):
         """The relation as a DataFrame (only the ``columns`` it has), or None when absent."""
@@ -104,7 +108,7 @@ class Warehouse:
         return (
             None
             if not self.has(name)
-            else self.con.execute(f"select count(*) from {self.rel(name)}").fetchone()[0]
+            else int(self.sql(f"select count(*) as n from {self.rel(name)}")["n"].iloc[0])
         )
 
     def cell_dims(self, table: str | None = None) -> list[str]:
