@@ -211,7 +211,8 @@ def disclosure(wh: Warehouse, ctx: dict) -> str:
     dm = wh.table("disclosure_metrics")
     if dm is None or dm.empty:
         return table(dm)
-    keep = ["implicate", "metric", "column", "value", "threshold", "comparison", "status"]
+    keep = ["implicate", "metric", "column", "value", "reference", "threshold", "comparison"]
+    keep += ["status"]
     keep += ["passed", "detail"]
     from surveysynth.report.sections_gates import with_state
 
