@@ -41,7 +41,9 @@ def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("planted_demo")
     data = generate_demo(work / "data", "--seed", "42")
     vars_ = demo_vars(data, work, ss_backtest_enabled=False)
-    res = run_dbt(work, vars=vars_, select="+fidelity_metrics +disclosure_metrics")
+    res = run_dbt(
+        work, vars=vars_, select="+fidelity_metrics +disclosure_metrics +quarantined_responses"
+    )
     assert res.ok, res.output[-5000:]
     v = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
     v.update(vars_)

@@ -173,7 +173,8 @@ def _judge_implicate(
     key = pd.concat([rp[KEYS], sp[KEYS]], ignore_index=True).astype(str).agg("|".join, axis=1)
     cells = pd.factorize(key)[0].astype(np.int64)
     perms = int(v.get("ss_fidelity_permutations") or DEFAULT_PERMUTATIONS)
-    side = swap_matrix(n, perms, seed)
+    unit = rp["unit_id"].astype(str).to_numpy() if "unit_id" in rp.columns else None
+    side = swap_matrix(n, perms, seed, unit)
     statistics = gate_statistics(
         pooled,
         w,

@@ -11,7 +11,9 @@ for the non-responding units of the cell, and nonresponse depends on size, so th
 is matched first. If the synthesizer draws a record the way the population draws a unit, given the
 cell and the auxiliary, the two members of a pair are exchangeable, and swapping them at random
 leaves the joint distribution of everything unchanged. The B swapped copies are then B draws of
-every statistic under that null hypothesis, at exactly these sizes, weights and cells.
+every statistic under that null hypothesis, at exactly these sizes, weights and cells. The pairs of
+one real unit (its waves of a panel) swap together: its rows are alike, and swapping them one by
+one would understate how much a real sample varies.
 
 The gate is one max-T permutation test (Westfall & Young 1993) over every statistic j: with m_j
 and s_j the mean and standard deviation of its B swapped values and tol_j its tolerance (a var),
@@ -142,11 +144,17 @@ def pair_rows(
     return np.concatenate(out_a), np.concatenate(out_b)
 
 
-def swap_matrix(n: int, b: int, seed: int) -> np.ndarray:
+def swap_matrix(n: int, b: int, seed: int, clusters: np.ndarray | None = None) -> np.ndarray:
     """(2n, b + 1) 0/1 matrix: column 0 the observed labels (first n rows real), columns 1..b
-    the real side after swapping each pair with probability 1/2."""
+    the real side after swapping the pairs with probability 1/2, by ``clusters`` (a code per
+    pair: the pairs of one real unit, its waves or a household's members, swap together, since
+    the unit's rows are alike and a swap of single rows would understate the noise)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5A9]))
-    s = rng.random((n, b)) < 0.5
+    if clusters is None:
+        s = rng.random((n, b)) < 0.5
+    else:
+        codes = pd.factorize(np.asarray(clusters))[0]
+        s = (rng.random((int(codes.max()) + 1 if n else 0, b)) < 0.5)[codes]
     top = np.column_stack([np.ones(n, dtype=bool), ~s])
     return np.vstack([top, ~top]).astype(float)
 
