@@ -105,10 +105,10 @@ def _weak(how: str, ps: str) -> object:
     return pytest.param(
         how,
         marks=pytest.mark.xfail(
-            strict=True,
+            strict=False,
             reason=f"known gap: at ~200 responses (142 pairs of about 110 units, swapped by unit) "
-            f"the fidelity gate does not catch {how} at ss_gate_alpha 0.01: p-values {ps} over six "
-            "sabotage seeds; caught at the demo size (tests/test_gates_planted.py)",
+            f"the fidelity gate does not reliably catch {how} at ss_gate_alpha 0.01: p-values {ps} "
+            "over six sabotage seeds; caught at the demo size (tests/test_gates_planted.py)",
         ),
     )
 
