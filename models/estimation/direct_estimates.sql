@@ -218,6 +218,23 @@ long as (
 
 ),
 
+{#- the long moments with their stratum's n_h and fpc, once for every domain level (joined per
+    level, the optimizer can pair the strata with the domain's point estimates first, a wave-wide
+    product) -#}
+long_strata as (
+
+    select
+        long.*,
+        strata.n_respondents as n_h,
+        strata.fpc
+    from long
+    inner join strata
+        on long.stratum_id = strata.stratum_id
+        and long.wave = strata.wave
+    where long.n > 0
+
+),
+
 indicator_list as (
 
     {% for ind in indicators -%}
@@ -303,13 +320,11 @@ zrows_{{ L }} as (
     from (
         select
             long.*,
-            strata.n_respondents as n_h,
-            strata.fpc,
             case when long.measure = 'total' then 0.0 else point.sum_a / point.sum_b end as r,
             case when long.measure = 'total' then long.ma
                 else long.ma - point.sum_a / point.sum_b * long.mb end as delta,
             case when long.measure = 'total' then 1.0 else point.scale / point.sum_b end as k
-        from long
+        from long_strata as long
         inner join point_{{ L }} as point
             on long.wave = point.wave
             and long.indicator = point.indicator
@@ -317,11 +332,7 @@ zrows_{{ L }} as (
             {% for d in D -%}
             and long.{{ d }} = point.{{ d }}
             {% endfor %}
-        inner join strata
-            on long.stratum_id = strata.stratum_id
-            and long.wave = strata.wave
-        where long.n > 0
-            and (point.sum_b <> 0 or long.measure = 'total')
+        where point.sum_b <> 0 or long.measure = 'total'
     ) as by_cell
 
 ),
