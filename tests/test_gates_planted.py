@@ -83,6 +83,6 @@ def test_planted_copies_fail_the_disclosure_gate(demo, how):
     released = sabotage(how, syn[syn.implicate == 1], OUTCOMES, responses=r, seed=3)
     rep = disclosure_gate(v, r, roles, risk, released)
     failed = set(rep.loc[rep.status == "fail", "metric"])
-    assert {"disclosure_attacks", "dcr_share", "membership_auc", "close_ratio_released"} <= failed
+    assert {"disclosure_attacks", "dcr_share", "membership_auc", "near_copy_rate"} <= failed
     if how == "copy_training":
         assert "informative_match_rate" in failed

@@ -139,7 +139,7 @@ def test_planted_copies_fail_the_disclosure_gate(tables, how):
     released = sabotage(how, t["synthetic_microdata"], OUTCOMES, responses=r, seed=3)
     rep = disclosure_gate(v, r, roles, risk, released)
     failed = set(rep.loc[rep.status == "fail", "metric"])
-    assert "disclosure_attacks" in failed and "close_ratio_released" in failed, rep
+    assert "disclosure_attacks" in failed and "near_copy_rate" in failed, rep
     if how == "copy_training":
         assert "informative_match_rate" in failed
 

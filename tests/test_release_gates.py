@@ -319,7 +319,7 @@ def test_e_real_rows_plus_tiny_noise_fail_the_closeness_check(demo):
     m = out.query("select * from disclosure_metrics")
     failed = set(m.loc[~m.passed, "metric"])
     # the released records are near-copies of respondents (the risk fit's attacks are upstream)
-    assert "close_ratio_released" in failed, m
+    assert "near_copy_rate" in failed, m
 
 
 def test_f_columns_shuffled_independently_fail_dependence(demo):

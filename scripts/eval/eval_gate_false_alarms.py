@@ -98,11 +98,11 @@ def one_build(size: str, seed: int) -> dict:
         return out
 
 
-def builds(sizes: list[str], n: int) -> pd.DataFrame:
+def builds(sizes: list[str], n: int, seed0: int = 1000) -> pd.DataFrame:
     rows = []
     for size in sizes:
         for rep in range(n):
-            r = one_build(size, 1000 + rep)
+            r = one_build(size, seed0 + rep)
             print(json.dumps(r), flush=True)
             rows.append(r)
     return pd.DataFrame(rows)
@@ -169,12 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="200,demo", help="comma-separated: demo, 200")
     p.add_argument("--builds", type=int, default=10, help="dbt builds per size (0: none)")
     p.add_argument("--null-reps", type=int, default=20, help="real-table splits per table x size")
+    p.add_argument("--seed0", type=int, default=1000, help="world seed of the first build")
     a = p.parse_args(argv)
     sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
     if a.null_reps:
         report_null(exact_null(sizes, a.null_reps))
     if a.builds:
-        report_builds(builds(sizes, a.builds))
+        report_builds(builds(sizes, a.builds, a.seed0))
     return 0
 
 

@@ -16,8 +16,9 @@ pooled estimates it borrows from, so it can reveal no more about a unit than the
 about a training unit, up to the sampling variation that the test below allows for. A procedure
 that copies or nearly copies what it sees does so at any sample size, and is caught on the risk
 fit; and the released records themselves are checked for copies of any respondent
-(``informative_match_rate``) and for rows closer to respondents than real rows are to each other
-(``close_ratio_released``), where no holdout is needed.
+(``informative_match_rate``) and near-copies (``near_copy_rate``: magnitudes within 1%, every
+other column equal), each against the chance rate of real rows, where no holdout is needed;
+``close_ratio_released`` is reported beside them.
 
 Chance. Every attack statistic (DCR share, membership AUC, attribute-inference advantage, the
 exact-match and replicated-unique rates over the holdout's) is recomputed with the train and
@@ -74,6 +75,7 @@ DEFAULT_RISK_TOLERANCES: dict[str, float] = {
     "attribute_advantage": 0.05,
     "attribute_numeric_rel_tol": 0.10,
     "informative_match": 0.001,
+    "near_copy": 0.001,
     "close_ratio_max": 1.5,
 }
 
@@ -292,9 +294,21 @@ _DIFFS = ("exact_match", "replicated_uniques")
 # ------------------------------------------------------------------------------ released records
 
 
-def _informative_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    labels = pd.DataFrame({c: normalise_labels(frame[c]) for c in columns})
-    return pd.util.hash_pandas_object(labels.astype(object), index=False).to_numpy()
+def _informative_keys(
+    frame: pd.DataFrame, columns: Sequence[str], banded: Sequence[str] = (), shift: float = 0.0
+) -> np.ndarray:
+    """A hash per row of its raw values; the ``banded`` magnitudes as their 1% band on the log
+    scale (offset by ``shift`` bands), so that a near-copy shares the key of its original."""
+    labels = {}
+    for c in columns:
+        if c in banded:
+            x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                band = np.floor(np.log(np.abs(x)) / np.log(1.01) + shift) * np.sign(x)
+            labels[c] = normalise_labels(pd.Series(np.where(x == 0, 0.0, band)))
+        else:
+            labels[c] = normalise_labels(frame[c])
+    return pd.util.hash_pandas_object(pd.DataFrame(labels).astype(object), index=False).to_numpy()
 
 
 def _released_part(
@@ -323,7 +337,32 @@ def _released_part(
         _informative_row(real, keys, informative, _informative_keys(released, columns), alpha, tol)
     ]
     rows[0]["detail"] += f"; {len(columns)} compared columns, magnitudes {mags}"
-    rows.append(_close_ratio(*sampled, columns, spec, alpha, tol["close_ratio_max"]))
+    # near-copies: the magnitudes within 1% (two offset band grids, so no boundary splits a pair)
+    near = None
+    for shift in (0.0, 0.5):
+        row = _informative_row(
+            real,
+            _informative_keys(real, columns, mags, shift),
+            informative,
+            _informative_keys(released, columns, mags, shift),
+            alpha / 2,
+            {**tol, "informative_match": tol["near_copy"]},
+        )
+        if (
+            near is None
+            or row.get("value", 0) - row.get("threshold", 0) > near["value"] - near["threshold"]
+        ):
+            near = row
+    near["metric"] = "near_copy_rate"
+    near["detail"] = "magnitudes within 1%, every other column equal: " + near["detail"]
+    rows.append(near)
+    close = _close_ratio(*sampled, columns, spec, alpha, tol["close_ratio_max"])
+    close.update({"threshold": float("nan"), "passed": True, "status": "report"})
+    close["detail"] += (
+        "; report only: in augment mode a thin cell's records are drawn around its own "
+        "respondents, so they sit closer to respondents than other real rows do"
+    )
+    rows.append(close)
     return rows
 
 
