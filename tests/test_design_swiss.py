@@ -235,11 +235,14 @@ def test_swiss_canton_estimates_equal_numpy_and_samplics(swiss):
 
 
 def test_swiss_sample_missing_a_canton_fails_naming_it(tmp_path):
+    """With ss_calibration_uncovered: fail, a canton margin no respondent covers stops the build
+    naming it (the default, collapse, folds it into the margin's other categories: see
+    test_design_weights)."""
     frame = _frame(_swiss())
     sample, _ = _sample(frame, all_cantons=False)
     missing = sorted(set(frame.CT) - set(sample.CT))
     _write(frame, sample, tmp_path / "data")
-    res = build(tmp_path / "run", _vars(tmp_path / "data"))
+    res = build(tmp_path / "run", {**_vars(tmp_path / "data"), "ss_calibration_uncovered": "fail"})
     assert res.returncode != 0
     for ct in missing:
         assert f"margin 'CT' category '{ct}' (wave 1)" in res.output

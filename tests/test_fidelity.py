@@ -82,7 +82,9 @@ def test_shuffled_columns_fail_dependence_and_spmse_but_pass_marginals(halves):
     assert not metric(rep, "dependence_correlation")["passed"]
     assert metric(rep, "dependence_correlation")["value"] > 0.2
     assert not metric(rep, "s_pmse")["passed"]
-    assert metric(rep, "s_pmse")["value"] > 20
+    # well beyond the limit, at the library's default pMSE rows (S_pMSE grows with the rows for a
+    # fixed imperfection: about 20 at 6,000 rows here, higher at more)
+    assert metric(rep, "s_pmse")["value"] > 1.5 * DEFAULT_FIDELITY_THRESHOLDS["s_pmse_max"]
     # the regression's slopes vanish: their intervals no longer overlap
     assert not metric(rep, "regression_ci_overlap", "wage ~ education")["passed"]
 
