@@ -65,7 +65,7 @@ from surveysynth.synthesis.features import (
     learn_numeric,
     level_codes,
 )
-from surveysynth.synthesis.links import to_link
+from surveysynth.synthesis.links import from_link, to_link
 from surveysynth.synthesis.pooling import (
     PoolingResult,
     fit_pooled,
@@ -367,15 +367,30 @@ def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, di
     if om.loc is not None:
         f = fits[om.components.index(om.loc)]
         om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
-        om.z_range = _z_range(f["z"])
+        om.z_range = _z_range(f["z"], o)
 
 
-def _z_range(z: np.ndarray) -> tuple[float, float]:
-    """The link-scale range synthetic values may take: the respondents' range widened by
-    half its width on each side (room to extrapolate, none to explode through exp())."""
-    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
-    pad = 0.5 * max(hi - lo, 1e-9)
-    return lo - pad, hi + pad
+#: how far beyond the respondents' range a synthetic value may go, as a share of that range's
+#: width on the answer's own scale
+RANGE_PAD = 0.1
+
+
+def _z_range(z: np.ndarray, o) -> tuple[float, float]:
+    """The link-scale range synthetic values may take: the respondents' range on the answer's
+    own scale, widened by RANGE_PAD of its width on each side (never below the outcome's floor).
+    Padding on the link scale instead lets a log link draw values many times the largest
+    answer (half a log-range above an income maximum is a factor of hundreds), and those few
+    draws dominate a thin cell's mean."""
+    z = z[np.isfinite(z)]
+    y_lo, y_hi = from_link(np.array([z.min(), z.max()]), o)
+    pad = RANGE_PAD * max(y_hi - y_lo, 1e-9)
+    lo, hi = y_lo - pad, y_hi + pad
+    if o.lower is not None:
+        lo = max(lo, o.lower)
+    if o.max is not None and o.link_scale == "logit":
+        hi = min(hi, o.max)
+    z_lo, z_hi = to_link(np.array([lo, hi], dtype=float), o)
+    return float(min(z_lo, z.min())), float(max(z_hi, z.max()))
 
 
 def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
