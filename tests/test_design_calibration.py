@@ -145,11 +145,18 @@ def test_bounded_raking_with_known_totals_matches_reference(demo_data, tmp_path)
 
 def test_margin_with_no_respondents_fails_the_build_naming_it(demo_data, tmp_path):
     """Plant an impossible margin: no respondent of north_east in wave 1, whose population is
-    positive. The build must fail, say which margin/category/wave, and publish no estimates."""
+    positive. Under ss_calibration_uncovered: fail and ss_rake_fallback: none (the defaults,
+    collapse and first_margin, build on: test_gates_small) the build must fail, say which
+    margin/category/wave, and publish no estimates."""
     r = pd.read_parquet(demo_data / "responses.parquet")
     planted = r[~((r.region == "north_east") & (r.wave == 1))]
     planted.to_parquet(tmp_path / "responses.parquet", index=False)
-    vars_ = {**demo_vars(demo_data), "ss_responses": f"file:{tmp_path / 'responses.parquet'}"}
+    vars_ = {
+        **demo_vars(demo_data),
+        "ss_responses": f"file:{tmp_path / 'responses.parquet'}",
+        "ss_calibration_uncovered": "fail",
+        "ss_rake_fallback": "none",
+    }
     res = build(tmp_path / "run", vars_)
     assert res.returncode != 0
     assert "margin 'region' category 'north_east' (wave 1)" in res.output
@@ -162,13 +169,16 @@ def test_margin_with_no_respondents_fails_the_build_naming_it(demo_data, tmp_pat
 
 def test_bounds_that_make_a_margin_unreachable_fail_the_build(demo_data, tmp_path):
     """Planted bounds [0.9, 1.1]: the base weights of the respondents sum to far below the
-    population (nonresponse), so no margin can be met within the bounds."""
-    vars_ = demo_vars(demo_data, ss_rake_bounds=[0.9, 1.1], ss_rake_max_iter=30)
+    population (nonresponse), so no margin can be met within the bounds (without the default
+    fallback to post-stratification, ss_rake_fallback: none)."""
+    vars_ = demo_vars(
+        demo_data, ss_rake_bounds=[0.9, 1.1], ss_rake_max_iter=30, ss_rake_fallback="none"
+    )
     res = build(tmp_path, vars_)
     assert res.returncode != 0
-    assert "surveysynth gate margins_within_tolerance FAILED: margin '" in res.output
-    assert "above tolerance" in res.output and "ss_rake_bounds" in res.output
+    assert "surveysynth gate calibration_converged FAILED: wave 1" in res.output
     assert "raking did not converge after 30 sweep(s)" in res.output
+    assert "ss_rake_bounds = [0.9, 1.1] may make the margins unreachable" in res.output
     g = res.query("select min(g) as lo, max(g) as hi from calibrated_weights")
     assert g.lo[0] >= 0.9 * (1 - 1e-12) and g.hi[0] <= 1.1 * (1 + 1e-12)  # bounds still held
 
