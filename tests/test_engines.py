@@ -412,6 +412,7 @@ def test_postgres_builds_and_matches_duckdb(world, reference, postgres_server, t
     pg = postgres_server
     start = time.perf_counter()
     vars = {
+        **world.file_vars(),
         "ss_responses": pg.load_parquet(world.responses, "survey_input", "responses"),
         "ss_frame": pg.load_parquet(world.frame, "survey_input", "frame"),
     }
