@@ -14,7 +14,7 @@
             database=this.database, schema=this.schema,
             identifier=this.identifier ~ '__rake_state_' ~ suffix, type='table')) -%}
     {%- endfor -%}
-    {%- if not execute -%}
+    {%- if not surveysynth.runs_queries() -%}
         {{ return(tables[0]) }}
     {%- endif -%}
     {%- if head is none -%}

@@ -33,7 +33,7 @@
     read as UTF-8, valid UTF-8; the content is checked only up to 64 MB in all (larger files
     are left to the reader). -#}
 {% macro assert_file_readable(path, var_name, is_csv) %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- if not surveysynth.runs_queries() -%}{{ return('') }}{%- endif -%}
     {%- set lit = surveysynth.sql_literal(path) -%}
     {%- set where = "var '" ~ var_name ~ "' = 'file:" ~ path ~ "'" -%}
     {%- if run_query("select count(*) from glob(" ~ lit ~ ")").rows[0][0] == 0 -%}

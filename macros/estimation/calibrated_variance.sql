@@ -29,7 +29,7 @@
 {#- The number of parameters p (an upper bound over waves), read from calibration_margins when the
     model runs (0 while parsing). -#}
 {% macro calibration_parameter_count(margins_rel) %}
-    {%- if not execute -%}{{ return(0) }}{%- endif -%}
+    {%- if not surveysynth.runs_queries() -%}{{ return(0) }}{%- endif -%}
     {%- set specs = surveysynth.calibration_specs() -%}
     {%- set ids = [] -%}
     {%- for m in specs.counts %}{% do ids.append("'" ~ m.id ~ "'") %}{% endfor -%}

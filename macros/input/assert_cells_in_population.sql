@@ -2,7 +2,7 @@
     means the frame (or the totals) and the survey disagree on the population: a structural
     error, not a bad row. Stop and list examples. -#}
 {% macro assert_cells_in_population(checked_relation, checks) %}
-    {%- if execute -%}
+    {%- if surveysynth.runs_queries() -%}
         {%- set dims = surveysynth.cell_dims() -%}
         {%- set q -%}
             with valid as (

@@ -2,7 +2,7 @@
     that configured it and the columns that are there, so the fix is obvious. Names compare
     case-insensitively, as the engines resolve them. -#}
 {% macro assert_columns(relation_var, relation_sql, required) %}
-    {%- if execute -%}
+    {%- if surveysynth.runs_queries() -%}
         {%- set result = run_query("select * from " ~ relation_sql ~ " where 1 = 0") -%}
         {%- set have = result.column_names | map('lower') | list -%}
         {%- set missing = [] -%}

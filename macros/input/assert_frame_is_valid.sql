@@ -2,7 +2,7 @@
     twice or an auxiliary that is not a finite number is a structural error: stop with counts and
     the column rather than guess. -#}
 {% macro assert_frame_is_valid(frame_sql) %}
-    {%- if execute -%}
+    {%- if surveysynth.runs_queries() -%}
         {%- set uid = surveysynth.ident(var('ss_frame_unit_id')) -%}
         {%- set null_conds = [] -%}
         {%- for d in surveysynth.cell_dims() %}{% do null_conds.append(d ~ ' is null') %}{% endfor -%}

@@ -6,7 +6,7 @@
 {#- The population (population_cells, from ss_frame or ss_population_totals): at least two cells,
     each listed once, with a known, non-negative count. -#}
 {% macro assert_population_is_valid() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- if not surveysynth.runs_queries() -%}{{ return('') }}{%- endif -%}
     {%- set source_var = 'ss_frame' if surveysynth.has_frame() else 'ss_population_totals' -%}
     {%- set about = "the population (var '" ~ source_var ~ "' = '" ~ var(source_var) ~ "')" -%}
     {%- set q -%}
@@ -45,7 +45,7 @@
     of the same type as the responses' (they are matched by value). -#}
 {% macro assert_truth_is_usable(responses_sql) %}
     {%- set spec = var('ss_backtest_truth', none) -%}
-    {%- if not execute or not var('ss_backtest_enabled', true) or spec is none or (spec | string | trim) == '' -%}
+    {%- if not surveysynth.runs_queries() or not var('ss_backtest_enabled', true) or spec is none or (spec | string | trim) == '' -%}
         {{ return('') }}
     {%- endif -%}
     {%- if spec is not string or spec.startswith('ref:') or spec.startswith('source:') -%}
@@ -86,7 +86,7 @@
     rows (a binary coded 1/2, cell values coded unlike the frame, ids that match no frame unit, a
     wave column that is not the wave...). Numeric range problems are left to the quarantine. -#}
 {% macro assert_responses_usable(relation) %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- if not surveysynth.runs_queries() -%}{{ return('') }}{%- endif -%}
     {%- set outs = surveysynth.outcome_specs() -%}
     {%- set coding = [] -%}
     {%- for check in surveysynth.response_checks() -%}

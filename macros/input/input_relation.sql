@@ -32,7 +32,7 @@
 {#- A '<schema>.<table>' var must name a relation the target can read (checked when the model runs,
     so a typo gives this message instead of the engine's catalog error). -#}
 {% macro assert_relation_exists(spec, var_name) %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- if not surveysynth.runs_queries() -%}{{ return('') }}{%- endif -%}
     {%- set parts = spec.split('.') -%}
     {%- if parts | length > 3 or parts | select('equalto', '') | list | length > 0 -%}
         {{ exceptions.raise_compiler_error(
