@@ -1,5 +1,6 @@
 # surveysynth: the two commands README promises.
-#   make demo   set up, generate the demo survey world, dbt build on embedded DuckDB, print a summary
+#   make demo   set up, generate the demo survey world, dbt build on embedded DuckDB with the demo's
+#               configuration (demo/demo_vars.yml, plus its back-test truth), print a summary
 #   make test   set up, then run the whole test suite (pytest: library + end-to-end dbt runs)
 #   make bench  benchmarks that print ratios measured side by side in one run
 #   make report / make dashboard   the release report (target/report.html) and the dashboard
@@ -30,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) scripts/demo/generate_demo.py --seed $(DEMO_SEED) --out data/demo
-	$(DBT) build --target duckdb --vars '{ss_backtest_truth: "file:data/demo/demo_truth.parquet"}'
+	$(DBT) build --target duckdb --vars "$$(cat demo/demo_vars.yml; echo 'ss_backtest_truth: "file:data/demo/demo_truth.parquet"')"
 	$(PY) scripts/demo/demo_summary.py
 
 test: $(STAMP)

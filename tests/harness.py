@@ -15,9 +15,24 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).with_name("dbt"))
+#: The demo survey's configuration (demo/demo_vars.yml): every build here starts from it, as
+#: `make demo` does, since the package's own defaults describe no survey.
+DEMO_VARS_FILE = ROOT / "demo" / "demo_vars.yml"
+
+
+def demo_config() -> dict:
+    """The demo configuration's vars (a fresh copy)."""
+    return yaml.safe_load(DEMO_VARS_FILE.read_text())
+
+
+def project_vars(**extra) -> dict:
+    """The vars a demo build sees: dbt_project.yml's defaults, the demo configuration, ``extra``."""
+    base = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
+    return {**base, **demo_config(), **extra}
 
 
 def generate_demo(out: Path, *args: str) -> Path:
@@ -107,8 +122,11 @@ def run_dbt(
     target: str = "duckdb",
     env: dict | None = None,
     db_name: str = "warehouse.duckdb",
+    demo: bool = True,
 ) -> DbtResult:
-    """Run `dbt <command>` on this project with its state under `workdir`."""
+    """Run `dbt <command>` on this project with its state under `workdir`. ``vars`` are laid over
+    the demo configuration (demo/demo_vars.yml); ``demo=False`` passes ``vars`` alone (a bare
+    package when they are empty)."""
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / db_name
     target_path = workdir / "target"
@@ -126,8 +144,9 @@ def run_dbt(
         "--log-path",
         str(workdir / "logs"),
     ]
-    if vars:
-        args += ["--vars", json.dumps(vars)]
+    all_vars = {**(demo_config() if demo else {}), **(vars or {})}
+    if all_vars:
+        args += ["--vars", json.dumps(all_vars)]
     if select:
         args += ["--select", select]
     if extra_args:

@@ -11,8 +11,7 @@ end to end in test_release_gates.py; tests/test_gates_small.py does both at abou
 from __future__ import annotations
 
 import pytest
-import yaml
-from harness import ROOT, demo_vars, generate_demo, run_dbt
+from harness import demo_vars, generate_demo, project_vars, run_dbt
 
 from surveysynth.checks.fidelity_gate import fidelity_gate
 from surveysynth.checks.risk_gate import disclosure_gate
@@ -45,8 +44,7 @@ def demo(tmp_path_factory):
         work, vars=vars_, select="+fidelity_metrics +disclosure_metrics +quarantined_responses"
     )
     assert res.ok, res.output[-5000:]
-    v = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
-    v.update(vars_)
+    v = project_vars(**vars_)
     return v, res, {t: res.query(f"select * from {t}") for t in TABLES}
 
 

@@ -15,8 +15,7 @@ import shutil
 
 import duckdb
 import pytest
-import yaml
-from harness import ROOT, run_dbt
+from harness import project_vars, run_dbt
 from small_survey import small_build
 
 from surveysynth.checks.fidelity_gate import fidelity_gate
@@ -43,8 +42,7 @@ def build():
 @pytest.fixture(scope="module")
 def tables(build):
     _, vars_, res = build
-    v = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
-    v.update(vars_)
+    v = project_vars(**vars_)
     names = [
         "stg_responses",
         "synthesis_responses",

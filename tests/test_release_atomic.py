@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from harness import DBT, ROOT, demo_vars, generate_demo, run_dbt
+from harness import DBT, ROOT, demo_config, demo_vars, generate_demo, run_dbt
 from release_checks import (
     RELEASE_SCHEMA,
     STAGING_SCHEMA,
@@ -62,7 +62,8 @@ def run_until(work: Path, vars_: dict, pattern: str, select: str | None = None) 
     its output matches `pattern`; returns the output. Fails if the build ends before the line."""
     args = [DBT, "build", "--project-dir", str(ROOT), "--profiles-dir", str(ROOT)]
     args += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    args += ["--vars", json.dumps(vars_), *(["--select", select] if select else [])]
+    args += ["--vars", json.dumps({**demo_config(), **vars_})]
+    args += ["--select", select] if select else []
     env = {
         **os.environ,
         "SURVEYSYNTH_DUCKDB_PATH": str(work / "warehouse.duckdb"),

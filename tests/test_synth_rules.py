@@ -162,6 +162,9 @@ def test_config_errors_name_the_var(change, message):
 
 
 def test_from_dbt_project_reads_the_contract():
-    cfg = SynthConfig.from_dbt_project("dbt_project.yml")
+    cfg = SynthConfig.from_dbt_project("dbt_project.yml", "demo/demo_vars.yml")
     assert cfg.cell_dims and cfg.outcomes and cfg.m >= 1
-    assert cfg.to_json() == SynthConfig.from_dbt_project("dbt_project.yml").to_json()
+    assert (
+        cfg.to_json()
+        == SynthConfig.from_dbt_project("dbt_project.yml", "demo/demo_vars.yml").to_json()
+    )

@@ -5,20 +5,24 @@
     write into SQL. For the demo's names the two are the same. -#}
 
 {% macro cell_dim_names() %}
+    {%- do surveysynth.require_contract() -%}
     {{ return(var('ss_cell_dims')) }}
 {% endmacro %}
 
 {% macro cell_dims() %}
+    {%- do surveysynth.require_contract() -%}
     {{ return(surveysynth.idents(var('ss_cell_dims'))) }}
 {% endmacro %}
 
 {#- Outcome specs keyed by the configured name. -#}
 {% macro outcome_specs() %}
+    {%- do surveysynth.require_contract() -%}
     {{ return(var('ss_outcomes')) }}
 {% endmacro %}
 
 {#- Outcome specs keyed by identifier (same order). -#}
 {% macro outcomes() %}
+    {%- do surveysynth.require_contract() -%}
     {%- set out = {} -%}
     {%- for name, spec in var('ss_outcomes').items() %}{% do out.update({surveysynth.ident(name): spec}) %}{% endfor -%}
     {{ return(out) }}

@@ -47,3 +47,11 @@
             ~ target.type ~ ", database '" ~ names[0] ~ "'). Fix the name, or give 'file:<path>' for a file.") }}
     {%- endif -%}
 {% endmacro %}
+
+{#- Materialization of a model that reads an input var directly: a table when the var names a file
+    (the data are copied in, so the warehouse never holds a view over a path that another working
+    directory or client could not resolve), else a view over the warehouse relation. -#}
+{% macro input_materialization(var_name) %}
+    {%- set spec = var(var_name, none) -%}
+    {{ return('table' if spec is string and (spec | trim).startswith('file:') else 'view') }}
+{% endmacro %}

@@ -1,6 +1,7 @@
 {#- Stop the run, naming the var and the fix, when the input contract is malformed.
     Runs at parse time, so a bad var fails `dbt build` before anything is built. -#}
 {% macro validate_config() %}
+    {%- do surveysynth.require_contract() -%}
     {%- set errors = [] -%}
     {%- set allowed_types = ['continuous', 'count', 'binary', 'categorical', 'ordinal'] -%}
 

@@ -18,13 +18,18 @@
 
 {#- Models opt into the release schemas with these names as their `schema` config: they are
     markers, mapped here to the schemas above; every other model gets dbt's default name
-    (the target schema, or '<target schema>_<custom schema>'). -#}
+    (the target schema, or '<target schema>_<custom schema>'), and an empty or null custom schema
+    (var ss_internal_schema: null) the target schema. A project that installs surveysynth gets the
+    same names for the package's models (integration_tests/), unless it defines a generate_schema_name
+    of its own: dbt looks there first, so that one must return this macro's result (README). -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name == 'surveysynth_release' -%}
         {{ surveysynth.release_schema() }}
     {%- elif custom_schema_name == 'surveysynth_release_staging' -%}
         {{ surveysynth.release_staging_schema() }}
+    {%- elif custom_schema_name is none or (custom_schema_name | string | trim) in ('', 'None') -%}
+        {{ target.schema }}
     {%- else -%}
-        {{ default__generate_schema_name(custom_schema_name, node) }}
+        {{ default__generate_schema_name(custom_schema_name | trim, node) }}
     {%- endif -%}
 {%- endmacro %}

@@ -1,5 +1,5 @@
 {{ surveysynth.validate_config() }}
-{{ config(materialized='view') }}
+{{ config(materialized=surveysynth.input_materialization('ss_sample')) }}
 {#- The sample (var ss_sample), typed: every sampled unit per wave, respondents and nonrespondents,
     with its cell, stratum, design weight and responded flag. No rows when ss_sample is null. -#}
 {{ surveysynth.validate_design_config() }}

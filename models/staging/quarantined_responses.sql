@@ -1,3 +1,4 @@
+{{ surveysynth.require_contract() }}
 {#- One row per problem found in an input response row: the row's key and a readable reason.
     A row with several problems appears several times; its _row_id ties them together. -#}
 with checked as (

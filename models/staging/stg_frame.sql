@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=surveysynth.input_materialization('ss_frame')) }}
 {#- The population frame, typed: one row per population unit with its cell and auxiliaries.
     Without a unit frame (only ss_population_totals), this view has the right columns and no rows.
     Column names come as identifiers (cell_dims, frame_auxiliaries), so any name a warehouse allows works. -#}

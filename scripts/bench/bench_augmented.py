@@ -31,8 +31,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the demo configuration every build here starts from (the package defaults describe no survey)
+DEMO_VARS = yaml.safe_load((ROOT / "demo" / "demo_vars.yml").read_text())
 sys.path.insert(0, str(ROOT))
 
 from surveysynth.checks.backtest import indicator_matrix, indicator_names
@@ -70,7 +73,9 @@ def fh_inputs(con, cfg: SynthConfig) -> pd.DataFrame:
 
 
 def baseline(db: str, truth_path: str) -> int:
-    cfg = SynthConfig.from_dbt_project(str(ROOT / "dbt_project.yml"))
+    cfg = SynthConfig.from_dbt_project(
+        str(ROOT / "dbt_project.yml"), str(ROOT / "demo" / "demo_vars.yml")
+    )
     with duckdb.connect(db, read_only=True) as con:
         de = con.sql("select * from domain_estimates").df()
         inputs = fh_inputs(con, cfg)
@@ -143,7 +148,9 @@ def _build(work: Path, enabled: bool, select: str = "") -> tuple[float, float]:
         "--log-path",
         str(work / "logs"),
         "--vars",
-        f'{{"ss_backtest_enabled": {str(enabled).lower()}, "ss_synth_run_dir": "{work / "runs"}"}}',
+        json.dumps(
+            {**DEMO_VARS, "ss_backtest_enabled": enabled, "ss_synth_run_dir": str(work / "runs")}
+        ),
     ]
     if select:
         cmd += ["--select", *select.split()]

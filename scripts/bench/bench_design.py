@@ -33,8 +33,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the demo configuration every build here starts from (the package defaults describe no survey)
+DEMO_VARS = yaml.safe_load((ROOT / "demo" / "demo_vars.yml").read_text())
 REGIONS = [f"region_{i:02d}" for i in range(12)]
 SECTORS = [f"sector_{i:02d}" for i in range(12)]
 SIZES = ["0-9", "10-49", "50-249", "250+"]
@@ -180,6 +183,8 @@ def compile_rake(
                 str(Path(tmp) / "target"),
                 "--log-path",
                 str(Path(tmp) / "logs"),
+                "--vars",
+                json.dumps(DEMO_VARS),
                 "--inline",
                 inline,
             ],

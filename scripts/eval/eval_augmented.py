@@ -13,6 +13,7 @@ empirical coverage of the nominal 95% augmented intervals; then the back-test ga
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,8 +21,11 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the demo configuration every build here starts from (the package defaults describe no survey)
+DEMO_VARS = yaml.safe_load((ROOT / "demo" / "demo_vars.yml").read_text())
 sys.path.insert(0, str(ROOT))
 
 from surveysynth.estimation.evaluate import (
@@ -43,7 +47,7 @@ def build(db: Path, truth: Path) -> None:
         str(Path(sys.executable).with_name("dbt")),
         "build",
         "--vars",
-        f'{{"ss_backtest_truth": "file:{truth}"}}',
+        json.dumps({**DEMO_VARS, "ss_backtest_truth": f"file:{truth}"}),
     ]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 

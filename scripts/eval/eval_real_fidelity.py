@@ -86,9 +86,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the demo configuration every build here starts from (the package defaults describe no survey)
+DEMO_VARS = yaml.safe_load((ROOT / "demo" / "demo_vars.yml").read_text())
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -631,7 +634,7 @@ def dbt_replica(t: Table, train: pd.DataFrame, seed: int) -> pd.DataFrame:
         cmd += ["--profiles-dir", str(ROOT), "--target", "duckdb"]
         cmd += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
         cmd += ["--select", "+synthetic_microdata", "--indirect-selection", "cautious"]
-        cmd += ["--vars", json.dumps(dbt_vars(t, data, seed))]
+        cmd += ["--vars", json.dumps({**DEMO_VARS, **dbt_vars(t, data, seed)})]
         env = {
             **os.environ,
             "SURVEYSYNTH_DUCKDB_PATH": str(db),

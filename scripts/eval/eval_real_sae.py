@@ -83,8 +83,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the demo configuration every build here starts from (the package defaults describe no survey)
+DEMO_VARS = yaml.safe_load((ROOT / "demo" / "demo_vars.yml").read_text())
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -675,7 +678,7 @@ def dbt_build(pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Pa
         "--indirect-selection",
         "cautious",
         "--vars",
-        json.dumps(contract_vars(pop, m, seed, data)),
+        json.dumps({**DEMO_VARS, **contract_vars(pop, m, seed, data)}),
     ]
     env = {
         **os.environ,

@@ -49,7 +49,9 @@ DEMO_RULES = [
 
 def demo_config(**overrides) -> SynthConfig:
     """The dbt project's vars (input contract, synthesis vars and business rules)."""
-    cfg = SynthConfig.from_dbt_project(str(ROOT / "dbt_project.yml"), **overrides)
+    cfg = SynthConfig.from_dbt_project(
+        str(ROOT / "dbt_project.yml"), str(ROOT / "demo" / "demo_vars.yml"), **overrides
+    )
     if not cfg.rules and "rules" not in overrides:
         cfg = cfg.with_(rules=DEMO_RULES)
     return cfg

@@ -147,6 +147,7 @@ class SynthConfig:
     spike_share: float = 0.05
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         _validate(self)
 
     # ------------------------------------------------------------------ builders
@@ -207,13 +208,21 @@ class SynthConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_dbt_project(cls, path: str = "dbt_project.yml", **overrides: Any) -> SynthConfig:
-        """Build from the ``vars`` block of a dbt_project.yml (plain values, no Jinja)."""
+    def from_dbt_project(
+        cls, path: str = "dbt_project.yml", vars_file: str | None = None, **overrides: Any
+    ) -> SynthConfig:
+        """Build from the ``vars`` block of a dbt_project.yml (plain values, no Jinja), with the
+        vars of ``vars_file`` (a YAML mapping such as the demo's demo/demo_vars.yml, what
+        `dbt build --vars` would be given) laid over it."""
         import yaml
 
         with open(path, encoding="utf-8") as fh:
             project = yaml.safe_load(fh) or {}
-        return cls.from_vars(project.get("vars") or {}, **overrides)
+        v = dict(project.get("vars") or {})
+        if vars_file is not None:
+            with open(vars_file, encoding="utf-8") as fh:
+                v.update(yaml.safe_load(fh) or {})
+        return cls.from_vars(v, **overrides)
 
     def with_(self, **changes: Any) -> SynthConfig:
         """A copy with some fields changed (validated again)."""
@@ -247,12 +256,40 @@ class SynthConfig:
 
 
 # ---------------------------------------------------------------------- parsing
+def _coerce_fields(c: SynthConfig) -> None:
+    """Plain Python values as the fields expect them: ``outcomes`` as a mapping of name ->
+    {type, ...} or name -> type string (``{"turnover": "continuous"}``), lists as tuples.
+    Anything else stops with a message naming the field."""
+    outcomes = c.outcomes
+    if isinstance(outcomes, Mapping):
+        outcomes = parse_outcomes(outcomes)
+    elif isinstance(outcomes, (str, bytes)) or not isinstance(outcomes, Sequence):
+        raise SynthConfigError(
+            "outcomes must map outcome name -> {type: ...} (or name -> type), e.g. "
+            f"{{'turnover': {{'type': 'continuous', 'min': 0}}}}; got {type(outcomes).__name__}"
+        )
+    bad = [o for o in outcomes if not isinstance(o, OutcomeSpec)]
+    if bad:
+        raise SynthConfigError(
+            f"outcomes must be OutcomeSpec values or a mapping name -> spec; got {bad[0]!r}"
+        )
+    object.__setattr__(c, "outcomes", tuple(outcomes))
+    for name in ("cell_dims", "auxiliaries", "augment_classes", "order"):
+        value = getattr(c, name)
+        if isinstance(value, str):
+            object.__setattr__(c, name, (value,))
+        elif isinstance(value, list):
+            object.__setattr__(c, name, tuple(value))
+
+
 def parse_outcomes(raw: Mapping[str, Any]) -> tuple[OutcomeSpec, ...]:
     out = []
     for name, spec in raw.items():
         if isinstance(spec, OutcomeSpec):
             out.append(spec)
             continue
+        if isinstance(spec, str):
+            spec = {"type": spec}
         if not isinstance(spec, Mapping) or "type" not in spec:
             raise SynthConfigError(
                 f"ss_outcomes['{name}'] must be a mapping with a 'type' "
