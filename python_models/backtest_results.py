@@ -4,6 +4,9 @@ the truth, var ss_backtest_truth). Logic in surveysynth.checks.backtest; gate in
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.checks.backtest import backtest_model
     from surveysynth.dbt_glue import _progress_to_terminal, project_vars

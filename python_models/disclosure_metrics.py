@@ -4,6 +4,9 @@ its permutation null; copies of respondents among the released records."""
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.checks.risk_gate import disclosure_gate
     from surveysynth.dbt_glue import _progress_to_terminal, project_vars, to_pandas

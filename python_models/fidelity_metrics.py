@@ -5,6 +5,9 @@ levels, S_pMSE."""
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.checks.fidelity_gate import fidelity_gate
     from surveysynth.dbt_glue import _progress_to_terminal, project_vars, to_pandas

@@ -4,6 +4,9 @@ released synthetic_microdata is fitted on every response (surveysynth.checks.ris
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.checks.risk_gate import risk_synthesis
     from surveysynth.dbt_glue import _progress_to_terminal, project_vars

@@ -4,6 +4,9 @@ protection the primary rules require. Reads the pattern as table_suppression sto
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import to_pandas
     from surveysynth.checks.gates import audit_tables

@@ -3,6 +3,9 @@ content hashes, library versions and timings (one row)."""
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import manifest_model, project_vars
 

@@ -7,6 +7,9 @@ implicate, synth_run_id, synth_method).
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     from surveysynth.dbt_glue import project_vars, synthesize_model
 

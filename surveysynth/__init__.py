@@ -12,6 +12,10 @@ import importlib
 import sys
 from typing import Any
 
+#: The library's version; the dbt package (dbt_project.yml) carries the same one, and every dbt
+#: Python model checks that they match (surveysynth.versions.require_matching_versions).
+__version__ = "0.1.0"
+
 
 def _preload_for_model_threads() -> None:
     """Import scipy.stats now when the package is loaded inside a dbt run.
@@ -51,6 +55,9 @@ _EXPORTS: dict[str, str] = {
     "manifest": "synthesis.api",
     "support_table": "synthesis.api",
     "violations": "contract.rules",
+    # a DataFrame in, synthetic records and estimates out (quick.py)
+    "synthesize_survey": "quick",
+    "SurveySynthesis": "quick",
 }
 
 __all__ = list(_EXPORTS)

@@ -12,6 +12,9 @@ import json
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
     import pandas as pd
 

@@ -6,6 +6,9 @@ python_models/_python_models.yml, where the vars are rendered."""
 
 
 def model(dbt, session):
+    from surveysynth.versions import require_matching_versions
+
+    require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table", schema="surveysynth_release_staging")
     from surveysynth.checks.gates import release_manifest
     from surveysynth.dbt_glue import project_vars, to_pandas
