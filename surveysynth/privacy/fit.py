@@ -1,0 +1,353 @@
+"""The DP synthesizer: fitted from :class:`NoisyStats` alone, sampled as post-processing.
+
+Fit (Fay-Herriot with known noise, docs/privacy.md): for every cell x wave parameter (the share
+of each answer code, and the mean of v = log(1 + x - lo) above the lower bound), the direct
+estimate from the noisy sums has a known error variance D = sampling variance + the DP noise's
+(delta method on the ratio of two noisy sums). theta_c = x_c' beta + u_c, u_c ~ N(0, A), with x
+the main effects of the cell dimensions and wave; A by REML (surveysynth.estimation.fay_herriot).
+The posterior of theta_c is N(gamma y + (1 - gamma) x' beta, gamma D + (1 - gamma)^2 x' V x),
+gamma = A / (A + D); a cell without a usable direct estimate gets N(x' beta, A + x' V x). Each
+implicate draws the parameters from these posteriors, so the between-implicate variance of the
+augmented estimates carries the sampling error, the DP noise and the model's uncertainty.
+
+Sample: per record, a Gaussian copula with the noisy correlation of the answers' scores in the
+record's pooling group x wave; each answer by the inverse CDF of its cell's drawn shares, a value
+above the lower bound as lo + expm1(mu + sigma z). Business rules are enforced afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.stats import norm
+
+from surveysynth.contract.config import SynthConfig
+from surveysynth.contract.inputs import CELL_ID
+from surveysynth.contract.rules import enforce
+from surveysynth.privacy.measure import RATIO_SD, RESID_CLAMP, NoisyStats, _keys
+
+#: a cell's direct estimate is used from this many noisy answers (fewer: regression only)
+MIN_DIRECT_N = 2.0
+#: A (the cells' variance around their prior) is estimated from this many direct estimates
+MIN_CELLS_A = 30
+#: a pooling group's correlation is its own from this many noisy answers (fewer: all groups')
+MIN_CORR_N = 30.0
+#: shares are drawn, floored here and renormalised
+MIN_SHARE = 1e-4
+
+
+@dataclass
+class DPModel:
+    cells: pd.DataFrame
+    group: np.ndarray
+    share_mean: dict[str, np.ndarray] = field(default_factory=dict)  # K x codes
+    share_var: dict[str, np.ndarray] = field(default_factory=dict)
+    mu_mean: dict[str, np.ndarray] = field(default_factory=dict)  # K
+    mu_var: dict[str, np.ndarray] = field(default_factory=dict)
+    sigma: dict[str, np.ndarray] = field(default_factory=dict)  # K, within-cell sd of v
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    corr: np.ndarray | None = None  # G x P x P
+    diagnostics: list[dict] = field(default_factory=list)
+
+
+def fh_posterior(
+    y, D, prior, has, label: str, diag: list, V=0.0, A_few: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and variance of every cell's theta under theta_c = prior_c + u_c,
+    u_c ~ N(0, A), y_c = theta_c + e_c, e_c ~ N(0, D_c) with D_c known (cells with ``has``);
+    V_c, the prior's own error variance, is added to A. With fewer than MIN_CELLS_A direct
+    estimates A is not estimable and ``A_few`` stands in."""
+    V = np.broadcast_to(np.asarray(V, dtype=float), np.shape(y))
+    r = np.where(has, y - prior, 0.0)
+    A = adjusted_ml(r[has], D[has] + V[has]) if has.sum() >= MIN_CELLS_A else A_few
+    P = A + V
+    gamma = np.where(has, P / np.maximum(P + D, 1e-300), 0.0)
+    mean = prior + gamma * r
+    var = np.where(has, gamma * D, P)
+    diag.append({"parameter": label, "A": float(A), "n_direct": int(has.sum())})
+    return mean, var
+
+
+def adjusted_ml(r: np.ndarray, D: np.ndarray) -> float:
+    """A maximising the likelihood of the residuals r ~ N(0, A + D) times A (the adjustment of
+    Li and Lahiri 2010): never 0, so a prior the noisy cells cannot refute is not taken as exact
+    and the cells without a direct estimate keep the spread of the cells around it."""
+    scale = max(float(np.mean(r * r)), float(np.median(D)), 1e-12)
+
+    def neg(t: float) -> float:
+        v = np.exp(t) + D
+        return 0.5 * float(np.sum(np.log(v) + r * r / v)) - t
+
+    res = minimize_scalar(
+        neg,
+        bounds=(np.log(scale * 1e-8), np.log(scale * 10)),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
+    return float(np.exp(res.x))
+
+
+def _logit(p):
+    p = np.clip(p, 1e-3, 1 - 1e-3)
+    return np.log(p / (1 - p))
+
+
+def margin_prior(stats: NoisyStats, nums, dens, d_fn, min_den: float, logit: bool, diag, label):
+    """Each cell's prior mean and variance from the noisy margins (each cell dimension x wave).
+    Every margin level's value (link scale: logit for shares, identity for log-scale means) is
+    itself shrunk toward its wave's overall value with its known error variance ``d_fn(value,
+    denominator)`` (Fay-Herriot at the margin level, so a noisy margin falls back to the
+    overall); the cell's prior is the overall plus each dimension's shrunk departure, its
+    variance the sum of theirs."""
+    link = _logit if logit else (lambda x: x)
+    wave = stats.margin_wave[0][stats.margins[0]]
+    overall_w = np.mean(
+        [
+            link(np.bincount(w, weights=n) / np.maximum(np.bincount(w, weights=d), 1.0))
+            for n, d, w in zip(nums, dens, stats.margin_wave)
+        ],
+        axis=0,
+    )
+    eta = overall_w[wave].copy()
+    var = np.zeros(len(eta))
+    a_levels = []
+    for i, (n, d, m, w) in enumerate(zip(nums, dens, stats.margins, stats.margin_wave)):
+        dd = np.maximum(d, 1.0)
+        y = link(n / dd)
+        has = d >= min_den
+        mean_l, var_l = fh_posterior(y, d_fn(y, dd), overall_w[w], has, f"{label}/m{i}", diag)
+        a_levels.append(diag[-1]["A"])
+        eta += mean_l[m] - overall_w[wave]
+        var += var_l[m]
+    # the median between-level variance of the margins: the stand-in for the cells' A when too
+    # few cells have a direct estimate to estimate it
+    a_few = float(np.median(a_levels))
+    if not logit:
+        return eta, var, a_few
+    p = 1 / (1 + np.exp(-eta))
+    return p, var * (p * (1 - p)) ** 2, a_few * (p * (1 - p)) ** 2
+
+
+def fit_dp(stats: NoisyStats, config: SynthConfig) -> DPModel:
+    """The DP synthesizer's parameters, from the noisy statistics only."""
+    if not isinstance(stats, NoisyStats):
+        raise TypeError("fit_dp takes the noisy statistics (NoisyStats), never microdata")
+    model = DPModel(stats.cells, stats.group, ranges=dict(stats.ranges))
+    for o in config.outcomes:
+        _fit_shares(model, stats, o.name)
+        if o.is_numeric:
+            _fit_mean(model, stats, o.name)
+    model.corr = _correlations(stats, len(config.outcomes))
+    return model
+
+
+def _n_answers(stats: NoisyStats) -> np.ndarray:
+    """Noisy respondents per cell: the mean over outcomes of the noisy counts' sums."""
+    return np.mean([c.sum(axis=1) for c in stats.counts.values()], axis=0)
+
+
+def reference_n(stats: NoisyStats, name: str) -> np.ndarray:
+    """Noisy respondents per cell from the other outcomes' counts: noise independent of this
+    outcome's counts, so dividing by it and cutting on it do not bias the shares (a count that
+    shares the numerator's noise would favour cells whose noise was positive)."""
+    others = [c.sum(axis=1) for k, c in stats.counts.items() if k != name]
+    if not others:
+        return stats.counts[name].sum(axis=1)
+    return np.mean(others, axis=0)
+
+
+def _fit_shares(model: DPModel, stats: NoisyStats, name: str) -> None:
+    c = stats.counts[name]
+    L = c.shape[1]
+    n = np.maximum(reference_n(stats, name), 0.0)
+    s2 = stats.noise_var[f"counts:{name}"]
+    has = n >= max(MIN_DIRECT_N, RATIO_SD * np.sqrt(s2))
+    means, vars_ = np.zeros((len(n), L)), np.zeros((len(n), L))
+    nn = np.maximum(n, 1.0)
+    mc = stats.mcounts[name]
+    s2m = stats.noise_var[f"mcounts:{name}"]
+
+    def d_logit(eta, d):
+        q = 1 / (1 + np.exp(-eta))
+        return (q * (1 - q) / d + s2m * (1 - 2 * q + L * q * q) / d**2) / (q * (1 - q)) ** 2
+
+    min_den = max(MIN_CORR_N, RATIO_SD * np.sqrt(L * s2m))
+    for j in range(L):
+        lab = f"{name}[{j}]"
+        num, den = [b[:, j] for b in mc], [b.sum(axis=1) for b in mc]
+        p, V, a_few = margin_prior(stats, num, den, d_logit, min_den, True, model.diagnostics, lab)
+        y = c[:, j] / nn
+        D = p * (1 - p) / nn + s2 * (1 - 2 * p + L * p * p) / nn**2
+        means[:, j], vars_[:, j] = fh_posterior(
+            y, D, p, has, lab, model.diagnostics, V, float(np.median(a_few))
+        )
+    model.share_mean[name], model.share_var[name] = means, vars_
+
+
+def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
+    half = stats.ranges[name][1] / 2
+    n_pos = stats.counts[name][:, 2]
+    gn = np.bincount(stats.group, weights=np.maximum(n_pos, 0), minlength=stats.n_groups)
+    s2n = stats.noise_var[f"counts:{name}"]
+    cut = max(MIN_DIRECT_N, RATIO_SD * np.sqrt(s2n))
+    # a cell's count must clear the cut in its own noisy count and in the other outcomes'
+    # (independent noise): with thousands of cells, some empty ones clear one cut by noise alone
+    share_pos = np.clip(n_pos / np.maximum(stats.counts[name].sum(axis=1), 1.0), 0.0, 1.0)
+    has = (n_pos >= cut) & (reference_n(stats, name) * share_pos >= cut)
+    nn = np.maximum(n_pos, 1.0)
+    s2w = np.maximum(stats.resid[name] / np.maximum(gn, 1.0), 0.01)
+    pooled = max(float(stats.resid[name].sum() / max(gn.sum(), 1.0)), 0.01)
+    s2w = np.minimum(np.where(gn >= MIN_CORR_N, s2w, pooled), RESID_CLAMP**2)[stats.group]
+    y = np.clip(stats.logsum[name] / nn, -half, half) + half
+    D = s2w / nn + (stats.noise_var[f"logsum:{name}"] + (y - half) ** 2 * s2n) / nn**2
+    npos_m = [b[:, 2] for b in stats.mcounts[name]]
+    s2m, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"logsum:{name}"]
+    s2l = stats.noise_var[f"mlogsum:{name}"]
+
+    def d_mean(yc, d):
+        return pooled / d + (s2l + yc**2 * s2m) / d**2
+
+    min_den = max(MIN_CORR_N, RATIO_SD * np.sqrt(s2m))
+    lab = f"{name}[mu]"
+    prior, V, a_few = margin_prior(
+        stats, stats.mlogsum[name], npos_m, d_mean, min_den, False, model.diagnostics, lab
+    )
+    prior = np.clip(prior, -half, half)
+    m, v = fh_posterior(y, D, prior + half, has, lab, model.diagnostics, V, a_few)
+    model.mu_mean[name], model.mu_var[name], model.sigma[name] = m, v, np.sqrt(s2w)
+
+
+def _correlations(stats: NoisyStats, P: int) -> np.ndarray:
+    n_g = np.bincount(
+        stats.group, weights=np.maximum(_n_answers(stats), 0), minlength=stats.n_groups
+    )
+    total = _corr(stats.scores.sum(axis=0), n_g.sum(), P)
+    return np.stack(
+        [
+            _corr(stats.scores[g], n_g[g], P) if n_g[g] >= MIN_CORR_N else total
+            for g in range(len(n_g))
+        ]
+    )
+
+
+def _corr(vec: np.ndarray, n: float, P: int) -> np.ndarray:
+    """Correlation matrix from noisy sums and cross-products, made positive definite."""
+    n = max(n, 1.0)
+    m = vec[:P] / n
+    iu = np.triu_indices(P)
+    S = np.zeros((P, P))
+    S[iu] = vec[P:] / n
+    S = S + S.T - np.diag(np.diag(S))
+    C = S - np.outer(m, m)
+    d = np.sqrt(np.maximum(np.diag(C), 1e-6))
+    R = np.clip(C / np.outer(d, d), -0.95, 0.95)
+    np.fill_diagonal(R, 1.0)
+    w, V = np.linalg.eigh(R)
+    R = (V * np.maximum(w, 1e-3)) @ V.T
+    d = np.sqrt(np.diag(R))
+    return R / np.outer(d, d)
+
+
+# ----------------------------------------------------------------------- sampling
+def draw_parameters(model: DPModel, config: SynthConfig, implicate: int) -> dict:
+    """One implicate's cell parameters, drawn from their posteriors."""
+    rng = np.random.default_rng([config.seed, implicate, 16])
+    out = {}
+    for o in config.outcomes:
+        out[o.name] = draw_shares(model.share_mean[o.name], model.share_var[o.name], rng)
+        if o.is_numeric:
+            mm, mv = model.mu_mean[o.name], model.mu_var[o.name]
+            out[f"{o.name}:mu"] = mm + np.sqrt(mv) * rng.standard_normal(mm.shape)
+    return out
+
+
+def draw_shares(mean: np.ndarray, var: np.ndarray, rng) -> np.ndarray:
+    """Per cell, shares from a Dirichlet with the posterior means (floored, renormalised) and
+    the concentration that matches the posterior variances summed over codes: a draw that stays
+    on the simplex without the upward bias of clipping normal draws of small shares."""
+    p = np.maximum(mean, MIN_SHARE)
+    p = p / p.sum(axis=1, keepdims=True)
+    conc = np.sum(p * (1 - p), axis=1) / np.maximum(var.sum(axis=1), 1e-12) - 1.0
+    alpha = p * np.clip(conc, 1.0, 1e7)[:, None]
+    g = rng.gamma(alpha)
+    return np.maximum(g, 1e-300) / np.maximum(g.sum(axis=1, keepdims=True), 1e-300)
+
+
+def sample_dp(plan: pd.DataFrame, model: DPModel, config: SynthConfig, run_id: str) -> pd.DataFrame:
+    """Records for the plan's rows (one per record x implicate), post-processing only."""
+    c = config
+    k = _keys(model.cells, c.wave).get_indexer(_keys(plan, c.wave))
+    if (k < 0).any():
+        raise ValueError("the plan has a cell x wave the DP model does not know")
+    out = plan.copy()
+    imp = plan["implicate"].to_numpy()
+    cols = {o.name: np.empty(len(plan), dtype=object) for o in c.outcomes}
+    for i in np.unique(imp):
+        rows = np.flatnonzero(imp == i)
+        par = draw_parameters(model, c, int(i))
+        u = _copula(model, k[rows], c, int(i))
+        for j, o in enumerate(c.outcomes):
+            cols[o.name][rows] = _answers(o, par, model, k[rows], u[:, j])
+    for o in c.outcomes:
+        out[o.name] = cols[o.name]
+    return _finish(out, c, run_id)
+
+
+def _copula(model: DPModel, k: np.ndarray, c: SynthConfig, implicate: int) -> np.ndarray:
+    rng = np.random.default_rng([c.seed, implicate, 61])
+    P = len(c.outcomes)
+    z = rng.standard_normal((len(k), P))
+    g = model.group[k]
+    for gi in np.unique(g):
+        sel = g == gi
+        z[sel] = z[sel] @ np.linalg.cholesky(model.corr[gi]).T
+    return np.clip(norm.cdf(z), 1e-12, 1 - 1e-12)
+
+
+def _answers(o, par, model: DPModel, k, u) -> np.ndarray:
+    cum = np.cumsum(par[o.name][k], axis=1)
+    code = np.minimum((u[:, None] > cum).sum(axis=1), cum.shape[1] - 1)
+    vals = np.full(len(k), None, dtype=object)
+    if not o.is_numeric:
+        levels = np.array(list(o.category_levels), dtype=object)
+        vals[code > 0] = levels[code[code > 0] - 1]
+        return vals
+    lo, log_range = model.ranges[o.name]
+    base = cum[:, 1]
+    pos = code == 2
+    up = np.clip((u - base) / np.maximum(1 - base, 1e-12), 1e-9, 1 - 1e-9)
+    v = par[f"{o.name}:mu"][k] + model.sigma[o.name][k] * norm.ppf(up)
+    x = lo + np.expm1(np.clip(v, 0.0, log_range))
+    vals[code == 1] = lo
+    vals[pos] = x[pos]
+    return vals
+
+
+def _finish(out: pd.DataFrame, c: SynthConfig, run_id: str) -> pd.DataFrame:
+    for o in c.outcomes:
+        if o.is_numeric:
+            out[o.name] = pd.to_numeric(out[o.name], errors="coerce").astype(float)
+        elif o.type == "binary":
+            out[o.name] = pd.array(out[o.name], dtype="Int64")
+    out = enforce(out, c.rules, c.outcomes)
+    out["is_synthetic"] = True
+    out["synth_run_id"] = run_id
+    out["synth_method"] = "dp_fay_herriot"
+    cols = [
+        c.unit_id,
+        c.wave,
+        *c.cell_dims,
+        CELL_ID,
+        *(o.name for o in c.outcomes),
+        *c.auxiliaries,
+        "synth_weight",
+        "is_synthetic",
+        "implicate",
+        "synth_run_id",
+        "synth_method",
+        "support_class",
+    ]
+    return out[cols].reset_index(drop=True)

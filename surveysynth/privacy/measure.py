@@ -1,0 +1,359 @@
+"""The DP measurements: the only code in DP mode that reads the respondents' answers.
+
+Each measurement is an exact query (a vector of sums, one coordinate per cell x wave or pooling
+group x wave) plus opendp's Gaussian mechanism, calibrated to the query's L2 sensitivity and its
+share of the zCDP budget. Neighbouring datasets differ by one unit (all its waves): a unit has at
+most one row per wave and every query is indexed by wave, so its rows land in distinct
+coordinates and the L2 sensitivity is sqrt(waves) x the largest contribution of one row.
+
+Measured (docs/privacy.md says why):
+
+* ``counts:<o>`` per cell x wave, the count of each answer of outcome o (missing first; numeric
+  outcomes: missing / at the lower bound / above it);
+* ``logsum:<o>`` per cell x wave, the sum of v = log(1 + clamp(x) - lo) over the answers above the
+  lower bound of a numeric outcome, centred on the middle of its range [0, log(1 + hi - lo)];
+* ``resid:<o>`` per pooling group x wave, the sum of squared residuals of v from a centre the
+  previous measurements give (noisy cell mean, else group mean), clamped to +-RESID_CLAMP: the
+  within-cell variance, measured adaptively so its sensitivity is small;
+* ``scores`` per pooling group x wave, the sums and cross-products of every outcome's score in
+  [-1, 1]: the dependence between answers (a correlation matrix for the Gaussian copula).
+
+Clamping bounds come from ``ss_dp_bounds`` (or the outcome's declared min / max): never from the
+data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from surveysynth.contract.config import SynthConfig, SynthConfigError
+from surveysynth.contract.inputs import CELL_ID, make_cell_id
+from surveysynth.privacy.ledger import LedgerRow, epsilon_of, gaussian, rho_for_budget, scale_for
+
+#: residuals of the log-scale values are clamped to +- this (a factor of e^3 ~ 20 either side)
+RESID_CLAMP = 3.0
+#: share of the budget per measurement kind (normalised over the measurements made)
+WEIGHTS = {
+    "counts": 1.0,
+    "mcounts": 1.0,
+    "logsum": 1.0,
+    "mlogsum": 1.0,
+    "resid": 0.5,
+    "scores": 1.0,
+}
+#: a noisy cell mean is used as the residual centre from this many noisy answers, and when its
+#: noisy count is this many noise sds clear of 0
+MIN_CENTRE_N = 5.0
+RATIO_SD = 3.0
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    epsilon: float
+    delta: float
+    spend_epsilon: float
+    bounds: dict[str, tuple[float, float]]
+    pool_by: tuple[str, ...] = ()
+
+    @classmethod
+    def from_vars(cls, v: dict[str, Any], config: SynthConfig) -> DPSettings:
+        eps = float(v.get("ss_dp_epsilon") or 1.0)
+        delta = float(v.get("ss_dp_delta") or 1e-6)
+        spend = v.get("ss_dp_spend_epsilon")
+        raw = v.get("ss_dp_bounds") or {}
+        bounds = {}
+        for o in config.outcomes:
+            if not o.is_numeric:
+                continue
+            b = raw.get(o.name) or [o.min, o.max]
+            if b[0] is None or b[1] is None:
+                raise SynthConfigError(
+                    f"ss_privacy_mode dp: numeric outcome '{o.name}' needs clamping bounds: set "
+                    f"ss_dp_bounds: {{{o.name}: [lo, hi]}} (or min and max in ss_outcomes); "
+                    "bounds are never taken from the data"
+                )
+            bounds[o.name] = (float(b[0]), float(b[1]))
+        pool = tuple(v.get("ss_dp_pool_by") or ())
+        bad = [d for d in pool if d not in config.cell_dims]
+        if bad:
+            raise SynthConfigError(f"ss_dp_pool_by: {bad} are not cell dimensions (ss_cell_dims)")
+        return cls(eps, delta, float(spend) if spend is not None else eps, bounds, pool)
+
+
+@dataclass
+class NoisyStats:
+    """What the DP fit sees: public cell keys and noisy sums, nothing else."""
+
+    cells: pd.DataFrame  # public: cell_id, cell dims, wave, n_population (the frame's)
+    group: np.ndarray  # pooling group x wave of each cell row (public: from the keys)
+    n_groups: int
+    counts: dict[str, np.ndarray] = field(default_factory=dict)  # K x levels (missing first)
+    logsum: dict[str, np.ndarray] = field(default_factory=dict)  # K, centred on mid
+    resid: dict[str, np.ndarray] = field(default_factory=dict)  # G
+    centre: dict[str, np.ndarray] = field(default_factory=dict)  # K, from noisy stats
+    scores: np.ndarray | None = None  # G x (P + P(P+1)/2)
+    # the margins (each cell dimension x wave): public codes, and their noisy sums
+    margins: list[np.ndarray] = field(default_factory=list)  # margin level of each cell row
+    margin_wave: list[np.ndarray] = field(default_factory=list)  # wave code of each level
+    mcounts: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per dim: M x codes
+    mlogsum: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per dim: M
+    noise_var: dict[str, float] = field(default_factory=dict)  # per measurement, per coordinate
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # lo, L (log range)
+    ledger: list[LedgerRow] = field(default_factory=list)
+    pool_by: tuple[str, ...] = ()
+    pool_margin: int = 0  # the margin (cell dimension) of the first pooling dimension
+
+
+# ----------------------------------------------------------------------- rows -> codes
+def public_cells(support: pd.DataFrame, config: SynthConfig) -> pd.DataFrame:
+    """The cell x wave keys and population counts: public (the frame and the design's waves)."""
+    cols = [CELL_ID, *config.cell_dims, config.wave, "n_population"]
+    s = support.copy()
+    if CELL_ID not in s.columns:
+        s[CELL_ID] = make_cell_id(s, list(config.cell_dims))
+    s = s[cols].sort_values([CELL_ID, config.wave], kind="mergesort")
+    return s.reset_index(drop=True)
+
+
+def _keys(df: pd.DataFrame, wave: str) -> pd.Index:
+    return pd.Index(df[CELL_ID].astype(str) + "\x1f" + df[wave].astype(str))
+
+
+def margins_of(cells: pd.DataFrame, config: SynthConfig):
+    """Per cell dimension, the margin level (dimension level x wave) of every cell row and the
+    wave code of every margin level (public: from the keys)."""
+    wave = pd.factorize(cells[config.wave], sort=True)[0]
+    codes, waves = [], []
+    for d in config.cell_dims:
+        m, uniq = pd.factorize(
+            cells[d].astype(str) + "\x1f" + pd.Series(wave).astype(str), sort=True
+        )
+        codes.append(m.astype(np.int64))
+        w = np.zeros(len(uniq), dtype=np.int64)
+        w[m] = wave
+        waves.append(w)
+    return codes, waves
+
+
+def groups_of(cells: pd.DataFrame, config: SynthConfig, pool_by) -> tuple[np.ndarray, int]:
+    g = cells[[*pool_by, config.wave]].astype(str).agg("\x1f".join, axis=1)
+    codes, uniq = pd.factorize(g, sort=True)
+    return codes.astype(np.int64), len(uniq)
+
+
+def row_index(responses: pd.DataFrame, cells: pd.DataFrame, config: SynthConfig) -> np.ndarray:
+    """Cell row of each response (one row per unit x wave kept; -1: not a known cell x wave)."""
+    r = responses.drop_duplicates([config.unit_id, config.wave], keep="first")
+    r = r.assign(**{CELL_ID: make_cell_id(r, list(config.cell_dims))})
+    k = _keys(cells, config.wave).get_indexer(_keys(r, config.wave))
+    out = np.full(len(responses), -1, dtype=np.int64)
+    out[responses.index.get_indexer(r.index)] = k
+    return out
+
+
+def codes_of(responses: pd.DataFrame, o, bounds) -> tuple[np.ndarray, np.ndarray]:
+    """Answer code per row (0 = missing, then levels; numeric: 1 = at the lower bound,
+    2 = above it) and the clamped log-scale value v (nan unless code 2)."""
+    s = responses[o.name]
+    if o.is_numeric:
+        lo, hi = bounds[o.name]
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        xc = np.clip(x, lo, hi)
+        code = np.where(np.isnan(x), 0, np.where(xc <= lo, 1, 2))
+        v = np.where(code == 2, np.log1p(np.where(code == 2, xc - lo, 0.0)), np.nan)
+        return code.astype(np.int64), v
+    levels = list(o.category_levels)
+    pos = pd.Index(levels).get_indexer(s.astype(object).where(s.notna(), None))
+    return (pos + 1).astype(np.int64), np.full(len(s), np.nan)
+
+
+def n_codes(o) -> int:
+    return 3 if o.is_numeric else len(o.category_levels) + 1
+
+
+def score_of(o, code: np.ndarray, v: np.ndarray, log_range: float | None) -> np.ndarray:
+    """Each row's score in [-1, 1] (missing 0): the copula's view of the answer."""
+    if o.is_numeric:
+        half = log_range / 2
+        s = np.where(code == 1, -1.0, 0.0)
+        return np.where(code == 2, np.clip((np.nan_to_num(v) - half) / half, -1, 1), s)
+    n_lv = len(o.category_levels)
+    step = 2.0 / max(n_lv - 1, 1)
+    return np.where(code == 0, 0.0, -1.0 + (code - 1) * step)
+
+
+# ----------------------------------------------------------------------- exact queries
+def query_counts(k, code, n_cells, n_lv) -> tuple[np.ndarray, float]:
+    ok = k >= 0
+    vec = np.bincount(k[ok] * n_lv + code[ok], minlength=n_cells * n_lv).astype(float)
+    return vec, 1.0
+
+
+def query_mcounts(k, code, margins, n_lv) -> tuple[np.ndarray, float]:
+    """The answer counts per margin level, one block per cell dimension: a row adds 1 to one
+    coordinate of each block."""
+    ok = k >= 0
+    blocks = [
+        np.bincount(m[k[ok]] * n_lv + code[ok], minlength=(m.max() + 1) * n_lv) for m in margins
+    ]
+    return np.concatenate(blocks).astype(float), math.sqrt(len(margins))
+
+
+def query_mlogsum(k, code, v, margins, log_range) -> tuple[np.ndarray, float]:
+    ok = (k >= 0) & (code == 2)
+    half = log_range / 2
+    blocks = [np.bincount(m[k[ok]], weights=v[ok] - half, minlength=m.max() + 1) for m in margins]
+    return np.concatenate(blocks), half * math.sqrt(len(margins))
+
+
+def split_blocks(vec: np.ndarray, margins, width: int) -> list[np.ndarray]:
+    sizes = [(m.max() + 1) * width for m in margins]
+    parts = np.split(vec, np.cumsum(sizes)[:-1])
+    return [p.reshape(-1, width) if width > 1 else p for p in parts]
+
+
+def query_logsum(k, code, v, n_cells, log_range) -> tuple[np.ndarray, float]:
+    ok = (k >= 0) & (code == 2)
+    half = log_range / 2
+    return np.bincount(k[ok], weights=v[ok] - half, minlength=n_cells), half
+
+
+def query_resid(k, code, v, centre, group, n_groups) -> tuple[np.ndarray, float]:
+    ok = (k >= 0) & (code == 2)
+    r = np.clip(v[ok] - centre[k[ok]], -RESID_CLAMP, RESID_CLAMP)
+    return np.bincount(group[k[ok]], weights=r * r, minlength=n_groups), RESID_CLAMP**2
+
+
+def query_scores(k, scores: np.ndarray, group, n_groups) -> tuple[np.ndarray, float]:
+    """Sums of the scores and of their pairwise products (i <= j), per group x wave."""
+    ok = k >= 0
+    s = scores[ok]
+    P = s.shape[1]
+    iu = np.triu_indices(P)
+    feats = np.hstack([s, s[:, iu[0]] * s[:, iu[1]]])
+    g = group[k[ok]]
+    out = np.vstack([np.bincount(g, weights=f, minlength=n_groups) for f in feats.T]).T
+    return out.ravel(), math.sqrt(feats.shape[1])
+
+
+# ----------------------------------------------------------------------- mechanisms
+class _Budget:
+    def __init__(self, st: DPSettings, plan: list[tuple[str, str]], n_waves: int):
+        self.rho_total = rho_for_budget(st.spend_epsilon, st.delta)
+        w = np.array([WEIGHTS[kind] for kind, _ in plan])
+        self.rho = dict(zip((f"{k}:{c}" for k, c in plan), self.rho_total * w / w.sum()))
+        self.sqrt_w = math.sqrt(n_waves)
+        self.delta = st.delta
+
+    def release(self, stats: NoisyStats, name: str, what: str, cols: str, vec, row_bound):
+        sens = self.sqrt_w * row_bound
+        scale = scale_for(self.rho[name], sens)
+        meas = gaussian(scale)
+        noisy = np.asarray(meas(vec.astype(float).tolist()), dtype=float)
+        rho = float(meas.map(float(sens)))
+        stats.noise_var[name] = scale**2
+        stats.ledger.append(
+            LedgerRow(
+                name,
+                what,
+                cols,
+                "gaussian (opendp make_gaussian, zCDP)",
+                sens,
+                scale,
+                rho,
+                epsilon_of(rho, self.delta),
+                self.delta,
+            )
+        )
+        return noisy
+
+
+def measurement_plan(config: SynthConfig) -> list[tuple[str, str]]:
+    plan = [("counts", o.name) for o in config.outcomes]
+    plan += [("mcounts", o.name) for o in config.outcomes]
+    plan += [("logsum", o.name) for o in config.outcomes if o.is_numeric]
+    plan += [("mlogsum", o.name) for o in config.outcomes if o.is_numeric]
+    plan += [("resid", o.name) for o in config.outcomes if o.is_numeric]
+    return plan + [("scores", "all")]
+
+
+def measure(
+    responses: pd.DataFrame, support: pd.DataFrame, config: SynthConfig, st: DPSettings
+) -> NoisyStats:
+    """Every noisy statistic the DP fit uses, with the ledger of what was spent."""
+    cells = public_cells(support, config)
+    group, n_g = groups_of(cells, config, st.pool_by)
+    stats = NoisyStats(cells, group, n_g, pool_by=tuple(st.pool_by))
+    if st.pool_by:
+        stats.pool_margin = list(config.cell_dims).index(st.pool_by[0])
+    stats.margins, stats.margin_wave = margins_of(cells, config)
+    n_waves = int(cells[config.wave].nunique())
+    budget = _Budget(st, measurement_plan(config), n_waves)
+    k = row_index(responses.reset_index(drop=True), cells, config)
+    K = len(cells)
+    score_cols = []
+    for o in config.outcomes:
+        code, v = codes_of(responses.reset_index(drop=True), o, st.bounds)
+        L = n_codes(o)
+        vec, b = query_counts(k, code, K, L)
+        what = "answers per cell x wave by code (missing, levels / at lower bound, above)"
+        stats.counts[o.name] = budget.release(stats, f"counts:{o.name}", what, o.name, vec, b)
+        stats.counts[o.name] = stats.counts[o.name].reshape(K, L)
+        vec, b = query_mcounts(k, code, stats.margins, L)
+        what = "answers per margin (each cell dimension x wave) by code"
+        noisy = budget.release(stats, f"mcounts:{o.name}", what, o.name, vec, b)
+        stats.mcounts[o.name] = split_blocks(noisy, stats.margins, L)
+        log_range = None
+        if o.is_numeric:
+            lo, hi = st.bounds[o.name]
+            log_range = math.log1p(hi - lo)
+            stats.ranges[o.name] = (lo, log_range)
+            _numeric(stats, budget, o.name, k, code, v, log_range)
+        score_cols.append(score_of(o, code, v, log_range))
+    vec, b = query_scores(k, np.column_stack(score_cols), group, n_g)
+    what = "sums and cross-products of the answers' scores per pooling group x wave"
+    cols = ",".join(o.name for o in config.outcomes)
+    stats.scores = budget.release(stats, "scores:all", what, cols, vec, b).reshape(n_g, -1)
+    return stats
+
+
+def _numeric(stats: NoisyStats, budget: _Budget, name, k, code, v, log_range) -> None:
+    K = len(stats.cells)
+    vec, b = query_logsum(k, code, v, K, log_range)
+    what = "sum of clamped log(1 + x - lo) above the lower bound, per cell x wave"
+    stats.logsum[name] = budget.release(stats, f"logsum:{name}", what, name, vec, b)
+    vec, b = query_mlogsum(k, code, v, stats.margins, log_range)
+    what = "sum of clamped log(1 + x - lo) above the lower bound, per margin"
+    noisy = budget.release(stats, f"mlogsum:{name}", what, name, vec, b)
+    stats.mlogsum[name] = split_blocks(noisy, stats.margins, 1)
+    stats.centre[name] = residual_centre(stats, name)
+    vec, b = query_resid(k, code, v, stats.centre[name], stats.group, stats.n_groups)
+    what = "sum of squared clamped residuals of the log value, per pooling group x wave"
+    stats.resid[name] = budget.release(stats, f"resid:{name}", what, name, vec, b)
+
+
+def residual_centre(stats: NoisyStats, name: str) -> np.ndarray:
+    """Post-processing of the noisy counts and sums: the cell's noisy mean of v where its noisy
+    count of answers above the lower bound is RATIO_SD noise sds clear of 0 (and at least
+    MIN_CENTRE_N), else the mean of its margin level of the first pooling dimension (or of its
+    wave, with no pooling dimension): large sums whose ratio the noise does not upset."""
+    half = stats.ranges[name][1] / 2
+    n_pos = stats.counts[name][:, 2]
+    s = stats.logsum[name]
+    i = stats.pool_margin
+    m = stats.margins[i]
+    ms = stats.mlogsum[name][i]
+    mn = stats.mcounts[name][i][:, 2]
+    if not stats.pool_by:
+        w = stats.margin_wave[i]
+        ms, mn, m = np.bincount(w, weights=ms), np.bincount(w, weights=mn), w[m]
+    fallback = (ms / np.maximum(mn, 1.0))[m]
+    sd = math.sqrt(stats.noise_var[f"counts:{name}"])
+    ok = n_pos >= max(MIN_CENTRE_N, RATIO_SD * sd)
+    c_mean = np.where(ok, s / np.maximum(n_pos, 1), fallback)
+    return half + np.clip(c_mean, -half, half)

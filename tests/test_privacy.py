@@ -1,0 +1,187 @@
+"""DP mode (surveysynth.privacy, docs/privacy.md): the fit sees noisy statistics only, each
+measurement's sensitivity holds for a planted change of one unit, the ledger's total is opendp's
+composition of the mechanisms, and the build gate stops an over-budget run; the small demo world
+builds in DP mode."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from harness import demo_vars, run_dbt
+from small_survey import small_world
+
+from surveysynth.contract.config import SynthConfig
+from surveysynth.privacy import api as dp_api
+from surveysynth.privacy import measure as M
+from surveysynth.privacy.ledger import gaussian
+from surveysynth.synthesis.api import support_table
+
+BOUNDS = {"turnover": [0, 1e10], "employees": [0, 1e6]}
+DP = {"ss_dp_bounds": BOUNDS, "ss_dp_pool_by": ["size_band"], "ss_dp_epsilon": 2.0}
+
+
+@pytest.fixture(scope="module")
+def world():
+    data = small_world()
+    import yaml
+    from harness import DEMO_VARS_FILE, ROOT
+
+    cfg = SynthConfig.from_dbt_project(str(ROOT / "dbt_project.yml"), str(DEMO_VARS_FILE))
+    r = pd.read_parquet(data / "responses.parquet")
+    f = pd.read_parquet(data / "frame.parquet")
+    assert yaml  # the demo configuration is YAML
+    return cfg, r, f, support_table(r, cfg, frame=f)
+
+
+def _exact(r, support, cfg, st, centre=None):
+    """Every exact query (before noise) with its declared per-row bound."""
+    cells = M.public_cells(support, cfg)
+    group, n_g = M.groups_of(cells, cfg, st.pool_by)
+    margins, _ = M.margins_of(cells, cfg)
+    k = M.row_index(r.reset_index(drop=True), cells, cfg)
+    out = {}
+    scores = []
+    for o in cfg.outcomes:
+        code, v = M.codes_of(r.reset_index(drop=True), o, st.bounds)
+        L = M.n_codes(o)
+        out[f"counts:{o.name}"] = M.query_counts(k, code, len(cells), L)
+        out[f"mcounts:{o.name}"] = M.query_mcounts(k, code, margins, L)
+        lr = None
+        if o.is_numeric:
+            lr = np.log1p(st.bounds[o.name][1] - st.bounds[o.name][0])
+            out[f"logsum:{o.name}"] = M.query_logsum(k, code, v, len(cells), lr)
+            out[f"mlogsum:{o.name}"] = M.query_mlogsum(k, code, v, margins, lr)
+            c = np.full(len(cells), lr / 2) if centre is None else centre
+            out[f"resid:{o.name}"] = M.query_resid(k, code, v, c, group, n_g)
+        scores.append(M.score_of(o, code, v, lr))
+    out["scores:all"] = M.query_scores(k, np.column_stack(scores), group, n_g)
+    return out, int(cells[cfg.wave].nunique())
+
+
+def test_one_unit_changes_each_query_within_its_sensitivity(world):
+    """Planted: one unit removed altogether, and its answers pushed far beyond the clamps (and its
+    levels flipped); every exact query moves by at most the sensitivity the ledger declares
+    (sqrt(waves) x the per-row bound) for the removal, twice that for the change."""
+    cfg, r, _, support = world
+    st = M.DPSettings.from_vars(DP, cfg)
+    base, waves = _exact(r, support, cfg, st)
+    unit = r["business_id"].value_counts().index[0]  # a unit answering in every wave
+    rows = r["business_id"] == unit
+    assert rows.sum() == waves
+    bent = r.copy()
+    bent.loc[rows, "turnover"] = 1e15
+    bent.loc[rows, "employees"] = -5e9
+    bent.loc[rows, "trading_status"] = "closed"
+    bent.loc[rows, "applied_finance"] = 1 - bent.loc[rows, "applied_finance"].fillna(0)
+    # the ledger's neighbours differ by one unit added or removed (all its waves); a changed unit
+    # is a removal plus an addition, so at most twice the sensitivity
+    for other, times in ((r[~rows], 1.0), (bent, 2.0)):
+        moved, _ = _exact(other, support, cfg, st)
+        for name, (vec, bound) in base.items():
+            diff = float(np.linalg.norm(moved[name][0] - vec))
+            assert diff <= times * np.sqrt(waves) * bound + 1e-6, (name, diff, bound)
+            assert diff > 0 or times > 1, name
+
+
+def test_the_fit_receives_noisy_statistics_only(world, monkeypatch):
+    """The DP fit is called with NoisyStats and the config, nothing else; its tables hold public
+    keys only; measuring the same data twice gives different numbers (the noise)."""
+    cfg, r, f, support = world
+    seen = []
+    real = dp_api.fit_dp
+
+    def spy(*args, **kwargs):
+        seen.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dp_api, "fit_dp", spy)
+    st = M.DPSettings.from_vars(DP, cfg)
+    out, _, _ = dp_api.dp_synthesize(r, f, support, cfg, st)
+    ((args, kwargs),) = seen
+    assert not kwargs and len(args) == 2
+    stats, config = args
+    assert isinstance(stats, M.NoisyStats) and config is cfg
+    frames = [v for v in vars(stats).values() if isinstance(v, pd.DataFrame)]
+    assert len(frames) == 1
+    outcome_cols = {o.name for o in cfg.outcomes} | {"business_id", "design_weight"}
+    assert not outcome_cols & set(frames[0].columns)
+    assert set(frames[0].columns) == {"cell_id", *cfg.cell_dims, cfg.wave, "n_population"}
+    again = M.measure(r, support, cfg, st)
+    assert not np.allclose(again.counts["turnover"], stats.counts["turnover"])
+    assert len(out) > 0 and out["synth_method"].eq("dp_fay_herriot").all()
+    assert (out["implicate"].nunique() == cfg.m) and out["is_synthetic"].all()
+
+
+def test_ledger_total_is_the_composed_budget(world):
+    """The ledger's total rho is opendp's composition of the mechanisms at their sensitivities,
+    its epsilon opendp's conversion at delta, and it spends the budget asked for."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    cfg, r, _, support = world
+    st = M.DPSettings.from_vars(DP, cfg)
+    stats = M.measure(r, support, cfg, st)
+    from surveysynth.privacy.ledger import ledger_frame
+
+    led = ledger_frame(stats.ledger, st.delta)
+    rows, total = led[~led["is_total"]], led[led["is_total"]].iloc[0]
+    assert len(rows) == len(M.measurement_plan(cfg))
+    # each mechanism rescaled to sensitivity 1 has the same rho: compose them on one domain
+    mechs = [gaussian(s / d) for s, d in zip(rows["noise_scale"], rows["sensitivity"])]
+    composed = dp.c.make_composition(mechs)
+    assert total["rho"] == pytest.approx(composed.map(1.0), rel=1e-12)
+    approx = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(composed), st.delta)
+    assert total["epsilon"] == pytest.approx(approx.map(1.0)[0], rel=1e-9)
+    assert total["epsilon"] <= st.epsilon and total["epsilon"] == pytest.approx(st.epsilon, 1e-6)
+    assert (rows["rho"] > 0).all() and rows["mechanism"].str.contains("opendp").all()
+
+
+def test_bounds_come_from_vars_never_the_data(world):
+    cfg, *_ = world
+    with pytest.raises(Exception, match="ss_dp_bounds"):
+        M.DPSettings.from_vars({"ss_dp_bounds": {"turnover": [0, 1e10]}}, cfg)
+
+
+def _dp_vars(data, work, **extra):
+    return demo_vars(
+        data,
+        work,
+        ss_privacy_mode="dp",
+        ss_backtest_enabled=False,
+        **{**DP, **extra},
+    )
+
+
+def test_small_world_builds_in_dp_mode_and_records_the_budget(tmp_path):
+    data = small_world()
+    res = run_dbt(tmp_path / "dp", vars=_dp_vars(data, tmp_path / "dp"))
+    assert res.ok, res.output[-4000:]
+    led = res.query("select * from privacy_ledger")
+    total = led[led["is_total"]].iloc[0]
+    assert total["epsilon"] == pytest.approx(2.0, rel=1e-6) and total["epsilon_limit"] == 2.0
+    syn = res.query("select distinct synth_run_id, synth_method from synthetic_microdata")
+    assert syn["synth_method"].tolist() == ["dp_fay_herriot"]
+    assert led["synth_run_id"].eq(syn["synth_run_id"][0]).all()
+    man = res.query("select privacy_budget from main_release.release_manifest")
+    budget = json.loads(man["privacy_budget"][0])
+    assert budget["mode"] == "dp" and budget["epsilon"] == pytest.approx(total["epsilon"])
+    gates = res.query("select gate, passed from release_gates")
+    assert gates.set_index("gate")["passed"]["privacy_budget"]
+
+
+def test_over_budget_fails_the_build(tmp_path):
+    """Measurements calibrated to epsilon 3 against a limit of 2: the gate fails dbt build."""
+    data = small_world()
+    work = tmp_path / "over"
+    res = run_dbt(
+        work,
+        vars=_dp_vars(data, work, ss_dp_spend_epsilon=3.0),
+        select="+privacy_ledger",
+    )
+    assert not res.ok
+    st = res.statuses()
+    assert st.get("privacy_budget_within_limits") == "fail", st
+    assert "over the limit ss_dp_epsilon" in res.output
