@@ -30,6 +30,8 @@
      'sql': 'select * from ' ~ ref('published_cell_check') ~ ' where unsafe_dominance or unsafe_p'},
     {'gate': 'suppression_audit', 'model': 'suppression_audit', 'test': 'suppressed_cells_are_protected',
      'sql': 'select * from ' ~ ref('suppression_audit') ~ ' where not protected'},
+    {'gate': 'privacy_budget', 'model': 'privacy_ledger', 'test': 'privacy_budget_within_limits',
+     'sql': 'select * from ' ~ ref('privacy_ledger') ~ ' where is_total and (epsilon > epsilon_limit * (1 + 1e-9) or delta > delta_limit * (1 + 1e-9))'},
 ] -%}
 {%- if var('ss_backtest_enabled', true) -%}
     {%- do gates.append({'gate': 'backtest', 'model': 'backtest_summary', 'test': 'backtest_gate',

@@ -12,6 +12,7 @@ def model(dbt, session):
     dbt.config(materialized="table", schema="surveysynth_release_staging")
     from surveysynth.checks.gates import release_manifest
     from surveysynth.dbt_glue import project_vars, to_pandas
+    from surveysynth.privacy.dbt import privacy_budget
 
     candidate = to_pandas(dbt.ref("release_candidate")).iloc[0]
     manifest = release_manifest(
@@ -29,4 +30,6 @@ def model(dbt, session):
     # the id every released row carries (fixed by release_candidate before the tables were built)
     manifest["release_id"] = candidate["release_id"]
     manifest["release_vars"] = candidate["release_vars"]
+    # the differential-privacy budget spent by the synthesis run (docs/privacy.md)
+    manifest["privacy_budget"] = privacy_budget(to_pandas(dbt.ref("privacy_ledger")))
     return manifest
