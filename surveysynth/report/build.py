@@ -9,6 +9,7 @@ from pathlib import Path
 
 from surveysynth.report import sections_checks as checks
 from surveysynth.report import sections_gates as gates
+from surveysynth.report import sections_privacy as privacy
 from surveysynth.report import sections_run as run
 from surveysynth.report.html import esc, page
 from surveysynth.report.warehouse import Warehouse
@@ -25,6 +26,7 @@ SECTIONS = [
     ("fidelity", "Fidelity", checks.fidelity),
     ("disclosure", "Disclosure risk", checks.disclosure),
     ("suppression", "Suppression", run.suppression),
+    ("privacy", "Differential privacy ledger", privacy.privacy),
     ("limitations", "Limitations", gates.limitations),
     ("gates", "Gates and verdicts", gates.gates),
 ]
