@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -33,6 +34,8 @@ SMALL = [
     "2",
 ]
 MIN_COLUMN_COVERAGE = 0.95
+#: models that build no relation of their own (release_publish copies the staged release)
+NO_RELATION = {"release_publish"}
 
 
 def _package_nodes(manifest: dict, kind: str) -> list[dict]:
@@ -45,7 +48,7 @@ def _package_nodes(manifest: dict, kind: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def empty_docs(tmp_path_factory) -> tuple:
+def empty_docs(tmp_path_factory, build_started) -> tuple:
     work = tmp_path_factory.mktemp("docs_empty")
     missing = work / "no_such_dir"
     vars_ = {
@@ -138,14 +141,26 @@ def _built_columns(db: Path) -> dict[str, list[str]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def small_build(tmp_path_factory):
-    work = tmp_path_factory.mktemp("docs_small")
+def _small_build(work: Path):
     data = generate_demo(work / "data", *SMALL)
     # fewer permutations and rows than a release needs: the columns are the same, the build faster
     fast = {"ss_backtest_repeats": 1, "ss_synth_m": 2, "ss_risk_max_rows": 2000}
     fast |= {"ss_risk_permutations": 19, "ss_fidelity_permutations": 19}
-    res = run_dbt(work, vars=demo_vars(data, work, **fast))
+    return run_dbt(work, vars=demo_vars(data, work, **fast))
+
+
+@pytest.fixture(scope="module")
+def build_started(tmp_path_factory):
+    """The small build, started first so it runs while the docs are generated."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(_small_build, tmp_path_factory.mktemp("docs_small"))
+    yield future
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def small_build(build_started):
+    res = build_started.result()
     assert res.ok, res.output[-4000:]
     return res
 
@@ -161,6 +176,8 @@ def test_columns_of_the_built_relations_described(empty_docs, small_build):
     total = named = named_described = 0
     missing = []
     for model in sorted(described):
+        if model in NO_RELATION:
+            continue
         assert model in built, f"model {model} was not built"
         for column in built[model]:
             total += 1
@@ -171,8 +188,8 @@ def test_columns_of_the_built_relations_described(empty_docs, small_build):
                 named_described += 1
             else:
                 missing.append(f"{model}.{column}")
-    n_described_all = sum(len(set(built[m]) & described[m]) for m in described)
-    print(f"columns of {len(described)} built models: {total}")
+    n_described_all = sum(len(set(built[m]) & described[m]) for m in described if m in built)
+    print(f"columns of {len(set(described) - NO_RELATION)} built models: {total}")
     print(
         f"named by the package: {named}, described {named_described} ({named_described / named:.1%})"
     )
