@@ -8,7 +8,7 @@ def model(dbt, session):
 
     require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
-    from surveysynth.dbt_glue import to_pandas
     from surveysynth.checks.gates import audit_tables
+    from surveysynth.dbt_glue import to_pandas
 
     return audit_tables(to_pandas(dbt.ref("table_suppression")))

@@ -8,7 +8,7 @@ def model(dbt, session):
 
     require_matching_versions(dbt.config.get("surveysynth_version"))
     dbt.config(materialized="table")
-    from surveysynth.dbt_glue import to_pandas
     from surveysynth.checks.gates import protect_tables
+    from surveysynth.dbt_glue import to_pandas
 
     return protect_tables(to_pandas(dbt.ref("table_primary_suppression")))
