@@ -26,7 +26,13 @@ def _hash(res, table: str) -> str:
 def test_demo_builds_and_every_test_passes(demo):
     _, _, res = demo
     assert res.ok, res.output[-5000:]
-    bad = {k: v for k, v in res.statuses().items() if v not in ("success", "pass")}
+    # exposures (the report and the dashboard) have nothing to run: dbt reports them as no-op
+    results = res.run_results()["results"]
+    bad = {
+        r["unique_id"]: r["status"]
+        for r in results
+        if r["status"] not in ("success", "pass") and not r["unique_id"].startswith("exposure.")
+    }
     assert not bad
 
 
