@@ -18,7 +18,11 @@ def project_vars(raw: Any) -> dict[str, Any]:
 
     The model file itself must call `dbt.config.get("ss_vars")`: dbt only ships config keys to a
     Python model that it sees read in the model's own source.
+
+    Every Python model calls this first, so it also pins BLAS to one thread
+    (:func:`single_threaded_blas`).
     """
+    single_threaded_blas()
     if raw is None:
         raise RuntimeError(
             "this Python model has no 'ss_vars' config: add "
@@ -27,15 +31,44 @@ def project_vars(raw: Any) -> dict[str, Any]:
     return json.loads(raw) if isinstance(raw, str) else dict(raw)
 
 
+def single_threaded_blas() -> None:
+    """Run BLAS (numpy's matrix products) on one thread in this process. OpenBLAS splits a
+    product's sums over its threads, and runs a call on fewer threads when another Python thread
+    (a model dbt runs alongside, `--threads 2`) holds them, so a fit's last bits would depend on
+    what else was running: the fidelity gate's S_pMSE differed between `--threads 1` and 2."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def to_pandas(relation: Any) -> pd.DataFrame:
-    """A pandas DataFrame from whatever `dbt.ref()` gave on this engine."""
+    """A pandas DataFrame from whatever `dbt.ref()` gave on this engine, its rows in a canonical
+    order (:func:`canonical_order`): a warehouse returns rows in whatever order its threads
+    finish, and a model that sums, fits or draws over them must not depend on it."""
     if isinstance(relation, pd.DataFrame):
-        return relation
+        return canonical_order(relation)
     for method in ("df", "toPandas", "to_pandas"):
         fn = getattr(relation, method, None)
         if callable(fn):
-            return fn()
+            return canonical_order(fn())
     raise TypeError(f"cannot turn {type(relation).__name__} into a pandas DataFrame")
+
+
+def canonical_order(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows sorted by their content hash (all columns): the same rows in any order come out
+    in the same order (rows with equal hashes are equal but for a 2^-64 chance)."""
+    import numpy as np
+
+    from surveysynth.seeding import row_hashes
+
+    if len(df) < 2:
+        return df
+    try:
+        hashes = row_hashes(df)
+    except TypeError:  # list or dict cells: hash their text
+        hashes = row_hashes(df.astype(str))
+    order = np.argsort(hashes, kind="stable")
+    return df.iloc[order].reset_index(drop=True)
 
 
 def _progress_to_terminal() -> None:

@@ -25,9 +25,9 @@
         {{ key }},
         {% endfor -%}
         {{ category }} as category,
-        sum({{ count_col }}) as {{ count_col }}
+        {% call surveysynth.dagg() %}{{ count_col }}{% endcall %} as {{ count_col }}
         {%- for out, prefix in measures %},
-        sum({{ out if k is none else prefix ~ k }}) as {{ out }}
+        {% call surveysynth.dagg() %}{{ out if k is none else prefix ~ k }}{% endcall %} as {{ out }}
         {%- endfor %}
     from cell_sums
     group by {{ keys | join(', ') }}{% if m.dims %}, {{ category }}{% endif %}

@@ -52,14 +52,14 @@ rk_sums as (
         {% endif -%}
         {% for a in range(1, A + 1) -%}
         {%- set x = 'coalesce(' ~ plan.aux[a - 1] ~ ', 0)' -%}
-        sum({{ weight }} * {{ x }}) as rk_sx_{{ a }},
+        {% call surveysynth.dagg() %}{{ weight }} * {{ x }}{% endcall %} as rk_sx_{{ a }},
         min({{ x }}) as rk_lo_{{ a }},
         max({{ x }}) as rk_hi_{{ a }},
         {% endfor -%}
         {% for a, b in plan.pairs -%}
-        sum({{ weight }} * coalesce({{ plan.aux[a - 1] }}, 0) * coalesce({{ plan.aux[b - 1] }}, 0)) as rk_sxx_{{ a }}_{{ b }},
+        {% call surveysynth.dagg() %}{{ weight }} * coalesce({{ plan.aux[a - 1] }}, 0) * coalesce({{ plan.aux[b - 1] }}, 0){% endcall %} as rk_sxx_{{ a }}_{{ b }},
         {% endfor -%}
-        sum({{ weight }}) as rk_s0
+        {% call surveysynth.dagg() %}{{ weight }}{% endcall %} as rk_s0
     from {{ units }}
     group by {{ (grp + plan.key_cols) | join(', ') }}
 
@@ -125,9 +125,9 @@ rk_scales as (
         {{ c }},
         {% endfor -%}
         margin_id,
-        sum(rk_raw_target) as rk_t_all,
-        sum(case when rk_covered = 1 then rk_raw_target else 0 end) as rk_t_covered,
-        sum(case when rk_covered = 0 and rk_raw_target <> 0 then 1 else 0 end) as rk_n_collapsed
+        {% call surveysynth.dagg() %}rk_raw_target{% endcall %} as rk_t_all,
+        {% call surveysynth.dagg() %}case when rk_covered = 1 then rk_raw_target else 0 end{% endcall %} as rk_t_covered,
+        {% call surveysynth.dagg() %}case when rk_covered = 0 and rk_raw_target <> 0 then 1 else 0 end{% endcall %} as rk_n_collapsed
     from rk_targets
     group by {{ grp | join(', ') }}, margin_id
 
@@ -228,7 +228,7 @@ rk_uncovered as (
 
 rk_collapsed_counts as (
 
-    select {{ grp | join(', ') }}, sum(rk_n_collapsed) as n_collapsed
+    select {{ grp | join(', ') }}, {% call surveysynth.dagg() %}rk_n_collapsed{% endcall %} as n_collapsed
     from rk_scales
     group by {{ grp | join(', ') }}
 
@@ -250,7 +250,7 @@ rk_fallback as (
     select
         {{ grp | join(', ') }},
         rk_cat_1,
-        case when sum(rk_s0) > 0 then max(rk_t_1) / sum(rk_s0) else 0e0 end as rk_fb_alpha
+        case when {% call surveysynth.dagg() %}rk_s0{% endcall %} > 0 then max(rk_t_1) / {% call surveysynth.dagg() %}rk_s0{% endcall %} else 0e0 end as rk_fb_alpha
     from rk_last
     group by {{ grp | join(', ') }}, rk_cat_1
 

@@ -79,7 +79,7 @@
         select {{ surveysynth._rake_cols(plan.carry) }}, {{ scaled | join(', ') }}
         from (
             select rk_in{{ n }}.*,
-                case when rk_live then coalesce(rk_t_{{ i }} / nullif(sum({{ surveysynth._rake_w(plan) }}) over ({{ surveysynth._rake_partition(plan, 'rk_cat_' ~ i) }}), 0), 1.0)
+                case when rk_live then coalesce(rk_t_{{ i }} / nullif({% call surveysynth.dagg() %}{{ surveysynth._rake_w(plan) }}{% endcall %} over ({{ surveysynth._rake_partition(plan, 'rk_cat_' ~ i) }}), 0), 1.0)
                     else 1.0 end as rk_f
             from ({{ source }}) as rk_in{{ n }}
         ) as rk_step{{ n }}
@@ -120,12 +120,12 @@
                 select rk_s{{ n }}a.*, rk_a00 * rk_a11 - rk_a01 * rk_a01 as rk_det
                 from (
                     select rk_src{{ n }}.*,
-                        sum(rk_s0) over ({{ part }}) as rk_a00,
-                        sum(rk_sx_{{ a }}) over ({{ part }}) as rk_a01,
-                        sum(rk_sxx_{{ a }}_{{ a }}) over ({{ part }}) as rk_a11,
-                        rk_t_{{ t.ci }} - sum({{ surveysynth._rake_w(plan) }}) over ({{ part }}) as rk_r0,
-                        rk_tx_{{ t.j }} - sum({{ surveysynth._rake_wx(plan, a) }}) over ({{ part }}) as rk_r1,
-                        sum({{ surveysynth._rake_wx(plan, a) }}) over ({{ part }}) as rk_swx
+                        {% call surveysynth.dagg() %}rk_s0{% endcall %} over ({{ part }}) as rk_a00,
+                        {% call surveysynth.dagg() %}rk_sx_{{ a }}{% endcall %} over ({{ part }}) as rk_a01,
+                        {% call surveysynth.dagg() %}rk_sxx_{{ a }}_{{ a }}{% endcall %} over ({{ part }}) as rk_a11,
+                        rk_t_{{ t.ci }} - {% call surveysynth.dagg() %}{{ surveysynth._rake_w(plan) }}{% endcall %} over ({{ part }}) as rk_r0,
+                        rk_tx_{{ t.j }} - {% call surveysynth.dagg() %}{{ surveysynth._rake_wx(plan, a) }}{% endcall %} over ({{ part }}) as rk_r1,
+                        {% call surveysynth.dagg() %}{{ surveysynth._rake_wx(plan, a) }}{% endcall %} over ({{ part }}) as rk_swx
                     from ({{ source }}) as rk_src{{ n }}
                 ) as rk_s{{ n }}a
             ) as rk_s{{ n }}b
@@ -138,11 +138,11 @@
 {% macro _rake_error_stage(plan, source, n) %}
     {%- set sums = [] -%}{%- set errs = [] -%}
     {%- for m in plan.counts -%}
-        {%- do sums.append('sum(' ~ surveysynth._rake_w(plan) ~ ') over (' ~ surveysynth._rake_partition(plan, 'rk_cat_' ~ loop.index) ~ ') as rk_sum_' ~ loop.index) -%}
+        {%- do sums.append(surveysynth.dagg('sum', surveysynth._rake_w(plan)) ~ ' over (' ~ surveysynth._rake_partition(plan, 'rk_cat_' ~ loop.index) ~ ') as rk_sum_' ~ loop.index) -%}
         {%- do errs.append(surveysynth._rake_relerr('rk_sum_' ~ loop.index, 'rk_t_' ~ loop.index)) -%}
     {%- endfor -%}
     {%- for t in plan.totals -%}
-        {%- do sums.append('sum(' ~ surveysynth._rake_wx(plan, t.a) ~ ') over (' ~ surveysynth._rake_partition(plan, 'rk_cat_' ~ t.ci) ~ ') as rk_sumx_' ~ t.j) -%}
+        {%- do sums.append(surveysynth.dagg('sum', surveysynth._rake_wx(plan, t.a)) ~ ' over (' ~ surveysynth._rake_partition(plan, 'rk_cat_' ~ t.ci) ~ ') as rk_sumx_' ~ t.j) -%}
         {%- do errs.append(surveysynth._rake_relerr('rk_sumx_' ~ t.j, 'rk_tx_' ~ t.j)) -%}
     {%- endfor -%}
     {%- set e = errs[0] if errs | length == 1 else 'greatest(' ~ errs | join(', ') ~ ')' -%}
@@ -204,7 +204,7 @@
                     case when p0.rk_live then coalesce(p0.rk_t_{{ i }} / nullif(g.rk_tot, 0), 1.0) else 1.0 end as rk_f
                 from {{ prev }} as p0
                 inner join (
-                    select {{ (plan.group_by + [cat]) | join(', ') }}, sum({{ surveysynth._rake_w(plan) }}) as rk_tot
+                    select {{ (plan.group_by + [cat]) | join(', ') }}, {% call surveysynth.dagg() %}{{ surveysynth._rake_w(plan) }}{% endcall %} as rk_tot
                     from {{ prev }}
                     group by {{ (plan.group_by + [cat]) | join(', ') }}
                 ) as g
@@ -234,11 +234,11 @@
                 from {{ prev }} as p0
                 inner join (
                     select {{ (plan.group_by + [cat]) | join(', ') }},
-                        sum(rk_s0) as rk_a00,
-                        sum(rk_sx_{{ a }}) as rk_a01,
-                        sum(rk_sxx_{{ a }}_{{ a }}) as rk_a11,
-                        sum({{ surveysynth._rake_w(plan) }}) as rk_sw,
-                        sum({{ surveysynth._rake_wx(plan, a) }}) as rk_swx
+                        {% call surveysynth.dagg() %}rk_s0{% endcall %} as rk_a00,
+                        {% call surveysynth.dagg() %}rk_sx_{{ a }}{% endcall %} as rk_a01,
+                        {% call surveysynth.dagg() %}rk_sxx_{{ a }}_{{ a }}{% endcall %} as rk_a11,
+                        {% call surveysynth.dagg() %}{{ surveysynth._rake_w(plan) }}{% endcall %} as rk_sw,
+                        {% call surveysynth.dagg() %}{{ surveysynth._rake_wx(plan, a) }}{% endcall %} as rk_swx
                     from {{ prev }}
                     group by {{ (plan.group_by + [cat]) | join(', ') }}
                 ) as g
@@ -254,13 +254,13 @@
     {%- for m in plan.counts -%}
         {%- set cat = 'rk_cat_' ~ loop.index -%}
         {%- do parts.append('select ' ~ plan.group_by | join(', ') ~ ', ' ~ surveysynth._rake_relerr('rk_tot', 'rk_t') ~ ' as rk_e from (select '
-            ~ (plan.group_by + [cat]) | join(', ') ~ ', sum(' ~ surveysynth._rake_w(plan) ~ ') as rk_tot, max(rk_t_' ~ loop.index ~ ') as rk_t from '
+            ~ (plan.group_by + [cat]) | join(', ') ~ ', ' ~ surveysynth.dagg('sum', surveysynth._rake_w(plan)) ~ ' as rk_tot, max(rk_t_' ~ loop.index ~ ') as rk_t from '
             ~ prev ~ ' group by ' ~ (plan.group_by + [cat]) | join(', ') ~ ') as rk_m' ~ loop.index) -%}
     {%- endfor -%}
     {%- for t in plan.totals -%}
         {%- set cat = 'rk_cat_' ~ t.ci -%}
         {%- do parts.append('select ' ~ plan.group_by | join(', ') ~ ', ' ~ surveysynth._rake_relerr('rk_tot', 'rk_t') ~ ' as rk_e from (select '
-            ~ (plan.group_by + [cat]) | join(', ') ~ ', sum(' ~ surveysynth._rake_wx(plan, t.a) ~ ') as rk_tot, max(rk_tx_' ~ t.j ~ ') as rk_t from '
+            ~ (plan.group_by + [cat]) | join(', ') ~ ', ' ~ surveysynth.dagg('sum', surveysynth._rake_wx(plan, t.a)) ~ ' as rk_tot, max(rk_tx_' ~ t.j ~ ') as rk_t from '
             ~ prev ~ ' group by ' ~ (plan.group_by + [cat]) | join(', ') ~ ') as rk_x' ~ t.j) -%}
     {%- endfor -%}
     {%- set conds = [] -%}

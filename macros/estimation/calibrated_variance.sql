@@ -61,10 +61,10 @@ cal_cell_strata as (
         {{ d }},
         {% endfor -%}
         stratum_id,
-        sum(w) as w_sum,
-        sum(w * w) as ww_sum,
-        sum(d) as d_sum,
-        avg(g) as g
+        {% call surveysynth.dagg() %}w{% endcall %} as w_sum,
+        {% call surveysynth.dagg() %}w * w{% endcall %} as ww_sum,
+        {% call surveysynth.dagg() %}d{% endcall %} as d_sum,
+        {% call surveysynth.dagg('avg') %}g{% endcall %} as g
     from units
     group by wave, {% for d in dims %}{{ d }}, {% endfor %}stratum_id
 
@@ -77,8 +77,8 @@ cal_cells as (
         {% for d in dims -%}
         {{ d }},
         {% endfor -%}
-        sum(d_sum) as d_sum,
-        sum(g * d_sum) / sum(d_sum) as g
+        {% call surveysynth.dagg() %}d_sum{% endcall %} as d_sum,
+        {% call surveysynth.dagg() %}g * d_sum{% endcall %} / {% call surveysynth.dagg() %}d_sum{% endcall %} as g
     from cal_cell_strata
     group by wave{% for d in dims %}, {{ d }}{% endfor %}
 
@@ -150,7 +150,7 @@ cal_a as (
         xa.wave,
         xa.k as i,
         xb.k as j,
-        sum(c.d_sum) as v
+        {% call surveysynth.dagg() %}c.d_sum{% endcall %} as v
     from cal_x as xa
     inner join cal_x as xb
         on xa.wave = xb.wave
@@ -266,7 +266,7 @@ cal_s as (
         cs.wave,
         cs.stratum_id,
         x.k,
-        sum(cs.w_sum) as s
+        {% call surveysynth.dagg() %}cs.w_sum{% endcall %} as s
     from cal_cell_strata as cs
     inner join cal_x as x
         on cs.wave = x.wave
@@ -280,7 +280,7 @@ cal_s as (
 {#- M = sum_h coef_h [sum_{c in h} WW_ch x_c x_c' - s_h s_h' / n_h (n_h >= 2)] -#}
 cal_m as (
 
-    select wave, i, j, sum(v) as v
+    select wave, i, j, {% call surveysynth.dagg() %}v{% endcall %} as v
     from (
         select
             cs.wave,
@@ -323,7 +323,7 @@ cal_m as (
 {#- K = A^-1 M A^-1 -#}
 cal_ma as (
 
-    select m.wave, m.i, a.j, sum(m.v * a.v) as v
+    select m.wave, m.i, a.j, {% call surveysynth.dagg() %}m.v * a.v{% endcall %} as v
     from cal_m as m
     inner join cal_ainv as a
         on m.wave = a.wave
@@ -334,7 +334,7 @@ cal_ma as (
 
 cal_kk as (
 
-    select a.wave, a.i, ma.j, sum(a.v * ma.v) as v
+    select a.wave, a.i, ma.j, {% call surveysynth.dagg() %}a.v * ma.v{% endcall %} as v
     from cal_ainv as a
     inner join cal_ma as ma
         on a.wave = ma.wave
@@ -360,7 +360,7 @@ cal_zc_{{ L }} as (
         {% for d in dims if d not in D -%}
         {{ d }},
         {% endfor -%}
-        sum(zp) as zc
+        {% call surveysynth.dagg() %}zp{% endcall %} as zc
     from zrows_{{ L }}
     {% if is_cell %}where measure = 'total'{% endif %}
     group by {{ key | join(', ') }}{% for d in dims if d not in D %}, {{ d }}{% endfor %}
@@ -374,7 +374,7 @@ cal_r_{{ L }} as (
         zc.{{ c }},
         {% endfor -%}
         x.k,
-        sum(zc.zc / c.g) as r
+        {% call surveysynth.dagg() %}zc.zc / c.g{% endcall %} as r
     from cal_zc_{{ L }} as zc
     inner join cal_cells as c
         on zc.wave = c.wave
@@ -417,7 +417,7 @@ cal_beta_{{ L }} as (
         n.{{ c }},
         {% endfor -%}
         n.k,
-        sum(a.v * r.r) as beta
+        {% call surveysynth.dagg() %}a.v * r.r{% endcall %} as beta
     from cal_need_{{ L }} as n
     inner join cal_ainv as a
         on n.wave = a.wave
@@ -434,7 +434,7 @@ cal_quad_{{ L }} as (
         {% for c in key -%}
         ra.{{ c }},
         {% endfor -%}
-        sum(ra.r * kk.v * rb.r) as quad
+        {% call surveysynth.dagg() %}ra.r * kk.v * rb.r{% endcall %} as quad
     from cal_r_{{ L }} as ra
     inner join cal_kk as kk
         on ra.wave = kk.wave
@@ -459,7 +459,7 @@ cal_f_{{ L }} as (
         {% for d in dims if d not in D -%}
         x.{{ d }},
         {% endfor -%}
-        sum(b.beta) as f
+        {% call surveysynth.dagg() %}b.beta{% endcall %} as f
     from cal_beta_{{ L }} as b
     inner join cal_x as x
         on b.wave = x.wave
@@ -478,8 +478,8 @@ cal_touched_{{ L }} as (
         z.{{ c }},
         {% endfor -%}
         z.stratum_id,
-        sum(z.zp) as zh,
-        sum(coalesce(f.f, 0e0) * z.wz) as fwz
+        {% call surveysynth.dagg() %}z.zp{% endcall %} as zh,
+        {% call surveysynth.dagg() %}coalesce(f.f, 0e0) * z.wz{% endcall %} as fwz
     from zrows_{{ L }} as z
     left join cal_f_{{ L }} as f
         on {% for c in key + (dims | reject('in', D) | list) %}z.{{ c }} = f.{{ c }}{{ ' and ' if not loop.last }}{% endfor %}
@@ -494,7 +494,7 @@ cal_sbeta_{{ L }} as (
         t.{{ c }},
         {% endfor -%}
         t.stratum_id,
-        sum(s.s * b.beta) as sb
+        {% call surveysynth.dagg() %}s.s * b.beta{% endcall %} as sb
     from cal_touched_{{ L }} as t
     inner join cal_s as s
         on t.wave = s.wave
@@ -511,9 +511,9 @@ cal_corr_{{ L }} as (
         {% for c in key -%}
         t.{{ c }},
         {% endfor -%}
-        coalesce(max(q.quad), 0e0) - 2e0 * sum(
+        coalesce(max(q.quad), 0e0) - 2e0 * {% call surveysynth.dagg() %}
             st.coef * (t.fwz - case when st.n_h >= 2 then t.zh * coalesce(sb.sb, 0e0) / st.n_h else 0e0 end)
-        ) as correction
+        {% endcall %} as correction
     from cal_touched_{{ L }} as t
     inner join cal_strata as st
         on t.wave = st.wave

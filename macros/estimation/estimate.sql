@@ -107,13 +107,13 @@ select
     count(*) as es_n_units,
     {% for ind in inds -%}
     {%- set k = loop.index -%}
-    sum(case when es_y_{{ k }} is not null then es_w end) as es_sw_{{ k }},
-    sum(es_w * es_y_{{ k }}) as es_swy_{{ k }},
-    sum(case when es_y_{{ k }} is not null then es_w * es_w end) as es_sww_{{ k }},
-    sum(es_w * es_w * es_y_{{ k }}) as es_swwy_{{ k }},
-    sum(es_w * es_w * es_y_{{ k }} * es_y_{{ k }}) as es_swwyy_{{ k }},
-    sum(case when es_y_{{ k }} is not null and es_syn = 0 then 1 else 0 end) as es_nr_{{ k }},
-    sum(case when es_y_{{ k }} is not null and es_syn = 1 then 1 else 0 end) as es_ns_{{ k }}{{ ',' if not loop.last }}
+    {% call surveysynth.dagg() %}case when es_y_{{ k }} is not null then es_w end{% endcall %} as es_sw_{{ k }},
+    {% call surveysynth.dagg() %}es_w * es_y_{{ k }}{% endcall %} as es_swy_{{ k }},
+    {% call surveysynth.dagg() %}case when es_y_{{ k }} is not null then es_w * es_w end{% endcall %} as es_sww_{{ k }},
+    {% call surveysynth.dagg() %}es_w * es_w * es_y_{{ k }}{% endcall %} as es_swwy_{{ k }},
+    {% call surveysynth.dagg() %}es_w * es_w * es_y_{{ k }} * es_y_{{ k }}{% endcall %} as es_swwyy_{{ k }},
+    {% call surveysynth.dagg() %}case when es_y_{{ k }} is not null and es_syn = 0 then 1 else 0 end{% endcall %} as es_nr_{{ k }},
+    {% call surveysynth.dagg() %}case when es_y_{{ k }} is not null and es_syn = 1 then 1 else 0 end{% endcall %} as es_ns_{{ k }}{{ ',' if not loop.last }}
     {% endfor %}
 from (
     select
@@ -163,16 +163,16 @@ es_m as (
         {% endfor -%}
         es_stratum,
         max(es_fpc) as es_fpc,
-        sum(es_n_units) as es_n_units,
+        {% call surveysynth.dagg() %}es_n_units{% endcall %} as es_n_units,
         {% for ind in inds -%}
         {%- set k = loop.index -%}
-        sum(es_sw_{{ k }}) as es_sw_{{ k }},
-        sum(es_swy_{{ k }}) as es_swy_{{ k }},
-        sum(es_sww_{{ k }}) as es_sww_{{ k }},
-        sum(es_swwy_{{ k }}) as es_swwy_{{ k }},
-        sum(es_swwyy_{{ k }}) as es_swwyy_{{ k }},
-        sum(es_nr_{{ k }}) as es_nr_{{ k }},
-        sum(es_ns_{{ k }}) as es_ns_{{ k }}{{ ',' if not loop.last }}
+        {% call surveysynth.dagg() %}es_sw_{{ k }}{% endcall %} as es_sw_{{ k }},
+        {% call surveysynth.dagg() %}es_swy_{{ k }}{% endcall %} as es_swy_{{ k }},
+        {% call surveysynth.dagg() %}es_sww_{{ k }}{% endcall %} as es_sww_{{ k }},
+        {% call surveysynth.dagg() %}es_swwy_{{ k }}{% endcall %} as es_swwy_{{ k }},
+        {% call surveysynth.dagg() %}es_swwyy_{{ k }}{% endcall %} as es_swwyy_{{ k }},
+        {% call surveysynth.dagg() %}es_nr_{{ k }}{% endcall %} as es_nr_{{ k }},
+        {% call surveysynth.dagg() %}es_ns_{{ k }}{% endcall %} as es_ns_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ moments }}
     group by es_imp, {% for c in g %}{{ c }}, {% endfor %}es_stratum
@@ -185,7 +185,7 @@ es_strata as (
     select
         es_imp,
         es_stratum,
-        sum(es_n_units) as es_n_h,
+        {% call surveysynth.dagg() %}es_n_units{% endcall %} as es_n_h,
         max(es_fpc) as es_fpc
     from es_m
     group by es_imp, es_stratum
@@ -202,17 +202,17 @@ es_point as (
         {% endfor -%}
         {% for ind in inds -%}
         {%- set k = loop.index -%}
-        sum(es_sw_{{ k }}) as es_w_{{ k }},
+        {% call surveysynth.dagg() %}es_sw_{{ k }}{% endcall %} as es_w_{{ k }},
         {% if ind.measure == 'total' -%}
-        sum(es_swy_{{ k }}) as es_q_{{ k }},
+        {% call surveysynth.dagg() %}es_swy_{{ k }}{% endcall %} as es_q_{{ k }},
         {%- else -%}
-        sum(es_swy_{{ k }}) / nullif(sum(es_sw_{{ k }}), 0) as es_q_{{ k }},
+        {% call surveysynth.dagg() %}es_swy_{{ k }}{% endcall %} / nullif({% call surveysynth.dagg() %}es_sw_{{ k }}{% endcall %}, 0) as es_q_{{ k }},
         {%- endif %}
-        sum(es_nr_{{ k }}) as es_nr_{{ k }},
-        sum(es_ns_{{ k }}) as es_ns_{{ k }},
+        {% call surveysynth.dagg() %}es_nr_{{ k }}{% endcall %} as es_nr_{{ k }},
+        {% call surveysynth.dagg() %}es_ns_{{ k }}{% endcall %} as es_ns_{{ k }},
         {#- complete-data df (Barnard-Rubin): item respondents less strata, where fpc > 0 -#}
-        sum(case when es_fpc > 0 then es_nr_{{ k }} + es_ns_{{ k }} else 0 end)
-            - sum(case when es_fpc > 0 and es_nr_{{ k }} + es_ns_{{ k }} > 0 then 1 else 0 end) as es_dfc_{{ k }}{{ ',' if not loop.last }}
+        {% call surveysynth.dagg() %}case when es_fpc > 0 then es_nr_{{ k }} + es_ns_{{ k }} else 0 end{% endcall %}
+            - {% call surveysynth.dagg() %}case when es_fpc > 0 and es_nr_{{ k }} + es_ns_{{ k }} > 0 then 1 else 0 end{% endcall %} as es_dfc_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
     from es_m
     group by es_imp{% for c in g %}, {{ c }}{% endfor %}
@@ -231,14 +231,14 @@ es_within as (
         {% endfor -%}
         {% for ind in inds -%}
         {%- set k = loop.index -%}
-        sum(
+        {% call surveysynth.dagg() %}
             es_strata.es_fpc * case
                 when es_strata.es_n_h >= 2
                     then cast(es_strata.es_n_h as {{ dbl }}) / (es_strata.es_n_h - 1)
                         * (es_zs.es_szz_{{ k }} - es_zs.es_sz_{{ k }} * es_zs.es_sz_{{ k }} / es_strata.es_n_h)
                 else es_zs.es_szz_{{ k }}
             end
-        ) as es_u_{{ k }}{{ ',' if not loop.last }}
+        {% endcall %} as es_u_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
     from (
         select
@@ -334,13 +334,13 @@ es_pooled as (
         indicator,
         measure,
         count(*) as m,
-        avg(es_q) as es_qbar,
-        var_samp(es_q) as es_b,
-        avg(case when es_u_raw > 0 then es_u_raw else 0e0 end) as es_ubar,
+        {% call surveysynth.dagg('avg') %}es_q{% endcall %} as es_qbar,
+        {% call surveysynth.dagg('var_samp') %}es_q{% endcall %} as es_b,
+        {% call surveysynth.dagg('avg') %}case when es_u_raw > 0 then es_u_raw else 0e0 end{% endcall %} as es_ubar,
         max(es_nr) as n_real,
         max(es_ns) as n_synthetic,
         max(es_dfc) as df_com,
-        avg(es_wsum) as es_wbar
+        {% call surveysynth.dagg('avg') %}es_wsum{% endcall %} as es_wbar
     from es_long
     where es_q is not null
     group by {% for c in g %}{{ c }}, {% endfor %}indicator, measure

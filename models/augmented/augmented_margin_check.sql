@@ -42,10 +42,10 @@ cell_sums as (
         {% endfor -%}
         min(case when records.cell_role = 'completed' then records.cell_id else '(observed)' end) as completion_group,
         {% for a in aux -%}
-        sum(records.analysis_weight * coalesce(records.{{ a }}, 0)) as calibrated_x_{{ loop.index }},
+        {% call surveysynth.dagg() %}records.analysis_weight * coalesce(records.{{ a }}, 0){% endcall %} as calibrated_x_{{ loop.index }},
         {% endfor -%}
         count(*) as n_records,
-        sum(records.analysis_weight) as calibrated_total
+        {% call surveysynth.dagg() %}records.analysis_weight{% endcall %} as calibrated_total
     from records
     group by records.implicate, records.wave, records.cell_id
 

@@ -66,7 +66,7 @@ referenced as (
 
 scales as (
 
-    select indicator, stddev_samp(ref_value) as sd
+    select indicator, {% call surveysynth.dagg('stddev_samp') %}ref_value{% endcall %} as sd
     from referenced
     where ref_value is not null
     group by indicator
@@ -110,15 +110,15 @@ clusters as (
     select
         cell_id,
         count(*) as n,
-        sum(ea * ea - vref) as a2,
-        sum(ed * ed + vref) as d2,
-        sum(ea * ea) as a2_raw,
-        sum(ed * ed) as d2_raw,
-        sum(ea) as s_ea,
-        sum(covered_a) as s_cov,
-        sum(covered_d) as s_covd,
-        sum(width_a) as s_wa,
-        sum(width_d) as s_wd
+        {% call surveysynth.dagg() %}ea * ea - vref{% endcall %} as a2,
+        {% call surveysynth.dagg() %}ed * ed + vref{% endcall %} as d2,
+        {% call surveysynth.dagg() %}ea * ea{% endcall %} as a2_raw,
+        {% call surveysynth.dagg() %}ed * ed{% endcall %} as d2_raw,
+        {% call surveysynth.dagg() %}ea{% endcall %} as s_ea,
+        {% call surveysynth.dagg() %}covered_a{% endcall %} as s_cov,
+        {% call surveysynth.dagg() %}covered_d{% endcall %} as s_covd,
+        {% call surveysynth.dagg() %}width_a{% endcall %} as s_wa,
+        {% call surveysynth.dagg() %}width_d{% endcall %} as s_wd
     from scored
     group by cell_id
 
@@ -128,16 +128,16 @@ agg as (
 
     select
         count(*) as n_clusters,
-        sum(n) as n_rows,
-        sum(a2) / sum(n) as mse_a,
-        sum(d2) / sum(n) as mse_d,
-        sqrt(sum(a2_raw) / sum(n)) as rmse_a_raw,
-        sqrt(sum(d2_raw) / sum(n)) as rmse_d_raw,
-        sum(s_ea) / sum(n) as bias,
-        sum(s_cov) / sum(n) as coverage_a,
-        sum(s_covd) / sum(n) as coverage_d,
-        sum(s_wa) / sum(n) as width_a,
-        sum(s_wd) / sum(n) as width_d
+        {% call surveysynth.dagg() %}n{% endcall %} as n_rows,
+        {% call surveysynth.dagg() %}a2{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as mse_a,
+        {% call surveysynth.dagg() %}d2{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as mse_d,
+        sqrt({% call surveysynth.dagg() %}a2_raw{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %}) as rmse_a_raw,
+        sqrt({% call surveysynth.dagg() %}d2_raw{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %}) as rmse_d_raw,
+        {% call surveysynth.dagg() %}s_ea{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as bias,
+        {% call surveysynth.dagg() %}s_cov{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as coverage_a,
+        {% call surveysynth.dagg() %}s_covd{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as coverage_d,
+        {% call surveysynth.dagg() %}s_wa{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as width_a,
+        {% call surveysynth.dagg() %}s_wd{% endcall %} / {% call surveysynth.dagg() %}n{% endcall %} as width_d
     from clusters
 
 ),
@@ -155,14 +155,14 @@ variances as (
 
     select
         agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
-            * sum(power(clusters.a2 - (agg.mse_a / nullif(agg.mse_d, 0)) * clusters.d2, 2))
+            * {% call surveysynth.dagg() %}power(clusters.a2 - (agg.mse_a / nullif(agg.mse_d, 0)) * clusters.d2, 2){% endcall %}
             / power(agg.mse_d * agg.n_rows, 2) as var_r2,
         agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
-            * sum(power(clusters.s_cov - agg.coverage_a * clusters.n, 2)) / power(agg.n_rows, 2) as var_cov,
+            * {% call surveysynth.dagg() %}power(clusters.s_cov - agg.coverage_a * clusters.n, 2){% endcall %} / power(agg.n_rows, 2) as var_cov,
         agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
-            * sum(power(clusters.s_ea - agg.bias * clusters.n, 2)) / power(agg.n_rows, 2) as var_bias,
+            * {% call surveysynth.dagg() %}power(clusters.s_ea - agg.bias * clusters.n, 2){% endcall %} / power(agg.n_rows, 2) as var_bias,
         agg.n_clusters * 1e0 / nullif(agg.n_clusters - 1, 0)
-            * sum(power(clusters.s_wa - (agg.width_a / nullif(agg.width_d, 0)) * clusters.s_wd, 2))
+            * {% call surveysynth.dagg() %}power(clusters.s_wa - (agg.width_a / nullif(agg.width_d, 0)) * clusters.s_wd, 2){% endcall %}
             / power(agg.width_d * agg.n_rows, 2) as var_wr
     from agg
     left join clusters

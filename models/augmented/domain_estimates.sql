@@ -84,8 +84,8 @@ relvariance as (
         {% endfor -%}
         wave,
         indicator,
-        sum(se * se * n_respondents / (1e0 - cast(n_respondents as {{ dbl }}) / n_population) / (estimate * estimate) * (n_respondents - 1))
-            / sum(n_respondents - 1) as rv_pool
+        {% call surveysynth.dagg() %}se * se * n_respondents / (1e0 - cast(n_respondents as {{ dbl }}) / n_population) / (estimate * estimate) * (n_respondents - 1){% endcall %}
+            / {% call surveysynth.dagg() %}n_respondents - 1{% endcall %} as rv_pool
     from direct
     where domain_level = 'cell'
         and measure = 'mean'
@@ -153,13 +153,13 @@ cell_implicates as (
         cell_id,
         wave,
         implicate,
-        sum(case when is_synthetic then analysis_weight else 0e0 end) as w_syn,
-        sum(analysis_weight) as w_all,
+        {% call surveysynth.dagg() %}case when is_synthetic then analysis_weight else 0e0 end{% endcall %} as w_syn,
+        {% call surveysynth.dagg() %}analysis_weight{% endcall %} as w_all,
         {% for ind in einds -%}
         {%- set k = loop.index -%}
-        sum(case when ({{ ind.expr }}) is not null then analysis_weight end) as sw_{{ k }},
-        sum(analysis_weight * ({{ ind.expr }})) as swy_{{ k }},
-        sum(analysis_weight * ({{ ind.expr }}) * ({{ ind.expr }})) as swyy_{{ k }}{{ ',' if not loop.last }}
+        {% call surveysynth.dagg() %}case when ({{ ind.expr }}) is not null then analysis_weight end{% endcall %} as sw_{{ k }},
+        {% call surveysynth.dagg() %}analysis_weight * ({{ ind.expr }}){% endcall %} as swy_{{ k }},
+        {% call surveysynth.dagg() %}analysis_weight * ({{ ind.expr }}) * ({{ ind.expr }}){% endcall %} as swyy_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
     from {{ ref('augmented_microdata') }}
     group by cell_id, wave, implicate
@@ -173,11 +173,11 @@ cell_weights as (
     select
         cell_id,
         wave,
-        avg(w_syn) as w_syn,
-        avg(w_all) as w_all,
+        {% call surveysynth.dagg('avg') %}w_syn{% endcall %} as w_syn,
+        {% call surveysynth.dagg('avg') %}w_all{% endcall %} as w_all,
         {% for ind in einds -%}
         {%- set k = loop.index -%}
-        avg(case when sw_{{ k }} > 0 then greatest(swyy_{{ k }} - swy_{{ k }} * swy_{{ k }} / sw_{{ k }}, 0e0) / sw_{{ k }} end) as s2_{{ k }}{{ ',' if not loop.last }}
+        {% call surveysynth.dagg('avg') %}case when sw_{{ k }} > 0 then greatest(swyy_{{ k }} - swy_{{ k }} * swy_{{ k }} / sw_{{ k }}, 0e0) / sw_{{ k }} end{% endcall %} as s2_{{ k }}{{ ',' if not loop.last }}
         {% endfor %}
     from cell_implicates
     group by cell_id, wave
@@ -252,12 +252,12 @@ allowance_{{ loop.index }} as (
         {{ surveysynth.sql_literal(dom.level) }} as domain_level,
         wave,
         indicator,
-        sum(w_syn) as w_syn,
-        sum(w_all) as w_all,
-        sum(w_syn * bias_mean) as w_bias,
-        sum(w_syn * w_syn * excess_var) as ww_var,
-        sum(w_syn * error_corr) as w_corr,
-        sum(case when w_syn > 0 then 1 - measured else 0 end) as n_unmeasured
+        {% call surveysynth.dagg() %}w_syn{% endcall %} as w_syn,
+        {% call surveysynth.dagg() %}w_all{% endcall %} as w_all,
+        {% call surveysynth.dagg() %}w_syn * bias_mean{% endcall %} as w_bias,
+        {% call surveysynth.dagg() %}w_syn * w_syn * excess_var{% endcall %} as ww_var,
+        {% call surveysynth.dagg() %}w_syn * error_corr{% endcall %} as w_corr,
+        {% call surveysynth.dagg() %}case when w_syn > 0 then 1 - measured else 0 end{% endcall %} as n_unmeasured
     from cell_allowance
     group by {% for d in dom.dims %}{{ d }}, {% endfor %}wave, indicator
 

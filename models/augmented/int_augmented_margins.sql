@@ -52,8 +52,8 @@ completion as (
         'completion_group' as margin_dims,
         completion_group as category,
         wave,
-        cast(sum(n_population) as {{ surveysynth.type_double() }}) as target,
-        sum(n_population) as population_count
+        cast({% call surveysynth.dagg() %}n_population{% endcall %} as {{ surveysynth.type_double() }}) as target,
+        {% call surveysynth.dagg() %}n_population{% endcall %} as population_count
     from groups
     group by wave, completion_group
 

@@ -71,12 +71,12 @@ cell_sums as (
         {{ d }},
         {% endfor -%}
         {% for a in aux -%}
-        sum(base_weight * {{ a }}) as base_x_{{ loop.index }},
-        sum(calibrated_weight * {{ a }}) as calibrated_x_{{ loop.index }},
+        {% call surveysynth.dagg() %}base_weight * {{ a }}{% endcall %} as base_x_{{ loop.index }},
+        {% call surveysynth.dagg() %}calibrated_weight * {{ a }}{% endcall %} as calibrated_x_{{ loop.index }},
         {% endfor -%}
         count(*) as n_respondents,
-        sum(base_weight) as base_total,
-        sum(calibrated_weight) as calibrated_total
+        {% call surveysynth.dagg() %}base_weight{% endcall %} as base_total,
+        {% call surveysynth.dagg() %}calibrated_weight{% endcall %} as calibrated_total
     from weights
     group by wave{% for d in dims %}, {{ d }}{% endfor %}
 
@@ -116,9 +116,9 @@ margin_scales as (
     select
         margin_id,
         wave,
-        sum(coalesce(population_target, 0)) as t_all,
-        sum(case when n_respondents > 0 then coalesce(population_target, 0) else 0 end) as t_covered,
-        sum(case when n_respondents = 0 and population_target <> 0 then 1 else 0 end) as n_collapsed
+        {% call surveysynth.dagg() %}coalesce(population_target, 0){% endcall %} as t_all,
+        {% call surveysynth.dagg() %}case when n_respondents > 0 then coalesce(population_target, 0) else 0 end{% endcall %} as t_covered,
+        {% call surveysynth.dagg() %}case when n_respondents = 0 and population_target <> 0 then 1 else 0 end{% endcall %} as n_collapsed
     from raw_joined
     group by margin_id, wave
 

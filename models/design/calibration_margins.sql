@@ -30,8 +30,8 @@ targets as (
         cast(null as {{ dbt.type_string() }}) as variable,
         {{ surveysynth.sql_literal(surveysynth.names_label(m.dims, ', ')) }} as margin_dims,
         {{ surveysynth.category_key_expr(m.dims) }} as category,
-        cast(sum(n_population) as {{ surveysynth.type_double() }}) as target,
-        sum(n_population) as population_count
+        cast({% call surveysynth.dagg() %}n_population{% endcall %} as {{ surveysynth.type_double() }}) as target,
+        {% call surveysynth.dagg() %}n_population{% endcall %} as population_count
     from cells
     {% if m.dims | length > 0 -%}
     group by {{ surveysynth.category_key_expr(m.dims) }}
@@ -46,8 +46,8 @@ targets as (
         {{ surveysynth.sql_literal(surveysynth.ident_name(t.variable)) }} as variable,
         {{ surveysynth.sql_literal(surveysynth.names_label(t.dims, ', ')) }} as margin_dims,
         {{ surveysynth.category_key_expr(t.dims) }} as category,
-        cast(sum({{ surveysynth.aux_total_column(t.variable) }}) as {{ surveysynth.type_double() }}) as target,
-        sum(n_population) as population_count
+        cast({% call surveysynth.dagg() %}{{ surveysynth.aux_total_column(t.variable) }}{% endcall %} as {{ surveysynth.type_double() }}) as target,
+        {% call surveysynth.dagg() %}n_population{% endcall %} as population_count
     from cells
     {% if t.dims | length > 0 -%}
     group by {{ surveysynth.category_key_expr(t.dims) }}

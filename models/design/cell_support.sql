@@ -30,8 +30,8 @@ respondents as (
         cell_id,
         wave,
         count(*) as n_respondents,
-        sum(coalesce(design_weight, 1.0)) as sum_w,
-        sum(coalesce(design_weight, 1.0) * coalesce(design_weight, 1.0)) as sum_w2,
+        {% call surveysynth.dagg() %}coalesce(design_weight, 1.0){% endcall %} as sum_w,
+        {% call surveysynth.dagg() %}coalesce(design_weight, 1.0) * coalesce(design_weight, 1.0){% endcall %} as sum_w2,
         max(case when design_weight is null then 1 else 0 end) as has_derived_weight
     from responses
     group by cell_id, wave

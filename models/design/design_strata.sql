@@ -31,7 +31,7 @@ strata as (
         {{ d }},
         {% endfor -%}
         {{ surveysynth.category_key_expr(strata) }} as stratum_id,
-        sum(n_population) as n_population
+        {% call surveysynth.dagg() %}n_population{% endcall %} as n_population
     from cells
     group by {% for d in strata %}{{ d }}{{ ', ' if not loop.last }}{% endfor %}
 
@@ -60,7 +60,7 @@ sampled as (
         stratum_id,
         wave,
         count(*) as n_sampled,
-        sum(case when responded then 1 else 0 end) as n_flagged_responded
+        {% call surveysynth.dagg() %}case when responded then 1 else 0 end{% endcall %} as n_flagged_responded
     from sample
     group by stratum_id, wave
 

@@ -57,7 +57,7 @@ sampled_{{ k }} as (
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as parent_key,
         {%- endif %}
-        sum(d) as sum_sampled_weight,
+        {% call surveysynth.dagg() %}d{% endcall %} as sum_sampled_weight,
         count(*) as n_sampled
     from sampled
     group by wave, {{ key }}{% if k + 1 < n_levels %}, {{ surveysynth.category_key_expr(levels[k + 1]) }}{% endif %}
@@ -69,7 +69,7 @@ responding_{{ k }} as (
     select
         wave,
         {{ key }} as class_key,
-        sum(design_weight) as sum_respondent_weight,
+        {% call surveysynth.dagg() %}design_weight{% endcall %} as sum_respondent_weight,
         count(*) as n_respondents
     from respondents
     group by wave, {{ key }}
@@ -103,7 +103,7 @@ level_{{ k }} as (
         and s.class_key = r.class_key
     {% if k > 0 -%}
     left join (
-        select wave, parent_key, sum(sum_sampled_weight) as sum_resolved_weight
+        select wave, parent_key, {% call surveysynth.dagg() %}sum_sampled_weight{% endcall %} as sum_resolved_weight
         from level_{{ k - 1 }}
         where n_respondents > 0 and n_sampled > 0
         group by wave, parent_key

@@ -21,7 +21,7 @@ cells as (
         cell_id,
         count(*) as n_population{{ ',' if aux }}
         {% for a in aux -%}
-        sum({{ a }}) as {{ surveysynth.aux_total_column(a) }}{{ ',' if not loop.last }}
+        {% call surveysynth.dagg() %}{{ a }}{% endcall %} as {{ surveysynth.aux_total_column(a) }}{{ ',' if not loop.last }}
         {% endfor %}
     from frame
     group by {% for d in dims %}{{ d }}, {% endfor %}cell_id

@@ -95,7 +95,7 @@ final as (
         row_label,
         col_label,
         unit_id,
-        sum(contribution) as contribution
+        {% call surveysynth.dagg() %}contribution{% endcall %} as contribution
     from stacked
     group by table_name, row_dim, col_dim, value_column, wave, row_label, col_label, unit_id
 

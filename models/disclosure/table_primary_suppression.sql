@@ -97,10 +97,10 @@ cell_stats as (
         row_label,
         col_label,
         count(*) as n_contributors,
-        sum(contribution) as total,
-        sum(case when contribution_rank = 1 then contribution else 0.0 end) as x1,
-        sum(case when contribution_rank = 2 then contribution else 0.0 end) as x2,
-        sum(case when contribution_rank <= {{ rules.dom_n }} then contribution else 0.0 end) as top_n_sum
+        {% call surveysynth.dagg() %}contribution{% endcall %} as total,
+        {% call surveysynth.dagg() %}case when contribution_rank = 1 then contribution else 0.0 end{% endcall %} as x1,
+        {% call surveysynth.dagg() %}case when contribution_rank = 2 then contribution else 0.0 end{% endcall %} as x2,
+        {% call surveysynth.dagg() %}case when contribution_rank <= {{ rules.dom_n }} then contribution else 0.0 end{% endcall %} as top_n_sum
     from ranked
     group by table_name, wave, row_label, col_label
 

@@ -119,11 +119,11 @@ cell_means as (
         {{ d }},
         {% endfor -%}
         {% for ind in indicators -%}
-        avg(y_{{ loop.index }}) as m_{{ loop.index }},
+        {% call surveysynth.dagg('avg') %}y_{{ loop.index }}{% endcall %} as m_{{ loop.index }},
         {% endfor -%}
         {% for r in ratio_list -%}
-        avg(ry_{{ loop.index }}) as rmy_{{ loop.index }},
-        avg(rx_{{ loop.index }}) as rmx_{{ loop.index }},
+        {% call surveysynth.dagg('avg') %}ry_{{ loop.index }}{% endcall %} as rmy_{{ loop.index }},
+        {% call surveysynth.dagg('avg') %}rx_{{ loop.index }}{% endcall %} as rmx_{{ loop.index }},
         {% endfor -%}
         count(*) as n_units
     from units
@@ -146,11 +146,11 @@ moments as (
         {%- set u = '(units.y_' ~ k ~ ' - cm.m_' ~ k ~ ')' -%}
         count(units.y_{{ k }}) as n_{{ k }},
         max(cm.m_{{ k }}) as ma_{{ k }},
-        sum(case when units.y_{{ k }} is not null then units.w end) as sw_{{ k }},
-        sum(case when units.y_{{ k }} is not null then units.w * units.w end) as sww_{{ k }},
-        sum(units.w * {{ u }}) as su_{{ k }},
-        sum(units.w * units.w * {{ u }}) as su2_{{ k }},
-        sum(units.w * units.w * {{ u }} * {{ u }}) as suu_{{ k }},
+        {% call surveysynth.dagg() %}case when units.y_{{ k }} is not null then units.w end{% endcall %} as sw_{{ k }},
+        {% call surveysynth.dagg() %}case when units.y_{{ k }} is not null then units.w * units.w end{% endcall %} as sww_{{ k }},
+        {% call surveysynth.dagg() %}units.w * {{ u }}{% endcall %} as su_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ u }}{% endcall %} as su2_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ u }} * {{ u }}{% endcall %} as suu_{{ k }},
         {% endfor -%}
         {% for r in ratio_list -%}
         {%- set k = loop.index -%}
@@ -159,15 +159,15 @@ moments as (
         count(units.ry_{{ k }}) as rn_{{ k }},
         max(cm.rmy_{{ k }}) as rma_{{ k }},
         max(cm.rmx_{{ k }}) as rmb_{{ k }},
-        sum(case when units.ry_{{ k }} is not null then units.w end) as rsw_{{ k }},
-        sum(case when units.ry_{{ k }} is not null then units.w * units.w end) as rsww_{{ k }},
-        sum(units.w * {{ u }}) as rsu_{{ k }},
-        sum(units.w * {{ v }}) as rsv_{{ k }},
-        sum(units.w * units.w * {{ u }}) as rsu2_{{ k }},
-        sum(units.w * units.w * {{ v }}) as rsv2_{{ k }},
-        sum(units.w * units.w * {{ u }} * {{ u }}) as rsuu_{{ k }},
-        sum(units.w * units.w * {{ u }} * {{ v }}) as rsuv_{{ k }},
-        sum(units.w * units.w * {{ v }} * {{ v }}) as rsvv_{{ k }},
+        {% call surveysynth.dagg() %}case when units.ry_{{ k }} is not null then units.w end{% endcall %} as rsw_{{ k }},
+        {% call surveysynth.dagg() %}case when units.ry_{{ k }} is not null then units.w * units.w end{% endcall %} as rsww_{{ k }},
+        {% call surveysynth.dagg() %}units.w * {{ u }}{% endcall %} as rsu_{{ k }},
+        {% call surveysynth.dagg() %}units.w * {{ v }}{% endcall %} as rsv_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ u }}{% endcall %} as rsu2_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ v }}{% endcall %} as rsv2_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ u }} * {{ u }}{% endcall %} as rsuu_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ u }} * {{ v }}{% endcall %} as rsuv_{{ k }},
+        {% call surveysynth.dagg() %}units.w * units.w * {{ v }} * {{ v }}{% endcall %} as rsvv_{{ k }},
         {% endfor -%}
         count(*) as n_units
     from units
@@ -268,9 +268,9 @@ spine_{{ L }} as (
         {% for d in D -%}
         {{ d }},
         {% endfor -%}
-        sum(n_population) as n_population
+        {% call surveysynth.dagg() %}n_population{% endcall %} as n_population
         {%- for r in ratio_list %},
-        sum({{ surveysynth.aux_total_column(r.x) }}) as known_{{ loop.index }}
+        {% call surveysynth.dagg() %}{{ surveysynth.aux_total_column(r.x) }}{% endcall %} as known_{{ loop.index }}
         {%- endfor %}
     from cells
     {% if D %}group by {{ D | join(', ') }}{% endif %}
@@ -286,11 +286,11 @@ point_{{ L }} as (
         {% endfor -%}
         long.indicator,
         long.measure,
-        sum(long.n) as n_respondents,
-        sum(long.sw) as sum_w,
-        sum(long.sww) as sum_ww,
-        sum(long.su + long.ma * long.sw) as sum_a,
-        sum(long.sv + long.mb * long.sw) as sum_b,
+        {% call surveysynth.dagg() %}long.n{% endcall %} as n_respondents,
+        {% call surveysynth.dagg() %}long.sw{% endcall %} as sum_w,
+        {% call surveysynth.dagg() %}long.sww{% endcall %} as sum_ww,
+        {% call surveysynth.dagg() %}long.su + long.ma * long.sw{% endcall %} as sum_a,
+        {% call surveysynth.dagg() %}long.sv + long.mb * long.sw{% endcall %} as sum_b,
         {% if ratio_list -%}
         case
             {% for r in ratio_list -%}
@@ -341,12 +341,12 @@ variance_{{ L }} as (
 
     select
         wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure,
-        sum(
+        {% call surveysynth.dagg() %}
             fpc * case
                 when n_h >= 2 then cast(n_h as {{ dbl }}) / (n_h - 1) * (szz - sz * sz / n_h)
                 else szz
             end
-        ) as variance,
+        {% endcall %} as variance,
         count(*) as n_strata
     from (
         -- per domain x stratum: sum z and sum z^2
@@ -354,8 +354,8 @@ variance_{{ L }} as (
             wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id,
             max(n_h) as n_h,
             max(fpc) as fpc,
-            sum(zp) as sz,
-            sum(k * k * (suu - 2 * r * suv + r * r * svv + 2 * delta * (su2 - r * sv2) + delta * delta * sww)) as szz
+            {% call surveysynth.dagg() %}zp{% endcall %} as sz,
+            {% call surveysynth.dagg() %}k * k * (suu - 2 * r * suv + r * r * svv + 2 * delta * (su2 - r * sv2) + delta * delta * sww){% endcall %} as szz
         from zrows_{{ L }}
         group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id
     ) as by_stratum
