@@ -16,6 +16,31 @@ from surveysynth.contract.config import SUPPORT_CLASSES, SynthConfig
 from surveysynth.seeding import content_hash, row_hashes
 
 CELL_ID = "cell_id"
+
+#: provenance columns that close every synthetic record, in output order
+PROVENANCE_COLUMNS = (
+    "synth_weight",
+    "is_synthetic",
+    "implicate",
+    "synth_run_id",
+    "synth_method",
+    "support_class",
+)
+
+
+def record_columns(unit_id, wave, cell_dims, outcome_names, auxiliaries) -> list[str]:
+    """The columns of a synthetic record, in output order (every backend writes these)."""
+    return [
+        unit_id,
+        wave,
+        *cell_dims,
+        CELL_ID,
+        *outcome_names,
+        *auxiliaries,
+        *PROVENANCE_COLUMNS,
+    ]
+
+
 SUPPORT_COLUMNS = ("n_respondents", "n_population", "support_class")
 
 

@@ -25,7 +25,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
 from surveysynth.contract.config import SynthConfig
-from surveysynth.contract.inputs import CELL_ID
+from surveysynth.contract.inputs import record_columns
 from surveysynth.contract.rules import enforce
 from surveysynth.privacy.measure import RATIO_SD, RESID_CLAMP, NoisyStats, _keys
 
@@ -336,18 +336,6 @@ def _finish(out: pd.DataFrame, c: SynthConfig, run_id: str) -> pd.DataFrame:
     out["is_synthetic"] = True
     out["synth_run_id"] = run_id
     out["synth_method"] = "dp_fay_herriot"
-    cols = [
-        c.unit_id,
-        c.wave,
-        *c.cell_dims,
-        CELL_ID,
-        *(o.name for o in c.outcomes),
-        *c.auxiliaries,
-        "synth_weight",
-        "is_synthetic",
-        "implicate",
-        "synth_run_id",
-        "synth_method",
-        "support_class",
-    ]
+    names = [o.name for o in c.outcomes]
+    cols = record_columns(c.unit_id, c.wave, c.cell_dims, names, c.auxiliaries)
     return out[cols].reset_index(drop=True)

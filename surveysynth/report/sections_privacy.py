@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
+from surveysynth.privacy.ledger import LEDGER_COLUMNS
 from surveysynth.report.html import esc, fmt, table
 from surveysynth.report.warehouse import Warehouse
 
-COLUMNS = [
-    "measurement",
-    "what",
-    "columns",
-    "mechanism",
-    "sensitivity",
-    "noise_scale",
-    "rho",
-    "epsilon",
-    "delta",
-]
+COLUMNS = [c for c in LEDGER_COLUMNS if c != "is_total"]
 
 
 def privacy(wh: Warehouse, ctx: dict) -> str:

@@ -53,7 +53,7 @@ from scipy.special import digamma, expit, polygamma
 from threadpoolctl import threadpool_limits
 
 from surveysynth.contract.config import OutcomeSpec, SynthConfig
-from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError
+from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError, record_columns
 from surveysynth.contract.rules import when_mask
 from surveysynth.seeding import stream_rng
 from surveysynth.synthesis import glm, residuals, structure
@@ -162,20 +162,8 @@ class SamplerSpec:
 
     @property
     def output_columns(self) -> list[str]:
-        return [
-            self.unit_id,
-            self.wave,
-            *self.cell_dims,
-            CELL_ID,
-            *(o.name for o in self.outcomes),
-            *self.auxiliaries,
-            "synth_weight",
-            "is_synthetic",
-            "implicate",
-            "synth_run_id",
-            "synth_method",
-            "support_class",
-        ]
+        names = [o.name for o in self.outcomes]
+        return record_columns(self.unit_id, self.wave, self.cell_dims, names, self.auxiliaries)
 
 
 @dataclass

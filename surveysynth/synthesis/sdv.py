@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from surveysynth.contract.config import SynthConfig, SynthConfigError
-from surveysynth.contract.inputs import CELL_ID, Inputs
+from surveysynth.contract.inputs import CELL_ID, Inputs, record_columns
 from surveysynth.contract.rules import enforce
 from surveysynth.seeding import cell_rng, stable_int_hash
 from surveysynth.synthesis.plan import IMPLICATE
@@ -188,20 +188,7 @@ def synthesize_sdv(inputs: Inputs, config: SynthConfig, plan: pd.DataFrame, run_
         used.tolist(),
     )
     timings["sample_s"] = time.monotonic() - t1
-    cols = [
-        c.unit_id,
-        c.wave,
-        *c.cell_dims,
-        CELL_ID,
-        *c.outcome_names,
-        *c.auxiliaries,
-        "synth_weight",
-        "is_synthetic",
-        IMPLICATE,
-        "synth_run_id",
-        "synth_method",
-        "support_class",
-    ]
+    cols = record_columns(c.unit_id, c.wave, c.cell_dims, c.outcome_names, c.auxiliaries)
     for a in c.auxiliaries:
         if a not in out.columns:
             out[a] = np.nan
