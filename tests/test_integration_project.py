@@ -100,3 +100,22 @@ def test_bare_package_stops_with_one_message(tmp_path):
         assert f"- {name}" in res.output, name
     assert "Traceback" not in res.output and "No files found" not in res.output
     assert not res.db_path.exists() or not tables(res.db_path)
+
+
+def test_release_report_builds_on_the_consumers_survey(consumer):
+    """The release report reads the consumer's warehouse (its column names, its schemas) and
+    renders every section."""
+    from surveysynth.report import build_report
+    from surveysynth.report.build import SECTIONS
+
+    out = build_report(
+        consumer / "warehouse.duckdb",
+        consumer / "report.html",
+        run_results=consumer / "target" / "run_results.json",
+    )
+    html = out.read_text(encoding="utf-8")
+    assert "section could not be built" not in html
+    assert "NOT released" not in html
+    for sid, _, _ in SECTIONS:
+        assert f'id="{sid}"' in html, sid
+    assert "zone" in html and "size_class" in html  # the consumer's own cell dimensions
