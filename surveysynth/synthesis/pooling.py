@@ -179,6 +179,7 @@ class PoolingResult:
     converged: bool
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     effects: dict[str, np.ndarray] = field(default_factory=dict)
+    psi_eff: np.ndarray | None = None
 
 
 def fit_pooled(
@@ -192,11 +193,15 @@ def fit_pooled(
     progress_seconds: float = 5.0,
     start: PoolingResult | None = None,
     effect_df: float = EFFECT_DF,
+    error_df: np.ndarray | None = None,
 ) -> PoolingResult:
     """Empirical-Bayes fit of the hierarchical prior for every column of ``theta_hat``.
 
     ``theta_hat`` and ``psi`` are (cells x params); nan marks a cell without a direct
     estimate. A parameter without any direct estimate gets ``default`` and zero spread.
+    ``error_df`` (cells x params, inf: Gaussian) gives each direct estimate's sampling error a
+    Student-t law with those degrees of freedom (``_error_weights``); the effective sampling
+    variances it implies are returned as ``psi_eff``.
     """
     theta_hat = np.asarray(theta_hat, dtype=float)
     psi = np.asarray(psi, dtype=float)
@@ -206,6 +211,8 @@ def fit_pooled(
     obs = np.isfinite(theta_hat) & np.isfinite(psi) & (psi > 0)
     y = np.where(obs, theta_hat, 0.0)
     ps = np.where(obs, psi, 1.0)
+    ps0 = ps
+    edf = np.full_like(ps, np.inf) if error_df is None else np.asarray(error_df, dtype=float)
     n_obs = obs.sum(axis=0)
     has_any = n_obs > 0
     cnt = np.maximum(n_obs, 1)
@@ -267,6 +274,7 @@ def fit_pooled(
         resid = y - b0
         for k in names_t:
             resid = resid - np.take(uu[k], codes[k], axis=0)
+        ps = ps0 / _error_weights(resid, ps0, s2, edf)
         w = obs / (ps + s2)
         step = (ones_g @ (w * resid)) / np.maximum(ones_g @ w, 1e-300)
         b0 = b0 + step
@@ -320,6 +328,10 @@ def fit_pooled(
             log.info("pooling: EM iteration %d, %.1fs elapsed", it, now - t0)
             last = now
     beta0, u, tau2, sigma_v2 = unpack(S)
+    resid = y - beta0
+    for k, c in codes.items():
+        resid = resid - u[k][c]
+    ps = ps0 / _error_weights(resid, ps0, sigma_v2, edf)
     w = obs / (ps + sigma_v2)
     uvar = {
         k: 1.0 / ((mats[k] @ w) + _t_weights(u[k], mats[k] @ w, tau2[k], effect_df) / tau2[k])
@@ -364,6 +376,7 @@ def fit_pooled(
         converged=converged,
         diagnostics=diag,
         effects=u,
+        psi_eff=np.where(obs, ps, np.nan),
     )
 
 
@@ -380,6 +393,20 @@ def _safeguard(S_new: np.ndarray, S_ext: np.ndarray, S2: np.ndarray, rn: np.ndar
     out = S_new.copy()
     out[:, bad] = S2[:, bad]
     return out
+
+
+def _error_weights(d: np.ndarray, psi: np.ndarray, s2: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """E-step of a Student-t sampling error as a scale mixture e_c ~ N(0, psi_c / lambda_c),
+    lambda_c ~ Gamma(df/2, df/2), given the cell's deviation d_c = theta_hat_c - m_c from its
+    prior mean (d = v + e, v ~ N(0, s2)): E[lambda | d] = (df + 1) / (df + E[e^2 | d] / psi)
+    with E[e | d] = (1 - g) d, Var[e | d] = g psi, g = s2 / (s2 + psi). A cell whose one
+    respondent has an extreme residual is read as noise, not as a cell effect; df = inf
+    (Gaussian errors) gives weights 1."""
+    g = s2 / (s2 + psi)
+    e2 = ((1.0 - g) * d) ** 2 + g * psi
+    with np.errstate(invalid="ignore"):
+        lam = np.where(np.isfinite(df), (df + 1.0) / (df + e2 / psi), 1.0)
+    return np.clip(np.nan_to_num(lam, nan=1.0), 1e-3, None)
 
 
 def _t_weights(u: np.ndarray, den: np.ndarray, t2: np.ndarray, df: float) -> np.ndarray:
