@@ -90,11 +90,18 @@ class Draw:
         self.decoded: dict[str, pd.Series] = {}
 
     def eta(self, comp: Component, X: np.ndarray) -> np.ndarray:
+        """Linear predictor with each row's implicate's slopes: the rows of one implicate at a
+        time, each slope a scalar (the same sums in the same order as row by row)."""
         coef = self.spec.coef_draws[comp.name]
-        at = self.imps - 1
-        out = coef[at, 0]
-        for j in range(X.shape[1]):
-            out = out + coef[at, j + 1] * X[:, j]
+        out = np.empty(self.n)
+        for imp in np.unique(self.imps):
+            rows = self.imps == imp
+            c = coef[imp - 1]
+            Xr = X[rows] if not rows.all() else X
+            acc = np.full(Xr.shape[0], c[0])
+            for j in range(X.shape[1]):
+                acc = acc + c[j + 1] * Xr[:, j]
+            out[rows] = acc
         return out + self.delta[self.gidx, self.index[comp.name]]
 
     def prob(self, comp: Component, X: np.ndarray) -> np.ndarray:
