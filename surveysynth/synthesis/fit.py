@@ -497,7 +497,11 @@ def _kurtosis(r: np.ndarray, w: np.ndarray) -> float:
     """Weighted kurtosis about the weighted mean (3 below 20 rows: too few to tell)."""
     if r.size < 20:
         return 3.0
-    c = r - np.average(r, weights=w)
+    return _moment_ratio(r - np.average(r, weights=w), w)
+
+
+def _moment_ratio(c: np.ndarray, w: np.ndarray) -> float:
+    """Weighted E[c^4] / E[c^2]^2 of values already centred."""
     return float(np.average(c**4, weights=w) / np.average(c**2, weights=w) ** 2)
 
 
@@ -605,9 +609,7 @@ def _pooled_kurtosis(g, w, z, mask, mean, var, n_eff) -> float:
     if ok.sum() < 50:
         return 3.0
     rr = (z[ok] - mean[g[ok]]) / np.sqrt(var[g[ok]])
-    ww = w[ok]
-    k = float(np.sum(ww * rr**4) / np.sum(ww)) / float(np.sum(ww * rr**2) / np.sum(ww)) ** 2
-    return float(np.clip(k, 1.8, 30.0))
+    return float(np.clip(_moment_ratio(rr, w[ok]), 1.8, 30.0))
 
 
 def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:

@@ -271,9 +271,7 @@ def fit_pooled(
         through BLAS: ones @ X.)"""
         b0, uu, t2, s2 = unpack(S)
         uu = dict(uu)
-        resid = y - b0
-        for k in names_t:
-            resid = resid - np.take(uu[k], codes[k], axis=0)
+        resid = _prior_residual(y, b0, uu, codes)
         ps = ps0 / _error_weights(resid, ps0, s2, edf)
         w = obs / (ps + s2)
         step = (ones_g @ (w * resid)) / np.maximum(ones_g @ w, 1e-300)
@@ -328,10 +326,7 @@ def fit_pooled(
             log.info("pooling: EM iteration %d, %.1fs elapsed", it, now - t0)
             last = now
     beta0, u, tau2, sigma_v2 = unpack(S)
-    resid = y - beta0
-    for k, c in codes.items():
-        resid = resid - u[k][c]
-    ps = ps0 / _error_weights(resid, ps0, sigma_v2, edf)
+    ps = ps0 / _error_weights(_prior_residual(y, beta0, u, codes), ps0, sigma_v2, edf)
     w = obs / (ps + sigma_v2)
     uvar = {
         k: 1.0 / ((mats[k] @ w) + _t_weights(u[k], mats[k] @ w, tau2[k], effect_df) / tau2[k])
@@ -378,6 +373,14 @@ def fit_pooled(
         effects=u,
         psi_eff=np.where(obs, ps, np.nan),
     )
+
+
+def _prior_residual(y: np.ndarray, b0: np.ndarray, u: Mapping, codes: Mapping) -> np.ndarray:
+    """Each cell's direct estimate less its prior mean b0 + sum_g u_g[l_g(c)]."""
+    resid = y - b0
+    for k, c in codes.items():
+        resid = resid - np.take(u[k], c, axis=0)
+    return resid
 
 
 def _safeguard(S_new: np.ndarray, S_ext: np.ndarray, S2: np.ndarray, rn: np.ndarray):
