@@ -104,15 +104,7 @@ def test_pooling_does_not_diverge_on_belgian_communes():
 
     pop = sae.belgian()
     seed = sae.rep_seed(20260101, 13)
-    sample = sae.draw(pop, seed)
-    cfg = sae.synth_config(sae.contract_vars(pop, 5, seed))
-    frame = pop.units[["unit_id", *pop.dims, "cell_id", *pop.register]]
-    sup = sae._support(pop, sample, cfg)
-    r = sae.staged(pop, sample)
-    r["_synthesized"] = (
-        r["cell_id"].map(sup.set_index("cell_id")["support_class"]).isin(cfg.augment_classes)
-    )
-    params = fit_model(sae.synth_inputs(pop, r, seed), frame, sup, cfg).params
+    params = fit_model(*sae.synth_arguments(pop, sae.draw(pop, seed), 5, seed)).params
     hat = params["p__avg_income__loc__hat"].dropna()
     prior = params["p__avg_income__loc__prior"]
     lo, hi = hat.min() - 3 * hat.std(), hat.max() + 3 * hat.std()

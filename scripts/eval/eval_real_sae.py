@@ -469,16 +469,22 @@ def observed_weight(pop: Population, sample: pd.DataFrame, sup: pd.DataFrame, cf
     return (sample["analysis_weight"] * sample[pop.stratum].map(g)).to_numpy()
 
 
-def surveysynth(pop: Population, sample: pd.DataFrame, m: int, seed: int):
-    """The library path: synthesize as the dbt model does, complete, combine (Rubin)."""
-    v = contract_vars(pop, m, seed)
-    cfg = synth_config(v)
+def synth_arguments(pop: Population, sample: pd.DataFrame, m: int, seed: int):
+    """What synthetic_microdata hands the synthesizer for this sample: (responses, frame,
+    support, config)."""
+    cfg = synth_config(contract_vars(pop, m, seed))
     frame = pop.units[["unit_id", *pop.dims, "cell_id", *pop.register]]
     sup = _support(pop, sample, cfg)
     cls = sup.set_index("cell_id")["support_class"]
     r = staged(pop, sample)
     r["_synthesized"] = r["cell_id"].map(cls).isin(cfg.augment_classes).to_numpy()
-    syn = synthesize(synth_inputs(pop, r, seed), frame, sup, cfg)
+    return synth_inputs(pop, r, seed), frame, sup, cfg
+
+
+def surveysynth(pop: Population, sample: pd.DataFrame, m: int, seed: int):
+    """The library path: synthesize as the dbt model does, complete, combine (Rubin)."""
+    responses, frame, sup, cfg = synth_arguments(pop, sample, m, seed)
+    syn = synthesize(responses, frame, sup, cfg)
     syn.attrs = {}
     s = sample.assign(raked_weight=observed_weight(pop, sample, sup, cfg))
     est = augmented_cell_estimates(
@@ -507,11 +513,26 @@ def replicate(pop: Population, dom: pd.DataFrame, rep: int, a: argparse.Namespac
     if ul is not None:
         parts.append(ul)
     parts.append(ours)
-    rows = pd.concat(parts, ignore_index=True)
+    return with_sample_size(pd.concat(parts, ignore_index=True), sample, rep), est
+
+
+def with_sample_size(rows: pd.DataFrame, sample: pd.DataFrame, rep: int) -> pd.DataFrame:
+    """Rows with the domain's sampled units (n) and the replicate."""
     n = sample.groupby("cell_id").size()
     rows["n"] = rows["cell_id"].map(n).fillna(0).astype(int).to_numpy()
     rows["rep"] = rep
-    return rows, est
+    return rows
+
+
+def with_truth(rows: pd.DataFrame, dom: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the domain's true mean or share, by target."""
+    truth = dom.set_index("cell_id")
+    rows["truth"] = np.where(
+        rows["target"] == "mean",
+        rows["cell_id"].map(truth["true_mean"]),
+        rows["cell_id"].map(truth["true_share"]),
+    )
+    return rows
 
 
 def run(pop: Population, a: argparse.Namespace) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
@@ -529,14 +550,7 @@ def run(pop: Population, a: argparse.Namespace) -> tuple[pd.DataFrame, dict[int,
                 f"  [{pop.name}] replicate {rep + 1}/{a.reps}, {time.monotonic() - t0:.0f}s",
                 flush=True,
             )
-    rows = pd.concat(out, ignore_index=True)
-    truth = dom.set_index("cell_id")
-    rows["truth"] = np.where(
-        rows["target"] == "mean",
-        rows["cell_id"].map(truth["true_mean"]),
-        rows["cell_id"].map(truth["true_share"]),
-    )
-    return rows, kept
+    return with_truth(pd.concat(out, ignore_index=True), dom), kept
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -698,11 +712,11 @@ def dbt_build(pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Pa
 
 
 #: vars of the dbt builds beyond the survey's contract: the back-test on, as a user's build has it
-#: by default, so the published estimate's method rule has its measured bias allowance; and
+#: by default, so the published estimate's method rule has its measured bias allowance; and no row
+#: held back for quality, so the benchmark scores the rule's choice and interval in every domain
+#: (by default a share whose SE is over 0.10 is suppressed, as most are here)
 DBT_EXTRA = {
     "ss_backtest_enabled": True,
-    # no row held back for quality: the benchmark scores the method rule's choice and interval in
-    # every domain (by default a share whose SE is over 0.10 is suppressed, as most are here)
     "ss_grade_share_se_caution": 1.0,
     "ss_grade_cv_caution": 1e9,
     "ss_grade_min_n": 2,
@@ -729,12 +743,9 @@ def dbt_cells(pop: Population, a: argparse.Namespace, rep: int) -> pd.DataFrame:
 PUBLISHED_METHODS = ["direct", "augmented", "published"]
 
 
-def published_rows(pop: Population, de: pd.DataFrame, rep: int, a: argparse.Namespace):
+def published_rows(pop: Population, dom: pd.DataFrame, de: pd.DataFrame, rep: int, seed: int):
     """Long rows (as ``run`` makes them) of the direct, augmented and published estimates of one
     dbt build, with the domain's sample size and the truth."""
-    sample = draw(pop, rep_seed(a.seed, rep))
-    n = sample.groupby("cell_id").size()
-    truth = domains(pop).set_index("cell_id")
     parts = []
     for target, ind in (("mean", pop.y), ("share", f"{pop.flag}=1")):
         d = de[de["indicator"] == ind]
@@ -743,12 +754,8 @@ def published_rows(pop: Population, de: pd.DataFrame, rep: int, a: argparse.Name
             parts.append(
                 _rows(d["cell_id"], est, d[f"{pre}ci_low"], d[f"{pre}ci_high"], method, target)
             )
-    rows = pd.concat(parts, ignore_index=True)
-    rows["n"] = rows["cell_id"].map(n).fillna(0).astype(int).to_numpy()
-    rows["rep"] = rep
-    col = np.where(rows["target"] == "mean", "true_mean", "true_share")
-    rows["truth"] = [truth.at[c, k] for c, k in zip(rows["cell_id"], col, strict=True)]
-    return rows
+    rows = with_sample_size(pd.concat(parts, ignore_index=True), draw(pop, seed), rep)
+    return with_truth(rows, dom)
 
 
 def published_targets(pop: Population, rows: pd.DataFrame) -> list[tuple[str, bool | None]]:
@@ -822,7 +829,7 @@ def dbt_check(pop: Population, a: argparse.Namespace, kept: dict[int, pd.DataFra
     """Run the first K samples through dbt and compare with the library path: target rows."""
     worst = {"unmatched": 0.0, "n_synthetic": 0.0, "point": 0.0, "interval": 0.0}
     head = f"{pop.name}: library vs dbt on {len(kept)} sample(s):"
-    published, changed = [], False
+    published, changed, dom = [], False, domains(pop)
     for rep, lib in kept.items():
         t0 = time.monotonic()
         try:
@@ -830,7 +837,7 @@ def dbt_check(pop: Population, a: argparse.Namespace, kept: dict[int, pd.DataFra
         except (DbtFailed, duckdb.Error) as exc:
             print(f"  [{pop.name}] dbt build of replicate {rep + 1} failed: {exc}")
             return [(f"{head} the dbt build ran", False)]
-        published.append(published_rows(pop, de, rep, a))
+        published.append(published_rows(pop, dom, de, rep, rep_seed(a.seed, rep)))
         if library_source() != LIBRARY_SOURCE:
             changed = True  # the dbt build ran other code than this process: not compared
             continue
