@@ -13,12 +13,19 @@ synthesizer saw, each statistic read against its real-vs-real reference (:mod:`.
   swaps (199), tolerances ``ss_fidelity_tolerances``; plus S_pMSE on at most
   ``ss_fidelity_pmse_rows`` rows (:data:`surveysynth.checks.fidelity.PMSE_MAX_ROWS`, the same
   default in the library and dbt_project.yml) against ``s_pmse_max`` plus its own chance excess.
-- Fewer than ``ss_gate_min_rows`` pairs: the gate is ``not_assessable``.
+- The within-cell dependence family (:mod:`.within_cell`): every respondent against all the
+  records of its cell x wave, its own max-T test over draws that put records in the respondents'
+  place. The two tests share ``alpha`` (Bonferroni, half each); the gate's p-value is
+  min(1, 2 min(p_paired, p_within)), so the gate's false-alarm rate stays at most ``alpha``.
+- Fewer than ``ss_gate_min_rows`` pairs: the gate is ``not_assessable``; fewer such respondents
+  in cells with two records or more: the within-cell family is (the paired test then judges
+  alone, still at half of ``alpha``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,9 +40,12 @@ from surveysynth.checks.reference import (
     gate_statistics,
     max_t_gate,
     pair_rows,
+    summarise,
     swap_matrix,
 )
 from surveysynth.checks.status import GateConfigError, GateSettings, finish, not_assessable_row
+from surveysynth.checks.within_cell import FAMILY as WITHIN_CELL
+from surveysynth.checks.within_cell import within_cell_statistics
 
 log = logging.getLogger("surveysynth")
 
@@ -147,10 +157,59 @@ def _pmse_row(real: pd.DataFrame, syn: pd.DataFrame, cfg: dict, v: Mapping, alph
     }
 
 
+def _within_cell(real: pd.DataFrame, syn: pd.DataFrame, cfg: dict, v: Mapping, st, alpha: float):
+    """(rows, p-value) of the within-cell dependence family at ``alpha``; p NaN when it cannot
+    judge. At least 5 / alpha draws, so that a p-value at alpha rests on several exceedances."""
+    draws = max(int(v.get("ss_fidelity_permutations") or DEFAULT_PERMUTATIONS), math.ceil(5 / alpha))
+    wc = within_cell_statistics(
+        real, syn, cfg["outcomes"], cfg["aux"], KEYS, cfg["match_on"], draws, _seed(v)
+    )
+    if wc.n_rows < st.min_rows or not wc.statistics:
+        reason = (
+            f"{wc.n_rows} respondent(s) in a cell x wave with two synthetic records or more, "
+            f"fewer than ss_gate_min_rows = {st.min_rows}"
+            if wc.n_rows < st.min_rows
+            else "no pair of ordered columns (outcomes, auxiliaries) with an outcome"
+        )
+        row = not_assessable_row(WITHIN_CELL, reason, family=WITHIN_CELL, n_rows=wc.n_rows)
+        return pd.DataFrame([row]), float("nan")
+    table, p, _ = max_t_gate(summarise(wc.statistics), cfg["tolerances"], alpha)
+    table["n_rows"] = wc.n_rows
+    table["detail"] = table["detail"] + f" ({wc.n_rows} respondents, {draws} draws)"
+    return table, p
+
+
+def _seed(v: Mapping) -> int:
+    return int(v.get("ss_seed") or 0)
+
+
+def _gate_row(p_pair: float, p_within: float, alpha: float, perms: int, n: int, crit: float):
+    ps = [x for x in (p_pair, p_within) if np.isfinite(x)]
+    p = min(1.0, 2.0 * min(ps)) if ps else float("nan")
+    within = f"{p_within:.4f}" if np.isfinite(p_within) else "not assessable"
+    return {
+        "family": "gate",
+        "metric": "fidelity_gate",
+        "column": None,
+        "value": p,
+        "reference": float("nan"),
+        "threshold": alpha,
+        "comparison": ">",
+        "passed": bool(p > alpha),
+        "detail": (
+            f"two tests at {alpha / 2:.3g} each, p = min(1, 2 min(paired, within-cell)): the "
+            f"paired max-T permutation test, {perms} swaps of the {n} real/synthetic pairs, "
+            f"p-value {p_pair:.4f}, critical standardised excess {crit:.3f}; the within-cell "
+            f"dependence test, p-value {within}; false-alarm rate {alpha:.3g} for records "
+            "exchangeable with the respondents"
+        ),
+    }
+
+
 def _judge_implicate(
     real: pd.DataFrame, syn: pd.DataFrame, cfg: dict, v: Mapping, st: GateSettings, alpha: float
 ) -> pd.DataFrame:
-    seed = int(v.get("ss_seed") or 0)
+    seed = _seed(v)
     ia, ib = pair_rows(real, syn, KEYS, cfg["match_on"], seed)
     n = len(ia)
     if n < st.min_rows:
@@ -187,26 +246,11 @@ def _judge_implicate(
         rare_share=cfg["rare_share"],
         cells=cells,
     )
-    table, p, crit = max_t_gate(statistics, cfg["tolerances"], alpha)
-    gate = {
-        "family": "gate",
-        "metric": "fidelity_gate",
-        "column": None,
-        "value": p,
-        "reference": float("nan"),
-        "threshold": alpha,
-        "comparison": ">",
-        "passed": bool(p > alpha),
-        "detail": (
-            f"max-T permutation test over {len(table)} statistics, {perms} swaps of the {n} "
-            f"real/synthetic pairs; p-value {p:.4f}, critical standardised excess {crit:.3f}; "
-            f"false-alarm rate {alpha:.3g} for records exchangeable with the respondents"
-        ),
-    }
-    out = pd.concat(
-        [pd.DataFrame([gate]), table, pd.DataFrame([_pmse_row(rp, sp, cfg, v, alpha)])],
-        ignore_index=True,
-    )
+    table, p, crit = max_t_gate(statistics, cfg["tolerances"], alpha / 2)
+    within, p_within = _within_cell(real, syn, cfg, v, st, alpha / 2)
+    gate = _gate_row(p, p_within, alpha, perms, n, crit)
+    pm = pd.DataFrame([_pmse_row(rp, sp, cfg, v, alpha)])
+    out = pd.concat([pd.DataFrame([gate]), table, within, pm], ignore_index=True)
     out["n_pairs"] = n
     return out
 

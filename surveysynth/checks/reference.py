@@ -73,6 +73,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "ci_overlap": 0.25,
     "regression_ci_overlap": 0.25,
     "rare_survival": 0.20,
+    "within_cell_dependence": 0.05,
+    "within_cell_dependence_max": 0.10,
 }
 
 _KIND_NUMERIC = ("numeric",)
@@ -189,12 +191,13 @@ AVERAGED = (
     "ci_overlap_region",
     "regression_ci_overlap",
     "rare_survival",
+    "within_cell_dependence",
 )
 
 
 #: Families also judged by their largest component (against the largest under the same swaps):
 #: a synthesizer blind to one register variable breaks a few pairs, which a mean dilutes.
-MAXED = ("dependence_correlation", "register_dependence")
+MAXED = ("dependence_correlation", "register_dependence", "within_cell_dependence")
 
 
 def _standardised(s: Statistic) -> float:
@@ -204,7 +207,7 @@ def _standardised(s: Statistic) -> float:
     return float((s.values[0] - null.mean()) / max(null.std(ddof=1), 1e-12))
 
 
-def _summarise(stats_: list[Statistic]) -> list[Statistic]:
+def summarise(stats_: list[Statistic]) -> list[Statistic]:
     """Components of the AVERAGED families -> their mean (gated) and worst (reported)."""
     out = [s for s in stats_ if s.extra.get("group", s.family) not in AVERAGED]
     for key in AVERAGED:
@@ -632,7 +635,7 @@ def gate_statistics(
         loss = _rare_loss(col, side, wr, wtot, rare_share)
         if np.isfinite(loss[0]):
             out.append(Statistic("rare_survival", "rare_category_loss", c, loss))
-    return _summarise(out)
+    return summarise(out)
 
 
 # ------------------------------------------------------------------------------ the test
