@@ -87,6 +87,7 @@ SLOPE_ROWS = 12_000
 # unbounded working response.
 MAX_CELL_STEP = 4.0
 CELL_COLUMNS = ("hat", "psi", "prior", "priorvar")
+RANGE_COLUMNS = ("zlo", "zhi")  # a cell's link-scale range of a numeric outcome (``_cell_ranges``)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ class SamplerSpec:
 
     @property
     def param_columns(self) -> list[str]:
-        return [c.col(w) for c in self.components for w in CELL_COLUMNS]
+        cols = [c.col(w) for c in self.components for w in CELL_COLUMNS]
+        return cols + [om.loc.col(w) for om in self.models if om.loc for w in RANGE_COLUMNS]
 
     @property
     def output_columns(self) -> list[str]:
@@ -188,6 +190,7 @@ class FitData:
     raw: dict[str, np.ndarray]  # outcome/aux -> floats (numeric) or level codes (discrete)
     free: dict[str, np.ndarray]  # outcome -> rows where no rule fixes it
     seed: int = 0
+    dim_codes: tuple[np.ndarray, ...] = ()  # per cell dimension: level code of each support row
 
 
 # ----------------------------------------------------------------------- the pipeline
@@ -264,7 +267,8 @@ def _fit_data(inputs: Inputs, config: SynthConfig) -> FitData:
     for a in c.auxiliaries if inputs.use_aux else ():
         raw[a] = r[a].to_numpy(dtype=float)
     terms = pooling_terms(table, c.cell_dims, c.wave, c.interactions)
-    return FitData(g, w, n_groups, terms, raw, free, c.seed)
+    dims = tuple(pd.factorize(table[d], sort=True)[0].astype(np.int64) for d in c.cell_dims)
+    return FitData(g, w, n_groups, terms, raw, free, c.seed, dims)
 
 
 def _weights(inputs: Inputs, c: SynthConfig) -> np.ndarray:
@@ -356,11 +360,22 @@ def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, di
         f = fits[om.components.index(om.loc)]
         om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
         om.z_range = _z_range(f["z"], o)
+        answered = present & fr
+        bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
+        for what, bound in zip(RANGE_COLUMNS, bounds):
+            cols[om.loc.col(what)] = bound
 
 
 #: how far beyond the respondents' range a synthetic value may go, as a share of that range's
 #: width on the answer's own scale
 RANGE_PAD = 0.1
+
+
+#: a cell dimension's level with fewer answers than this bounds nothing of its own (its records
+#: keep the outcome's range): n answers leave about 2 / (n + 1) of a level's values outside their
+#: range, and a bound from 5 answers cut real tails (coverage of the Swiss, Belgian and EU-SILC
+#: domain means fell by 2-7 points in scripts/eval/eval_real_sae.py; 30 leaves them unchanged)
+MIN_LEVEL_ROWS = 30
 
 
 def _z_range(z: np.ndarray, o) -> tuple[float, float]:
@@ -370,15 +385,70 @@ def _z_range(z: np.ndarray, o) -> tuple[float, float]:
     answer (half a log-range above an income maximum is a factor of hundreds), and those few
     draws dominate a thin cell's mean."""
     z = z[np.isfinite(z)]
-    y_lo, y_hi = from_link(np.array([z.min(), z.max()]), o)
-    pad = RANGE_PAD * max(y_hi - y_lo, 1e-9)
+    y = from_link(np.array([z.min(), z.max()]), o)
+    lo, hi = _padded(y[:1], y[1:], o)
+    return float(min(lo[0], z.min())), float(max(hi[0], z.max()))
+
+
+def _padded(y_lo: np.ndarray, y_hi: np.ndarray, o) -> tuple[np.ndarray, np.ndarray]:
+    """Answer-scale ranges [y_lo, y_hi] widened by RANGE_PAD of their width, on the link scale."""
+    pad = RANGE_PAD * np.maximum(y_hi - y_lo, 1e-9)
     lo, hi = y_lo - pad, y_hi + pad
     if o.lower is not None:
-        lo = max(lo, o.lower)
+        lo = np.maximum(lo, o.lower)
     if o.max is not None and o.link_scale == "logit":
-        hi = min(hi, o.max)
-    z_lo, z_hi = to_link(np.array([lo, hi], dtype=float), o)
-    return float(min(z_lo, z.min())), float(max(z_hi, z.max()))
+        hi = np.minimum(hi, o.max)
+    return to_link(lo.astype(float), o), to_link(hi.astype(float), o)
+
+
+def _cell_ranges(y: np.ndarray, g: np.ndarray, data: FitData, om: OutcomeModel):
+    """Each cell x wave's link-scale range: within the outcome's ``z_range``, the intersection
+    over the cell dimensions of the range of the answers (spikes included) at the cell's level
+    of that dimension, widened as ``_z_range`` (the outcome's range for a level with fewer than
+    MIN_LEVEL_ROWS answers). A level's range speaks only for the levels of the other dimensions
+    its respondents meet: where no respondent has both the cell's level of dimension k and its
+    level of dimension j (pooled over the other dimensions and the waves), k's range is widened
+    to take in the range of j's answers, however few (a sector whose respondents are all small
+    firms does not cap its large firms). An empty or thin cell of a level with small values so draws no value that level
+    never comes near, whatever its drawn location and scale. Where the ranges still do not
+    meet (three or more dimensions), the gap between them."""
+    ok = np.isfinite(y)
+    lev = [codes[g[ok]] for codes in data.dim_codes]
+    n_lev = [int(c.max()) + 1 for c in data.dim_codes]
+    bounds = [_level_ranges(y[ok], v, n, om, MIN_LEVEL_ROWS) for v, n in zip(lev, n_lev)]
+    shown = [_level_ranges(y[ok], v, n, om, 1) for v, n in zip(lev, n_lev)]
+    lo = np.full(data.n_groups, om.z_range[0])
+    hi = np.full(data.n_groups, om.z_range[1])
+    for k, ck in enumerate(data.dim_codes):
+        lo_k, hi_k = bounds[k][0][ck], bounds[k][1][ck]
+        for j, cj in enumerate(data.dim_codes):
+            if j != k:
+                met = _met(lev[k], lev[j], n_lev[k], n_lev[j])[ck, cj]
+                lo_k = np.where(met, lo_k, np.minimum(lo_k, shown[j][0][cj]))
+                hi_k = np.where(met, hi_k, np.maximum(hi_k, shown[j][1][cj]))
+        lo, hi = np.maximum(lo, lo_k), np.minimum(hi, hi_k)
+    return np.minimum(lo, hi), np.maximum(lo, hi)
+
+
+def _met(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> np.ndarray:
+    """(na x nb): whether some respondent has level i of one dimension and j of another."""
+    out = np.zeros((na, nb), dtype=bool)
+    out[a, b] = True
+    return out
+
+
+def _level_ranges(y: np.ndarray, lev: np.ndarray, n_lev: int, om: OutcomeModel, min_rows: int):
+    """Per level: the ``_padded`` range of its respondents' answers (a count's k taken as
+    [k - 1/2, k + 1/2], as dequantised), or the whole range with fewer than min_rows answers."""
+    n = np.bincount(lev, minlength=n_lev)
+    y_min, y_max = np.full(n_lev, np.inf), np.full(n_lev, -np.inf)
+    np.minimum.at(y_min, lev, y)
+    np.maximum.at(y_max, lev, y)
+    enough = n >= min_rows
+    half = 0.5 if om.spec.type == "count" else 0.0
+    y_min, y_max = np.where(enough, y_min - half, 0.0), np.where(enough, y_max + half, 0.0)
+    lo, hi = _padded(y_min, y_max, om.spec)
+    return np.where(enough, lo, om.z_range[0]), np.where(enough, hi, om.z_range[1])
 
 
 def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
@@ -391,7 +461,9 @@ def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
         if cons:
             rows = rows & ~_constrained(cons, data.raw)
         if rows.any() and np.unique(event[rows]).size < 2:  # constant where it is free
-            cons = (*cons, structure.Constraint("", "all", float(event[rows][0])))
+            # first: the sampler applies constraints in order, a later one overriding an earlier
+            # where it holds, so this covers only the rows no structural constraint fixes
+            cons = (structure.Constraint("", "all", float(event[rows][0])), *cons)
             rows = np.zeros_like(rows)
         comp = Component(f"{o.name}__{name}", o.name, kind, level, cons)
         out.append({"comp": comp, "rows": rows, "y": event.astype(float)})

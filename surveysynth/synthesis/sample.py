@@ -37,7 +37,13 @@ from surveysynth.contract.rules import enforce, isin
 from surveysynth.seeding import cell_rng
 from surveysynth.synthesis import residuals
 from surveysynth.synthesis.features import design
-from surveysynth.synthesis.fit import Component, OutcomeModel, SamplerSpec, SynthModel
+from surveysynth.synthesis.fit import (
+    RANGE_COLUMNS,
+    Component,
+    OutcomeModel,
+    SamplerSpec,
+    SynthModel,
+)
 from surveysynth.synthesis.links import from_link
 from surveysynth.synthesis.plan import IMPLICATE
 
@@ -72,13 +78,25 @@ def cell_effects(spec: SamplerSpec, cells: pd.DataFrame, imps: np.ndarray, eps: 
 _COLS = ("hat", "psi", "prior", "priorvar")
 
 
+def cell_ranges(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each group's link-scale range of every numeric outcome with a continuous part
+    (outcome -> groups x 2), from the cell's range columns (``fit._cell_ranges``)."""
+    out = {}
+    for om in spec.models:
+        if om.loc is not None and om.relation is None:
+            cols = [om.loc.col(w) for w in RANGE_COLUMNS]
+            out[om.spec.name] = cells[cols].to_numpy(dtype=float)
+    return out
+
+
 # ----------------------------------------------------------------------- one record's pipeline
 class Draw:
     """The state of a batch of records while their answers are drawn in order."""
 
-    def __init__(self, spec, rows, delta, gidx, imps, u, u2, v):
+    def __init__(self, spec, rows, delta, gidx, imps, u, u2, v, ranges=None):
         self.spec, self.rows, self.delta, self.gidx, self.imps = spec, rows, delta, gidx, imps
         self.u, self.u2, self.v = u, u2, v
+        self.ranges = ranges or {}  # outcome -> (groups x 2) link-scale range
         self.n = len(rows)
         self.index = {c.name: k for k, c in enumerate(spec.components)}
         self.raw: dict[str, np.ndarray] = {}
@@ -103,6 +121,13 @@ class Draw:
                 acc = acc + c[j + 1] * Xr[:, j]
             out[rows] = acc
         return out + self.delta[self.gidx, self.index[comp.name]]
+
+    def z_bounds(self, om: OutcomeModel):
+        """Each row's link-scale range of ``om``: its cell's, else the outcome's."""
+        r = self.ranges.get(om.spec.name)
+        if r is None:
+            return om.z_range
+        return r[self.gidx, 0], r[self.gidx, 1]
 
     def prob(self, comp: Component, X: np.ndarray) -> np.ndarray:
         p = expit(self.eta(comp, X))
@@ -139,7 +164,7 @@ def _value(draw: Draw, om: OutcomeModel, X: np.ndarray, j: int) -> np.ndarray:
     else:
         r = residuals.grid_quantile(draw.u[:, j], om.grid_p, om.grid_q)
         scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
-        z = np.clip(draw.eta(om.loc, X) + scale * r, *om.z_range)
+        z = np.clip(draw.eta(om.loc, X) + scale * r, *draw.z_bounds(om))
         cont = _continuous(om, z)
     spikes = np.asarray(om.spikes + (np.nan,), dtype=float)
     return np.where(spike < len(om.spikes), spikes[spike], cont)
@@ -261,7 +286,9 @@ def sample_cell(pdf: pd.DataFrame, spec: SamplerSpec) -> pd.DataFrame:
     eps, u, u2, v = draw_group(spec, rng, len(pdf))
     delta = cell_effects(spec, pdf.iloc[:1], np.array([imp]), eps[None, :])
     imps = np.full(len(pdf), imp, dtype=np.int64)
-    draw = Draw(spec, pdf, delta, np.zeros(len(pdf), dtype=np.int64), imps, u, u2, v)
+    gidx = np.zeros(len(pdf), dtype=np.int64)
+    ranges = cell_ranges(spec, pdf.iloc[:1])
+    draw = Draw(spec, pdf, delta, gidx, imps, u, u2, v, ranges)
     generate(draw)
     return assemble(spec, pdf, draw)
 
@@ -348,7 +375,7 @@ def sample_batched(
     imps = im.astype(np.int64)
     delta = cell_effects(spec, cells, imps[starts], eps)
     gidx = np.repeat(np.arange(n_groups), ends - starts)
-    draw = Draw(spec, plan, delta, gidx, imps, u, u2, v)
+    draw = Draw(spec, plan, delta, gidx, imps, u, u2, v, cell_ranges(spec, cells))
     generate(draw)
     out = assemble(spec, plan, draw)
     log.info("synth sample: %d rows in %d groups, %.1fs", len(out), n_groups, time.monotonic() - t0)
