@@ -56,7 +56,7 @@ from surveysynth.contract.config import OutcomeSpec, SynthConfig
 from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError, record_columns
 from surveysynth.contract.rules import when_mask
 from surveysynth.seeding import stream_rng
-from surveysynth.synthesis import glm, residuals, structure
+from surveysynth.synthesis import glm, residuals, structure, variance
 from surveysynth.synthesis.features import (
     Source,
     aux_transform_of,
@@ -728,6 +728,15 @@ def _capped_prior_var(a: np.ndarray, theta: np.ndarray, obs: np.ndarray) -> np.n
 
 
 # ----------------------------------------------------------------------- implicates
+def _sigma_draws(seed: int, d: dict, m: int) -> np.ndarray:
+    family = {"loc": "gauss", "logscale": "scale"}.get(d["kind"], "logit")
+    f = d["fit"]
+    s0 = variance.prior_scale(family, f.scale if family == "gauss" and f is not None else None)
+    u = np.array([stream_rng(seed, "sigma", d["component"], i + 1).random() for i in range(m)])
+    hint = d["sigma_v2"] + 6.0 * d["sigma_se"]
+    return variance.draw_sigma2(d["hat"], d["psi"], d["prior"], s0, u, hint)
+
+
 def _sigma_se(s2: float, psi: np.ndarray, obs: np.ndarray) -> float:
     """Large-sample standard error of sigma_v2 in the Fay-Herriot likelihood of the cells'
     direct effects: Fisher information I = 1/2 sum_c 1 / (sigma_v2 + psi_c)^2."""
@@ -739,16 +748,12 @@ def _sigma_se(s2: float, psi: np.ndarray, obs: np.ndarray) -> float:
 
 def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
     """Per implicate: slopes from their Gaussian posterior, and each variance component from
-    the normal approximation of its likelihood, reflected at zero (|sigma_v2 + se z|: an
-    estimate on the boundary still draws positive values, on the scale of the information
-    the cells carry). Global streams keyed by (seed, component, implicate)."""
+    its posterior given the cells' direct effects under a weakly informative prior
+    (:mod:`surveysynth.synthesis.variance`). Global streams keyed by (seed, component,
+    implicate)."""
     for d in diags:
         name, f = d["component"], d["fit"]
-        sig = np.empty(m)
-        for i in range(m):
-            rng = stream_rng(spec.seed, "sigma", name, i + 1)
-            sig[i] = abs(d["sigma_v2"] + d["sigma_se"] * rng.standard_normal())
-        spec.sigma_draws[name] = sig
+        spec.sigma_draws[name] = _sigma_draws(spec.seed, d, m)
         if f is None:
             continue
         L = np.linalg.cholesky(f.cov + 1e-12 * np.eye(len(f.coef)))

@@ -1,0 +1,80 @@
+"""Posterior draws of a component's between-cell variance sigma_v2 (one per implicate).
+
+Each implicate draws the cell-level variance of every component (location, log scale, the logits
+of missingness, spikes and categories) from its posterior given the cells' direct effects, so
+that implicates carry the uncertainty about how much cells differ. The likelihood is the
+Fay-Herriot one of the observed cells' residuals r_c = hat_c - prior_c (the pooled model's prior
+mean) with sampling variances psi_c:
+
+    log L(sigma_v2) = -1/2 sum_c [ log(sigma_v2 + psi_c) + r_c^2 / (sigma_v2 + psi_c) ]
+
+and the prior on sigma_v is half-normal with scale ``s0``: on logits and log scales 0.5 (cells
+that differ, beyond the cell dimensions' terms and the register slopes, by more than about one
+logit or a factor of 2.7 in residual spread are a priori unlikely, not excluded), on a location
+half the residual standard deviation of its slope fit (cells' means differing by more than the
+units within a cell are unlikely). The posterior is evaluated on a grid in sigma_v (refined where
+its mass lies) and drawn by inverse CDF.
+
+Why not the normal approximation |sigma_v2 + se z| used before: on a survey of about 200
+responses a component's cells carry almost no information on sigma_v2 (the log residual scale of
+turnover had 4 cells with two respondents), its standard error came out near 1 on the log
+variance, and the implicates drew log-scale variances of 0.5-1.8: residual spreads several times
+the respondents' (synthetic log turnover residual SD 1.57 against 0.53 real), which wiped out
+every within-cell correlation. Where the cells do carry information the likelihood dominates the
+prior and the draws are the same as before up to the approximation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PRIOR_SD", "draw_sigma2", "prior_scale"]
+
+#: half-normal scale of sigma_v by component family ("gauss" is set from the slope fit)
+PRIOR_SD = {"logit": 0.5, "scale": 0.5}
+GRID = 512
+#: log-posterior drop below its maximum that bounds the refined grid
+SPAN = 25.0
+
+
+def prior_scale(family: str, residual_variance: float | None) -> float:
+    """The half-normal scale of sigma_v for a component of ``family``."""
+    if family == "gauss":
+        v = residual_variance if residual_variance and np.isfinite(residual_variance) else 1.0
+        return 0.5 * float(np.sqrt(max(v, 1e-12)))
+    return PRIOR_SD.get(family, 0.5)
+
+
+def _log_post(sig: np.ndarray, r2: np.ndarray, psi: np.ndarray, s0: float) -> np.ndarray:
+    v = sig[:, None] ** 2 + psi[None, :]
+    return -0.5 * (np.log(v) + r2[None, :] / v).sum(axis=1) - 0.5 * (sig / s0) ** 2
+
+
+def _grid(r2: np.ndarray, psi: np.ndarray, s0: float, hint: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma grid, log posterior): a coarse grid over [0, top], then a fine one where the
+    log posterior is within SPAN of its maximum."""
+    top = max(6.0 * s0, 3.0 * np.sqrt(max(hint, 0.0)))
+    coarse = np.linspace(0.0, top, GRID)
+    lp = _log_post(coarse, r2, psi, s0)
+    live = np.flatnonzero(lp > lp.max() - SPAN)
+    step = coarse[1] - coarse[0]
+    lo, hi = max(coarse[live[0]] - step, 0.0), coarse[live[-1]] + step
+    fine = np.linspace(lo, hi, GRID)
+    return fine, _log_post(fine, r2, psi, s0)
+
+
+def draw_sigma2(
+    hat: np.ndarray, psi: np.ndarray, prior: np.ndarray, s0: float, u: np.ndarray, hint: float
+) -> np.ndarray:
+    """sigma_v2 drawn at the uniforms ``u`` (one per implicate) from its posterior given the
+    observed cells (finite ``hat`` and ``psi``); zeros where no cell is observed (a component
+    fixed by its constraints, or with no respondent, has nothing to vary by)."""
+    obs = np.isfinite(hat) & np.isfinite(psi) & np.isfinite(prior)
+    if not obs.any():
+        return np.zeros(len(u))
+    r2 = (hat[obs] - prior[obs]) ** 2
+    sig, lp = _grid(r2, np.maximum(psi[obs], 1e-12), s0, hint)
+    dens = np.exp(lp - lp.max())
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2.0 * np.diff(sig))])
+    cdf /= cdf[-1]
+    return np.interp(u, cdf, sig) ** 2
