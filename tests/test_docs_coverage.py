@@ -4,10 +4,12 @@
   exist: it must succeed, warn about no unused config path and leave the warehouse empty, so the
   docs run no input check, gate query or raking table (surveysynth.runs_queries).
 * Its manifest: every model and every macro of the package described, every macro argument too.
-* A small demo world built end to end: every column of every built relation described in the
-  models' YAML, except the columns named by the survey's own configuration (cell dimensions,
-  outcomes, auxiliaries and the staging columns derived from them), which a package cannot
-  name; both coverages are printed.
+* A small demo world built end to end: every column named by the package described in the
+  models' YAML, and at least 95% of all the columns of every built relation, the columns named by
+  the survey's own configuration (cell dimensions, outcomes, auxiliaries and the staging columns
+  derived from them) included: the YAML names those through the vars (dbt renders Jinja in column
+  names), in slots for up to 6 dimensions, 24 outcomes and 8 auxiliaries; both coverages are
+  printed.
 """
 
 from __future__ import annotations
@@ -197,5 +199,8 @@ def test_columns_of_the_built_relations_described(empty_docs, small_build):
     print(
         f"all columns described in YAML: {n_described_all}/{total} ({n_described_all / total:.1%})"
     )
-    assert named_described / named >= MIN_COLUMN_COVERAGE, missing
     assert not missing, missing
+    undescribed = sorted(
+        f"{m}.{c}" for m in described if m in built for c in set(built[m]) - described[m]
+    )
+    assert n_described_all / total >= MIN_COLUMN_COVERAGE, undescribed
