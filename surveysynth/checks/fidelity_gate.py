@@ -43,7 +43,13 @@ from surveysynth.checks.reference import (
     summarise,
     swap_matrix,
 )
-from surveysynth.checks.status import GateConfigError, GateSettings, finish, not_assessable_row
+from surveysynth.checks.status import (
+    GateConfigError,
+    GateSettings,
+    finish,
+    not_assessable_row,
+    p_value_row,
+)
 from surveysynth.checks.within_cell import FAMILY as WITHIN_CELL
 from surveysynth.checks.within_cell import within_cell_statistics
 
@@ -134,7 +140,7 @@ def _pmse_row(real: pd.DataFrame, syn: pd.DataFrame, cfg: dict, v: Mapping, alph
         syn,
         spec,
         max_rows=rows,
-        seed=int(v.get("ss_seed") or 0),
+        seed=_seed(v),
         max_terms=int(max(8, min(250, n // 20))),
     )
     k1 = max(res["k"] - 1, 1.0)
@@ -160,7 +166,9 @@ def _pmse_row(real: pd.DataFrame, syn: pd.DataFrame, cfg: dict, v: Mapping, alph
 def _within_cell(real: pd.DataFrame, syn: pd.DataFrame, cfg: dict, v: Mapping, st, alpha: float):
     """(rows, p-value) of the within-cell dependence family at ``alpha``; p NaN when it cannot
     judge. At least 5 / alpha draws, so that a p-value at alpha rests on several exceedances."""
-    draws = max(int(v.get("ss_fidelity_permutations") or DEFAULT_PERMUTATIONS), math.ceil(5 / alpha))
+    draws = max(
+        int(v.get("ss_fidelity_permutations") or DEFAULT_PERMUTATIONS), math.ceil(5 / alpha)
+    )
     wc = within_cell_statistics(
         real, syn, cfg["outcomes"], cfg["aux"], KEYS, cfg["match_on"], draws, _seed(v)
     )
@@ -187,23 +195,14 @@ def _gate_row(p_pair: float, p_within: float, alpha: float, perms: int, n: int, 
     ps = [x for x in (p_pair, p_within) if np.isfinite(x)]
     p = min(1.0, 2.0 * min(ps)) if ps else float("nan")
     within = f"{p_within:.4f}" if np.isfinite(p_within) else "not assessable"
-    return {
-        "family": "gate",
-        "metric": "fidelity_gate",
-        "column": None,
-        "value": p,
-        "reference": float("nan"),
-        "threshold": alpha,
-        "comparison": ">",
-        "passed": bool(p > alpha),
-        "detail": (
-            f"two tests at {alpha / 2:.3g} each, p = min(1, 2 min(paired, within-cell)): the "
-            f"paired max-T permutation test, {perms} swaps of the {n} real/synthetic pairs, "
-            f"p-value {p_pair:.4f}, critical standardised excess {crit:.3f}; the within-cell "
-            f"dependence test, p-value {within}; false-alarm rate {alpha:.3g} for records "
-            "exchangeable with the respondents"
-        ),
-    }
+    detail = (
+        f"two tests at {alpha / 2:.3g} each, p = min(1, 2 min(paired, within-cell)): the "
+        f"paired max-T permutation test, {perms} swaps of the {n} real/synthetic pairs, "
+        f"p-value {p_pair:.4f}, critical standardised excess {crit:.3f}; the within-cell "
+        f"dependence test, p-value {within}; false-alarm rate {alpha:.3g} for records "
+        "exchangeable with the respondents"
+    )
+    return p_value_row("fidelity_gate", p, alpha, detail, family="gate")
 
 
 def _judge_implicate(

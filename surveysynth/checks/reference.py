@@ -53,8 +53,10 @@ __all__ = [
     "DEFAULT_TOLERANCES",
     "Statistic",
     "gate_statistics",
+    "log_size",
     "max_t_gate",
     "pair_rows",
+    "prepare_columns",
     "swap_matrix",
 ]
 
@@ -110,11 +112,15 @@ def _pair_group(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple
     return _greedy(b, a, rng.permutation(len(b))), ib
 
 
-def _log_key(s: pd.Series | None, n: int, rng: np.random.Generator) -> np.ndarray:
-    if s is None:
-        return rng.random(n)
+def log_size(s: pd.Series) -> np.ndarray:
+    """log(1 + x) of a size column (negatives as 0, missing as 0): the key records are matched
+    or ordered on."""
     x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return np.where(np.isnan(x), 0.0, np.log1p(np.clip(x, 0.0, None)))
+
+
+def _log_key(s: pd.Series | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(n) if s is None else log_size(s)
 
 
 def pair_rows(
@@ -311,9 +317,11 @@ class _Column:
     rank: np.ndarray | None  # pooled mid-rank in [0, 1] (ordered columns), NaN missing
 
 
-def _prepare(
-    frame: pd.DataFrame, columns: Sequence[str], spec: Mapping[str, Any], w: np.ndarray
+def prepare_columns(
+    frame: pd.DataFrame, columns: Sequence[str], spec: Mapping[str, Any]
 ) -> dict[str, _Column]:
+    """Each column typed (``ss_outcomes`` form; unnamed columns by dtype) with its numeric value
+    (numeric, binary, ordinal position; None for nominal), codes and pooled ranks."""
     kinds, levels = resolve_column_types(columns, spec, [frame])
     out = {}
     for c in columns:
@@ -509,7 +517,7 @@ def gate_statistics(
         **{a: "continuous" for a in auxiliaries},
         **dict(outcomes),
     }
-    cols = _prepare(pooled, list(spec), spec, w)
+    cols = prepare_columns(pooled, list(spec), spec)
     wr = side * w[:, None]
     wtot = w.astype(float)
     out: list[Statistic] = []

@@ -53,7 +53,13 @@ from surveysynth.checks.risk import (
     normalise_labels,
     resolve_column_types,
 )
-from surveysynth.checks.status import GateConfigError, GateSettings, finish, not_assessable_row
+from surveysynth.checks.status import (
+    GateConfigError,
+    GateSettings,
+    finish,
+    not_assessable_row,
+    p_value_row,
+)
 
 log = logging.getLogger("surveysynth")
 
@@ -269,20 +275,12 @@ def _attack_part(
             f"the train / holdout units {float(np.nanmean(s.extra['v'][1:])):.4f}"
             + ("; value is the rate minus the holdout's" if s.family in _DIFFS else "")
         )
-    gate = {
-        "metric": "disclosure_attacks",
-        "column": None,
-        "value": p,
-        "reference": float("nan"),
-        "threshold": alpha,
-        "comparison": ">",
-        "passed": bool(p > alpha),
-        "detail": (
-            f"max-T permutation test over {len(table)} attack statistics, {perms} permutations "
-            f"of {n_tr} training / {n_ho} holdout units; p-value {p:.4f}, critical standardised "
-            f"excess {crit:.3f}"
-        ),
-    }
+    detail = (
+        f"max-T permutation test over {len(table)} attack statistics, {perms} permutations "
+        f"of {n_tr} training / {n_ho} holdout units; p-value {p:.4f}, critical standardised "
+        f"excess {crit:.3f}"
+    )
+    gate = p_value_row("disclosure_attacks", p, alpha, detail)
     out = pd.concat([pd.DataFrame([gate]), table], ignore_index=True)
     out["n_train"], out["n_holdout"] = n_tr, n_ho
     return out

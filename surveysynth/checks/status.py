@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NOT_ASSESSABLE", "GateSettings", "finish", "not_assessable_row"]
+__all__ = ["NOT_ASSESSABLE", "GateSettings", "finish", "not_assessable_row", "p_value_row"]
 
 NOT_ASSESSABLE = "not_assessable"
 
@@ -65,6 +65,22 @@ def not_assessable_row(metric: str, reason: str, **extra: Any) -> dict[str, Any]
         "status": NOT_ASSESSABLE,
         "detail": f"not assessable: {reason}",
         **extra,
+    }
+
+
+def p_value_row(metric: str, p: float, alpha: float, detail: str, **first: Any) -> dict[str, Any]:
+    """The row a gate writes for its test: the p-value, passed when above ``alpha``. ``first``:
+    columns placed before the metric (a table's family, say)."""
+    return {
+        **first,
+        "metric": metric,
+        "column": None,
+        "value": p,
+        "reference": float("nan"),
+        "threshold": alpha,
+        "comparison": ">",
+        "passed": bool(p > alpha),
+        "detail": detail,
     }
 
 

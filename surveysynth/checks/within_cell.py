@@ -50,12 +50,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from surveysynth.checks.reference import Statistic
+from surveysynth.checks.reference import Statistic, log_size, prepare_columns
 
 __all__ = ["FAMILY", "WithinCell", "within_cell_statistics"]
 
 FAMILY = "within_cell_dependence"
-_ORDERED = ("continuous", "count", "numeric", "ordinal", "binary")
 
 
 @dataclass
@@ -67,17 +66,16 @@ class WithinCell:
     n_draws: int
 
 
-def _values(s: pd.Series, spec: Mapping | str | None) -> np.ndarray:
-    """Numbers of an ordered column: ordinal levels by their declared order, binary as 0/1."""
-    levels = spec.get("levels") if isinstance(spec, Mapping) else None
-    if levels:
-        pos = {str(v): float(i) for i, v in enumerate(levels)}
-        return s.map(lambda x: pos.get(str(x), np.nan) if pd.notna(x) else np.nan).to_numpy(float)
-    if not pd.api.types.is_numeric_dtype(s):  # labels of a binary answer (text, categorical)
-        s = s.astype(object).map(
-            lambda x: np.nan if pd.isna(x) else float(str(x).lower() in ("1", "true", "yes", "1.0"))
-        )
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+def _ordered(real, synthetic, outcomes: Mapping, auxiliaries: Sequence[str]) -> dict:
+    """column -> (synthetic, respondents) numbers of every ordered column (numeric, count, binary,
+    ordinal position; the paired statistics' typing, :func:`.reference.prepare_columns`), the
+    outcomes first; nominal columns have no order and are left out."""
+    cols = [*outcomes, *[a for a in auxiliaries if a not in outcomes]]
+    spec = {**{a: "continuous" for a in auxiliaries}, **dict(outcomes)}
+    pooled = pd.concat([synthetic[cols], real[cols]], ignore_index=True)
+    n = len(synthetic)
+    typed = prepare_columns(pooled, cols, spec)
+    return {c: (t.num[:n], t.num[n:]) for c, t in typed.items() if t.num is not None}
 
 
 def _scores(syn: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,15 +136,6 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(n >= 5, r, np.nan)
 
 
-def _columns(outcomes: Mapping, auxiliaries: Sequence[str]) -> list[str]:
-    ordered = [c for c, s in outcomes.items() if _kind(s) in _ORDERED]
-    return [*ordered, *[a for a in auxiliaries if a not in outcomes]]
-
-
-def _kind(spec: Mapping | str) -> str:
-    return str(spec.get("type") if isinstance(spec, Mapping) else spec)
-
-
 def within_cell_statistics(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -160,32 +149,25 @@ def within_cell_statistics(
     """The family's statistics (see the module docstring). ``real`` carries ``unit_id`` where
     a unit has several rows; values[0] of each statistic is the respondents', values[1:] the
     draws'."""
-    cols = _columns(outcomes, auxiliaries)
+    values = _ordered(real, synthetic, outcomes, auxiliaries)
     key_r = real[list(keys)].astype(str).agg("|".join, axis=1)
     key_s = synthetic[list(keys)].astype(str).agg("|".join, axis=1)
     codes, uniq = pd.factorize(pd.concat([key_s, key_r], ignore_index=True))
     cs, cr = codes[: len(synthetic)], codes[len(synthetic) :]
     k = len(uniq)
-    order, first, count, keep = _donors(_match_key(synthetic, match_on), cr, cs, k)
-    if keep.sum() == 0 or len(cols) < 2:
+    key = log_size(synthetic[match_on]) if match_on else np.zeros(len(synthetic))
+    order, first, count, keep = _donors(key, cr, cs, k)
+    if keep.sum() == 0 or len(values) < 2:
         return WithinCell([], int(keep.sum()), draws)
     units = real["unit_id"].astype(str).to_numpy() if "unit_id" in real.columns else None
     units = units[keep] if units is not None else np.arange(int(keep.sum())).astype(str)
     idx = _draw_index(order, first[keep], count[keep], units, draws, seed)
     centred = {}
-    for c in cols:
-        spec = outcomes.get(c, "continuous")
-        zs, zr = _scores(_values(synthetic[c], spec), _values(real[c], spec))
-        ss, sr = _centre(zs, zr, cs, cr, k)
+    for c, (syn_values, real_values) in values.items():
+        ss, sr = _centre(*_scores(syn_values, real_values), cs, cr, k)
         centred[c] = np.column_stack([sr[keep], ss[idx]])
-    return WithinCell(_pair_statistics(cols, set(outcomes), centred), int(keep.sum()), draws)
-
-
-def _match_key(frame: pd.DataFrame, col: str | None) -> np.ndarray:
-    if col is None or col not in frame.columns:
-        return np.zeros(len(frame))
-    x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return np.where(np.isnan(x), 0.0, np.log1p(np.clip(x, 0.0, None)))
+    stats_ = _pair_statistics(list(values), set(outcomes), centred)
+    return WithinCell(stats_, int(keep.sum()), draws)
 
 
 def _pair_statistics(

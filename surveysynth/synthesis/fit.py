@@ -409,9 +409,9 @@ def _cell_ranges(y: np.ndarray, g: np.ndarray, data: FitData, om: OutcomeModel):
     its respondents meet: where no respondent has both the cell's level of dimension k and its
     level of dimension j (pooled over the other dimensions and the waves), k's range is widened
     to take in the range of j's answers, however few (a sector whose respondents are all small
-    firms does not cap its large firms). An empty or thin cell of a level with small values so draws no value that level
-    never comes near, whatever its drawn location and scale. Where the ranges still do not
-    meet (three or more dimensions), the gap between them."""
+    firms does not cap its large firms). An empty or thin cell of a level with small values so
+    draws no value that level never comes near, whatever its drawn location and scale. Where the
+    ranges still do not meet (three or more dimensions), the gap between them."""
     ok = np.isfinite(y)
     lev = [codes[g[ok]] for codes in data.dim_codes]
     n_lev = [int(c.max()) + 1 for c in data.dim_codes]
