@@ -124,6 +124,8 @@ class OutcomeModel:
     grid_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grid_q: np.ndarray = field(default_factory=lambda: np.zeros(0))
     z_range: tuple[float, float] = (-np.inf, np.inf)  # link-scale values drawn stay inside
+    value_bounds: tuple[structure.ValueBound, ...] = ()  # structural bounds given earlier answers
+    answer_range: tuple[float, float] = (-np.inf, np.inf)  # the respondents' smallest and largest
 
     @property
     def components(self) -> list[Component]:
@@ -361,9 +363,11 @@ def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, di
         om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
         om.z_range = _z_range(f["z"], o)
         answered = present & fr
+        om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
         bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
         for what, bound in zip(RANGE_COLUMNS, bounds):
             cols[om.loc.col(what)] = bound
+        om.value_bounds = structure.value_bounds(raw, answered, list(om.sources), data.raw)
 
 
 #: how far beyond the respondents' range a synthetic value may go, as a share of that range's

@@ -44,7 +44,7 @@ from surveysynth.synthesis.fit import (
     SamplerSpec,
     SynthModel,
 )
-from surveysynth.synthesis.links import from_link
+from surveysynth.synthesis.links import from_link, to_link
 from surveysynth.synthesis.plan import IMPLICATE
 
 log = logging.getLogger("surveysynth")
@@ -129,6 +129,20 @@ class Draw:
             return om.z_range
         return r[self.gidx, 0], r[self.gidx, 1]
 
+    def value_range(self, om: OutcomeModel) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's answer-scale bounds from ``om``'s structural bounds whose condition holds
+        on the answers drawn so far (-inf, inf where none holds; both dropped where they
+        conflict)."""
+        lo, hi = np.full(self.n, -np.inf), np.full(self.n, np.inf)
+        for b in om.value_bounds:
+            hit = b.where.mask(self.raw[b.where.column])
+            if b.side == "lo":
+                lo = np.where(hit, np.maximum(lo, b.value), lo)
+            else:
+                hi = np.where(hit, np.minimum(hi, b.value), hi)
+        clash = lo > hi
+        return np.where(clash, -np.inf, lo), np.where(clash, np.inf, hi)
+
     def prob(self, comp: Component, X: np.ndarray) -> np.ndarray:
         p = expit(self.eta(comp, X))
         for k in comp.constraints:
@@ -159,15 +173,36 @@ def _value(draw: Draw, om: OutcomeModel, X: np.ndarray, j: int) -> np.ndarray:
     if om.spec.is_discrete:
         return _level(draw, om.cats, X, draw.u[:, j])
     spike = _level(draw, om.spike_comps, X, draw.u2[:, j])  # len(spikes) = continuous
+    lo, hi = draw.value_range(om)
     if om.loc is None:  # every answer sits on a spike: the last one takes the rest
         cont = np.full(draw.n, om.spikes[-1] if om.spikes else np.nan)
+        allowed = np.ones(draw.n, dtype=bool)
     else:
-        r = residuals.grid_quantile(draw.u[:, j], om.grid_p, om.grid_q)
-        scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
-        z = np.clip(draw.eta(om.loc, X) + scale * r, *draw.z_bounds(om))
-        cont = _continuous(om, z)
+        cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], lo, hi), lo, hi)
+        allowed = None
     spikes = np.asarray(om.spikes + (np.nan,), dtype=float)
-    return np.where(spike < len(om.spikes), spikes[spike], cont)
+    chosen = spikes[spike]
+    if allowed is None:  # a spike outside the row's structural bounds gives way to the rest
+        allowed = (chosen >= lo) & (chosen <= hi)
+    return np.where((spike < len(om.spikes)) & allowed, chosen, cont)
+
+
+def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
+    """The continuous part by the inverse CDF of the pooled residual distribution, truncated
+    to the row's structural bounds ``lo``/``hi``: mass that is impossible there is spread over
+    what is allowed, in proportion. Then clipped to the cell's range (``fit._cell_ranges``):
+    that range only stops extrapolation, so a tail beyond it is kept, at its edge (truncating
+    there too lowered the EU-SILC domain means' interval coverage from 0.948 to 0.915 in
+    scripts/eval/eval_real_sae.py). Elementwise per row."""
+    o = om.spec
+    eta = draw.eta(om.loc, X)
+    scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
+    half = 0.5 if o.type == "count" else 0.0
+    zlo, zhi = to_link(lo - half, o), to_link(hi + half, o)
+    p_lo, p_hi = (residuals.grid_cdf((z - eta) / scale, om.grid_p, om.grid_q) for z in (zlo, zhi))
+    v = p_lo + u * np.maximum(p_hi - p_lo, 0.0)
+    z = np.clip(eta + scale * residuals.grid_quantile(v, om.grid_p, om.grid_q), zlo, zhi)
+    return _continuous(om, np.clip(z, *draw.z_bounds(om)))
 
 
 def _level(draw: Draw, comps, X, u) -> np.ndarray:
@@ -190,10 +225,41 @@ def _continuous(om: OutcomeModel, z: np.ndarray) -> np.ndarray:
     o = om.spec
     y = from_link(z, o)
     if o.type == "count":
-        y = np.round(y)
+        y = _off_spikes(np.round(y), y, om.spikes, om.answer_range)
         if o.lower is not None:
             y = np.maximum(y, o.lower + (1.0 if o.lower in om.spikes else 0.0))
     return y
+
+
+def _off_spikes(k: np.ndarray, y: np.ndarray, spikes: tuple[float, ...], span) -> np.ndarray:
+    """A count's continuous draws that round onto a spike value, moved to the nearest value
+    off the run of consecutive spikes it falls in, on the side of the run's middle the draw
+    lies. The continuous part is fitted on the answers off the spikes, so its smooth density
+    spreads the values beside a spike (11 and 15 years of schooling beside 12, 13, 14) into
+    the gap; rounding them onto the spike added to the spike's own share (CPS1988: 0.389 of
+    synthetic men with 12 years against 0.375) and drew too few of the values beside it. A
+    side beyond the answers' ``span`` (a run at the largest answer) is not taken."""
+    for a, b in _runs(spikes):
+        inside = (k >= a) & (k <= b)
+        down = (y < (a + b) / 2) | (b + 1 > span[1])
+        if a - 1 < span[0]:
+            down = np.zeros_like(down)
+        if a - 1 < span[0] and b + 1 > span[1]:
+            continue
+        k = np.where(inside, np.where(down, a - 1, b + 1), k)
+    return k
+
+
+def _runs(spikes: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Runs of consecutive integer spike values, as (first, last)."""
+    vals = sorted(v for v in spikes if float(v).is_integer())
+    out: list[tuple[float, float]] = []
+    for v in vals:
+        if out and v == out[-1][1] + 1:
+            out[-1] = (out[-1][0], v)
+        else:
+            out.append((v, v))
+    return out
 
 
 def _related(draw: Draw, om: OutcomeModel) -> np.ndarray:

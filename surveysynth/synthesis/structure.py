@@ -20,6 +20,10 @@ structural zeros.
   event's rate elsewhere predicts at least ``MIN_EXPECTED`` occurrences there (a chance
   zero has probability below exp(-7), about 0.1%). Its probability is then fixed at 0
   (or 1 for "always"), which a logit with a ridge penalty would only approach.
+* Structural bounds: a numeric answer that never goes below (above) some value for one
+  level of an earlier answer, where the same test says chance cannot explain it (no
+  negative work experience below 13 years of schooling); the sampler draws its value from
+  the conditional distribution truncated there (``value_bounds``).
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ MIN_SPIKE_ROWS = 10
 @dataclass(frozen=True)
 class Constraint:
     """Fix the event probability to ``value`` on rows where the source column's level code
-    equals ``level`` (kind ``level``) or its value lies below / above ``bound``."""
+    equals ``level`` (kind ``level``) or its value lies below / above / at ``bound`` (kinds
+    ``below`` / ``above`` / ``equal``)."""
 
     column: str
-    kind: str  # level | below | above | all
+    kind: str  # level | below | above | equal | all
     value: float
     level: int = 0
     bound: float = 0.0
@@ -54,6 +59,8 @@ class Constraint:
         if self.kind == "level":
             return raw == self.level
         with np.errstate(invalid="ignore"):
+            if self.kind == "equal":
+                return raw == self.bound
             if self.kind == "below":
                 return raw < self.bound
             return raw > self.bound
@@ -207,3 +214,87 @@ def _check(e, sel, column, kind, level=0, bound=0.0, value=None) -> list[Constra
     if value in (None, 1.0) and inside.all() and (1 - rate) * n_in >= MIN_EXPECTED:
         return [Constraint(column, kind, 1.0, level, float(bound))]
     return []
+
+
+# ----------------------------------------------------------------------- structural bounds
+#: a numeric outcome used as a source of bounds when it takes at most this many values (a
+#: count such as years of schooling); its values are then read as levels
+MAX_BOUND_LEVELS = 30
+
+
+@dataclass(frozen=True)
+class ValueBound:
+    """On rows where ``where`` holds (a ``Constraint`` used for its mask only), a numeric
+    answer stays at or above ``value`` (side ``lo``) or at or below it (side ``hi``)."""
+
+    where: Constraint
+    side: str  # lo | hi
+    value: float
+
+
+def value_bounds(
+    y: np.ndarray, at_risk: np.ndarray, sources: list[Source], raw: dict[str, np.ndarray]
+) -> tuple[ValueBound, ...]:
+    """Structural bounds of a numeric answer ``y`` (answer scale, spikes included) given the
+    levels of earlier answers, among the ``at_risk`` rows that answered.
+
+    A level of an earlier discrete answer (or a value of an earlier numeric answer with at
+    most ``MAX_BOUND_LEVELS`` values) whose answers never go below their minimum b (above
+    their maximum) while the other rows' do, beyond chance (``_log_chance``: the other rows'
+    answers below b would all fall outside the level with probability below exp(-7) were the
+    level like the rest), keeps its answers >= b
+    (<= b): no household member below 14 in a household of equivalence scale 2.5, no
+    negative experience below 13 years of schooling. The register auxiliaries bound nothing:
+    tried as sources (cut points of a continuous register), the test took the tail that a
+    strong smooth relation thins for a structural limit, and truncating there cut the spread
+    of the Swiss domain means' synthetic records (interval coverage 0.91 -> 0.86 in
+    scripts/eval/eval_real_sae.py); the conditional model carries such relations."""
+    rows = at_risk & np.isfinite(y)
+    if rows.sum() < 2:
+        return ()
+    yr = y[rows]
+    out: list[ValueBound] = []
+    for s in sources:
+        x = raw[s.column][rows]
+        if s.kind == "discrete":
+            out += _level_bounds(yr, x, s.column, "level")
+        elif s.kind == "numeric" and np.unique(x[np.isfinite(x)]).size <= MAX_BOUND_LEVELS:
+            out += _level_bounds(yr, x, s.column, "equal")
+    return tuple(out)
+
+
+def _level_bounds(y: np.ndarray, x: np.ndarray, column: str, kind: str) -> list[ValueBound]:
+    out = []
+    for lv in np.unique(x[np.isfinite(x)] if kind == "equal" else x):
+        if kind == "level":
+            where = Constraint(column, "level", 0.0, level=int(lv))
+        else:
+            where = Constraint(column, "equal", 0.0, bound=float(lv))
+        out += _bounded(y, x == lv, where)
+    return out
+
+
+def _bounded(y: np.ndarray, sel: np.ndarray, where: Constraint) -> list[ValueBound]:
+    """Bounds of y on the rows ``sel`` that chance cannot explain (see ``value_bounds``)."""
+    n_in = int(sel.sum())
+    if n_in == 0 or n_in == len(y):
+        return []
+    inside, outside = y[sel], y[~sel]
+    lo, hi = inside.min(), inside.max()
+    out = []
+    if _log_chance(int(np.sum(outside < lo)), outside.size, y.size) <= -MIN_EXPECTED:
+        out.append(ValueBound(where, "lo", float(lo)))
+    if _log_chance(int(np.sum(outside > hi)), outside.size, y.size) <= -MIN_EXPECTED:
+        out.append(ValueBound(where, "hi", float(hi)))
+    return out
+
+
+def _log_chance(k: int, n_out: int, n: int) -> float:
+    """log P(the k most extreme of n exchangeable answers all fall among the n_out outside
+    the level): how likely the level's bound is if the level were like the rest. About
+    -k n_in / n, the rule of ``structural_constraints`` (rate outside x n_in), when the
+    outside is large; a handful of extreme values in a small outside group is no evidence."""
+    if k == 0:
+        return 0.0
+    i = np.arange(k)
+    return float(np.sum(np.log(n_out - i) - np.log(n - i)))

@@ -1,0 +1,163 @@
+"""Structural bounds of numeric answers given earlier answers (structure.value_bounds) and the
+truncated draw of the continuous part (sample._continuous_draw): synthetic records never show a
+value that the respondents never show for their level of an earlier answer, where chance cannot
+explain the gap; a count's spike values are not also produced by its continuous part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surveysynth.contract.config import SynthConfig
+from surveysynth.contract.inputs import support_table
+from surveysynth.synthesis import structure
+from surveysynth.synthesis.api import synthesize
+from surveysynth.synthesis.features import learn_discrete, learn_numeric
+from surveysynth.synthesis.sample import _off_spikes
+
+N = 1500
+
+
+def _world(seed: int) -> pd.DataFrame:
+    """Persons: a household type (0: with children, 1: adults only), an age that is >= 18 for
+    adults-only households and spread from 0 for the others, a number of children (0-4), and
+    hours worked that never exceed 20 with three children or more but go up to 60 otherwise."""
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(0, 2, N)
+    age = np.where(kind == 1, 18 + rng.exponential(10.0, N), rng.gamma(2.0, 12.0, N))
+    age = np.round(np.minimum(age, 95))
+    kids = rng.integers(0, 5, N)
+    hours = np.where(kids >= 3, rng.uniform(0, 20, N), rng.uniform(0, 60, N))
+    return pd.DataFrame(
+        {
+            "unit": [f"p{i:05d}" for i in range(N)],
+            "period": 1,
+            "region": rng.choice(["a", "b", "c"], N),
+            "kind": np.where(kind == 1, "adults", "family"),
+            "age": age,
+            "kids": kids,
+            "hours": np.round(hours, 1),
+        }
+    )
+
+
+def _config(seed: int) -> SynthConfig:
+    return SynthConfig.from_vars(
+        {
+            "ss_unit_id": "unit",
+            "ss_wave": "period",
+            "ss_cell_dims": ["region"],
+            "ss_outcomes": {
+                "kind": {"type": "categorical", "levels": ["family", "adults"]},
+                "age": {"type": "count", "min": 0, "scale": "identity"},
+                "kids": {"type": "count", "min": 0, "scale": "identity"},
+                "hours": {"type": "continuous", "min": 0},
+            },
+            "ss_synth_mode": "replica",
+            "ss_synth_m": 1,
+            "ss_seed": seed,
+        }
+    )
+
+
+def _synth(resp: pd.DataFrame, seed: int) -> pd.DataFrame:
+    cfg = _config(seed)
+    tot = resp.groupby("region").size().rename("n_population").reset_index()
+    return synthesize(resp, None, support_table(resp, cfg, totals=tot), cfg)
+
+
+def _violations(f: pd.DataFrame, real: pd.DataFrame) -> tuple[int, int]:
+    """Records beyond the respondents' own bounds: adults younger than the youngest adult,
+    parents of three or more working more than any such respondent."""
+    age, hours = f["age"].astype(float), f["hours"].astype(float)
+    many = f["kids"].astype(float) >= 3
+    adult_min = real.loc[real["kind"] == "adults", "age"].min()
+    many_max = real.loc[real["kids"] >= 3, "hours"].max()
+    adults = (f["kind"] == "adults") & (age < adult_min)
+    return int(adults.sum()), int((many & (hours > many_max)).sum())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_records_keep_structural_bounds(seed, monkeypatch):
+    resp = _world(seed)
+    out = _synth(resp, seed)
+    assert _violations(out, resp) == (0, 0)
+    # the same fit without structural bounds breaks both (the test can fail)
+    monkeypatch.setattr(structure, "value_bounds", lambda *a, **k: ())
+    adults, many = _violations(_synth(resp, seed), resp)
+    assert adults > 10 and many > 10
+
+
+def test_bounds_found_for_a_level_and_a_count_value():
+    resp = _world(3)
+    kind = (resp["kind"] == "adults").to_numpy().astype(np.int64)
+    age, kids = (resp[c].to_numpy(dtype=float) for c in ("age", "kids"))
+    raw = {"kind": kind, "age": age, "kids": kids}
+    specs = {o.name: o for o in _config(3).outcomes}
+    w, every = np.ones(N), np.ones(N, dtype=bool)
+    srcs = [
+        learn_discrete("kind", specs["kind"], every),
+        learn_numeric("age", "numeric", age, w, outcome=specs["age"]),
+        learn_numeric("kids", "numeric", kids, w, outcome=specs["kids"]),
+    ]
+    found = structure.value_bounds(age, every, srcs[:1], raw)
+    adults = [b for b in found if b.where.column == "kind" and b.where.level == 1]
+    assert [(b.side, b.value) for b in adults] == [("lo", float(age[kind == 1].min()))]
+    hours = resp["hours"].to_numpy(dtype=float)
+    found = structure.value_bounds(hours, every, srcs, raw)
+    assert {(b.where.column, b.where.kind, b.where.bound, b.side) for b in found} == {
+        ("kids", "equal", 3.0, "hi"),
+        ("kids", "equal", 4.0, "hi"),
+    }  # age takes more than MAX_BOUND_LEVELS values: not a source of bounds
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_no_bound_without_structure(seed):
+    """A small level and a count's values independent of the answer: no bound is taken (the
+    zero-beyond-chance rule), over 20 seeds."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    lev = (rng.random(n) < 0.05).astype(np.int64)  # a level of about 30 rows
+    x = rng.poisson(2.0, n).astype(float)
+    y = rng.lognormal(3.0, 1.0, n)
+    specs = {o.name: o for o in _config(seed).outcomes}
+    srcs = [
+        learn_discrete("kind", specs["kind"], np.ones(n, dtype=bool)),
+        learn_numeric("kids", "numeric", x, np.ones(n), outcome=specs["kids"]),
+    ]
+    assert structure.value_bounds(y, np.ones(n, dtype=bool), srcs, {"kind": lev, "kids": x}) == ()
+
+
+def test_off_spikes_moves_to_the_nearer_side_of_a_run():
+    y = np.array([11.6, 12.4, 12.9, 13.1, 13.6, 14.4, 15.2, 9.0, 18.2, 0.3])
+    k = _off_spikes(np.round(y), y, (12.0, 13.0, 14.0, 18.0, 0.0), (0.0, 18.0))
+    # 18 is the largest answer and 0 the smallest: their draws go inward
+    assert k.tolist() == [11, 11, 11, 15, 15, 15, 15, 9, 17, 1]
+
+
+def test_count_spike_share_kept():
+    """A count whose most common value sits inside its continuous range (12 years of schooling):
+    the continuous part no longer adds draws that round onto it."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    edu = np.where(rng.random(n) < 0.4, 12, np.round(rng.normal(12, 3, n)).clip(0, 20))
+    resp = pd.DataFrame(
+        {"unit": [f"u{i}" for i in range(n)], "period": 1, "region": rng.choice(["a", "b"], n)}
+    ).assign(edu=edu)
+    cfg = SynthConfig.from_vars(
+        {
+            "ss_unit_id": "unit",
+            "ss_wave": "period",
+            "ss_cell_dims": ["region"],
+            "ss_outcomes": {"edu": {"type": "count", "min": 0, "scale": "identity"}},
+            "ss_synth_mode": "replica",
+            "ss_synth_m": 1,
+            "ss_seed": 5,
+        }
+    )
+    tot = resp.groupby("region").size().rename("n_population").reset_index()
+    out = synthesize(resp, None, support_table(resp, cfg, totals=tot), cfg)
+    real, syn = np.mean(edu == 12), np.mean(out["edu"].astype(float) == 12)
+    se = np.sqrt(real * (1 - real) * (1 / n + 1 / len(out)))
+    assert abs(syn - real) < 3 * se
