@@ -239,7 +239,8 @@ def value_bounds(
     levels of earlier answers, among the ``at_risk`` rows that answered.
 
     A level of an earlier discrete answer (or a value of an earlier numeric answer with at
-    most ``MAX_BOUND_LEVELS`` values) whose answers never go below their minimum b (above
+    most ``MAX_BOUND_LEVELS`` values; else its spikes and either side of each, a housing
+    allowance of 0 or more) whose answers never go below their minimum b (above
     their maximum) while the other rows' do, beyond chance (``_log_chance``: the other rows'
     answers below b would all fall outside the level with probability below exp(-7) were the
     level like the rest), keeps its answers >= b
@@ -260,7 +261,19 @@ def value_bounds(
             out += _level_bounds(yr, x, s.column, "level")
         elif s.kind == "numeric" and np.unique(x[np.isfinite(x)]).size <= MAX_BOUND_LEVELS:
             out += _level_bounds(yr, x, s.column, "equal")
+        elif s.kind == "numeric":
+            out += _spike_side_bounds(yr, x, s)
     return tuple(out)
+
+
+def _spike_side_bounds(y: np.ndarray, x: np.ndarray, s: Source) -> list[ValueBound]:
+    """A numeric answer's spikes split it into natural regions (an allowance of 0, or some):
+    each spike and each side of it is tested as a level."""
+    out = []
+    for v in s.spikes:
+        for kind, sel in (("equal", x == v), ("below", x < v), ("above", x > v)):
+            out += _bounded(y, sel, Constraint(s.column, kind, 0.0, bound=float(v)))
+    return out
 
 
 def _level_bounds(y: np.ndarray, x: np.ndarray, column: str, kind: str) -> list[ValueBound]:
