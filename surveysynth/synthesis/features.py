@@ -119,7 +119,7 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
     std = (zc - center) / scale
     knots: tuple[float, ...] = ()
     if np.unique(zc).size > 2 * N_KNOTS:
-        q = _weighted_quantiles(std, wc, np.array([0.25, 0.5, 0.75]))
+        q = _weighted_quantiles(std, wc, np.arange(1, N_KNOTS + 1) / (N_KNOTS + 1))
         knots = tuple(float(k) for k in np.unique(np.round(q, 9)))
     return Source(
         column,
