@@ -217,20 +217,14 @@ def fit_pooled(
     has_any = n_obs > 0
     cnt = np.maximum(n_obs, 1)
 
-    mats = {
-        k: sparse.csr_matrix(
-            (np.ones(n_cells), (c, np.arange(n_cells))), shape=(int(c.max()) + 1, n_cells)
-        )
-        for k, c in terms.items()
-    }
-    codes = dict(terms)
+    st = _Stack.of(terms, n_cells)
+    mats, codes = dict(zip(st.names, st.mats)), dict(terms)
 
     ybar = (y * obs).sum(0) / cnt
     var_y = np.maximum(((y - ybar) ** 2 * obs).sum(0) / cnt, 1e-4)
     sigma_v2 = 0.5 * var_y
     tau2 = {k: var_y / (len(terms) + 1.0) for k in terms}
     u = {k: np.zeros((mats[k].shape[0], n_par)) for k in terms}
-    uvar = {k: np.tile(tau2[k], (mats[k].shape[0], 1)) for k in terms}
     w = obs / (ps + sigma_v2)
     beta0 = (w * y).sum(0) / np.maximum(w.sum(0), 1e-300)
     if start is not None and start.post_mean.shape == theta_hat.shape:
@@ -238,66 +232,12 @@ def fit_pooled(
         tau2 = {k: v.copy() for k, v in start.tau2.items()}
         u = {k: v.copy() for k, v in start.effects.items()}
         beta0 = start.beta0.copy()
-    names_t = list(terms)
-    sizes = [mats[k].shape[0] for k in names_t]
-    offs = np.cumsum([1, *sizes])
-    n_t = len(names_t)
-
-    n_rows = int(offs[-1]) + n_t + 1
-
-    def pack(b0, uu, t2, s2) -> np.ndarray:
-        out = np.empty((n_rows, n_par))
-        out[0] = b0
-        for i, k in enumerate(names_t):
-            out[offs[i] : offs[i + 1]] = uu[k]
-            out[offs[-1] + i] = np.log(t2[k])
-        out[-1] = np.log(s2)
-        return out
-
-    def unpack(S: np.ndarray):
-        b0 = S[0]
-        uu = {k: S[offs[i] : offs[i + 1]] for i, k in enumerate(names_t)}
-        t2 = {k: np.maximum(np.exp(S[offs[-1] + i]), VAR_FLOOR) for i, k in enumerate(names_t)}
-        s2 = np.maximum(np.exp(S[-1]), VAR_FLOOR)
-        return b0, uu, t2, s2
-
-    ones_g = np.ones(n_cells)
-    ones_q = {k: np.ones(mats[k].shape[0]) for k in names_t}
 
     def em_step(S: np.ndarray) -> np.ndarray:
-        """One EM sweep: intercept, backfitting of every term with its tau2 update,
-        then sigma_v2. The residual is kept up to date; a level's weighted partial
-        residual is its weighted residual plus den * its current effect. (Column sums go
-        through BLAS: ones @ X.)"""
-        b0, uu, t2, s2 = unpack(S)
-        uu = dict(uu)
-        resid = _prior_residual(y, b0, uu, codes)
-        ps = ps0 / _error_weights(resid, ps0, s2, edf)
-        w = obs / (ps + s2)
-        step = (ones_g @ (w * resid)) / np.maximum(ones_g @ w, 1e-300)
-        b0 = b0 + step
-        resid = resid - step
-        for k in names_t:
-            den = mats[k] @ w
-            lam = _t_weights(uu[k], den, t2[k], effect_df)
-            prec = den + lam / t2[k]
-            new = (mats[k] @ (w * resid) + den * uu[k]) / prec
-            resid = resid - np.take(new - uu[k], codes[k], axis=0)
-            uu[k] = new
-            has = den > 0
-            dof = ones_q[k] @ ((1.0 - lam / (t2[k] * prec)) * has)
-            t2[k] = np.maximum(
-                (ones_q[k] @ (lam * new * new * has)) / np.maximum(dof, 1e-3), VAR_FLOOR
-            )
-        gam = s2 / (s2 + ps)
-        s2 = np.maximum(
-            (ones_g @ (gam * gam * resid * resid * obs)) / np.maximum(ones_g @ (gam * obs), 1e-3),
-            VAR_FLOOR,
-        )
-        return pack(b0, uu, t2, s2)
+        return _em_step(S, st, y, obs, ps0, edf, effect_df)
 
     # SQUAREM (Varadhan & Roland 2008) around the EM map, step length per parameter
-    S = pack(beta0, u, tau2, sigma_v2)
+    S = st.pack(beta0, u, tau2, sigma_v2)
     t0 = last = time.monotonic()
     converged = False
     it = 0
@@ -325,12 +265,12 @@ def fit_pooled(
         if now - last > progress_seconds:
             log.info("pooling: EM iteration %d, %.1fs elapsed", it, now - t0)
             last = now
-    beta0, u, tau2, sigma_v2 = unpack(S)
+    beta0, u, tau2, sigma_v2 = st.unpack(S)
     ps = ps0 / _error_weights(_prior_residual(y, beta0, u, codes), ps0, sigma_v2, edf)
     w = obs / (ps + sigma_v2)
     uvar = {
         k: 1.0 / ((mats[k] @ w) + _t_weights(u[k], mats[k] @ w, tau2[k], effect_df) / tau2[k])
-        for k in names_t
+        for k in st.names
     }
 
     prior_mean = np.tile(beta0, (n_cells, 1))
@@ -373,6 +313,105 @@ def fit_pooled(
         effects=u,
         psi_eff=np.where(obs, ps, np.nan),
     )
+
+
+@dataclass
+class _Stack:
+    """The prior terms stacked: the level rows of every term one after another (term i owns
+    rows ``offs[i]:offs[i + 1]``), with each term's indicator matrix (levels x cells) and all
+    of them stacked, so that one sparse product gives every term's level sums. The EM state
+    is one matrix (rows x params): intercept, the stacked effects, log tau2 of every term,
+    log sigma_v2."""
+
+    names: list[str]
+    codes: list[np.ndarray]
+    mats: list[sparse.csr_matrix]
+    stacked: sparse.csr_matrix
+    offs: np.ndarray
+    sizes: np.ndarray
+    ones_q: list[np.ndarray]
+    ones_g: np.ndarray
+
+    @classmethod
+    def of(cls, terms: Mapping[str, np.ndarray], n_cells: int) -> _Stack:
+        cells = np.arange(n_cells)
+        mats = [
+            sparse.csr_matrix((np.ones(n_cells), (c, cells)), shape=(int(c.max()) + 1, n_cells))
+            for c in terms.values()
+        ]
+        sizes = np.array([m.shape[0] for m in mats], dtype=np.int64)
+        stacked = sparse.vstack(mats, format="csr") if mats else sparse.csr_matrix((0, n_cells))
+        return cls(
+            names=list(terms),
+            codes=[np.asarray(c) for c in terms.values()],
+            mats=mats,
+            stacked=stacked,
+            offs=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            sizes=sizes,
+            ones_q=[np.ones(int(q)) for q in sizes],
+            ones_g=np.ones(n_cells),
+        )
+
+    def pack(self, b0, uu, t2, s2) -> np.ndarray:
+        n_t, e1 = len(self.names), 1 + int(self.offs[-1])
+        out = np.empty((e1 + n_t + 1, len(b0)))
+        out[0] = b0
+        for i, k in enumerate(self.names):
+            out[1 + self.offs[i] : 1 + self.offs[i + 1]] = uu[k]
+            out[e1 + i] = np.log(t2[k])
+        out[-1] = np.log(s2)
+        return out
+
+    def unpack(self, S: np.ndarray):
+        e1 = 1 + int(self.offs[-1])
+        uu = {k: S[1 + self.offs[i] : 1 + self.offs[i + 1]] for i, k in enumerate(self.names)}
+        t2 = {k: np.maximum(np.exp(S[e1 + i]), VAR_FLOOR) for i, k in enumerate(self.names)}
+        return S[0], uu, t2, np.maximum(np.exp(S[-1]), VAR_FLOOR)
+
+
+def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
+    """One EM sweep: intercept, backfitting of every term with its tau2 update, then
+    sigma_v2. The residual is kept up to date; a level's weighted partial residual is its
+    weighted residual plus den * its current effect. A term's level weights ``den``, its t
+    weights and precisions depend only on the state at the start of the sweep, so they are
+    computed for all terms at once (the same operations, element by element, as term by
+    term); only the effects themselves are updated in sequence. Column sums go through
+    BLAS (ones @ X)."""
+    n_t, e1 = len(st.names), 1 + int(st.offs[-1])
+    b0, uu = S[0], S[1:e1]
+    t2 = np.repeat(np.maximum(np.exp(S[e1 : e1 + n_t]), VAR_FLOOR), st.sizes, axis=0)
+    s2 = np.maximum(np.exp(S[-1]), VAR_FLOOR)
+    resid = y - b0
+    for i, c in enumerate(st.codes):
+        resid = resid - np.take(uu[st.offs[i] : st.offs[i + 1]], c, axis=0)
+    ps = ps0 / _error_weights(resid, ps0, s2, edf)
+    w = obs / (ps + s2)
+    step = (st.ones_g @ (w * resid)) / np.maximum(st.ones_g @ w, 1e-300)
+    resid = resid - step
+    den = st.stacked @ w
+    lam = _t_weights(uu, den, t2, effect_df)
+    prec = den + lam / t2
+    new, du = np.empty_like(uu), den * uu
+    for i, (m, c) in enumerate(zip(st.mats, st.codes)):
+        a, b = st.offs[i], st.offs[i + 1]
+        new[a:b] = (m @ (w * resid) + du[a:b]) / prec[a:b]
+        resid = resid - np.take(new[a:b] - uu[a:b], c, axis=0)
+    has = den > 0
+    dofx = (1.0 - lam / (t2 * prec)) * has
+    numx = lam * new * new * has
+    sl = [slice(st.offs[i], st.offs[i + 1]) for i in range(n_t)]
+    num = np.array([q @ numx[j] for q, j in zip(st.ones_q, sl)]).reshape(n_t, S.shape[1])
+    dof = np.array([q @ dofx[j] for q, j in zip(st.ones_q, sl)]).reshape(n_t, S.shape[1])
+    out = np.empty_like(S)
+    out[0], out[1:e1] = b0 + step, new
+    out[e1 : e1 + n_t] = np.log(np.maximum(num / np.maximum(dof, 1e-3), VAR_FLOOR))
+    gam = s2 / (s2 + ps)
+    s2 = np.maximum(
+        (st.ones_g @ (gam * gam * resid * resid * obs)) / np.maximum(st.ones_g @ (gam * obs), 1e-3),
+        VAR_FLOOR,
+    )
+    out[-1] = np.log(s2)
+    return out
 
 
 def _prior_residual(y: np.ndarray, b0: np.ndarray, u: Mapping, codes: Mapping) -> np.ndarray:

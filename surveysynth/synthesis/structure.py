@@ -180,38 +180,53 @@ def structural_constraints(
     event: np.ndarray, at_risk: np.ndarray, sources: list[Source], raw: dict[str, np.ndarray]
 ) -> tuple[Constraint, ...]:
     """Levels / ranges of earlier answers where ``event`` never (or always) happens beyond
-    chance, among ``at_risk`` rows."""
+    chance, among ``at_risk`` rows. (Counts per level come from one bincount of the level
+    codes; the rule reads only the counts.)"""
     out: list[Constraint] = []
     e = event[at_risk]
     if e.size and (e.all() or not e.any()):  # the event is constant where it can happen
         return (Constraint(sources[0].column if sources else "", "all", float(e[0])),)
     if e.size == 0:
         return ()
+    n, k = int(e.size), int(np.count_nonzero(e))
     for s in sources:
         x = raw[s.column][at_risk]
         if s.kind == "discrete":
+            lo = int(x.min()) if x.dtype.kind in "iu" else 0
+            if x.dtype.kind in "iu" and int(x.max()) - lo <= 4 * n + 1024:
+                cnt = np.bincount(x - lo)
+                hit = np.bincount(x[e] - lo, minlength=len(cnt))
+                for j in np.flatnonzero(cnt):
+                    out += _check(
+                        int(cnt[j]), int(hit[j]), n, k, s.column, "level", level=int(j) + lo
+                    )
+                continue
             for lv in np.unique(x):
-                out += _check(e, x == lv, s.column, "level", level=int(lv))
+                sel = x == lv
+                n_in, k_in = int(np.count_nonzero(sel)), int(np.count_nonzero(sel & e))
+                out += _check(n_in, k_in, n, k, s.column, "level", level=int(lv))
         else:
             fin = np.isfinite(x)
             if fin.sum() < 2 or not (fin & e).any() or not (fin & ~e).any():
                 continue
             for value, sel in ((0.0, e), (1.0, ~e)):
                 lo, hi = x[fin & sel].min(), x[fin & sel].max()
-                out += _check(e, fin & (x < lo), s.column, "below", bound=lo, value=value)
-                out += _check(e, fin & (x > hi), s.column, "above", bound=hi, value=value)
+                for kind, bound, part in (("below", lo, x < lo), ("above", hi, x > hi)):
+                    part &= fin
+                    n_in, k_in = int(np.count_nonzero(part)), int(np.count_nonzero(part & e))
+                    out += _check(n_in, k_in, n, k, s.column, kind, bound=bound, value=value)
     return tuple(out)
 
 
-def _check(e, sel, column, kind, level=0, bound=0.0, value=None) -> list[Constraint]:
-    n_in = int(sel.sum())
-    if n_in == 0 or n_in == len(e):
+def _check(n_in, k_in, n, k, column, kind, level=0, bound=0.0, value=None) -> list[Constraint]:
+    """The chance rule on counts: ``n_in`` of the ``n`` rows are selected, ``k_in`` of the
+    ``k`` events fall among them."""
+    if n_in == 0 or n_in == n:
         return []
-    inside, outside = e[sel], e[~sel]
-    rate = float(outside.mean())
-    if value in (None, 0.0) and not inside.any() and rate * n_in >= MIN_EXPECTED:
+    rate = (k - k_in) / (n - n_in)  # the event's rate outside the selection
+    if value in (None, 0.0) and k_in == 0 and rate * n_in >= MIN_EXPECTED:
         return [Constraint(column, kind, 0.0, level, float(bound))]
-    if value in (None, 1.0) and inside.all() and (1 - rate) * n_in >= MIN_EXPECTED:
+    if value in (None, 1.0) and k_in == n_in and (1 - rate) * n_in >= MIN_EXPECTED:
         return [Constraint(column, kind, 1.0, level, float(bound))]
     return []
 
