@@ -62,8 +62,14 @@ def make_cell_id(df: pd.DataFrame, dims: tuple[str, ...] | list[str]) -> pd.Seri
 def take_rows(df: pd.DataFrame, idx: np.ndarray, **extra: object) -> pd.DataFrame:
     """Rows ``idx`` of ``df`` as a new frame with a fresh RangeIndex (one copy per column,
     no consolidation, no chained-assignment flags), plus ``extra`` columns."""
+    return take_columns(df, list(df.columns), idx, **extra)
+
+
+def take_columns(df: pd.DataFrame, columns: list, idx: np.ndarray, **extra: object) -> pd.DataFrame:
+    """Rows ``idx`` of the ``columns`` of ``df``, as :func:`take_rows` (only those columns are
+    copied)."""
     cols: dict[str, object] = {}
-    for c in df.columns:
+    for c in columns:
         s = df[c]
         if isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
             cols[c] = s.array.take(idx)

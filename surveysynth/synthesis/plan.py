@@ -14,26 +14,38 @@ import numpy as np
 import pandas as pd
 
 from surveysynth.contract.config import SynthConfig
-from surveysynth.contract.inputs import CELL_ID, Inputs, SynthInputError, take_rows
+from surveysynth.contract.inputs import (
+    CELL_ID,
+    Inputs,
+    SynthInputError,
+    take_columns,
+    take_rows,
+)
 from surveysynth.seeding import key_str, stable_int_hash, unit_keys
 
 IMPLICATE = "implicate"
 
 
-def synthetic_ids(cell_ids: pd.Series, waves: pd.Series, k: np.ndarray) -> np.ndarray:
-    """Deterministic ids of records that stand for no frame unit: syn-<cell hash>-<wave>-<k>."""
-    cw = pd.DataFrame({"c": cell_ids.to_numpy(), "w": waves.to_numpy()})
-    grp = cw.groupby(["c", "w"], sort=False)
-    inv = grp.ngroup().to_numpy()
-    firsts = cw.iloc[grp.head(1).index]
-    prefix = [
-        f"syn-{stable_int_hash(c):016x}"[:16] + f"-{key_str(w)}-"
-        for c, w in zip(firsts["c"], firsts["w"])
-    ]
-    order = grp.ngroup().iloc[grp.head(1).index].to_numpy()
-    pre = np.empty(len(prefix), dtype=object)
-    pre[order] = prefix
-    return np.array([f"{p}{int(j):07d}" for p, j in zip(pre[inv], k)], dtype=object)
+def synthetic_ids(
+    cell_ids: pd.Series, waves: pd.Series, k: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Deterministic ids of records that stand for no frame unit: syn-<cell hash>-<wave>-<k>.
+    ``groups`` (optional) labels each row's cell x wave with an integer, saving the grouping
+    of the text columns."""
+    if groups is None:
+        cw = pd.DataFrame({"c": cell_ids.to_numpy(), "w": waves.to_numpy()})
+        groups = cw.groupby(["c", "w"], sort=False).ngroup().to_numpy()
+    _, first, inv = np.unique(groups, return_index=True, return_inverse=True)
+    c, w = cell_ids.to_numpy()[first], waves.to_numpy()[first]
+    pre = np.array(
+        [f"syn-{stable_int_hash(ci):016x}"[:16] + f"-{key_str(wi)}-" for ci, wi in zip(c, w)],
+        dtype=object,
+    )
+    k = np.asarray(k, dtype=np.int64)
+    if not len(k):
+        return np.array([], dtype=object)
+    suffix = np.array([f"{j:07d}" for j in range(int(k.max()) + 1)], dtype=object)
+    return pre[inv.reshape(-1)] + suffix[k]
 
 
 def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
@@ -49,10 +61,10 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
         # nothing about the real unit ids
         order = np.argsort(inputs.cell_wave, kind="stable")
         g = inputs.cell_wave[order]
-        rr = take_rows(r, order)
-        rows = rr[[c.unit_id, c.wave, CELL_ID, *dims, *[a for a in aux if a in rr.columns]]].copy()
+        keep = [c.unit_id, c.wave, CELL_ID, *dims, *[a for a in aux if a in r.columns]]
+        rows = take_columns(r, keep, order)
         if c.weight:
-            rows["synth_weight"] = rr[c.weight].to_numpy(dtype=float)
+            rows["synth_weight"] = r[c.weight].to_numpy(dtype=float)[order]
         else:
             npop = pd.to_numeric(s["n_population"], errors="coerce").to_numpy(dtype=float)
             nres = s["n_respondents"].to_numpy(dtype=float)
@@ -63,7 +75,7 @@ def build_plan(inputs: Inputs, config: SynthConfig) -> pd.DataFrame:
         starts[1:] = g[1:] != g[:-1]
         first = np.maximum.accumulate(np.where(starts, np.arange(len(g)), 0))
         k = np.arange(len(g)) - first
-        rows[c.unit_id] = synthetic_ids(rows[CELL_ID], rows[c.wave], k)
+        rows[c.unit_id] = synthetic_ids(rows[CELL_ID], rows[c.wave], k, groups=g)
         return _finish(rows, c, aux)
 
     targets = s.loc[s["support_class"].isin(c.augment_classes), [CELL_ID, c.wave, "support_class"]]
