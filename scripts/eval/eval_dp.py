@@ -50,31 +50,44 @@ DEMO_DP_VARS = {
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def score(syn, responses, support, truth, cfg) -> dict:
-    """Scaled RMSE and 95% coverage of the augmented estimates of the thin cells: sparse cells
-    (respondents plus records) and, apart, empty cells of at least 10 units (records only; most
-    empty cells hold one or two units, whose own values no model predicts)."""
+def scored_rows(syn, responses, support, truth, cfg) -> pd.DataFrame:
+    """The thin cells' augmented estimates beside the truth, one row per cell x wave x
+    indicator, ``part`` sparse (respondents plus records) or empty (records only, cells of at
+    least 10 units: most empty cells hold one or two units, whose own values no model
+    predicts); ``scaled_err`` is the error divided by the spread of the truth of its indicator
+    over the thin cells (one divisor per indicator for every method), ``covered`` whether the
+    nominal 95% interval holds the truth."""
     est = augmented_cell_estimates(responses, syn, support, cfg)
     keys = [*cfg.cell_dims, cfg.wave]
     d = est[(est["cell_role"] == "completed") & (est["n_synthetic"] > 0)]
     d = d.merge(truth[[*keys, "indicator", "true_value"]], on=[*keys, "indicator"])
     d = d.merge(support[[*keys, "n_population"]], on=keys)
     d = d[d["estimate"].notna()].copy()
-    # one divisor per indicator for every method: the spread of the truth over the thin cells
     scale = truth.merge(support.loc[support["support_class"] != "supported", keys], on=keys)
     d = d.merge(scale.groupby("indicator")["true_value"].std().rename("scale"), on="indicator")
     d = d[d["scale"] > 0]
+    d["part"] = np.where(d["support_class"] == "sparse", "sparse", "")
+    d.loc[(d["support_class"] == "empty") & (d["n_population"] >= 10), "part"] = "empty"
+    d = d[d["part"] != ""].copy()
+    d["scaled_err"] = (d["estimate"] - d["true_value"]) / d["scale"]
+    d["covered"] = (d["ci_low"] <= d["true_value"]) & (d["true_value"] <= d["ci_high"])
+    return d
+
+
+def summarise(d: pd.DataFrame) -> dict:
+    """Rows, scaled RMSE and 95% coverage of the sparse and the empty part."""
     out = {}
-    for name, part in (
-        ("sparse", d[d["support_class"] == "sparse"]),
-        ("empty", d[(d["support_class"] == "empty") & (d["n_population"] >= 10)]),
-    ):
-        err = (part["estimate"] - part["true_value"]) / part["scale"]
-        cov = (part["ci_low"] <= part["true_value"]) & (part["true_value"] <= part["ci_high"])
+    for name in ("sparse", "empty"):
+        part = d[d["part"] == name]
         out[f"{name}_rows"] = len(part)
-        out[f"{name}_rmse"] = float(np.sqrt(np.mean(err**2)))
-        out[f"{name}_coverage"] = float(cov.mean())
+        out[f"{name}_rmse"] = float(np.sqrt(np.mean(part["scaled_err"] ** 2)))
+        out[f"{name}_coverage"] = float(part["covered"].mean())
     return out
+
+
+def score(syn, responses, support, truth, cfg) -> dict:
+    """Scaled RMSE and 95% coverage of the augmented estimates of the thin cells."""
+    return summarise(scored_rows(syn, responses, support, truth, cfg))
 
 
 def run_dp(eps, data, support, cfg, delta) -> tuple[dict, float]:

@@ -33,6 +33,10 @@ from surveysynth.privacy.measure import RATIO_SD, RESID_CLAMP, NoisyStats, _keys
 MIN_DIRECT_N = 2.0
 #: A (the cells' variance around their prior) is estimated from this many direct estimates
 MIN_CELLS_A = 30
+#: a margin's A (its levels' spread around the wave's overall value) is estimated from this many
+#: levels with a direct estimate: margins are large, their noise small, and a dimension of few
+#: levels (the demo's 4 size bands x 4 waves) must keep its departures
+MIN_LEVELS_A = 3
 #: a pooling group's correlation is its own from this many noisy answers (fewer: all groups')
 MIN_CORR_N = 30.0
 #: shares are drawn, floored here and renormalised
@@ -51,18 +55,19 @@ class DPModel:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     corr: np.ndarray | None = None  # G x P x P
     diagnostics: list[dict] = field(default_factory=list)
+    direct: dict[str, np.ndarray] = field(default_factory=dict)  # K, cells with a direct estimate
 
 
 def fh_posterior(
-    y, D, prior, has, label: str, diag: list, V=0.0, A_few: float = 0.0
+    y, D, prior, has, label: str, diag: list, V=0.0, A_few: float = 0.0, min_n=MIN_CELLS_A
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and variance of every cell's theta under theta_c = prior_c + u_c,
     u_c ~ N(0, A), y_c = theta_c + e_c, e_c ~ N(0, D_c) with D_c known (cells with ``has``);
-    V_c, the prior's own error variance, is added to A. With fewer than MIN_CELLS_A direct
+    V_c, the prior's own error variance, is added to A. With fewer than ``min_n`` direct
     estimates A is not estimable and ``A_few`` stands in."""
     V = np.broadcast_to(np.asarray(V, dtype=float), np.shape(y))
     r = np.where(has, y - prior, 0.0)
-    A = adjusted_ml(r[has], D[has] + V[has]) if has.sum() >= MIN_CELLS_A else A_few
+    A = adjusted_ml(r[has], D[has] + V[has]) if has.sum() >= min_n else A_few
     P = A + V
     gamma = np.where(has, P / np.maximum(P + D, 1e-300), 0.0)
     mean = prior + gamma * r
@@ -118,7 +123,9 @@ def margin_prior(stats: NoisyStats, nums, dens, d_fn, min_den: float, logit: boo
         dd = np.maximum(d, 1.0)
         y = link(n / dd)
         has = d >= min_den
-        mean_l, var_l = fh_posterior(y, d_fn(y, dd), overall_w[w], has, f"{label}/m{i}", diag)
+        mean_l, var_l = fh_posterior(
+            y, d_fn(y, dd), overall_w[w], has, f"{label}/m{i}", diag, min_n=MIN_LEVELS_A
+        )
         a_levels.append(diag[-1]["A"])
         eta += mean_l[m] - overall_w[wave]
         var += var_l[m]
@@ -185,12 +192,18 @@ def _fit_shares(model: DPModel, stats: NoisyStats, name: str) -> None:
             y, D, p, has, lab, model.diagnostics, V, float(np.median(a_few))
         )
     model.share_mean[name], model.share_var[name] = means, vars_
+    model.direct[name] = has
 
 
 def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
+    """Posterior of each cell's mean of v above the lower bound, and the within-cell sd.
+
+    The within-cell variance and A are estimated in turn (two rounds from A = 0): the residuals
+    of the cells centred on the main effects hold their spread around the prior (A + V) besides
+    the within-cell variance (:func:`within_variance`), and the direct estimates' error D holds
+    the within-cell variance."""
     half = stats.ranges[name][1] / 2
     n_pos = stats.counts[name][:, 2]
-    gn = np.bincount(stats.group, weights=np.maximum(n_pos, 0), minlength=stats.n_groups)
     s2n = stats.noise_var[f"counts:{name}"]
     cut = max(MIN_DIRECT_N, RATIO_SD * np.sqrt(s2n))
     # a cell's count must clear the cut in its own noisy count and in the other outcomes'
@@ -198,17 +211,14 @@ def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
     share_pos = np.clip(n_pos / np.maximum(stats.counts[name].sum(axis=1), 1.0), 0.0, 1.0)
     has = (n_pos >= cut) & (reference_n(stats, name) * share_pos >= cut)
     nn = np.maximum(n_pos, 1.0)
-    s2w = np.maximum(stats.resid[name] / np.maximum(gn, 1.0), 0.01)
-    pooled = max(float(stats.resid[name].sum() / max(gn.sum(), 1.0)), 0.01)
-    s2w = np.minimum(np.where(gn >= MIN_CORR_N, s2w, pooled), RESID_CLAMP**2)[stats.group]
-    y = np.clip(stats.logsum[name] / nn, -half, half) + half
-    D = s2w / nn + (stats.noise_var[f"logsum:{name}"] + (y - half) ** 2 * s2n) / nn**2
+    yc = np.clip(stats.logsum[name] / nn, -half, half)
+    noise_d = (stats.noise_var[f"logsum:{name}"] + yc**2 * s2n) / nn**2
     npos_m = [b[:, 2] for b in stats.mcounts[name]]
-    s2m, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"logsum:{name}"]
-    s2l = stats.noise_var[f"mlogsum:{name}"]
+    s2m, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"mlogsum:{name}"]
+    pooled = within_variance(stats, name, 0.0, 0.0)[1]
 
-    def d_mean(yc, d):
-        return pooled / d + (s2l + yc**2 * s2m) / d**2
+    def d_mean(y, d):
+        return pooled / d + (s2l + y**2 * s2m) / d**2
 
     min_den = max(MIN_CORR_N, RATIO_SD * np.sqrt(s2m))
     lab = f"{name}[mu]"
@@ -216,8 +226,40 @@ def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
         stats, stats.mlogsum[name], npos_m, d_mean, min_den, False, model.diagnostics, lab
     )
     prior = np.clip(prior, -half, half)
-    m, v = fh_posterior(y, D, prior + half, has, lab, model.diagnostics, V, a_few)
+    A = 0.0
+    for _ in range(2):
+        s2w = within_variance(stats, name, A, V)[0]
+        D = s2w / nn + noise_d
+        r = (yc - prior)[has]
+        A = adjusted_ml(r, D[has] + V[has]) if has.sum() >= MIN_CELLS_A else a_few
+    m, v = fh_posterior(yc + half, D, prior + half, has, lab, model.diagnostics, V, a_few)
     model.mu_mean[name], model.mu_var[name], model.sigma[name] = m, v, np.sqrt(s2w)
+    model.direct[f"{name}:mu"] = has
+
+
+def within_variance(stats: NoisyStats, name: str, A: float, V) -> tuple[np.ndarray, float]:
+    """Within-cell variance of v per cell (its pooling group's; groups of fewer than MIN_CORR_N
+    noisy answers take the pooled value) and the pooled value, by the method of moments from
+    the noisy sums of squared residuals. Per cell of n answers, the expected sum is
+    (n - 1) sigma^2 + (the noise variance of its noisy mean) n where it was centred on its own
+    noisy mean, and n sigma^2 + n (A + V_c) where it was centred on its main effects (the cell's
+    spread around them; V_c the prior's error); the known parts are subtracted and the rest
+    divided by the degrees of freedom. Approximations: n is the noisy count, the residual clamp
+    (+-RESID_CLAMP) is ignored and the raw main effects the centre used stand for the prior."""
+    half = stats.ranges[name][1] / 2
+    n = np.maximum(stats.counts[name][:, 2], 0.0)
+    nn = np.maximum(n, 1.0)
+    own = stats.centre_own[name]
+    yc = np.clip(stats.logsum[name] / nn, -half, half)
+    s2n, s2l = stats.noise_var[f"counts:{name}"], stats.noise_var[f"logsum:{name}"]
+    extra = np.where(own, (s2l + yc**2 * s2n) / nn, n * (A + np.asarray(V, dtype=float)))
+    dof = np.maximum(n - own, 0.0)
+    g, G = stats.group, stats.n_groups
+    ext_g, dof_g = np.bincount(g, extra, G), np.bincount(g, dof, G)
+    res = stats.resid[name]
+    pooled = float(np.clip((res.sum() - ext_g.sum()) / max(dof_g.sum(), 1.0), 0.01, RESID_CLAMP**2))
+    s2g = np.clip((res - ext_g) / np.maximum(dof_g, 1.0), 0.01, RESID_CLAMP**2)
+    return np.where(dof_g >= MIN_CORR_N, s2g, pooled)[g], pooled
 
 
 def _correlations(stats: NoisyStats, P: int) -> np.ndarray:

@@ -50,6 +50,9 @@ WEIGHTS = {
 #: noisy count is this many noise sds clear of 0
 MIN_CENTRE_N = 5.0
 RATIO_SD = 3.0
+#: ... and when the noise variance of the noisy mean of v is at most this (sd ~0.2 on the log
+#: scale): a noisier mean would put the noise, clamped, into the residuals
+MAX_CENTRE_VAR = 0.05
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class NoisyStats:
     logsum: dict[str, np.ndarray] = field(default_factory=dict)  # K, centred on mid
     resid: dict[str, np.ndarray] = field(default_factory=dict)  # G
     centre: dict[str, np.ndarray] = field(default_factory=dict)  # K, from noisy stats
+    centre_own: dict[str, np.ndarray] = field(default_factory=dict)  # K, centred on own mean
     scores: np.ndarray | None = None  # G x (P + P(P+1)/2)
     # the margins (each cell dimension x wave): public codes, and their noisy sums
     margins: list[np.ndarray] = field(default_factory=list)  # margin level of each cell row
@@ -106,7 +110,6 @@ class NoisyStats:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # lo, L (log range)
     ledger: list[LedgerRow] = field(default_factory=list)
     pool_by: tuple[str, ...] = ()
-    pool_margin: int = 0  # the margin (cell dimension) of the first pooling dimension
 
 
 # ----------------------------------------------------------------------- rows -> codes
@@ -289,8 +292,6 @@ def measure(
     cells = public_cells(support, config)
     group, n_g = groups_of(cells, config, st.pool_by)
     stats = NoisyStats(cells, group, n_g, pool_by=tuple(st.pool_by))
-    if st.pool_by:
-        stats.pool_margin = list(config.cell_dims).index(st.pool_by[0])
     stats.margins, stats.margin_wave = margins_of(cells, config)
     n_waves = int(cells[config.wave].nunique())
     budget = _Budget(st, measurement_plan(config), n_waves)
@@ -340,20 +341,39 @@ def _numeric(stats: NoisyStats, budget: _Budget, name, k, code, v, log_range) ->
 def residual_centre(stats: NoisyStats, name: str) -> np.ndarray:
     """Post-processing of the noisy counts and sums: the cell's noisy mean of v where its noisy
     count of answers above the lower bound is RATIO_SD noise sds clear of 0 (and at least
-    MIN_CENTRE_N), else the mean of its margin level of the first pooling dimension (or of its
-    wave, with no pooling dimension): large sums whose ratio the noise does not upset."""
+    MIN_CENTRE_N) and the mean's noise variance (delta method) at most MAX_CENTRE_VAR, else its
+    main-effects value from the noisy margins (the wave's overall mean
+    plus each dimension's departure, a level's departure counted where its own noisy count is
+    clear of 0): large sums whose ratio the noise does not upset. ``stats.centre_own`` records
+    which cells were centred on their own mean, so the fit can tell the within-cell variance
+    from the cells' spread around the main effects in the residuals."""
     half = stats.ranges[name][1] / 2
     n_pos = stats.counts[name][:, 2]
-    s = stats.logsum[name]
-    i = stats.pool_margin
-    m = stats.margins[i]
-    ms = stats.mlogsum[name][i]
-    mn = stats.mcounts[name][i][:, 2]
-    if not stats.pool_by:
-        w = stats.margin_wave[i]
-        ms, mn, m = np.bincount(w, weights=ms), np.bincount(w, weights=mn), w[m]
-    fallback = (ms / np.maximum(mn, 1.0))[m]
     sd = math.sqrt(stats.noise_var[f"counts:{name}"])
-    ok = n_pos >= max(MIN_CENTRE_N, RATIO_SD * sd)
-    c_mean = np.where(ok, s / np.maximum(n_pos, 1), fallback)
+    nn = np.maximum(n_pos, 1.0)
+    own = np.clip(stats.logsum[name] / nn, -half, half)
+    noise = (stats.noise_var[f"logsum:{name}"] + own**2 * sd**2) / nn**2
+    ok = (n_pos >= max(MIN_CENTRE_N, RATIO_SD * sd)) & (noise <= MAX_CENTRE_VAR)
+    c_mean = np.where(ok, own, main_effects(stats, name))
+    stats.centre_own[name] = ok
     return half + np.clip(c_mean, -half, half)
+
+
+def main_effects(stats: NoisyStats, name: str) -> np.ndarray:
+    """Each cell's main-effects mean of v (centred on the range's middle) from the noisy margins:
+    the wave's overall mean (every margin's total, averaged over dimensions) plus, per dimension,
+    its level's departure from it where the level's noisy count is RATIO_SD noise sds clear of 0
+    and at least MIN_CENTRE_N (else no departure)."""
+    sd = math.sqrt(len(stats.margins) * stats.noise_var[f"mcounts:{name}"])
+    cut = max(MIN_CENTRE_N, RATIO_SD * sd)
+    sums, counts = stats.mlogsum[name], [c[:, 2] for c in stats.mcounts[name]]
+    waves = stats.margin_wave
+    tot_s = np.mean([np.bincount(w, weights=x) for x, w in zip(sums, waves)], axis=0)
+    tot_n = np.mean([np.bincount(w, weights=x) for x, w in zip(counts, waves)], axis=0)
+    overall = tot_s / np.maximum(tot_n, 1.0)
+    wave = waves[0][stats.margins[0]]
+    out = overall[wave].copy()
+    for x, n, m, w in zip(sums, counts, stats.margins, waves):
+        dep = np.where(n >= cut, x / np.maximum(n, 1.0) - overall[w], 0.0)
+        out += dep[m]
+    return out
