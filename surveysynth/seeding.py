@@ -62,11 +62,46 @@ def stream_rng(seed: int, *labels: Any) -> np.random.Generator:
 
 
 def row_hashes(df: pd.DataFrame) -> np.ndarray:
-    """uint64 hash of every row over all columns (in name order)."""
+    """uint64 hash of every row over all columns (in name order): the values of
+    ``pandas.util.hash_pandas_object(df[sorted columns], index=False)``, computed column by
+    column so that a text column of (nearly) distinct values, such as unit ids, is hashed
+    directly instead of through a factorisation (the same hash values: pandas hashes each
+    distinct text once and takes them by code, which is the value's own hash)."""
     cols = sorted(map(str, df.columns))
     if not len(df):
         return np.zeros(0, dtype=np.uint64)
-    return pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
+    if not df.columns.is_unique or any(not isinstance(c, str) for c in df.columns):
+        return pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
+    return _combine([_column_hash(df[c]) for c in cols])
+
+
+def _column_hash(s: pd.Series) -> np.ndarray:
+    v = s.to_numpy() if s.dtype == object else None
+    if v is not None and len(v) >= 1024 and _distinct_text(v):
+        return pd.util.hash_array(v, categorize=False)
+    return pd.util.hash_pandas_object(s, index=False).to_numpy()
+
+
+def _distinct_text(v: np.ndarray) -> bool:
+    """Text only (no nulls, no other types), mostly distinct values among the first 512."""
+    head = v[:512]
+    if pd.api.types.infer_dtype(head, skipna=False) != "string":
+        return False
+    return len(set(head.tolist())) > 384 and pd.api.types.infer_dtype(v, skipna=False) == "string"
+
+
+def _combine(hashes: list[np.ndarray]) -> np.ndarray:
+    """One hash per row from the columns' hashes, as pandas combines them (the CPython tuple
+    hash recurrence in uint64 arithmetic, wrapping on overflow)."""
+    n = len(hashes)
+    out = np.full(len(hashes[0]), 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    for i, h in enumerate(hashes):
+        out ^= h
+        out *= mult
+        mult += np.uint64(82520 + 2 * (n - i))
+    out += np.uint64(97531)
+    return out
 
 
 def content_hash(df: pd.DataFrame | None, rows: np.ndarray | None = None) -> str:
