@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     ]
     d = pd.concat(runs, ignore_index=True)
     d["kind"] = np.where(d["indicator"].str.contains("="), "share", d["indicator"])
+    if a.out:
+        d.to_parquet(a.out)
     pd.set_option("display.width", 200)
     fmt = {"float_format": lambda x: f"{x:.3f}"}
     print(f"{a.reps} noise draws per epsilon\n")
@@ -91,8 +93,6 @@ def main(argv=None) -> int:
     print(table(d, ["part", "kind", "epsilon"]).unstack("epsilon").to_string(**fmt), "\n")
     print(table(d, ["part", "kind", "direct", "epsilon"])["coverage"].unstack().to_string(**fmt))
     print(table(d[d["part"] == "sparse"], ["indicator", "epsilon"])["coverage"].unstack().round(3))
-    if a.out:
-        d.to_parquet(a.out)
     return 0
 
 

@@ -21,22 +21,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import record_columns
 from surveysynth.contract.rules import enforce
-from surveysynth.privacy.measure import RATIO_SD, RESID_CLAMP, NoisyStats, _keys
+from surveysynth.privacy.means import MeanFit, f_posterior, group_count, residual_totals
+from surveysynth.privacy.measure import RATIO_SD, NoisyStats, _keys, main_effects
+from surveysynth.privacy.shrink import MIN_LEVELS_A, fh_posterior
 
 #: a cell's direct estimate is used from this many noisy answers (fewer: regression only)
 MIN_DIRECT_N = 2.0
-#: A (the cells' variance around their prior) is estimated from this many direct estimates
-MIN_CELLS_A = 30
-#: a margin's A (its levels' spread around the wave's overall value) is estimated from this many
-#: levels with a direct estimate: margins are large, their noise small, and a dimension of few
-#: levels (the demo's 4 size bands x 4 waves) must keep its departures
-MIN_LEVELS_A = 3
 #: a pooling group's correlation is its own from this many noisy answers (fewer: all groups')
 MIN_CORR_N = 30.0
 #: shares are drawn, floored here and renormalised
@@ -56,43 +51,7 @@ class DPModel:
     corr: np.ndarray | None = None  # G x P x P
     diagnostics: list[dict] = field(default_factory=list)
     direct: dict[str, np.ndarray] = field(default_factory=dict)  # K, cells with a direct estimate
-
-
-def fh_posterior(
-    y, D, prior, has, label: str, diag: list, V=0.0, A_few: float = 0.0, min_n=MIN_CELLS_A
-) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and variance of every cell's theta under theta_c = prior_c + u_c,
-    u_c ~ N(0, A), y_c = theta_c + e_c, e_c ~ N(0, D_c) with D_c known (cells with ``has``);
-    V_c, the prior's own error variance, is added to A. With fewer than ``min_n`` direct
-    estimates A is not estimable and ``A_few`` stands in."""
-    V = np.broadcast_to(np.asarray(V, dtype=float), np.shape(y))
-    r = np.where(has, y - prior, 0.0)
-    A = adjusted_ml(r[has], D[has] + V[has]) if has.sum() >= min_n else A_few
-    P = A + V
-    gamma = np.where(has, P / np.maximum(P + D, 1e-300), 0.0)
-    mean = prior + gamma * r
-    var = np.where(has, gamma * D, P)
-    diag.append({"parameter": label, "A": float(A), "n_direct": int(has.sum())})
-    return mean, var
-
-
-def adjusted_ml(r: np.ndarray, D: np.ndarray) -> float:
-    """A maximising the likelihood of the residuals r ~ N(0, A + D) times A (the adjustment of
-    Li and Lahiri 2010): never 0, so a prior the noisy cells cannot refute is not taken as exact
-    and the cells without a direct estimate keep the spread of the cells around it."""
-    scale = max(float(np.mean(r * r)), float(np.median(D)), 1e-12)
-
-    def neg(t: float) -> float:
-        v = np.exp(t) + D
-        return 0.5 * float(np.sum(np.log(v) + r * r / v)) - t
-
-    res = minimize_scalar(
-        neg,
-        bounds=(np.log(scale * 1e-8), np.log(scale * 10)),
-        method="bounded",
-        options={"xatol": 1e-4},
-    )
-    return float(np.exp(res.x))
+    mean_fit: dict[str, MeanFit] = field(default_factory=dict)  # numeric outcomes' mean models
 
 
 def _logit(p):
@@ -151,11 +110,6 @@ def fit_dp(stats: NoisyStats, config: SynthConfig) -> DPModel:
     return model
 
 
-def _n_answers(stats: NoisyStats) -> np.ndarray:
-    """Noisy respondents per cell: the mean over outcomes of the noisy counts' sums."""
-    return np.mean([c.sum(axis=1) for c in stats.counts.values()], axis=0)
-
-
 def reference_n(stats: NoisyStats, name: str) -> np.ndarray:
     """Noisy respondents per cell from the other outcomes' counts: noise independent of this
     outcome's counts, so dividing by it and cutting on it do not bias the shares (a count that
@@ -196,12 +150,8 @@ def _fit_shares(model: DPModel, stats: NoisyStats, name: str) -> None:
 
 
 def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
-    """Posterior of each cell's mean of v above the lower bound, and the within-cell sd.
-
-    The within-cell variance and A are estimated in turn (two rounds from A = 0): the residuals
-    of the cells centred on the main effects hold their spread around the prior (A + V) besides
-    the within-cell variance (:func:`within_variance`), and the direct estimates' error D holds
-    the within-cell variance."""
+    """The cell means of v above the lower bound and the within-cell variance
+    (:mod:`surveysynth.privacy.means`: A and the residual totals carried into the draws)."""
     half = stats.ranges[name][1] / 2
     n_pos = stats.counts[name][:, 2]
     s2n = stats.noise_var[f"counts:{name}"]
@@ -212,59 +162,26 @@ def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
     has = (n_pos >= cut) & (reference_n(stats, name) * share_pos >= cut)
     nn = np.maximum(n_pos, 1.0)
     yc = np.clip(stats.logsum[name] / nn, -half, half)
-    noise_d = (stats.noise_var[f"logsum:{name}"] + yc**2 * s2n) / nn**2
-    npos_m = [b[:, 2] for b in stats.mcounts[name]]
-    s2m, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"mlogsum:{name}"]
-    pooled = within_variance(stats, name, 0.0, 0.0)[1]
-
-    def d_mean(y, d):
-        return pooled / d + (s2l + y**2 * s2m) / d**2
-
-    min_den = max(MIN_CORR_N, RATIO_SD * np.sqrt(s2m))
-    lab = f"{name}[mu]"
-    prior, V, a_few = margin_prior(
-        stats, stats.mlogsum[name], npos_m, d_mean, min_den, False, model.diagnostics, lab
-    )
-    prior = np.clip(prior, -half, half)
-    A = 0.0
-    for _ in range(2):
-        s2w = within_variance(stats, name, A, V)[0]
-        D = s2w / nn + noise_d
-        r = (yc - prior)[has]
-        A = adjusted_ml(r, D[has] + V[has]) if has.sum() >= MIN_CELLS_A else a_few
-    m, v = fh_posterior(yc + half, D, prior + half, has, lab, model.diagnostics, V, a_few)
-    model.mu_mean[name], model.mu_var[name], model.sigma[name] = m, v, np.sqrt(s2w)
+    noise = (stats.noise_var[f"logsum:{name}"] + yc**2 * s2n) / nn**2
+    # the prior: the main effects the residuals were centred on (A, the cells' spread around
+    # it, holds the prior's own error)
+    prior = np.clip(main_effects(stats, name), -half, half) + half
+    T, T_var, w = residual_totals(stats, name, model.diagnostics)
+    mf = MeanFit(yc + half, noise, nn, has, prior, stats.group, T, T_var, w)
+    mf.grid, mf.weights = f_posterior(mf)
+    m, v, s2 = mf.point()
+    model.mean_fit[name] = mf
+    model.mu_mean[name], model.mu_var[name], model.sigma[name] = m, v, np.sqrt(s2)
     model.direct[f"{name}:mu"] = has
-
-
-def within_variance(stats: NoisyStats, name: str, A: float, V) -> tuple[np.ndarray, float]:
-    """Within-cell variance of v per cell (its pooling group's; groups of fewer than MIN_CORR_N
-    noisy answers take the pooled value) and the pooled value, by the method of moments from
-    the noisy sums of squared residuals. Per cell of n answers, the expected sum is
-    (n - 1) sigma^2 + (the noise variance of its noisy mean) n where it was centred on its own
-    noisy mean, and n sigma^2 + n (A + V_c) where it was centred on its main effects (the cell's
-    spread around them; V_c the prior's error); the known parts are subtracted and the rest
-    divided by the degrees of freedom. Approximations: n is the noisy count, the residual clamp
-    (+-RESID_CLAMP) is ignored and the raw main effects the centre used stand for the prior."""
-    half = stats.ranges[name][1] / 2
-    n = np.maximum(stats.counts[name][:, 2], 0.0)
-    nn = np.maximum(n, 1.0)
-    own = stats.centre_own[name]
-    yc = np.clip(stats.logsum[name] / nn, -half, half)
-    s2n, s2l = stats.noise_var[f"counts:{name}"], stats.noise_var[f"logsum:{name}"]
-    extra = np.where(own, (s2l + yc**2 * s2n) / nn, n * (A + np.asarray(V, dtype=float)))
-    dof = np.maximum(n - own, 0.0)
-    g, G = stats.group, stats.n_groups
-    ext_g, dof_g = np.bincount(g, extra, G), np.bincount(g, dof, G)
-    res = stats.resid[name]
-    pooled = float(np.clip((res.sum() - ext_g.sum()) / max(dof_g.sum(), 1.0), 0.01, RESID_CLAMP**2))
-    s2g = np.clip((res - ext_g) / np.maximum(dof_g, 1.0), 0.01, RESID_CLAMP**2)
-    return np.where(dof_g >= MIN_CORR_N, s2g, pooled)[g], pooled
+    A = float(np.average(mf.components(mf.f_mean())[0], weights=nn))
+    model.diagnostics.append(
+        {"parameter": f"{name}[mu]", "A": A, "f": mf.f_mean(), "n_direct": int(has.sum())}
+    )
 
 
 def _correlations(stats: NoisyStats, P: int) -> np.ndarray:
-    n_g = np.bincount(
-        stats.group, weights=np.maximum(_n_answers(stats), 0), minlength=stats.n_groups
+    n_g = np.mean(
+        [group_count(stats, k, range(c.shape[1])) for k, c in stats.counts.items()], axis=0
     )
     total = _corr(stats.scores.sum(axis=0), n_g.sum(), P)
     return np.stack(
@@ -301,8 +218,7 @@ def draw_parameters(model: DPModel, config: SynthConfig, implicate: int) -> dict
     for o in config.outcomes:
         out[o.name] = draw_shares(model.share_mean[o.name], model.share_var[o.name], rng)
         if o.is_numeric:
-            mm, mv = model.mu_mean[o.name], model.mu_var[o.name]
-            out[f"{o.name}:mu"] = mm + np.sqrt(mv) * rng.standard_normal(mm.shape)
+            out[f"{o.name}:mu"], out[f"{o.name}:sigma"] = model.mean_fit[o.name].draw(rng)
     return out
 
 
@@ -361,7 +277,7 @@ def _answers(o, par, model: DPModel, k, u) -> np.ndarray:
     base = cum[:, 1]
     pos = code == 2
     up = np.clip((u - base) / np.maximum(1 - base, 1e-12), 1e-9, 1 - 1e-9)
-    v = par[f"{o.name}:mu"][k] + model.sigma[o.name][k] * norm.ppf(up)
+    v = par[f"{o.name}:mu"][k] + par[f"{o.name}:sigma"][k] * norm.ppf(up)
     x = lo + np.expm1(np.clip(v, 0.0, log_range))
     vals[code == 1] = lo
     vals[pos] = x[pos]

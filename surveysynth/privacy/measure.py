@@ -362,10 +362,13 @@ def residual_centre(stats: NoisyStats, name: str) -> np.ndarray:
 def main_effects(stats: NoisyStats, name: str) -> np.ndarray:
     """Each cell's main-effects mean of v (centred on the range's middle) from the noisy margins:
     the wave's overall mean (every margin's total, averaged over dimensions) plus, per dimension,
-    its level's departure from it where the level's noisy count is RATIO_SD noise sds clear of 0
-    and at least MIN_CENTRE_N (else no departure)."""
-    sd = math.sqrt(len(stats.margins) * stats.noise_var[f"mcounts:{name}"])
-    cut = max(MIN_CENTRE_N, RATIO_SD * sd)
+    its level's departure d from it where the level's noisy count is RATIO_SD noise sds clear of
+    0 (and at least MIN_CENTRE_N), shrunk by the positive part of 1 - N / d^2 (N the DP noise
+    variance of the level's mean, delta method): a departure the noise could have made is
+    dropped, a large one kept (the level's sampling variance, sigma^2 / n over hundreds of
+    answers, is neglected)."""
+    s2n, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"mlogsum:{name}"]
+    cut = max(MIN_CENTRE_N, RATIO_SD * math.sqrt(s2n))
     sums, counts = stats.mlogsum[name], [c[:, 2] for c in stats.mcounts[name]]
     waves = stats.margin_wave
     tot_s = np.mean([np.bincount(w, weights=x) for x, w in zip(sums, waves)], axis=0)
@@ -374,6 +377,9 @@ def main_effects(stats: NoisyStats, name: str) -> np.ndarray:
     wave = waves[0][stats.margins[0]]
     out = overall[wave].copy()
     for x, n, m, w in zip(sums, counts, stats.margins, waves):
-        dep = np.where(n >= cut, x / np.maximum(n, 1.0) - overall[w], 0.0)
-        out += dep[m]
+        nn = np.maximum(n, 1.0)
+        mean = x / nn
+        dep = mean - overall[w]
+        keep = np.clip(1 - (s2l + mean**2 * s2n) / nn**2 / np.maximum(dep**2, 1e-12), 0.0, 1.0)
+        out += np.where(n >= cut, keep * dep, 0.0)[m]
     return out
