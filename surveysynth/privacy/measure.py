@@ -359,14 +359,17 @@ def residual_centre(stats: NoisyStats, name: str) -> np.ndarray:
     return half + np.clip(c_mean, -half, half)
 
 
-def main_effects(stats: NoisyStats, name: str) -> np.ndarray:
-    """Each cell's main-effects mean of v (centred on the range's middle) from the noisy margins:
-    the wave's overall mean (every margin's total, averaged over dimensions) plus, per dimension,
-    its level's departure d from it where the level's noisy count is RATIO_SD noise sds clear of
-    0 (and at least MIN_CENTRE_N), shrunk by the positive part of 1 - N / d^2 (N the DP noise
-    variance of the level's mean, delta method): a departure the noise could have made is
-    dropped, a large one kept (the level's sampling variance, sigma^2 / n over hundreds of
-    answers, is neglected)."""
+def main_effects(stats: NoisyStats, name: str, rounds: int = 10) -> np.ndarray:
+    """Each cell's main-effects mean of v (centred on the range's middle): an additive model
+    (the wave's overall mean plus one departure per dimension level) fitted to the noisy margins
+    by backfitting, so that a level's fitted mean over its cells matches its noisy mean: the
+    dimensions are not balanced (large firms crowd some sectors), and adding up one-way
+    departures would count a shared effect twice. The cells are weighted by the answers they
+    are expected to hold (:func:`expected_answers`). Each departure is kept where the level's
+    noisy count is RATIO_SD noise sds clear of 0 (and at least MIN_CENTRE_N), shrunk by the
+    positive part of 1 - N / d^2 (d the departure, N the DP noise variance of the level's mean,
+    delta method): one the noise could have made is dropped, a large one kept (the level's
+    sampling variance, sigma^2 / n over hundreds of answers, is neglected)."""
     s2n, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"mlogsum:{name}"]
     cut = max(MIN_CENTRE_N, RATIO_SD * math.sqrt(s2n))
     sums, counts = stats.mlogsum[name], [c[:, 2] for c in stats.mcounts[name]]
@@ -374,12 +377,32 @@ def main_effects(stats: NoisyStats, name: str) -> np.ndarray:
     tot_s = np.mean([np.bincount(w, weights=x) for x, w in zip(sums, waves)], axis=0)
     tot_n = np.mean([np.bincount(w, weights=x) for x, w in zip(counts, waves)], axis=0)
     overall = tot_s / np.maximum(tot_n, 1.0)
-    wave = waves[0][stats.margins[0]]
-    out = overall[wave].copy()
-    for x, n, m, w in zip(sums, counts, stats.margins, waves):
-        nn = np.maximum(n, 1.0)
-        mean = x / nn
-        dep = mean - overall[w]
-        keep = np.clip(1 - (s2l + mean**2 * s2n) / nn**2 / np.maximum(dep**2, 1e-12), 0.0, 1.0)
-        out += np.where(n >= cut, keep * dep, 0.0)[m]
-    return out
+    wt = expected_answers(stats, counts)
+    dep = [np.zeros(len(x)) for x in sums]
+    base = overall[waves[0][stats.margins[0]]]
+    for _ in range(rounds):
+        for i, (x, n, m) in enumerate(zip(sums, counts, stats.margins)):
+            nn = np.maximum(n, 1.0)
+            mean = x / nn
+            others = base + sum(
+                d[mm] for j, (d, mm) in enumerate(zip(dep, stats.margins)) if j != i
+            )
+            fitted = np.bincount(m, wt * others, len(x)) / np.maximum(
+                np.bincount(m, wt, len(x)), 1e-12
+            )
+            d = mean - fitted
+            keep = np.clip(1 - (s2l + mean**2 * s2n) / nn**2 / np.maximum(d**2, 1e-12), 0.0, 1.0)
+            dep[i] = np.where(n >= cut, keep * d, 0.0)
+    return base + sum(d[m] for d, m in zip(dep, stats.margins))
+
+
+def expected_answers(stats: NoisyStats, counts: list[np.ndarray], rounds: int = 20) -> np.ndarray:
+    """Each cell's expected number of answers: its population count (public) raked to every
+    dimension's noisy margin counts (clipped at 0), so the cells' weights in a level follow the
+    respondents' mix rather than the population's."""
+    w = stats.cells["n_population"].to_numpy(dtype=float) + 1e-9
+    for _ in range(rounds):
+        for n, m in zip(counts, stats.margins):
+            have = np.bincount(m, w, len(n))
+            w = w * (np.maximum(n, 0.0) / np.maximum(have, 1e-12))[m] + 1e-12
+    return w
