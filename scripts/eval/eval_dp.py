@@ -14,8 +14,11 @@ smartnoise-synth pins an older opendp than the project's, so it runs in its own 
     python3.11 -m venv /tmp/snvenv && /tmp/snvenv/bin/pip install smartnoise-synth pandas pyarrow
     .venv/bin/python scripts/eval/eval_dp.py --smartnoise-python /tmp/snvenv/bin/python
 
-Without --smartnoise-python the MST column is left out. --reps R repeats each DP run R times
-(fresh noise) and reports the mean RMSE and pooled coverage.
+Without --smartnoise-python the MST rows are left out (a DP run then takes seconds per epsilon:
+`--reps 3` over the five epsilons and the non-DP baseline in about 1.5 minutes). --reps R
+repeats each DP run R times (fresh noise) and reports the mean over runs of the RMSE, the
+coverage and the rows scored (per run). scripts/eval/diagnose_dp.py splits the coverage by
+indicator, part and direct estimate.
 """
 
 from __future__ import annotations

@@ -1,18 +1,26 @@
 """The DP synthesizer: fitted from :class:`NoisyStats` alone, sampled as post-processing.
 
-Fit (Fay-Herriot with known noise, docs/privacy.md): for every cell x wave parameter (the share
-of each answer code, and the mean of v = log(1 + x - lo) above the lower bound), the direct
-estimate from the noisy sums has a known error variance D = sampling variance + the DP noise's
-(delta method on the ratio of two noisy sums). theta_c = x_c' beta + u_c, u_c ~ N(0, A), with x
-the main effects of the cell dimensions and wave; A by REML (surveysynth.estimation.fay_herriot).
-The posterior of theta_c is N(gamma y + (1 - gamma) x' beta, gamma D + (1 - gamma)^2 x' V x),
-gamma = A / (A + D); a cell without a usable direct estimate gets N(x' beta, A + x' V x). Each
-implicate draws the parameters from these posteriors, so the between-implicate variance of the
-augmented estimates carries the sampling error, the DP noise and the model's uncertainty.
+Fit (Fay-Herriot with known noise, docs/privacy.md): every cell x wave parameter has a direct
+estimate from the noisy sums whose error variance D is known: sampling variance + the DP noise's
+(delta method on the ratio of two noisy sums). theta_c = prior_c + u_c, u_c ~ N(0, A).
+
+* Shares (each answer code): the prior from the noisy margins, each margin level shrunk toward
+  its wave's overall value (Fay-Herriot at the margin level, A from 3 levels up), its posterior
+  variance V_c added to A; A by adjusted maximum likelihood (Li and Lahiri 2010) from 30 direct
+  cells up, else the margins' median A stands in (plugged in, not drawn). Posterior: gamma =
+  (A + V) / (A + V + D), mean prior + gamma (y - prior), variance gamma D; without a direct
+  estimate prior, A + V.
+* Means of v = log(1 + x - lo) above the lower bound: :mod:`surveysynth.privacy.means` (the
+  prior is the backfitted main effects; the within-cell variance and A split a residual total
+  measured per pooling group, the split drawn per implicate from its posterior).
+
+Each implicate draws the parameters from these posteriors, so the between-implicate variance of
+the augmented estimates carries the sampling error, the DP noise and the model's uncertainty.
 
 Sample: per record, a Gaussian copula with the noisy correlation of the answers' scores in the
 record's pooling group x wave; each answer by the inverse CDF of its cell's drawn shares, a value
-above the lower bound as lo + expm1(mu + sigma z). Business rules are enforced afterwards.
+above the lower bound as lo + expm1(mu + sigma z) with the implicate's mu and sigma. Business
+rules are enforced afterwards.
 """
 
 from __future__ import annotations
