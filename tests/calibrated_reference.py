@@ -21,13 +21,27 @@ def margin_dummies(*columns: np.ndarray) -> np.ndarray:
     return np.hstack(blocks)
 
 
-def linearised_z(y, w, in_domain, measure, x=None, known_x=None):
-    """The estimate and z_i of a Hajek mean / share, total or ratio over item respondents."""
+def item_class_factor(y, w, classes) -> np.ndarray:
+    """Per unit: its class's weight over its item respondents' weight (item nonresponse adjusted
+    within classes, the cells of direct_estimates); 1 without classes."""
+    if classes is None:
+        return np.ones(len(w))
+    _, inv = np.unique(np.asarray(classes).astype(str), return_inverse=True)
+    w_all = np.bincount(inv, weights=w)
+    w_obs = np.bincount(inv, weights=np.where(np.isnan(y), 0.0, w))
+    a = np.divide(w_all, w_obs, out=np.ones_like(w_all), where=w_obs > 0)
+    return a[inv]
+
+
+def linearised_z(y, w, in_domain, measure, x=None, known_x=None, classes=None):
+    """The estimate and z_i of a Hajek mean / share (weights adjusted for item nonresponse within
+    ``classes``), total or ratio over item respondents."""
     ok = in_domain & ~np.isnan(y)
     if x is not None:
         ok &= ~np.isnan(x)
     y0 = np.where(ok, y, 0.0)
-    wd = np.where(ok, w, 0.0)
+    a = item_class_factor(y, w, classes) if measure == "mean" else 1.0
+    wd = np.where(ok, w * a, 0.0)
     if measure == "total":
         return float((wd * y0).sum()), wd * y0, int(ok.sum())
     if measure == "mean":
@@ -66,11 +80,12 @@ def calibrated_se(z, w, d, X, stratum, n_pop_stratum) -> float:
 
 
 def calibrated_domain(
-    y, w, d, X, in_domain, stratum, n_pop_stratum, measure, x=None, known_x=None
+    y, w, d, X, in_domain, stratum, n_pop_stratum, measure, x=None, known_x=None, classes=None
 ) -> tuple[float, float, int]:
-    """(estimate, calibration-aware SE, item respondents) of one domain: taylor()'s estimate with
-    the variance of the calibrated residuals."""
-    est, z, n = linearised_z(y, w, in_domain, measure, x, known_x)
+    """(estimate, calibration-aware SE, item respondents) of one domain: taylor()'s estimate (a
+    mean's weights adjusted for item nonresponse within ``classes``) with the variance of the
+    calibrated residuals."""
+    est, z, n = linearised_z(y, w, in_domain, measure, x, known_x, classes)
     return est, calibrated_se(z, w, d, X, stratum, n_pop_stratum), n
 
 

@@ -18,6 +18,8 @@ from surveysynth.estimation.combining import combine_arrays, implicate_estimates
 from surveysynth.estimation.evaluate import score, sparse_rows
 
 DIMS = ["region", "sector", "size_band"]
+#: the item nonresponse classes of domain_estimates' augmented moments (cells x wave)
+CLASSES = ["cell_id", "wave"]
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +117,13 @@ def test_domain_estimates_equal_python_combining_on_the_demo(demo):
         "trading_status=paused": ("trading_status", "share", "paused"),
         "turnover": ("turnover", "mean", None),
     }.items():
-        q = implicate_estimates(aug, col, measure, ["region"], level=level)
+        q = implicate_estimates(aug, col, measure, ["region"], level=level, classes=CLASSES)
         ref = combine_arrays(q["q"].to_numpy(), q["u"].to_numpy(), "mi")
         got = de[(de.domain_level == "region") & (de.indicator == indicator)].iloc[0]
         assert got.augmented_estimate == pytest.approx(ref["estimate"], rel=1e-9)
         assert got.augmented_se == pytest.approx(ref["se"], rel=1e-6)
         assert got.within_var > 0  # the region mixes observed and completed cells
-        qc = implicate_estimates(aug, col, measure, ["cell_id"], level=level)
+        qc = implicate_estimates(aug, col, measure, ["cell_id"], level=level, classes=CLASSES)
         cells = de[(de.domain_level == "cell") & (de.indicator == indicator)].set_index("cell_id")
         for cell, g in list(qc.groupby("cell_id"))[:6]:
             r = combine_arrays(g["q"].to_numpy(), g["u"].to_numpy(), "mi")

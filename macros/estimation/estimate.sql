@@ -90,13 +90,45 @@ with es_source as (
     Columns: es_imp, the group columns, es_stratum, es_fpc, es_n_units (units, answering or not) and
     per indicator k: es_sw_k (sum w over item respondents), es_swy_k (sum w y), es_sww_k (sum w^2),
     es_swwy_k (sum w^2 y), es_swwyy_k (sum w^2 y^2), es_nr_k / es_ns_k (real / synthetic item
-    respondents). -#}
+    respondents).
+
+    item_classes = true: item nonresponse is adjusted within each group x stratum (a weighting
+    class): for a mean or share, the weights of the class's item respondents are scaled by
+    a = (sum w over every unit of the class) / (sum w over its item respondents), and the moments
+    are those of the scaled weights (es_sw and es_swy times a; es_sww, es_swwy, es_swwyy times
+    a^2). A domain's mean is then sum_c W_c ybar_c / sum_c W_c over its classes c (W_c the class's
+    weight, ybar_c its item respondents' mean) rather than the item respondents' mean, which leans
+    towards the classes that answer the item more often. Within one class nothing changes (a
+    cancels in the mean and its linearised variance); totals are not scaled. -#}
 {% macro estimate_moments(relation, measure=none, column=none, level=none, group_by=[], indicators=none,
                           where=none, weight='analysis_weight', implicate='implicate',
-                          stratum='variance_stratum', fpc='fpc', is_synthetic='is_synthetic') %}
+                          stratum='variance_stratum', fpc='fpc', is_synthetic='is_synthetic',
+                          item_classes=false) %}
     {%- set inds = surveysynth._estimate_indicators(measure, column, level, indicators) -%}
     {%- set dbl = surveysynth.type_double() -%}
     {%- set g = group_by | list -%}
+{%- if item_classes %}
+select
+    es_imp,
+    {% for c in g -%}
+    {{ c }},
+    {% endfor -%}
+    es_stratum,
+    es_fpc,
+    es_n_units,
+    {% for ind in inds -%}
+    {%- set k = loop.index -%}
+    {%- set a = '1e0' if ind.measure == 'total' else 'case when es_sw_' ~ k ~ ' > 0 then es_sw_all / es_sw_' ~ k ~ ' else 1e0 end' -%}
+    {{ a }} * es_sw_{{ k }} as es_sw_{{ k }},
+    {{ a }} * es_swy_{{ k }} as es_swy_{{ k }},
+    {{ a }} * {{ a }} * es_sww_{{ k }} as es_sww_{{ k }},
+    {{ a }} * {{ a }} * es_swwy_{{ k }} as es_swwy_{{ k }},
+    {{ a }} * {{ a }} * es_swwyy_{{ k }} as es_swwyy_{{ k }},
+    es_nr_{{ k }},
+    es_ns_{{ k }}{{ ',' if not loop.last }}
+    {% endfor %}
+from (
+{%- endif %}
 select
     es_imp,
     {% for c in g -%}
@@ -105,6 +137,7 @@ select
     es_stratum,
     max(es_fpc) as es_fpc,
     count(*) as es_n_units,
+    {% if item_classes %}{% call surveysynth.dagg() %}es_w_in{% endcall %} as es_sw_all,{% endif %}
     {% for ind in inds -%}
     {%- set k = loop.index -%}
     {% call surveysynth.dagg() %}case when es_y_{{ k }} is not null then es_w end{% endcall %} as es_sw_{{ k }},
@@ -125,6 +158,9 @@ from (
         cast({{ fpc }} as {{ dbl }}) as es_fpc,
         case when {{ is_synthetic }} then 1 else 0 end as es_syn,
         cast({{ weight }} as {{ dbl }}) as es_w,
+        {% if item_classes -%}
+        {{ 'cast(' ~ weight ~ ' as ' ~ dbl ~ ')' if where is none else 'case when (' ~ where ~ ') then cast(' ~ weight ~ ' as ' ~ dbl ~ ') end' }} as es_w_in,
+        {% endif -%}
         {% for ind in inds -%}
         {%- set e = ind.expr if where is none else 'case when (' ~ where ~ ') then ' ~ ind.expr ~ ' end' -%}
         {{ e }} as es_y_{{ loop.index }}{{ ',' if not loop.last }}
@@ -132,6 +168,9 @@ from (
     from {{ relation }}
 ) as es_units
 group by es_imp, {% for c in g %}{{ c }}, {% endfor %}es_stratum
+{%- if item_classes %}
+) as es_classes
+{%- endif %}
 {% endmacro %}
 
 

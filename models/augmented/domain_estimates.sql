@@ -101,7 +101,7 @@ relvariance as (
     level below is a roll-up of them -#}
 moments as (
 
-    {{ surveysynth.estimate_moments(ref('augmented_microdata'), indicators=inds, group_by=dims + ['wave']) }}
+    {{ surveysynth.estimate_moments(ref('augmented_microdata'), indicators=inds, group_by=dims + ['wave'], item_classes=true) }}
 
 ),
 

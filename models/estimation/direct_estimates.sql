@@ -169,6 +169,7 @@ moments as (
         {% call surveysynth.dagg() %}units.w * units.w * {{ u }} * {{ v }}{% endcall %} as rsuv_{{ k }},
         {% call surveysynth.dagg() %}units.w * units.w * {{ v }} * {{ v }}{% endcall %} as rsvv_{{ k }},
         {% endfor -%}
+        {% call surveysynth.dagg() %}units.w{% endcall %} as sw_all,
         count(*) as n_units
     from units
     inner join cell_means as cm
@@ -188,14 +189,15 @@ moments as (
 {%- for ind in indicators -%}
     {%- set k = loop.index -%}
     {%- for measure in [ind.kind, 'total'] -%}
-        {%- do slots.append({'indicator': ind.indicator, 'measure': measure, 'n': 'n_' ~ k, 'ma': 'ma_' ~ k, 'mb': '1.0',
+        {%- set a = 'case when sw_' ~ k ~ ' > 0 then sw_all / sw_' ~ k ~ ' else 1.0 end' if measure != 'total' else '1.0' -%}
+        {%- do slots.append({'indicator': ind.indicator, 'measure': measure, 'n': 'n_' ~ k, 'ma': 'ma_' ~ k, 'mb': '1.0', 'a': a,
             'sw': 'sw_' ~ k, 'sww': 'sww_' ~ k, 'su': 'su_' ~ k, 'sv': '0.0', 'su2': 'su2_' ~ k, 'sv2': '0.0',
             'suu': 'suu_' ~ k, 'suv': '0.0', 'svv': '0.0'}) -%}
     {%- endfor -%}
 {%- endfor -%}
 {%- for r in ratio_list -%}
     {%- set k = loop.index -%}
-    {%- do slots.append({'indicator': surveysynth.ident_name(r.y), 'measure': 'ratio', 'n': 'rn_' ~ k, 'ma': 'rma_' ~ k, 'mb': 'rmb_' ~ k,
+    {%- do slots.append({'indicator': surveysynth.ident_name(r.y), 'measure': 'ratio', 'n': 'rn_' ~ k, 'ma': 'rma_' ~ k, 'mb': 'rmb_' ~ k, 'a': '1.0',
         'sw': 'rsw_' ~ k, 'sww': 'rsww_' ~ k, 'su': 'rsu_' ~ k, 'sv': 'rsv_' ~ k, 'su2': 'rsu2_' ~ k, 'sv2': 'rsv2_' ~ k,
         'suu': 'rsuu_' ~ k, 'suv': 'rsuv_' ~ k, 'svv': 'rsvv_' ~ k}) -%}
 {%- endfor %}
@@ -205,7 +207,7 @@ long as (
         moments.wave, {% for d in dims %}moments.{{ d }}, {% endfor %}moments.stratum_id,
         slots.indicator,
         slots.measure,
-        {% for col in ['n', 'ma', 'mb', 'sw', 'sww', 'su', 'sv', 'su2', 'sv2', 'suu', 'suv', 'svv'] -%}
+        {% for col in ['n', 'a', 'ma', 'mb', 'sw', 'sww', 'su', 'sv', 'su2', 'sv2', 'suu', 'suv', 'svv'] -%}
         case slots.slot{% for sl in slots %} when {{ loop.index }} then {{ sl[col] }}{% endfor %} end as {{ col }}{{ ',' if not loop.last }}
         {% endfor %}
     from moments
@@ -287,10 +289,10 @@ point_{{ L }} as (
         long.indicator,
         long.measure,
         {% call surveysynth.dagg() %}long.n{% endcall %} as n_respondents,
-        {% call surveysynth.dagg() %}long.sw{% endcall %} as sum_w,
-        {% call surveysynth.dagg() %}long.sww{% endcall %} as sum_ww,
-        {% call surveysynth.dagg() %}long.su + long.ma * long.sw{% endcall %} as sum_a,
-        {% call surveysynth.dagg() %}long.sv + long.mb * long.sw{% endcall %} as sum_b,
+        {% call surveysynth.dagg() %}long.a * long.sw{% endcall %} as sum_w,
+        {% call surveysynth.dagg() %}long.a * long.a * long.sww{% endcall %} as sum_ww,
+        {% call surveysynth.dagg() %}long.a * (long.su + long.ma * long.sw){% endcall %} as sum_a,
+        {% call surveysynth.dagg() %}long.a * (long.sv + long.mb * long.sw){% endcall %} as sum_b,
         {% if ratio_list -%}
         case
             {% for r in ratio_list -%}
@@ -315,8 +317,8 @@ zrows_{{ L }} as (
 
     select
         by_cell.*,
-        k * (su - r * sv + delta * sw) as zp,
-        k * (su2 - r * sv2 + delta * sww) as wz
+        k * a * (su - r * sv + delta * sw) as zp,
+        k * a * (su2 - r * sv2 + delta * sww) as wz
     from (
         select
             long.*,
@@ -355,7 +357,7 @@ variance_{{ L }} as (
             max(n_h) as n_h,
             max(fpc) as fpc,
             {% call surveysynth.dagg() %}zp{% endcall %} as sz,
-            {% call surveysynth.dagg() %}k * k * (suu - 2 * r * suv + r * r * svv + 2 * delta * (su2 - r * sv2) + delta * delta * sww){% endcall %} as szz
+            {% call surveysynth.dagg() %}k * k * a * a * (suu - 2 * r * suv + r * r * svv + 2 * delta * (su2 - r * sv2) + delta * delta * sww){% endcall %} as szz
         from zrows_{{ L }}
         group by wave, {% for d in D %}{{ d }}, {% endfor %}indicator, measure, stratum_id
     ) as by_stratum

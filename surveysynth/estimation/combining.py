@@ -193,13 +193,17 @@ def implicate_estimates(
     stratum: str = "variance_stratum",
     fpc: str = "fpc",
     level: object = None,
+    classes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """q_l and u_l per group x implicate from a stacked augmented table, the definitions of the
     SQL macro: Hajek mean / share or total over item respondents, and the linearised variance
     for a stratified design with units as PSUs (STATS.md), z_i = w_i (y_i - q) / sum w (mean,
     share) or w_i y_i (total), zero outside the group or without an answer,
     V = sum_h fpc_h n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2 (n_h = 1: fpc_h z_i^2), where
-    n_h counts every unit of stratum h in the implicate."""
+    n_h counts every unit of stratum h in the implicate. With ``classes`` (columns; the macro's
+    item_classes=true groups by them and the stratum) a mean's or share's weights are first
+    scaled within each implicate x class x stratum by its weight over its item respondents' weight
+    (item nonresponse adjusted within the class; totals are not scaled)."""
     by = list(by)
     d = units.copy()
     x = d[y]
@@ -211,6 +215,8 @@ def implicate_estimates(
         raise ValueError(f"measure '{measure}' unknown; use mean, share or total")
     d["_y"] = val
     d["_w"] = d[weight].astype(float)
+    if classes is not None and measure != "total":
+        d["_w"] = _item_class_weights(d, [implicate, *classes, stratum])
     n_h = d.groupby([implicate, stratum]).size().rename("_n_h").reset_index()
     out = []
     for key, g in d.groupby([implicate, *by], sort=True, dropna=False):
@@ -250,3 +256,12 @@ def implicate_estimates(
             }
         )
     return pd.DataFrame(out)
+
+
+def _item_class_weights(d: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """d._w times (sum of _w over the class) / (sum of _w over its units with an answer _y)."""
+    g = d.groupby(keys, dropna=False)
+    w_all = g["_w"].transform("sum")
+    w_obs = d["_w"].where(d["_y"].notna(), 0.0).groupby([d[k] for k in keys], dropna=False)
+    w_obs = w_obs.transform("sum")
+    return d["_w"] * (w_all / w_obs.where(w_obs > 0)).fillna(1.0)
