@@ -173,18 +173,15 @@ def _value(draw: Draw, om: OutcomeModel, X: np.ndarray, j: int) -> np.ndarray:
     if om.spec.is_discrete:
         return _level(draw, om.cats, X, draw.u[:, j])
     spike = _level(draw, om.spike_comps, X, draw.u2[:, j])  # len(spikes) = continuous
-    lo, hi = draw.value_range(om)
+    chosen = np.asarray(om.spikes + (np.nan,), dtype=float)[spike]
+    on_spike = spike < len(om.spikes)
     if om.loc is None:  # every answer sits on a spike: the last one takes the rest
         cont = np.full(draw.n, om.spikes[-1] if om.spikes else np.nan)
-        allowed = np.ones(draw.n, dtype=bool)
-    else:
-        cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], lo, hi), lo, hi)
-        allowed = None
-    spikes = np.asarray(om.spikes + (np.nan,), dtype=float)
-    chosen = spikes[spike]
-    if allowed is None:  # a spike outside the row's structural bounds gives way to the rest
-        allowed = (chosen >= lo) & (chosen <= hi)
-    return np.where((spike < len(om.spikes)) & allowed, chosen, cont)
+        return np.where(on_spike, chosen, cont)
+    lo, hi = draw.value_range(om)
+    cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], lo, hi), lo, hi)
+    # a spike outside the row's structural bounds gives way to the continuous part
+    return np.where(on_spike & (chosen >= lo) & (chosen <= hi), chosen, cont)
 
 
 def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
@@ -240,13 +237,11 @@ def _off_spikes(k: np.ndarray, y: np.ndarray, spikes: tuple[float, ...], span) -
     synthetic men with 12 years against 0.375) and drew too few of the values beside it. A
     side beyond the answers' ``span`` (a run at the largest answer) is not taken."""
     for a, b in _runs(spikes):
-        inside = (k >= a) & (k <= b)
-        down = (y < (a + b) / 2) | (b + 1 > span[1])
-        if a - 1 < span[0]:
-            down = np.zeros_like(down)
-        if a - 1 < span[0] and b + 1 > span[1]:
+        below_ok, above_ok = a - 1 >= span[0], b + 1 <= span[1]
+        if not (below_ok or above_ok):
             continue
-        k = np.where(inside, np.where(down, a - 1, b + 1), k)
+        down = below_ok & ((y < (a + b) / 2) | (not above_ok))
+        k = np.where((k >= a) & (k <= b), np.where(down, a - 1, b + 1), k)
     return k
 
 
