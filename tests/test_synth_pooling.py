@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from surveysynth.synthesis.pooling import fit_pooled, hajek_share, logit_direct, pooling_terms
+from surveysynth.synthesis.variance import draw_sigma2
 
 
 def _grid(seed: int = 0):
@@ -109,3 +110,42 @@ def test_pooling_does_not_diverge_on_belgian_communes():
     prior = params["p__avg_income__loc__prior"]
     lo, hi = hat.min() - 3 * hat.std(), hat.max() + 3 * hat.std()
     assert prior.between(lo, hi).all(), prior[~prior.between(lo, hi)]
+
+
+def _crossed(seed: int, sigma_v2: float = 0.3):
+    """120 cells of two crossed factors (30 x 4 levels), a cell effect of variance sigma_v2
+    beyond them, 70% of the cells observed with sampling variances 0.2-1."""
+    rng = np.random.default_rng(seed)
+    a, b = np.repeat(np.arange(30), 4), np.tile(np.arange(4), 30)
+    theta = rng.normal(0, 0.7, 30)[a] + rng.normal(0, 0.5, 4)[b]
+    theta = theta + rng.normal(0, np.sqrt(sigma_v2), a.size)
+    psi = rng.choice([0.2, 0.5, 1.0], a.size)
+    hat = theta + rng.normal(0, np.sqrt(psi))
+    seen = rng.random(a.size) >= 0.3
+    return np.where(seen, hat, np.nan), np.where(seen, psi, np.nan), {"a": a, "b": b}
+
+
+def test_cell_variance_is_not_absorbed_by_the_terms():
+    """The prior mean is fitted with the cell in it: the sigma_v2 update counts each cell's
+    leverage on it (E[v_c^2] includes the prior mean's posterior variance). Without that the
+    terms' 34 levels absorbed the cell effects: over 20 worlds the mean estimate was 0.057
+    for a true 0.3 (0.276 with it)."""
+    est = [float(fit_pooled(*_crossed(seed)).sigma_v2[0]) for seed in range(20)]
+    assert 0.2 < np.mean(est) < 0.4
+
+
+def test_sigma_draws_read_leave_one_out_residuals():
+    """The draws of sigma_v2 (synthesis.variance) read leave-one-out residuals given the prior
+    mean's posterior variance. Over 20 crossed worlds with a true sigma_v2 of 0.3 the median
+    draw averages 0.2-0.4 with them, and under 0.15 with the fitted residuals read as if the
+    prior mean were known."""
+    u = (np.arange(200) + 0.5) / 200
+    loo, plain = [], []
+    for seed in range(20):
+        hat, psi, terms = _crossed(seed)
+        r = fit_pooled(hat, psi, terms)
+        s, prior, a = float(r.sigma_v2[0]), r.prior_mean[:, 0], r.prior_var[:, 0]
+        loo.append(np.median(draw_sigma2(hat, psi, prior, 0.5, u, 1.0, a, s)))
+        plain.append(np.median(draw_sigma2(hat, psi, prior, 0.5, u, 1.0)))
+    assert 0.2 < np.mean(loo) < 0.4
+    assert np.mean(plain) < 0.15

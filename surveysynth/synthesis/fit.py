@@ -36,9 +36,9 @@ effects and predictors (a panel's repeated units are treated as independent); sl
 common to all cells; nonresponse is ignorable given cell, register and earlier answers.
 
 Proper synthesis (``draw_implicates``): each implicate draws the slopes from their
-Gaussian posterior approximation, each variance component sigma_v2 from the normal
-approximation of its likelihood reflected at zero, and then every cell effect from its
-posterior given those (in the per-cell sampler).
+Gaussian posterior approximation, each variance component sigma_v2 from its grid posterior
+given the cells' leave-one-out residuals (``variance``), and then every cell effect from its
+posterior given those (in the per-cell sampler). The terms' variances tau2_g are plugged in.
 """
 
 from __future__ import annotations
@@ -738,7 +738,9 @@ def _sigma_draws(seed: int, d: dict, m: int) -> np.ndarray:
     s0 = variance.prior_scale(family, f.scale if family == "gauss" and f is not None else None)
     u = np.array([stream_rng(seed, "sigma", d["component"], i + 1).random() for i in range(m)])
     hint = d["sigma_v2"] + 6.0 * d["sigma_se"]
-    return variance.draw_sigma2(d["hat"], d["psi"], d["prior"], s0, u, hint)
+    return variance.draw_sigma2(
+        d["hat"], d["psi"], d["prior"], s0, u, hint, d["priorvar"], d["sigma_v2"]
+    )
 
 
 def _sigma_se(s2: float, psi: np.ndarray, obs: np.ndarray) -> float:

@@ -25,9 +25,14 @@ Fitting is empirical Bayes with mean-field (backfitting) E-steps for the crossed
 effects: each term's effects are posterior means given the others (ridge with penalty
 lambda_l / tau2_g, lambda_l from the t prior's E-step). The variances are updated by the
 MacKay / Harville fixed point, tau2_g = sum_l lambda_l u_l^2 / sum_l (1 - lambda_l
-Var(u_l) / tau2_g), and likewise sigma_v2 = sum_c (gamma_c r_c)^2 / sum_c gamma_c: the EM
-update converges sublinearly when a variance is near zero and, capped, stopped far from
-the optimum exactly where a large effect mattered. Safeguarded SQUAREM extrapolation (on log
+Var(u_l) / tau2_g), and likewise sigma_v2 = sum_c (gamma_c r_c)^2 / sum_c gamma_c (1 - h_c):
+the EM update converges sublinearly when a variance is near zero and, capped, stopped far
+from the optimum exactly where a large effect mattered. h_c = a_c / (sigma_v2 + psi_c) is
+the cell's leverage on its own prior mean (a_c below, capped at 0.9): E[v_c^2 | data]
+includes gamma_c^2 a_c, the prior mean's uncertainty, because the prior was fitted with
+the cell in it. Without it the terms absorb the cells' own departures: with two crossed
+factors of 30 and 4 levels and 84 observed cells, a true sigma_v2 of 0.3 came out at 0.057
+on average over 20 worlds (0.276 with it; tests/test_synth_pooling.py). Safeguarded SQUAREM extrapolation (on log
 variances) speeds it up. All parameters are fitted at once (columns of one matrix), so
 the cost does not grow with the number of respondents. The iterations are capped
 (``max_iter``). Variance components are plugged in (no uncertainty about them) and
@@ -406,12 +411,25 @@ def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     out[0], out[1:e1] = b0 + step, new
     out[e1 : e1 + n_t] = np.log(np.maximum(num / np.maximum(dof, 1e-3), VAR_FLOOR))
     gam = s2 / (s2 + ps)
+    dof = gam * (1.0 - _leverage(st, w, prec, ps + s2)) * obs
     s2 = np.maximum(
-        (st.ones_g @ (gam * gam * resid * resid * obs)) / np.maximum(st.ones_g @ (gam * obs), 1e-3),
+        (st.ones_g @ (gam * gam * resid * resid * obs)) / np.maximum(st.ones_g @ dof, 1e-3),
         VAR_FLOOR,
     )
     out[-1] = np.log(s2)
     return out
+
+
+#: largest leverage of one cell on its own prior mean in the sigma_v2 update
+MAX_LEVERAGE = 0.9
+
+
+def _leverage(st: _Stack, w: np.ndarray, prec: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each cell's leverage on its own prior mean, h_c = a_c / (sigma_v2 + psi_c), with a_c
+    the prior mean's posterior variance: the intercept's 1 / sum w plus the effects' 1 / prec
+    of the cell's levels (term by term, as the fit treats them)."""
+    a = 1.0 / np.maximum(st.ones_g @ w, 1e-300) + st.stacked.T @ (1.0 / prec)
+    return np.minimum(a / v, MAX_LEVERAGE)
 
 
 def _prior_residual(y: np.ndarray, b0: np.ndarray, u: Mapping, codes: Mapping) -> np.ndarray:

@@ -8,7 +8,16 @@ mean) with sampling variances psi_c:
 
     log L(sigma_v2) = -1/2 sum_c [ log(sigma_v2 + psi_c) + r_c^2 / (sigma_v2 + psi_c) ]
 
-and the prior on sigma_v is half-normal with scale ``s0``: on logits and log scales 0.5 (cells
+where r_c is read leave-one-out: the prior mean was fitted with cell c in it, which pulls it
+toward hat_c by the cell's leverage h_c = a_c / (sigma_v2_hat + psi_c) (a_c the prior mean's
+posterior variance, h_c at most 0.9), so r_c / (1 - h_c) is the residual from a prior fitted
+without the cell, with variance sigma_v2 + psi_c + a_c / (1 - h_c). Read as if the prior mean
+were known, the fitted residuals put the draws' median at 0.11 for a true 0.3 (two crossed
+factors, 84 observed cells; 0.22-0.28 leave-one-out). On real populations this took the
+augmented intervals' coverage from 0.916 to 0.924 (Swiss means) and 0.926 to 0.942 (Belgian
+means; scripts/eval/eval_real_sae.py).
+
+The prior on sigma_v is half-normal with scale ``s0``: on logits and log scales 0.5 (cells
 that differ, beyond the cell dimensions' terms and the register slopes, by more than about one
 logit or a factor of 2.7 in residual spread are a priori unlikely, not excluded), on a location
 half the residual standard deviation of its slope fit (cells' means differing by more than the
@@ -83,17 +92,46 @@ def _grid(r2: np.ndarray, psi: np.ndarray, s0: float, hint: float) -> tuple[np.n
 
 
 def draw_sigma2(
-    hat: np.ndarray, psi: np.ndarray, prior: np.ndarray, s0: float, u: np.ndarray, hint: float
+    hat: np.ndarray,
+    psi: np.ndarray,
+    prior: np.ndarray,
+    s0: float,
+    u: np.ndarray,
+    hint: float,
+    prior_var: np.ndarray | None = None,
+    sigma_hat: float = 0.0,
 ) -> np.ndarray:
     """sigma_v2 drawn at the uniforms ``u`` (one per implicate) from its posterior given the
     observed cells (finite ``hat`` and ``psi``); zeros where no cell is observed (a component
-    fixed by its constraints, or with no respondent, has nothing to vary by)."""
+    fixed by its constraints, or with no respondent, has nothing to vary by).
+
+    ``prior_var`` (a_c, the prior model's posterior variance at each cell) turns the
+    residuals into leave-one-out ones, with leverages at the point estimate ``sigma_hat``
+    (module docstring); None reads the prior mean as known."""
     obs = np.isfinite(hat) & np.isfinite(psi) & np.isfinite(prior)
     if not obs.any():
         return np.zeros(len(u))
+    ps = np.maximum(psi[obs], 1e-12)
     r2 = (hat[obs] - prior[obs]) ** 2
-    sig, lp = _grid(r2, np.maximum(psi[obs], 1e-12), s0, hint)
+    if prior_var is not None:
+        r2, ps = _leave_one_out(r2, ps, prior_var[obs], max(sigma_hat, 0.0))
+    sig, lp = _grid(r2, ps, s0, hint)
     dens = np.exp(lp - lp.max())
     cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2.0 * np.diff(sig))])
     cdf /= cdf[-1]
     return np.interp(u, cdf, sig) ** 2
+
+
+#: largest leverage of one cell on its own prior mean (a cell that is nearly the only data of
+#: its terms says almost nothing about how far cells depart from the terms)
+MAX_LEVERAGE = 0.9
+
+
+def _leave_one_out(r2, psi, a, s_hat):
+    """(squared leave-one-out residuals, their variance less sigma_v2). The prior mean was
+    fitted with the cell in it, so its residual is shrunk by the cell's leverage h_c =
+    a_c / (s + psi_c) (the hat matrix's diagonal of the ridge fit at the point estimate s):
+    r_c^loo = r_c / (1 - h_c), with variance sigma_v2 + psi_c + a_c / (1 - h_c)."""
+    a = np.where(np.isfinite(a), np.maximum(a, 0.0), 0.0)
+    h = np.minimum(a / (s_hat + psi), MAX_LEVERAGE)
+    return r2 / (1.0 - h) ** 2, psi + a / (1.0 - h)
