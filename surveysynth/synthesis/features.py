@@ -45,6 +45,7 @@ class Source:
     knots: tuple[float, ...] = ()
     levels: tuple = ()
     spikes: tuple[float, ...] = ()
+    cuts: tuple[tuple[str, float], ...] = ()  # (below | above, value): a skip's side
     has_missing: bool = False
     low: float = -np.inf  # standardised range seen in the fit: synthetic and frame values
     high: float = np.inf  # are clamped to it, so no slope is extrapolated
@@ -57,6 +58,7 @@ class Source:
         else:
             out = [f"{c}", *(f"{c}>k{i}" for i in range(len(self.knots)))]
             out += [f"{c}=={s:g}" for s in self.spikes]
+            out += [f"{c}{'<' if k == 'below' else '>'}{b:g}" for k, b in self.cuts]
         if self.has_missing:
             out.append(f"{c} is null")
         return out
@@ -161,6 +163,8 @@ def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
         cols.append(np.where(ok, np.maximum(s - k, 0.0), 0.0))
     for sp in source.spikes:
         cols.append((values == sp).astype(float))
+    for kind, b in source.cuts:
+        cols.append(((values < b) if kind == "below" else (values > b)).astype(float))
     if source.has_missing:
         cols.append((~np.isfinite(values)).astype(float))
     return cols

@@ -96,7 +96,7 @@ class Component:
 
     name: str
     outcome: str
-    kind: str  # miss | cat | spike | loc | logscale
+    kind: str  # miss | cat | spike | split | loc | logscale
     level: int = -1
     constraints: tuple[structure.Constraint, ...] = ()
 
@@ -119,6 +119,8 @@ class OutcomeModel:
     cats: tuple[Component, ...] = ()
     spikes: tuple[float, ...] = ()
     spike_comps: tuple[Component, ...] = ()
+    splits: tuple[structure.Constraint, ...] = ()  # a skip's cut point (structure.skip_splits)
+    split_comps: tuple[Component, ...] = ()
     loc: Component | None = None
     logscale: Component | None = None
     grid_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -130,7 +132,7 @@ class OutcomeModel:
     @property
     def components(self) -> list[Component]:
         out = [self.miss] if self.miss else []
-        out += [*self.cats, *self.spike_comps]
+        out += [*self.cats, *self.spike_comps, *self.split_comps]
         out += [c for c in (self.loc, self.logscale) if c is not None]
         return out
 
@@ -215,12 +217,14 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
     )
     codes = {n: data.raw[n] for n in order if specs[n].is_discrete}
     relations = structure.find_relations(order, specs, codes, data.raw, dict(config.derived))
+    splits = structure.skip_splits(order, specs, data.raw, data.free)
     sources = _aux_sources(inputs, config, data)
     table = inputs.support[[CELL_ID, *config.cell_dims, config.wave]].copy()
     models, cols, diags = [], {}, []
     for name in order:
         o = specs[name]
         om = OutcomeModel(spec=o, sources=tuple(sources), relation=relations.get(name))
+        om.splits = splits.get(name, ()) if om.relation is None else ()
         if om.relation is None:
             _fit_outcome(om, data, config, cols, diags)
             sources.append(_outcome_source(om, data))
@@ -337,7 +341,8 @@ def _outcome_source(om: OutcomeModel, data: FitData) -> Source:
     x = data.raw[o.name]
     if o.is_discrete:
         return learn_discrete(o.name, o, x >= 0)
-    return learn_numeric(o.name, "numeric", x, data.w, outcome=o, spikes=om.spikes)
+    cuts = tuple((k.kind, k.bound) for k in om.splits)
+    return learn_numeric(o.name, "numeric", x, data.w, outcome=o, spikes=om.spikes, cuts=cuts)
 
 
 # ----------------------------------------------------------------------- one outcome
@@ -491,6 +496,9 @@ def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
     om.spike_comps = tuple(comps)
     if not rest.any():
         return out
+    om.split_comps = tuple(
+        add(f"split{k}", "split", cut.mask(raw), rest.copy(), k) for k, cut in enumerate(om.splits)
+    )
     z = _link_values(raw, o, rest, c.seed)
     om.loc = Component(f"{o.name}__loc", o.name, "loc")
     om.logscale = Component(f"{o.name}__logscale", o.name, "logscale")

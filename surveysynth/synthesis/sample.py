@@ -172,16 +172,50 @@ def generate(draw: Draw) -> None:
 def _value(draw: Draw, om: OutcomeModel, X: np.ndarray, j: int) -> np.ndarray:
     if om.spec.is_discrete:
         return _level(draw, om.cats, X, draw.u[:, j])
-    spike = _level(draw, om.spike_comps, X, draw.u2[:, j])  # len(spikes) = continuous
-    chosen = np.asarray(om.spikes + (np.nan,), dtype=float)[spike]
-    on_spike = spike < len(om.spikes)
+    # one continuation-ratio chain: each spike, then a skip's side, then the other side
+    spike = _level(draw, om.spike_comps + om.split_comps, X, draw.u2[:, j])
+    n_sp = len(om.spikes)
+    chosen = np.asarray(om.spikes + (np.nan,), dtype=float)[np.minimum(spike, n_sp)]
+    on_spike = spike < n_sp
     if om.loc is None:  # every answer sits on a spike: the last one takes the rest
         cont = np.full(draw.n, om.spikes[-1] if om.spikes else np.nan)
         return np.where(on_spike, chosen, cont)
-    lo, hi = draw.value_range(om)
-    cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], lo, hi), lo, hi)
+    lo, hi = _split_side(om, spike - n_sp, *draw.value_range(om))
+    slo, shi = _support(om)
+    within = np.maximum(lo, slo), np.minimum(hi, shi)
+    cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], *within), lo, hi)
     # a spike outside the row's structural bounds gives way to the continuous part
     return np.where(on_spike & (chosen >= lo) & (chosen <= hi), chosen, cont)
+
+
+def _split_side(om: OutcomeModel, side: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """The rows' bounds narrowed to the side of ``om``'s skip cut point they drew: ``side``
+    0 is the cut's own side (below or above its value), 1 the rest, negative a spike (left
+    as it is). A count's side below 16 ends at 15. Where a structural bound leaves the side
+    empty, the structural bounds stay."""
+    if not om.split_comps:
+        return lo, hi
+    cut, step = om.splits[0], 1.0 if om.spec.type == "count" else 0.0
+    near, far = (lo, np.minimum(hi, cut.bound - step)), (np.maximum(lo, cut.bound), hi)
+    if cut.kind == "above":
+        near, far = (np.maximum(lo, cut.bound + step), hi), (lo, np.minimum(hi, cut.bound))
+    lo2 = np.where(side == 0, near[0], np.where(side == 1, far[0], lo))
+    hi2 = np.where(side == 0, near[1], np.where(side == 1, far[1], hi))
+    ok = lo2 <= hi2
+    return np.where(ok, lo2, lo), np.where(ok, hi2, hi)
+
+
+def _support(om: OutcomeModel) -> tuple[float, float]:
+    """The answer-scale support of ``om``'s continuous part: above the declared minimum (a
+    count's next value when the minimum is a spike, which holds the answers at it) and up to
+    the declared maximum. The draw is truncated there, not clipped: on an identity scale a
+    clip piled the lower tail onto the bound (EU-SILC ages: 288 synthetic persons aged 0
+    against 75 real)."""
+    o = om.spec
+    lo = -np.inf if o.lower is None else o.lower
+    if o.type == "count" and o.lower is not None and o.lower in om.spikes:
+        lo = o.lower + 1.0
+    return lo, np.inf if o.max is None else o.max
 
 
 def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:

@@ -20,6 +20,10 @@ structural zeros.
   event's rate elsewhere predicts at least ``MIN_EXPECTED`` occurrences there (a chance
   zero has probability below exp(-7), about 0.1%). Its probability is then fixed at 0
   (or 1 for "always"), which a logit with a ridge penalty would only approach.
+* Skip cut points: a numeric answer's value below (above) which a later item is never
+  answered, beyond chance (no personal income below age 16). The synthesizer then models
+  the side of the cut as its own event before the continuous part (``skip_splits``), so the
+  share of records on each side follows the predictors, and later answers see the side.
 * Structural bounds: a numeric answer that never goes below (above) some value for one
   level of an earlier answer, where the same test says chance cannot explain it (no
   negative work experience below 13 years of schooling); the sampler draws its value from
@@ -229,6 +233,50 @@ def _check(n_in, k_in, n, k, column, kind, level=0, bound=0.0, value=None) -> li
     if value in (None, 1.0) and k_in == n_in and (1 - rate) * n_in >= MIN_EXPECTED:
         return [Constraint(column, kind, 1.0, level, float(bound))]
     return []
+
+
+# ----------------------------------------------------------------------- skip cut points
+#: each side of a cut point needs this many answers for the cut to be modelled
+MIN_SPLIT_ROWS = 20
+
+
+def skip_splits(
+    order: Sequence[str],
+    specs: dict[str, OutcomeSpec],
+    raw: dict[str, np.ndarray],
+    free: dict[str, np.ndarray],
+) -> dict[str, tuple[Constraint, ...]]:
+    """Per numeric outcome, at most one cut point: a range below (above) some value where a
+    later outcome is always missing beyond chance (``structural_constraints`` on the later
+    outcome's missingness), the cut shared by most later outcomes (first found on a tie).
+    The cut is a ``Constraint`` (kind below / above, its ``bound``) whose mask is the side
+    where the later items are skipped."""
+    out: dict[str, tuple[Constraint, ...]] = {}
+    for i, name in enumerate(order):
+        if specs[name].is_discrete:
+            continue
+        x = raw[name]
+        votes: dict[tuple[str, float], int] = {}
+        for later in order[i + 1 :]:
+            for k in _skip_cuts(x, name, raw[later], specs[later], free[later]):
+                votes[(k.kind, k.bound)] = votes.get((k.kind, k.bound), 0) + 1
+        cuts = sorted(votes, key=lambda kb: -votes[kb])
+        for kind, bound in cuts[:1]:
+            cut = Constraint(name, kind, 1.0, bound=bound)
+            side = cut.mask(x) & np.isfinite(x)
+            if min(int(side.sum()), int((np.isfinite(x) & ~side).sum())) >= MIN_SPLIT_ROWS:
+                out[name] = (cut,)
+    return out
+
+
+def _skip_cuts(x, name, y, o: OutcomeSpec, free) -> list[Constraint]:
+    """The below / above ranges of ``x`` where outcome ``o`` (values ``y``) is always missing."""
+    missing = (y < 0) if o.is_discrete else ~np.isfinite(y)
+    rows = free & np.isfinite(x)
+    if not (missing & rows).any() or (missing & rows).sum() == rows.sum():
+        return []
+    found = structural_constraints(missing, rows, [Source(name, "numeric")], {name: x})
+    return [k for k in found if k.kind in ("below", "above") and k.value == 1.0]
 
 
 # ----------------------------------------------------------------------- structural bounds
