@@ -56,7 +56,7 @@ def test_size_bands_keep_their_departures(world, name):
     waves: fewer margin levels than cells needed to estimate A), follow the respondents' means:
     before, a margin of fewer than 30 levels fell back to the overall value and the 250+ band's
     log turnover came out about 4 too low."""
-    cfg, r, _ = world
+    _cfg, r, _ = world
     stats, model = _fit(world, 50.0)
     cells = stats.cells[KEYS].assign(mu=model.mu_mean[name])
     x = _real_v(r, name).merge(cells, on=KEYS)
@@ -70,15 +70,20 @@ def test_size_bands_keep_their_departures(world, name):
 def test_within_cell_sd_is_not_the_cells_spread(world, name):
     """At a large epsilon the fitted within-cell sd of v per size band is within 30% of the
     respondents' pooled within-cell sd (cells of 2+ answers): before, residuals about a size
-    band's mean counted the cells' spread as within-cell (employees: 1.0-1.3 against 0.4)."""
-    cfg, r, _ = world
-    stats, model = _fit(world, 50.0)
+    band's mean counted the cells' spread as within-cell (employees: 1.0-1.3 against 0.4).
+    The fitted sd is averaged over three fits: the DP noise cannot be seeded (opendp's
+    samplers), and one fit's ratio for the 250+ band ranged 0.73-0.91 over 15 fits (one fresh
+    clone's run saw 0.62), so a single fit failed about one run in 15."""
+    _cfg, r, _ = world
+    fits = [_fit(world, 50.0) for _ in range(3)]
     x = _real_v(r, name)
     x = x[x.groupby(KEYS)["v"].transform("size") >= 2]
     dev = x["v"] - x.groupby(KEYS)["v"].transform("mean")
     n = x.groupby(KEYS)["v"].transform("size")
     real = (dev**2 * n / (n - 1)).groupby(x["size_band"]).mean() ** 0.5
-    fitted = stats.cells.assign(s=model.sigma[name]).groupby("size_band")["s"].mean()
+    fitted = sum(
+        st.cells.assign(s=mo.sigma[name]).groupby("size_band")["s"].mean() for st, mo in fits
+    ) / len(fits)
     ratio = fitted[real.index] / real
     assert ratio.between(0.7, 1.3).all(), pd.DataFrame({"real": real, "fitted": fitted})
 
@@ -87,7 +92,7 @@ def test_group_counts_carry_one_noise_draw(world):
     """The answers per pooling group x wave come from the group's own noisy margin: within 4
     noise sds of the true count at epsilon 0.5, where summing the cells' noisy counts clipped at
     0 overstates them by thousands (the positive noise of every empty cell)."""
-    cfg, r, support = world
+    cfg, r, _support = world
     stats, _ = _fit(world, 0.5)
     name = "turnover"
     got = group_count(stats, name, [2])
@@ -114,7 +119,7 @@ def test_implicate_spread_grows_with_the_noise(world):
     few cells have a direct estimate)."""
     sd = {}
     for eps in (0.5, 8.0):
-        stats, model = _fit(world, eps)
+        _stats, model = _fit(world, eps)
         mf = model.mean_fit["turnover"]
         cell = int(np.flatnonzero(~mf.has)[0])
         rng = np.random.default_rng(3)
