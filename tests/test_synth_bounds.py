@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from replica_worlds import replica, replica_config
 
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import support_table
@@ -42,29 +43,20 @@ def _world(seed: int) -> pd.DataFrame:
     )
 
 
+OUTCOMES = {
+    "kind": {"type": "categorical", "levels": ["family", "adults"]},
+    "age": {"type": "count", "min": 0, "scale": "identity"},
+    "kids": {"type": "count", "min": 0, "scale": "identity"},
+    "hours": {"type": "continuous", "min": 0},
+}
+
+
 def _config(seed: int) -> SynthConfig:
-    return SynthConfig.from_vars(
-        {
-            "ss_unit_id": "unit",
-            "ss_wave": "period",
-            "ss_cell_dims": ["region"],
-            "ss_outcomes": {
-                "kind": {"type": "categorical", "levels": ["family", "adults"]},
-                "age": {"type": "count", "min": 0, "scale": "identity"},
-                "kids": {"type": "count", "min": 0, "scale": "identity"},
-                "hours": {"type": "continuous", "min": 0},
-            },
-            "ss_synth_mode": "replica",
-            "ss_synth_m": 1,
-            "ss_seed": seed,
-        }
-    )
+    return replica_config(OUTCOMES, seed)
 
 
 def _synth(resp: pd.DataFrame, seed: int) -> pd.DataFrame:
-    cfg = _config(seed)
-    tot = resp.groupby("region").size().rename("n_population").reset_index()
-    return synthesize(resp, None, support_table(resp, cfg, totals=tot), cfg)
+    return replica(resp, _config(seed))
 
 
 def _violations(f: pd.DataFrame, real: pd.DataFrame) -> tuple[int, int]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from replica_worlds import replica, replica_config
 
 from surveysynth.contract.config import SynthConfig
-from surveysynth.contract.inputs import support_table
-from surveysynth.synthesis import api, structure
+from surveysynth.synthesis import structure
 
 N = 3000
 
@@ -37,28 +37,19 @@ def _world(seed: int) -> pd.DataFrame:
     )
 
 
+OUTCOMES = {
+    "kind": {"type": "categorical", "levels": ["family", "adults"]},
+    "age": {"type": "count", "min": 0, "scale": "identity"},
+    "income": {"type": "continuous", "min": 0},
+}
+
+
 def _config(seed: int) -> SynthConfig:
-    return SynthConfig.from_vars(
-        {
-            "ss_unit_id": "unit",
-            "ss_wave": "period",
-            "ss_cell_dims": ["region"],
-            "ss_outcomes": {
-                "kind": {"type": "categorical", "levels": ["family", "adults"]},
-                "age": {"type": "count", "min": 0, "scale": "identity"},
-                "income": {"type": "continuous", "min": 0},
-            },
-            "ss_synth_mode": "replica",
-            "ss_synth_m": 1,
-            "ss_seed": seed,
-        }
-    )
+    return replica_config(OUTCOMES, seed)
 
 
 def _synth(resp: pd.DataFrame, seed: int) -> pd.DataFrame:
-    cfg = _config(seed)
-    tot = resp.groupby("region").size().rename("n_population").reset_index()
-    return api.synthesize(resp, None, support_table(resp, cfg, totals=tot), cfg)
+    return replica(resp, _config(seed))
 
 
 def _child_share(f: pd.DataFrame) -> pd.Series:
