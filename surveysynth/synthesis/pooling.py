@@ -32,12 +32,13 @@ the cell's leverage on its own prior mean (a_c below, capped at 0.9): E[v_c^2 | 
 includes gamma_c^2 a_c, the prior mean's uncertainty, because the prior was fitted with
 the cell in it. Without it the terms absorb the cells' own departures: with two crossed
 factors of 30 and 4 levels and 84 observed cells, a true sigma_v2 of 0.3 came out at 0.057
-on average over 20 worlds (0.276 with it; tests/test_synth_pooling.py). Safeguarded SQUAREM extrapolation (on log
-variances) speeds it up. All parameters are fitted at once (columns of one matrix), so
-the cost does not grow with the number of respondents. The iterations are capped
-(``max_iter``). Variance components are plugged in (no uncertainty about them) and
-mean-field posterior variances ignore correlations between crossed effects: both
-understate the spread a little, most where sigma_v2 and tau2 are estimated near zero.
+on average over 20 worlds (0.276 with it; tests/test_synth_pooling.py). Safeguarded SQUAREM
+extrapolation (on log variances) speeds it up. All parameters are fitted at once (columns of
+one matrix), so the cost does not grow with the number of respondents. The iterations are
+capped (``max_iter``). The term variances tau2_g are plugged in (no uncertainty about them;
+sigma_v2 is drawn per implicate, ``variance``) and mean-field posterior variances ignore
+correlations between crossed effects (on a simulated check the joint variance of the prior
+mean came out a little smaller, not larger, than the mean-field sum).
 The objective can have more than one local optimum (an effect carried by a coarse term or
 spread over the finer levels nested in it); the fit starts every tau2_g at
 var(theta_hat) / (number of terms + 1) and does not compare restarts.
