@@ -20,6 +20,8 @@ import pytest
 from calibrated_reference import stratified_variance, t975
 from harness import run_dbt
 
+from surveysynth.estimation.combining import share_interval, wilson_interval
+
 RNG_SEED = 20261204
 N_SAMPLES = 4000
 
@@ -131,9 +133,10 @@ def shown(tmp_path_factory):
     intervals = _show(
         work,
         f"{{% set a = {wil} %}}{{% set b = {eli} %}}"
-        "select 'wilson' as kind, p as est, {{ a.lo }} as lo, {{ a.hi }} as hi from main.direct_shares "
-        "union all select 'elogit', q, {{ b.lo }}, {{ b.hi }} from main.elogit "
-        "union all select 'estimate_macro', estimate, ci_low, ci_high from ("
+        "select 'wilson' as kind, p as est, {{ a.lo }} as lo, {{ a.hi }} as hi, null as se, "
+        "null as n_real from main.direct_shares "
+        "union all select 'elogit', q, {{ b.lo }}, {{ b.hi }}, null, null from main.elogit "
+        "union all select 'estimate_macro', estimate, ci_low, ci_high, se, n_real from ("
         "{{ surveysynth.estimate('main.stacked', measure='share', column='y', level=1, group_by=['g'], "
         "rule='mi', weight='w', stratum='h', fpc='fpc', is_synthetic='is_syn') }}) as e",
     )
@@ -160,6 +163,26 @@ def test_share_intervals_never_leave_0_1(shown):
     w = iv[iv.kind == "wilson"]
     edge = w[(w.est.astype(float) == 0) | (w.est.astype(float) == 1)]
     assert len(edge) > 500 and ((edge.hi.astype(float) - edge.lo.astype(float)) > 0.05).all()
+
+
+def test_combined_share_of_0_or_1_without_variance_is_not_exact(shown):
+    """Every implicate and every real answer alike (a share of 0 or 1, se 0) in a cell with units
+    never observed: the combined interval is Wilson's with the real answers (SQL and Python)."""
+    iv, _ = shown
+    e = iv[iv.kind == "estimate_macro"].astype(
+        {"est": float, "se": float, "lo": float, "hi": float}
+    )
+    flat = e[e.est.isin([0.0, 1.0]) & (e.se == 0)]
+    assert len(flat) > 20  # the random cells hold many
+    for r in flat.itertuples():
+        lo, hi = wilson_interval(r.est, float(r.n_real), 1.959963984540054)
+        assert (r.lo, r.hi) == pytest.approx((lo, hi), abs=1e-9)
+        assert r.hi - r.lo > 0.1
+        assert share_interval(r.est, 0.0, 1.959963984540054, 10**6, float(r.n_real)) == (
+            pytest.approx((lo, hi), abs=1e-12)
+        )
+    # a census (every unit answered) stays exact
+    assert share_interval(1.0, 0.0, 1.96, 4.0, 4.0) == (1.0, 1.0)
 
 
 def _mse(phi, v_d, m_a, rho):

@@ -450,8 +450,12 @@ es_final as (
         es_qbar as estimate,
         sqrt(es_t) as se,
         {%- set sh = surveysynth.share_interval_elogit('es_qbar', 'sqrt(es_t)', 'es_tq', 'es_wbar') %}
-        case when measure = 'share' then {{ sh.lo }} else es_qbar - es_tq * sqrt(es_t) end as ci_low,
-        case when measure = 'share' then {{ sh.hi }} else es_qbar + es_tq * sqrt(es_t) end as ci_high,
+        {#- a share of 0 or 1 with no variance from n real answers in a domain of more units is not
+            exact: Wilson's interval with those n answers, as the direct estimate's would be -#}
+        {%- set wil = surveysynth.share_interval_wilson('es_qbar', '0e0', 'n_real', 'es_tq') %}
+        {%- set flat = "(measure = 'share' and es_t = 0 and es_qbar in (0, 1) and n_real > 0 and es_wbar > n_real + 0.5e0)" %}
+        case when {{ flat }} then {{ wil.lo }} when measure = 'share' then {{ sh.lo }} else es_qbar - es_tq * sqrt(es_t) end as ci_low,
+        case when {{ flat }} then {{ wil.hi }} when measure = 'share' then {{ sh.hi }} else es_qbar + es_tq * sqrt(es_t) end as ci_high,
         es_df as df,
         df_com,
         es_wbar as n_weighted,

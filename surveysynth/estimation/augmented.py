@@ -82,9 +82,9 @@ def augmented_cell_estimates(
     Q[:, o, :], U[:, o, :], SW[:, o, :] = obs["q"][o], obs["u"][o], obs["sw"][o]
     dfc = np.where(o[:, None], obs["dfc"], 0.0)
     share = np.array(["=" in n for n in indicator_names(c)])
-    out = _combine(Q, U, SW.mean(axis=0), dfc, share, conf_level)
     n_real = np.zeros((len(keys), Yr.shape[1]))
     np.add.at(n_real, r_code, np.isfinite(Yr).astype(float))
+    out = _combine(Q, U, SW.mean(axis=0), dfc, share, conf_level, n_real)
     return _long(keys, completed, out, n_real, n_syn, c)
 
 
@@ -210,9 +210,10 @@ def _stratified_variance(code, h_code, z, n_h, f_h, G):
     return np.maximum(v, 0.0)
 
 
-def _combine(Q, U, n_weighted, dfc, share, conf_level: float) -> dict[str, np.ndarray]:
+def _combine(Q, U, n_weighted, dfc, share, conf_level: float, n_real) -> dict[str, np.ndarray]:
     """Rubin's rule over the first axis (implicates) with Barnard-Rubin df, element by element;
-    shares get the empirical-logit interval of a domain of n_weighted units."""
+    shares get the empirical-logit interval of a domain of n_weighted units (Wilson's with the
+    n_real real answers where the share is 0 or 1 with no variance)."""
     m = Q.shape[0]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         qbar = Q.mean(axis=0)
@@ -231,7 +232,9 @@ def _combine(Q, U, n_weighted, dfc, share, conf_level: float) -> dict[str, np.nd
         tq = np.where(np.isfinite(se), tq, np.nan)
     lo, hi = qbar - tq * se, qbar + tq * se
     for g, k in zip(*np.nonzero(share[None, :] & np.isfinite(se) & (n_weighted > 0))):
-        lo[g, k], hi[g, k] = share_interval(qbar[g, k], se[g, k], tq[g, k], n_weighted[g, k])
+        lo[g, k], hi[g, k] = share_interval(
+            qbar[g, k], se[g, k], tq[g, k], n_weighted[g, k], n_real[g, k]
+        )
     return {
         "estimate": qbar,
         "se": se,

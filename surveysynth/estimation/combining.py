@@ -41,7 +41,8 @@ b = 0 leaves df = df_obs.
 Intervals: q_bar +- t_df sqrt(T) for means and totals; a share of a domain of about n_pop units
 (the implicates' mean sum of weights over item respondents) is built on the empirical logit of the
 population count (docs/estimation.md): theta = ln((N q + 1/2) / (N (1 - q) + 1/2)),
-theta +- t_df sqrt(T) dtheta/dq, back by q = ((N + 1) expit(theta) - 1/2) / N, clipped to [0, 1].
+theta +- t_df sqrt(T) dtheta/dq, back by q = ((N + 1) expit(theta) - 1/2) / N, clipped to [0, 1];
+at q = 0 or 1 with T = 0 and n real answers in a domain of N > n units, Wilson's interval with n.
 """
 
 from __future__ import annotations
@@ -75,8 +76,23 @@ def barnard_rubin_df(df_old: float, lam: float, df_com: float, ubar: float) -> f
     return float(1.0 / (1.0 / df_old + 1.0 / df_obs))
 
 
-def share_interval(q: float, se: float, tq: float, n_pop: float) -> tuple[float, float]:
-    """Empirical-logit interval of a share of a domain of ``n_pop`` units (module docstring)."""
+def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson's score interval of a share p from n answers, normal quantile z (always in [0, 1])."""
+    a = z * z / n
+    centre = (p + a / 2.0) / (1.0 + a)
+    half = z / (1.0 + a) * np.sqrt(max(p * (1.0 - p) / n + a / (4.0 * n), 0.0))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def share_interval(
+    q: float, se: float, tq: float, n_pop: float, n_real: float = 0.0
+) -> tuple[float, float]:
+    """Empirical-logit interval of a share of a domain of ``n_pop`` units (module docstring).
+    A share of 0 or 1 with no variance at all (every implicate and every real answer alike) from
+    ``n_real`` real answers in a domain of more units is not exact: Wilson's interval with those
+    n_real answers, as the direct estimate's would be."""
+    if se == 0 and q in (0.0, 1.0) and 0 < n_real < n_pop - 0.5:
+        return wilson_interval(q, n_real, tq)
     N = float(n_pop)
     qc = min(max(q, 0.0), 1.0)
     theta = np.log((N * qc + 0.5) / (N * (1.0 - qc) + 0.5))
