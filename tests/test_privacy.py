@@ -15,6 +15,8 @@ from surveysynth.contract.config import SynthConfig
 from surveysynth.privacy import api as dp_api
 from surveysynth.privacy import measure as M
 from surveysynth.privacy.ledger import gaussian
+from surveysynth.privacy.register import RegisterRanks
+from surveysynth.privacy.register import scores as aux_scores
 from surveysynth.synthesis.api import support_table
 
 BOUNDS = {"turnover": [0, 1e10], "employees": [0, 1e6]}
@@ -34,8 +36,9 @@ def world():
     return cfg, r, f, support_table(r, cfg, frame=f)
 
 
-def _exact(r, support, cfg, st, centre=None):
-    """Every exact query (before noise) with its declared per-row bound."""
+def _exact(r, support, cfg, st, centre=None, register=None):
+    """Every exact query (before noise) with its declared per-row bound (the register's
+    within-cell scores join the answers' when ``register`` is given)."""
     cells = M.public_cells(support, cfg)
     group, n_g = M.groups_of(cells, cfg, st.pool_by)
     margins, _ = M.margins_of(cells, cfg)
@@ -47,14 +50,17 @@ def _exact(r, support, cfg, st, centre=None):
         L = M.n_codes(o)
         out[f"counts:{o.name}"] = M.query_counts(k, code, len(cells), L)
         out[f"mcounts:{o.name}"] = M.query_mcounts(k, code, margins, L)
-        lr = None
+        c = None
         if o.is_numeric:
             lr = np.log1p(st.bounds[o.name][1] - st.bounds[o.name][0])
             out[f"logsum:{o.name}"] = M.query_logsum(k, code, v, len(cells), lr)
             out[f"mlogsum:{o.name}"] = M.query_mlogsum(k, code, v, margins, lr)
             c = np.full(len(cells), lr / 2) if centre is None else centre
             out[f"resid:{o.name}"] = M.query_resid(k, code, v, c, group, n_g)
-        scores.append(M.score_of(o, code, v, lr))
+            c = c[np.maximum(k, 0)]
+        scores.append(M.score_of(o, code, v, c, np.full(len(code), 0.7)))
+    if register is not None:
+        scores += list(aux_scores(register.u(r.reset_index(drop=True))).T)
     out["scores:all"] = M.query_scores(k, np.column_stack(scores), group, n_g)
     return out, int(cells[cfg.wave].nunique())
 
@@ -63,9 +69,11 @@ def test_one_unit_changes_each_query_within_its_sensitivity(world):
     """Planted: one unit removed altogether, and its answers pushed far beyond the clamps (and its
     levels flipped); every exact query moves by at most the sensitivity the ledger declares
     (sqrt(waves) x the per-row bound) for the removal, twice that for the change."""
-    cfg, r, _, support = world
+    cfg, r, f, support = world
     st = M.DPSettings.from_vars(DP, cfg)
-    base, waves = _exact(r, support, cfg, st)
+    register = RegisterRanks(f, cfg)
+    assert register.width == 2
+    base, waves = _exact(r, support, cfg, st, register=register)
     unit = r["business_id"].value_counts().index[0]  # a unit answering in every wave
     rows = r["business_id"] == unit
     assert rows.sum() == waves
@@ -77,7 +85,7 @@ def test_one_unit_changes_each_query_within_its_sensitivity(world):
     # the ledger's neighbours differ by one unit added or removed (all its waves); a changed unit
     # is a removal plus an addition, so at most twice the sensitivity
     for other, times in ((r[~rows], 1.0), (bent, 2.0)):
-        moved, _ = _exact(other, support, cfg, st)
+        moved, _ = _exact(other, support, cfg, st, register=register)
         for name, (vec, bound) in base.items():
             diff = float(np.linalg.norm(moved[name][0] - vec))
             assert diff <= times * np.sqrt(waves) * bound + 1e-6, (name, diff, bound)

@@ -20,6 +20,7 @@ from surveysynth.contract.inputs import prepare_inputs
 from surveysynth.privacy.fit import DPModel, fit_dp, sample_dp
 from surveysynth.privacy.ledger import ledger_frame
 from surveysynth.privacy.measure import DPSettings, NoisyStats, measure
+from surveysynth.privacy.register import RegisterRanks
 from surveysynth.synthesis.plan import build_plan, with_implicates
 
 log = logging.getLogger("surveysynth")
@@ -45,7 +46,8 @@ def dp_synthesize(
 ) -> tuple[pd.DataFrame, pd.DataFrame, DPModel]:
     """Synthetic records (same columns as the hierarchical synthesizer's), the privacy ledger
     and the fitted model."""
-    stats = measure(responses, support, config, settings)
+    register = RegisterRanks(frame, config)
+    stats = measure(responses, support, config, settings, register)
     ledger = ledger_frame(stats.ledger, settings.delta)
     log.info(
         "dp: %d measurements, rho %.4g, epsilon %.4g at delta %.3g",
@@ -56,7 +58,7 @@ def dp_synthesize(
     )
     model = fit_dp(stats, config)
     plan = plan_dp(responses, frame, support, config)
-    out = sample_dp(plan, model, config, dp_run_id(config, stats))
+    out = sample_dp(plan, model, config, dp_run_id(config, stats), register)
     return out, ledger, model
 
 

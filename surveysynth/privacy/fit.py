@@ -18,9 +18,12 @@ Each implicate draws the parameters from these posteriors, so the between-implic
 the augmented estimates carries the sampling error, the DP noise and the model's uncertainty.
 
 Sample: per record, a Gaussian copula with the noisy correlation of the answers' scores in the
-record's pooling group x wave; each answer by the inverse CDF of its cell's drawn shares, a value
+record's pooling group x wave, given the record's place within its frame cell on each register
+auxiliary (:mod:`surveysynth.privacy.register`); each answer by the inverse CDF of its cell's drawn shares, a value
 above the lower bound as lo + expm1(mu + sigma z) with the implicate's mu and sigma. Business
-rules are enforced afterwards.
+rules are enforced afterwards; a rule's target is drawn, where the rule does not fire, from
+shares with the rule's part taken out (:mod:`surveysynth.privacy.rules`), so it is not forced
+twice.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from surveysynth.contract.inputs import record_columns
 from surveysynth.contract.rules import enforce
 from surveysynth.privacy.means import MeanFit, f_posterior, group_count, residual_totals
 from surveysynth.privacy.measure import RATIO_SD, NoisyStats, _keys, main_effects
+from surveysynth.privacy.register import RegisterRanks
+from surveysynth.privacy.rules import rule_shares
 from surveysynth.privacy.shrink import MIN_LEVELS_A, fh_posterior
 
 #: a cell's direct estimate is used from this many noisy answers (fewer: regression only)
@@ -60,6 +65,7 @@ class DPModel:
     diagnostics: list[dict] = field(default_factory=list)
     direct: dict[str, np.ndarray] = field(default_factory=dict)  # K, cells with a direct estimate
     mean_fit: dict[str, MeanFit] = field(default_factory=dict)  # numeric outcomes' mean models
+    n_aux: int = 0  # register auxiliaries last in ``corr``, conditioned on when sampling
 
 
 def _logit(p):
@@ -114,7 +120,8 @@ def fit_dp(stats: NoisyStats, config: SynthConfig) -> DPModel:
         _fit_shares(model, stats, o.name)
         if o.is_numeric:
             _fit_mean(model, stats, o.name)
-    model.corr = _correlations(stats, len(config.outcomes))
+    model.corr = _correlations(stats, len(config.outcomes) + stats.n_aux)
+    model.n_aux = stats.n_aux
     return model
 
 
@@ -188,29 +195,67 @@ def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
 
 
 def _correlations(stats: NoisyStats, P: int) -> np.ndarray:
+    """The copula's correlation for every pooling group x wave: the group's sums pooled over
+    the waves (the dependence is taken as stable over waves: four waves' sums quadruple the
+    signal and only double the noise), each entry shrunk toward the all-groups value by its
+    signal-to-noise (:func:`_shrunk`); groups with fewer than MIN_CORR_N noisy answers take the
+    all-groups value."""
     n_g = np.mean(
         [group_count(stats, k, range(c.shape[1])) for k, c in stats.counts.items()], axis=0
     )
-    total = _corr(stats.scores.sum(axis=0), n_g.sum(), P)
-    return np.stack(
-        [
-            _corr(stats.scores[g], n_g[g], P) if n_g[g] >= MIN_CORR_N else total
-            for g in range(len(n_g))
-        ]
-    )
+    pool = _pool_of_groups(stats)
+    sums = np.vstack([stats.scores[pool == p].sum(axis=0) for p in range(pool.max() + 1)])
+    n_p = np.bincount(pool, n_g)
+    waves = np.bincount(pool)
+    total = _cov(stats.scores.sum(axis=0), n_g.sum(), P)
+    noise = stats.noise_var["scores:all"]
+    R = _shrunk([_cov(sums[p], n_p[p], P) for p in range(len(n_p))], n_p, waves, noise, total)
+    R = [R[p] if n_p[p] >= MIN_CORR_N else _as_corr(total) for p in range(len(n_p))]
+    return np.stack([R[p] for p in pool])
 
 
-def _corr(vec: np.ndarray, n: float, P: int) -> np.ndarray:
-    """Correlation matrix from noisy sums and cross-products, made positive definite."""
+def _pool_of_groups(stats: NoisyStats) -> np.ndarray:
+    """The pooling group (the ss_dp_pool_by levels, without the wave) of each group x wave."""
+    if not stats.pool_by:
+        return np.zeros(stats.n_groups, dtype=np.int64)
+    _, first = np.unique(stats.group, return_index=True)  # groups are numbered 0..G-1
+    cells = stats.cells.iloc[first]
+    key = cells[list(stats.pool_by)].astype(str).agg("\x1f".join, axis=1)
+    return pd.factorize(key, sort=True)[0].astype(np.int64)
+
+
+def _shrunk(covs, n, waves, noise: float, total: np.ndarray) -> list[np.ndarray]:
+    """Each group's correlation entries shrunk toward the all-groups correlation: weight
+    tau^2 / (tau^2 + v_g), v_g = waves_g noise / (n_g^2 s_i s_j) the DP noise variance of the
+    entry (its sums' noise over n_g, scaled by the scores' sds), tau^2 the entries' spread
+    between groups beyond that noise (method of moments, at least 0)."""
+    R0 = _as_corr(total)
+    d = np.sqrt(np.maximum(np.diag(total), 1e-6))
+    v = np.stack([w * noise / max(m, 1.0) ** 2 / np.outer(d, d) for w, m in zip(waves, n)])
+    Rg = np.stack([_as_corr(C) for C in covs])
+    tau2 = np.maximum(np.mean((Rg - R0) ** 2 - v, axis=0), 0.0)
+    w = tau2 / (tau2 + v + 1e-12)
+    return [_as_corr(w[g] * Rg[g] + (1 - w[g]) * R0, cov=False) for g in range(len(covs))]
+
+
+def _cov(vec: np.ndarray, n: float, P: int) -> np.ndarray:
+    """Covariance matrix of the scores from their noisy sums and cross-products."""
     n = max(n, 1.0)
     m = vec[:P] / n
     iu = np.triu_indices(P)
     S = np.zeros((P, P))
     S[iu] = vec[P:] / n
     S = S + S.T - np.diag(np.diag(S))
-    C = S - np.outer(m, m)
-    d = np.sqrt(np.maximum(np.diag(C), 1e-6))
-    R = np.clip(C / np.outer(d, d), -0.95, 0.95)
+    return S - np.outer(m, m)
+
+
+def _as_corr(C: np.ndarray, cov: bool = True) -> np.ndarray:
+    """A correlation matrix from a covariance (or a near-correlation, ``cov=False``): entries
+    clipped to +-0.95, eigenvalues floored at 1e-3 (positive definite), unit diagonal."""
+    if cov:
+        d = np.sqrt(np.maximum(np.diag(C), 1e-6))
+        C = C / np.outer(d, d)
+    R = np.clip(C, -0.95, 0.95)
     np.fill_diagonal(R, 1.0)
     w, V = np.linalg.eigh(R)
     R = (V * np.maximum(w, 1e-3)) @ V.T
@@ -242,39 +287,67 @@ def draw_shares(mean: np.ndarray, var: np.ndarray, rng) -> np.ndarray:
     return np.maximum(g, 1e-300) / np.maximum(g.sum(axis=1, keepdims=True), 1e-300)
 
 
-def sample_dp(plan: pd.DataFrame, model: DPModel, config: SynthConfig, run_id: str) -> pd.DataFrame:
-    """Records for the plan's rows (one per record x implicate), post-processing only."""
+def sample_dp(
+    plan: pd.DataFrame,
+    model: DPModel,
+    config: SynthConfig,
+    run_id: str,
+    register: RegisterRanks | None = None,
+) -> pd.DataFrame:
+    """Records for the plan's rows (one per record x implicate), post-processing only.
+    ``register``: the frame's auxiliaries, to place each record's unit within its cell (needed
+    when the model was measured with them)."""
     c = config
     k = _keys(model.cells, c.wave).get_indexer(_keys(plan, c.wave))
     if (k < 0).any():
         raise ValueError("the plan has a cell x wave the DP model does not know")
+    if model.n_aux and (register is None or register.width != model.n_aux):
+        raise ValueError("the DP model was measured with register auxiliaries: pass the frame's")
+    z_aux = norm.ppf(register.u(plan)) if model.n_aux else None
     out = plan.copy()
     imp = plan["implicate"].to_numpy()
     cols = {o.name: np.empty(len(plan), dtype=object) for o in c.outcomes}
+    outcomes = {o.name: o for o in c.outcomes}
     for i in np.unique(imp):
         rows = np.flatnonzero(imp == i)
         par = draw_parameters(model, c, int(i))
-        u = _copula(model, k[rows], c, int(i))
+        u = _copula(model, k[rows], c, int(i), None if z_aux is None else z_aux[rows])
+        drawn: dict[str, np.ndarray] = {}
         for j, o in enumerate(c.outcomes):
-            cols[o.name][rows] = _answers(o, par, model, k[rows], u[:, j])
+            lo = model.ranges[o.name][0] if o.is_numeric else None
+            p = par[o.name][k[rows]]
+            p = rule_shares(o, p, k[rows], drawn, c.rules, outcomes, model.share_mean, lo)
+            drawn[o.name] = _answers(o, p, par, model, k[rows], u[:, j])
+            cols[o.name][rows] = drawn[o.name]
     for o in c.outcomes:
         out[o.name] = cols[o.name]
     return _finish(out, c, run_id)
 
 
-def _copula(model: DPModel, k: np.ndarray, c: SynthConfig, implicate: int) -> np.ndarray:
+def _copula(model: DPModel, k: np.ndarray, c: SynthConfig, implicate: int, z_aux=None):
+    """The answers' uniforms: normal scores with the pooling group's correlation, given the
+    record's register scores ``z_aux`` when the model has them (z_o | z_a ~ N(B z_a, R_oo -
+    B R_ao), B = R_oa R_aa^-1)."""
     rng = np.random.default_rng([c.seed, implicate, 61])
     P = len(c.outcomes)
     z = rng.standard_normal((len(k), P))
     g = model.group[k]
     for gi in np.unique(g):
         sel = g == gi
-        z[sel] = z[sel] @ np.linalg.cholesky(model.corr[gi]).T
+        R = model.corr[gi]
+        if z_aux is None:
+            z[sel] = z[sel] @ np.linalg.cholesky(R[:P, :P]).T
+            continue
+        B = np.linalg.solve(R[P:, P:], R[P:, :P]).T
+        C = R[:P, :P] - B @ R[P:, :P]
+        z[sel] = z_aux[sel] @ B.T + z[sel] @ np.linalg.cholesky(C).T
     return np.clip(norm.cdf(z), 1e-12, 1 - 1e-12)
 
 
-def _answers(o, par, model: DPModel, k, u) -> np.ndarray:
-    cum = np.cumsum(par[o.name][k], axis=1)
+def _answers(o, shares, par, model: DPModel, k, u) -> np.ndarray:
+    """Each row's answer from its uniform: the code by the inverse CDF of ``shares`` (rows x
+    codes), a value above the lower bound from the cell's log-normal part."""
+    cum = np.cumsum(shares, axis=1)
     code = np.minimum((u[:, None] > cum).sum(axis=1), cum.shape[1] - 1)
     vals = np.full(len(k), None, dtype=object)
     if not o.is_numeric:
@@ -285,11 +358,26 @@ def _answers(o, par, model: DPModel, k, u) -> np.ndarray:
     base = cum[:, 1]
     pos = code == 2
     up = np.clip((u - base) / np.maximum(1 - base, 1e-12), 1e-9, 1 - 1e-9)
-    v = par[f"{o.name}:mu"][k] + par[f"{o.name}:sigma"][k] * norm.ppf(up)
-    x = lo + np.expm1(np.clip(v, 0.0, log_range))
+    x = lo + np.expm1(
+        _above_bound(o, up, par[f"{o.name}:mu"][k], par[f"{o.name}:sigma"][k], log_range)
+    )
     vals[code == 1] = lo
     vals[pos] = x[pos]
     return vals
+
+
+def _above_bound(o, up, mu, sigma, log_range) -> np.ndarray:
+    """v of an answer above the lower bound: the cell's normal truncated to (v_min, log_range]
+    by the inverse CDF, v_min = log(1.5) for a count (it rounds to at least one above the
+    bound) and 0 otherwise. Clipping instead would put the tail below v_min onto the bound
+    itself: a count's draws that round to the bound made a third of the micro businesses'
+    records have 0 employees where the respondents have none."""
+    v_min = np.log(1.5) if o.type == "count" else 0.0
+    sigma = np.maximum(sigma, 1e-9)
+    a = norm.cdf((v_min - mu) / sigma)
+    b = norm.cdf((log_range - mu) / sigma)
+    q = np.clip(a + up * (b - a), 1e-12, 1 - 1e-12)
+    return np.clip(mu + sigma * norm.ppf(q), v_min, log_range)
 
 
 def _finish(out: pd.DataFrame, c: SynthConfig, run_id: str) -> pd.DataFrame:

@@ -16,7 +16,9 @@ Measured (docs/privacy.md says why):
   previous measurements give (noisy cell mean, else group mean), clamped to +-RESID_CLAMP: the
   within-cell variance, measured adaptively so its sensitivity is small;
 * ``scores`` per pooling group x wave, the sums and cross-products of every outcome's score in
-  [-1, 1]: the dependence between answers (a correlation matrix for the Gaussian copula).
+  [-1, 1] and of each register auxiliary's within-cell score (2 x its mid-rank in its frame cell
+  - 1, :mod:`surveysynth.privacy.register`): the dependence between answers and on the unit's
+  size within its cell (a correlation matrix for the Gaussian copula).
 
 Clamping bounds come from ``ss_dp_bounds`` (or the outcome's declared min / max): never from the
 data.
@@ -34,9 +36,13 @@ import pandas as pd
 from surveysynth.contract.config import SynthConfig, SynthConfigError
 from surveysynth.contract.inputs import CELL_ID, make_cell_id
 from surveysynth.privacy.ledger import LedgerRow, epsilon_of, gaussian, rho_for_budget, scale_for
+from surveysynth.privacy.register import RegisterRanks
+from surveysynth.privacy.register import scores as aux_scores
 
 #: residuals of the log-scale values are clamped to +- this (a factor of e^3 ~ 20 either side)
 RESID_CLAMP = 3.0
+#: a numeric answer's copula score is its residual in units of this many within-cell sds
+SCORE_SDS = 2.0
 #: share of the budget per measurement kind (normalised over the measurements made)
 WEIGHTS = {
     "counts": 1.0,
@@ -110,6 +116,7 @@ class NoisyStats:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # lo, L (log range)
     ledger: list[LedgerRow] = field(default_factory=list)
     pool_by: tuple[str, ...] = ()
+    n_aux: int = 0  # register auxiliaries' scores after the answers' in ``scores``
 
 
 # ----------------------------------------------------------------------- rows -> codes
@@ -179,12 +186,20 @@ def n_codes(o) -> int:
     return 3 if o.is_numeric else len(o.category_levels) + 1
 
 
-def score_of(o, code: np.ndarray, v: np.ndarray, log_range: float | None) -> np.ndarray:
-    """Each row's score in [-1, 1] (missing 0): the copula's view of the answer."""
+def score_of(o, code: np.ndarray, v: np.ndarray, centre=None, scale=None) -> np.ndarray:
+    """Each row's score in [-1, 1] (missing 0): the copula's view of the answer. A numeric
+    answer above its lower bound scores its residual from its cell's centre (its own noisy mean,
+    else its main effects) over SCORE_SDS residual sds (``centre``, ``scale``: per row,
+    post-processing of earlier noisy sums), clamped, and 0 at the bound: the copula places
+    records within their cell, so it needs the answers' dependence within cells, not the spread
+    of the cells' means over the whole range; and the 5-15% of
+    answers at the bound (closed businesses' 0 employees), scored at an end, would outweigh the
+    dependence of the values above it (employees on the register's employment: 0.97 within
+    cells) in the correlation. What the bound goes with is the business rules' part
+    (:mod:`surveysynth.privacy.rules`)."""
     if o.is_numeric:
-        half = log_range / 2
-        s = np.where(code == 1, -1.0, 0.0)
-        return np.where(code == 2, np.clip((np.nan_to_num(v) - half) / half, -1, 1), s)
+        r = (np.nan_to_num(v) - centre) / (SCORE_SDS * np.nan_to_num(scale, nan=1.0))
+        return np.where((code == 2) & np.isfinite(r), np.clip(r, -1, 1), 0.0)
     n_lv = len(o.category_levels)
     step = 2.0 / max(n_lv - 1, 1)
     return np.where(code == 0, 0.0, -1.0 + (code - 1) * step)
@@ -286,9 +301,15 @@ def measurement_plan(config: SynthConfig) -> list[tuple[str, str]]:
 
 
 def measure(
-    responses: pd.DataFrame, support: pd.DataFrame, config: SynthConfig, st: DPSettings
+    responses: pd.DataFrame,
+    support: pd.DataFrame,
+    config: SynthConfig,
+    st: DPSettings,
+    register: RegisterRanks | None = None,
 ) -> NoisyStats:
-    """Every noisy statistic the DP fit uses, with the ledger of what was spent."""
+    """Every noisy statistic the DP fit uses, with the ledger of what was spent. ``register``:
+    the frame's auxiliaries (:mod:`surveysynth.privacy.register`); their within-cell scores join
+    the answers' in the ``scores`` measurement."""
     cells = public_cells(support, config)
     group, n_g = groups_of(cells, config, st.pool_by)
     stats = NoisyStats(cells, group, n_g, pool_by=tuple(st.pool_by))
@@ -309,16 +330,25 @@ def measure(
         what = "answers per margin (each cell dimension x wave) by code"
         noisy = budget.release(stats, f"mcounts:{o.name}", what, o.name, vec, b)
         stats.mcounts[o.name] = split_blocks(noisy, stats.margins, L)
-        log_range = None
+        centre = scale = None
         if o.is_numeric:
             lo, hi = st.bounds[o.name]
             log_range = math.log1p(hi - lo)
             stats.ranges[o.name] = (lo, log_range)
             _numeric(stats, budget, o.name, k, code, v, log_range)
-        score_cols.append(score_of(o, code, v, log_range))
+            kk = np.maximum(k, 0)
+            centre = np.where(k >= 0, stats.centre[o.name][kk], np.nan)
+            scale = residual_sd(stats, o.name)[stats.group[kk]]
+        score_cols.append(score_of(o, code, v, centre, scale))
+    names = [o.name for o in config.outcomes]
+    if register is not None and register.width:
+        aux = aux_scores(register.u(responses.reset_index(drop=True)))
+        score_cols += list(aux.T)
+        names += [f"{a} (rank in cell)" for a in register.names]
+        stats.n_aux = register.width
     vec, b = query_scores(k, np.column_stack(score_cols), group, n_g)
     what = "sums and cross-products of the answers' scores per pooling group x wave"
-    cols = ",".join(o.name for o in config.outcomes)
+    cols = ",".join(names)
     stats.scores = budget.release(stats, "scores:all", what, cols, vec, b).reshape(n_g, -1)
     return stats
 
@@ -336,6 +366,14 @@ def _numeric(stats: NoisyStats, budget: _Budget, name, k, code, v, log_range) ->
     vec, b = query_resid(k, code, v, stats.centre[name], stats.group, stats.n_groups)
     what = "sum of squared clamped residuals of the log value, per pooling group x wave"
     stats.resid[name] = budget.release(stats, f"resid:{name}", what, name, vec, b)
+
+
+def residual_sd(stats: NoisyStats, name: str) -> np.ndarray:
+    """Post-processing: each pooling group x wave's root mean squared residual of v (its noisy
+    sum of squares over its noisy count above the lower bound), floored at 0.1."""
+    n = np.bincount(stats.group, stats.counts[name][:, 2], stats.n_groups)
+    ms = stats.resid[name] / np.maximum(n, 1.0)
+    return np.sqrt(np.maximum(ms, 0.01))
 
 
 def residual_centre(stats: NoisyStats, name: str) -> np.ndarray:
