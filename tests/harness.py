@@ -147,6 +147,9 @@ def run_dbt(
         str(workdir / "logs"),
     ]
     all_vars = {**(demo_config() if demo else {}), **(vars or {})}
+    if demo and "ss_cell_dims" in (vars or {}) and "ss_variance_collapse" not in vars:
+        # the demo's variance strata name the demo's dimensions: another survey's build drops them
+        all_vars["ss_variance_collapse"] = None
     if all_vars:
         args += ["--vars", json.dumps(all_vars)]
     if select:

@@ -138,11 +138,18 @@ def test_empty_class_without_coarser_level_fails_the_build(demo_data, planted, t
 def test_bad_design_vars_stop_the_run_with_the_var_named(demo_data, tmp_path):
     res = build(
         tmp_path,
-        demo_vars(demo_data, ss_nonresponse_classes=["region"], ss_calibration_margins=[["regio"]]),
+        demo_vars(
+            demo_data,
+            ss_nonresponse_classes=["region"],
+            ss_calibration_margins=[["regio"]],
+            ss_design_strata=["region", "size_band"],
+            ss_variance_collapse=["sector"],
+        ),
     )
     assert res.returncode != 0
     assert "var 'ss_nonresponse_classes' needs var 'ss_sample'" in res.output
     assert "var 'ss_calibration_margins': 'regio' is not a cell dimension" in res.output
+    assert "var 'ss_variance_collapse': 'sector' is not a strata dimension" in res.output
     assert np is not None
 
 

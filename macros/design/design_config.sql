@@ -7,6 +7,13 @@
     {{ return(surveysynth.cell_dims() if s is none else surveysynth.idents(s)) }}
 {% endmacro %}
 
+{#- Variance strata: strata with fewer than two respondents in a wave are pooled per combination of
+    these strata dimensions (ss_variance_collapse; [] or null = never pooled). -#}
+{% macro variance_collapse() %}
+    {%- set c = var('ss_variance_collapse', none) -%}
+    {{ return([] if c is none else surveysynth.idents(c)) }}
+{% endmacro %}
+
 {% macro has_sample() %}
     {%- set s = var('ss_sample', none) -%}
     {{ return(s is not none and (s | string | trim) != '') }}
@@ -135,6 +142,16 @@
 
     {%- if var('ss_design_strata', none) is not none -%}
         {%- do surveysynth._check_dim_list(errors, 'ss_design_strata', var('ss_design_strata'), false) -%}
+    {%- endif -%}
+
+    {%- set vc = var('ss_variance_collapse', none) -%}
+    {%- if vc is not none -%}
+        {%- do surveysynth._check_dim_list(errors, 'ss_variance_collapse', vc, true) -%}
+        {%- if vc is not string and vc is not mapping -%}
+            {%- for d in vc if surveysynth.ident(d) not in surveysynth.design_strata() -%}
+                {%- do errors.append("var 'ss_variance_collapse': '" ~ d ~ "' is not a strata dimension (ss_design_strata: " ~ surveysynth.design_strata() | join(', ') ~ "); variance strata pool strata, so their dimensions must be among the strata's") -%}
+            {%- endfor -%}
+        {%- endif -%}
     {%- endif -%}
 
     {%- set classes = var('ss_nonresponse_classes', none) -%}

@@ -1,10 +1,12 @@
 {{ surveysynth.validate_config() }}
 {#- The design strata, one row per stratum x wave: population N_h, sampled and responding units,
-    the derived design weight N_h / n_h and a status. A stratum with no respondents keeps its row
+    the derived design weight N_h / n_h, a status, and the stratum's variance stratum
+    (ss_variance_collapse: variance_stratum_id, variance_n_respondents, variance_fpc). A stratum with no respondents keeps its row
     (status no_respondents): its population is reached only through calibration to coarser margins,
     and a margin category left with no respondents fails the build (calibration_margin_check). -#}
 {{ surveysynth.validate_design_config() }}
 {%- set strata = surveysynth.design_strata() -%}
+{%- set collapse = surveysynth.variance_collapse() -%}
 
 with cells as (
 
@@ -124,6 +126,49 @@ final as (
         end as reason
     from joined
 
+),
+
+{#- the variance strata (ss_variance_collapse): a stratum x wave with fewer than two respondents
+    joins the pool of its collapse key, n and N summed over the pool (its strata without
+    respondents included), fpc = 1 - n / N; every other stratum is its own -#}
+variance_keyed as (
+
+    select
+        final.*,
+        {% if collapse -%}
+        case when n_respondents < 2
+            then {{ dbt.concat(["'collapsed|'", surveysynth.category_key_expr(collapse)]) }}
+            else stratum_id
+        end as variance_stratum_id
+        {%- else -%}
+        stratum_id as variance_stratum_id
+        {%- endif %}
+    from final
+
+),
+
+variance_pools as (
+
+    select
+        wave,
+        variance_stratum_id,
+        {% call surveysynth.dagg() %}n_respondents{% endcall %} as variance_n_respondents,
+        {% call surveysynth.dagg() %}n_population{% endcall %} as variance_n_population
+    from variance_keyed
+    group by wave, variance_stratum_id
+
 )
 
-select * from final
+select
+    variance_keyed.*,
+    variance_pools.variance_n_respondents,
+    case
+        when variance_pools.variance_n_population > 0
+            and variance_pools.variance_n_respondents <= variance_pools.variance_n_population
+            then 1.0 - cast(variance_pools.variance_n_respondents as {{ surveysynth.type_double() }}) / variance_pools.variance_n_population
+        else 0.0
+    end as variance_fpc
+from variance_keyed
+inner join variance_pools
+    on variance_keyed.wave = variance_pools.wave
+    and variance_keyed.variance_stratum_id = variance_pools.variance_stratum_id

@@ -11,7 +11,8 @@
       ratio         (sum w y / sum w x) * X, X the domain's known frame total of the auxiliary x
                     (var ss_ratio_estimators), for skewed variables such as turnover
     Variance: Taylor linearisation for a stratified design with units as PSUs (STATS.md), strata
-    = ss_design_strata, f_h = n_h / N_h with n_h the stratum's respondents:
+    = ss_design_strata (strata with fewer than two respondents pooled per ss_variance_collapse,
+    design_strata.variance_stratum_id), f_h = n_h / N_h with n_h the stratum's respondents:
         V = sum_h (1 - f_h) n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2
     z_i = w_i (y_i - R b_i) * s / sum w b for ratio-type measures (mean: b = 1, s = 1; ratio: b = x,
     s = X) and z_i = w_i y_i for totals; z_i = 0 for units outside the domain or without an
@@ -66,9 +67,22 @@ weights as (
 
 ),
 
-strata as (
+design_strata as (
 
     select * from {{ ref('design_strata') }}
+
+),
+
+{#- the variance strata (ss_variance_collapse; each design stratum its own by default) -#}
+strata as (
+
+    select
+        wave,
+        variance_stratum_id as stratum_id,
+        max(variance_n_respondents) as n_respondents,
+        max(variance_fpc) as fpc
+    from design_strata
+    group by wave, variance_stratum_id
 
 ),
 
@@ -91,7 +105,7 @@ units as (
         {% for d in dims -%}
         responses.{{ d }},
         {% endfor -%}
-        {{ surveysynth.category_key_expr(strata, 'responses') }} as stratum_id,
+        design_strata.variance_stratum_id as stratum_id,
         weights.calibrated_weight as w,
         weights.base_weight as d,
         weights.g,
@@ -106,6 +120,9 @@ units as (
     from responses
     inner join weights
         on responses._row_id = weights._row_id
+    inner join design_strata
+        on {{ surveysynth.category_key_expr(strata, 'responses') }} = design_strata.stratum_id
+        and responses.wave = design_strata.wave
 
 ),
 

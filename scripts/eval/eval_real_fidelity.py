@@ -596,6 +596,7 @@ def dbt_vars(t: Table, data: Path, seed: int) -> dict:
         "ss_unit_id": UNIT,
         "ss_wave": WAVE,
         "ss_cell_dims": t.dims,
+        "ss_variance_collapse": None,
         "ss_design_weight": t.weight,
         "ss_outcomes": t.outcomes,
         "ss_frame": None,

@@ -282,6 +282,7 @@ def contract_vars(pop: Population, m: int, seed: int, data: Path | None = None) 
         "ss_cell_dims": pop.dims,
         "ss_design_weight": None,
         "ss_design_strata": [pop.stratum],
+        "ss_variance_collapse": None,
         "ss_calibration_margins": [[pop.stratum]],
         "ss_outcomes": {pop.y: {"type": "continuous", "min": 0}, pop.flag: {"type": "binary"}},
         "ss_frame_auxiliaries": pop.register,
