@@ -58,3 +58,22 @@ def small_build():
     work = data.parent / "build"
     vars_ = demo_vars(data, work)
     return work, vars_, run_dbt(work, vars=vars_)
+
+
+def dp_world(out: Path, seed: int):
+    """A demo-shaped world of about 6,000 responses (60,000 register units, 2 waves) for the DP
+    fit's checks: (config, responses, frame, support map)."""
+    from harness import DEMO_VARS_FILE, ROOT
+
+    from surveysynth.contract.config import SynthConfig
+    from surveysynth.synthesis.api import support_table
+
+    data = generate_demo(
+        out,
+        *("--seed", str(seed), "--frame-size", "60000", "--target-responses-per-wave", "3000"),
+        *("--waves", "2"),
+    )
+    cfg = SynthConfig.from_dbt_project(str(ROOT / "dbt_project.yml"), str(DEMO_VARS_FILE))
+    r = pd.read_parquet(data / "responses.parquet")
+    f = pd.read_parquet(data / "frame.parquet")
+    return cfg, r, f, support_table(r, cfg, frame=f)

@@ -9,13 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from harness import DEMO_VARS_FILE, ROOT, generate_demo
+from small_survey import dp_world
 
-from surveysynth.contract.config import SynthConfig
 from surveysynth.privacy import measure as M
 from surveysynth.privacy.fit import fit_dp
 from surveysynth.privacy.means import group_count
-from surveysynth.synthesis.api import support_table
 
 VARS = {
     "ss_dp_bounds": {"turnover": [0, 1e10], "employees": [0, 1e6]},
@@ -26,14 +24,7 @@ KEYS = ["region", "sector", "size_band", "wave"]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    out = generate_demo(
-        tmp_path_factory.mktemp("dpfit") / "world",
-        *("--seed", "7", "--frame-size", "60000", "--target-responses-per-wave", "3000"),
-        *("--waves", "2"),
-    )
-    cfg = SynthConfig.from_dbt_project(str(ROOT / "dbt_project.yml"), str(DEMO_VARS_FILE))
-    r = pd.read_parquet(out / "responses.parquet")
-    support = support_table(r, cfg, frame=pd.read_parquet(out / "frame.parquet"))
+    cfg, r, _f, support = dp_world(tmp_path_factory.mktemp("dpfit") / "world", 7)
     return cfg, r, support
 
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from harness import DEMO_VARS_FILE, ROOT, generate_demo
+from small_survey import dp_world
 
-from surveysynth.contract.config import SynthConfig
 from surveysynth.privacy import api as dp_api
 from surveysynth.privacy import fit as dp_fit
 from surveysynth.privacy import measure as M
 from surveysynth.privacy.register import RegisterRanks
-from surveysynth.synthesis.api import support_table
 
 VARS = {
     "ss_dp_bounds": {"turnover": [0, 1e10], "employees": [0, 1e6]},
@@ -25,15 +23,7 @@ VARS = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    out = generate_demo(
-        tmp_path_factory.mktemp("dpreg") / "world",
-        *("--seed", "11", "--frame-size", "60000", "--target-responses-per-wave", "3000"),
-        *("--waves", "2"),
-    )
-    cfg = SynthConfig.from_dbt_project(str(ROOT / "dbt_project.yml"), str(DEMO_VARS_FILE))
-    r = pd.read_parquet(out / "responses.parquet")
-    f = pd.read_parquet(out / "frame.parquet")
-    return cfg, r, f, support_table(r, cfg, frame=f)
+    return dp_world(tmp_path_factory.mktemp("dpreg") / "world", 11)
 
 
 def _synthesize(world, register: bool = True, eps: float = 8.0):
