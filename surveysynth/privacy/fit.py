@@ -209,8 +209,9 @@ def _correlations(stats: NoisyStats, P: int) -> np.ndarray:
     waves = np.bincount(pool)
     total = _cov(stats.scores.sum(axis=0), n_g.sum(), P)
     noise = stats.noise_var["scores:all"]
-    R = _shrunk([_cov(sums[p], n_p[p], P) for p in range(len(n_p))], n_p, waves, noise, total)
-    R = [R[p] if n_p[p] >= MIN_CORR_N else _as_corr(total) for p in range(len(n_p))]
+    R0 = _as_corr(total)
+    R = _shrunk([_cov(sums[p], n_p[p], P) for p in range(len(n_p))], n_p, waves, noise, total, R0)
+    R = [R[p] if n_p[p] >= MIN_CORR_N else R0 for p in range(len(n_p))]
     return np.stack([R[p] for p in pool])
 
 
@@ -224,12 +225,11 @@ def _pool_of_groups(stats: NoisyStats) -> np.ndarray:
     return pd.factorize(key, sort=True)[0].astype(np.int64)
 
 
-def _shrunk(covs, n, waves, noise: float, total: np.ndarray) -> list[np.ndarray]:
+def _shrunk(covs, n, waves, noise: float, total: np.ndarray, R0) -> list[np.ndarray]:
     """Each group's correlation entries shrunk toward the all-groups correlation: weight
     tau^2 / (tau^2 + v_g), v_g = waves_g noise / (n_g^2 s_i s_j) the DP noise variance of the
     entry (its sums' noise over n_g, scaled by the scores' sds), tau^2 the entries' spread
-    between groups beyond that noise (method of moments, at least 0)."""
-    R0 = _as_corr(total)
+    between groups beyond that noise (method of moments, at least 0); R0 = _as_corr(total)."""
     d = np.sqrt(np.maximum(np.diag(total), 1e-6))
     v = np.stack([w * noise / max(m, 1.0) ** 2 / np.outer(d, d) for w, m in zip(waves, n)])
     Rg = np.stack([_as_corr(C) for C in covs])
