@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,16 +221,17 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
     splits = structure.skip_splits(order, specs, data.raw, data.free)
     sources = _aux_sources(inputs, config, data)
     table = inputs.support[[CELL_ID, *config.cell_dims, config.wave]].copy()
-    models, cols, diags = [], {}, []
+    models, plans = [], []
     for name in order:
-        o = specs[name]
-        om = OutcomeModel(spec=o, sources=tuple(sources), relation=relations.get(name))
+        om = OutcomeModel(spec=specs[name], sources=tuple(sources), relation=relations.get(name))
         om.splits = splits.get(name, ()) if om.relation is None else ()
         if om.relation is None:
-            _fit_outcome(om, data, config, cols, diags)
+            plans.append(_plan_outcome(om, data, config))
             sources.append(_outcome_source(om, data))
         models.append(om)
-        log.info("synth fit: %s done, %.1fs", name, time.monotonic() - t0)
+    cols, diags = {}, []
+    for plan, fits in zip(plans, _fit_all(plans, data, config, t0)):
+        _store_outcome(plan, fits, data, cols, diags)
     params = pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
     spec = SamplerSpec(
         seed=config.seed,
@@ -346,9 +348,19 @@ def _outcome_source(om: OutcomeModel, data: FitData) -> Source:
 
 
 # ----------------------------------------------------------------------- one outcome
-def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, diags: list):
-    """Components of one outcome: build them, fit them (slopes + pooled cell effects),
-    store their cell columns and diagnostics."""
+@dataclass
+class _OutcomePlan:
+    """One outcome's design and components, ready to fit (built in synthesis order: an
+    outcome's spikes decide the features later outcomes see)."""
+
+    om: OutcomeModel
+    X: np.ndarray
+    targets: list[dict]
+    answered: np.ndarray  # rows with a value where no rule fixes it
+
+
+def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePlan:
+    """The design and the components of one outcome (sets the component fields of ``om``)."""
     o, fr = om.spec, data.free[om.spec.name]
     raw = data.raw[o.name]
     present = (raw >= 0) if o.is_discrete else np.isfinite(raw)
@@ -358,7 +370,36 @@ def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, di
         )
     X = design(list(om.sources), data.raw, len(raw))
     targets = _targets(om, data, X, raw, present & fr, fr, c)
-    fits = _fit_components(targets, X, data, c)
+    return _OutcomePlan(om, X, targets, present & fr)
+
+
+#: outcomes fitted at once: each outcome's fit reads the real answers only, so the fits are
+#: independent; numpy and the sparse products release the GIL for much of the work
+FIT_THREADS = 2
+
+
+def _fit_all(plans: list[_OutcomePlan], data: FitData, c: SynthConfig, t0: float) -> list:
+    """Every outcome's components fitted (slopes + pooled cell effects), in the plans' order.
+    A fit's arithmetic does not depend on which thread runs it: the results are the same
+    as one after another."""
+
+    def one(plan: _OutcomePlan):
+        fits = _fit_components(plan.targets, plan.X, data, c)
+        for f in fits:  # the implicates' variance components, while this thread is at it
+            f["sigma_draws"] = _sigma_draws(c.seed, f, c.m)
+        log.info("synth fit: %s done, %.1fs", plan.om.spec.name, time.monotonic() - t0)
+        return fits
+
+    if len(plans) < 2:
+        return [one(p) for p in plans]
+    with ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+        return list(pool.map(one, plans))
+
+
+def _store_outcome(plan: _OutcomePlan, fits: list[dict], data: FitData, cols: dict, diags: list):
+    """Store one outcome's cell columns and diagnostics, and the quantile grid, ranges and
+    bounds its location's draws keep to."""
+    om, raw = plan.om, data.raw[plan.om.spec.name]
     for comp, f in zip(om.components, fits):
         for what in CELL_COLUMNS:
             cols[comp.col(what)] = f[what]
@@ -366,8 +407,8 @@ def _fit_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, cols: dict, di
     if om.loc is not None:
         f = fits[om.components.index(om.loc)]
         om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
-        om.z_range = _z_range(f["z"], o)
-        answered = present & fr
+        om.z_range = _z_range(f["z"], om.spec)
+        answered = plan.answered
         om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
         bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
         for what, bound in zip(RANGE_COLUMNS, bounds):
@@ -763,11 +804,11 @@ def _sigma_se(s2: float, psi: np.ndarray, obs: np.ndarray) -> float:
 def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
     """Per implicate: slopes from their Gaussian posterior, and each variance component from
     its posterior given the cells' direct effects under a weakly informative prior
-    (:mod:`surveysynth.synthesis.variance`). Global streams keyed by (seed, component,
-    implicate)."""
+    (:mod:`surveysynth.synthesis.variance`; drawn with each outcome's fit, ``_fit_all``).
+    Global streams keyed by (seed, component, implicate)."""
     for d in diags:
         name, f = d["component"], d["fit"]
-        spec.sigma_draws[name] = _sigma_draws(spec.seed, d, m)
+        spec.sigma_draws[name] = d["sigma_draws"]  # drawn with the fit (_fit_all)
         if f is None:
             continue
         L = np.linalg.cholesky(f.cov + 1e-12 * np.eye(len(f.coef)))
