@@ -170,15 +170,20 @@ def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
     return cols
 
 
-def design(sources: list[Source], values: dict[str, np.ndarray], n: int) -> np.ndarray:
+def design(
+    sources: list[Source], values: dict[str, np.ndarray], n: int, order: str = "C"
+) -> np.ndarray:
     """The design matrix (no intercept) of ``sources`` for rows whose raw values are in
-    ``values`` (column -> array)."""
+    ``values`` (column -> array). ``order="F"`` stores it column by column: the sampler
+    reads it a column at a time (the fit's matrix products keep the row-major layout their
+    sums were fixed with)."""
     cols: list[np.ndarray] = []
     for s in sources:
         cols.extend(source_columns(s, values[s.column]))
-    if not cols:
-        return np.zeros((n, 0))
-    return np.column_stack(cols)
+    out = np.empty((n, len(cols)), order=order)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
 
 
 def raw_values(df: pd.DataFrame, source: Source) -> np.ndarray:

@@ -108,21 +108,35 @@ class Draw:
                     dtype=float, na_value=np.nan
                 )
         self.decoded: dict[str, pd.Series] = {}
+        self._implicate_rows: list[tuple[int, np.ndarray | None]] | None = None
 
     def eta(self, comp: Component, X: np.ndarray) -> np.ndarray:
         """Linear predictor with each row's implicate's slopes: the rows of one implicate at a
         time, each slope a scalar (the same sums in the same order as row by row)."""
         coef = self.spec.coef_draws[comp.name]
         out = np.empty(self.n)
-        for imp in np.unique(self.imps):
-            rows = self.imps == imp
+        for imp, rows in self.implicate_rows():
             c = coef[imp - 1]
-            Xr = X[rows] if not rows.all() else X
+            Xr = X if rows is None else X[rows]
             acc = np.full(Xr.shape[0], c[0])
             for j in range(X.shape[1]):
                 acc = acc + c[j + 1] * Xr[:, j]
-            out[rows] = acc
+            if rows is None:
+                out = acc
+            else:
+                out[rows] = acc
         return out + self.delta[self.gidx, self.index[comp.name]]
+
+    def implicate_rows(self) -> list[tuple[int, np.ndarray | None]]:
+        """(implicate, its rows) for every implicate of the batch; None for all rows."""
+        if self._implicate_rows is None:
+            imps = np.unique(self.imps)
+            self._implicate_rows = (
+                [(int(imps[0]), None)]
+                if len(imps) == 1
+                else [(int(i), self.imps == i) for i in imps]
+            )
+        return self._implicate_rows
 
     def z_bounds(self, om: OutcomeModel):
         """Each row's link-scale range of ``om``: its cell's, else the outcome's."""
@@ -162,7 +176,7 @@ def generate(draw: Draw) -> None:
         if om.relation is not None:
             value = _related(draw, om)
         else:
-            X = design(list(om.sources), draw.raw, draw.n)
+            X = design(list(om.sources), draw.raw, draw.n, order="F")
             value = _value(draw, om, X, j)
             if om.miss is not None and spec.item_missing:
                 miss = draw.v[:, j] < draw.prob(om.miss, X)
