@@ -213,37 +213,63 @@ def fit_pooled(
     psi = np.asarray(psi, dtype=float)
     if theta_hat.ndim == 1:
         theta_hat, psi = theta_hat[:, None], psi[:, None]
-    n_cells, n_par = theta_hat.shape
     obs = np.isfinite(theta_hat) & np.isfinite(psi) & (psi > 0)
-    y = np.where(obs, theta_hat, 0.0)
-    ps = np.where(obs, psi, 1.0)
-    ps0 = ps
-    edf = np.full_like(ps, np.inf) if error_df is None else np.asarray(error_df, dtype=float)
-    n_obs = obs.sum(axis=0)
-    has_any = n_obs > 0
-    cnt = np.maximum(n_obs, 1)
+    ps0 = np.where(obs, psi, 1.0)
+    edf = np.full_like(ps0, np.inf) if error_df is None else np.asarray(error_df, dtype=float)
+    cells = _Cells(theta_hat, np.where(obs, theta_hat, 0.0), obs, ps0, edf)
+    st = _Stack.of(terms, theta_hat.shape[0])
+    S = _start(st, cells, start)
 
-    st = _Stack.of(terms, n_cells)
-    mats, codes = dict(zip(st.names, st.mats)), dict(terms)
+    def em_step(S: np.ndarray) -> np.ndarray:
+        return _em_step(S, st, cells.y, obs, ps0, edf, effect_df)
 
+    S, it, converged = _squarem(em_step, S, max_iter, tol, progress_seconds)
+    names = list(names) if names is not None else [str(i) for i in range(theta_hat.shape[1])]
+    post = _posterior(st, S, cells, effect_df, default)
+    post.iterations, post.converged = it, converged
+    post.diagnostics.insert(0, "parameter", names)
+    return post
+
+
+@dataclass
+class _Cells:
+    """The direct estimates as the EM reads them: ``y`` (0 where unobserved), ``obs``, the
+    sampling variances ``psi`` (1 where unobserved) and their errors' degrees of freedom."""
+
+    theta_hat: np.ndarray
+    y: np.ndarray
+    obs: np.ndarray
+    psi: np.ndarray
+    df: np.ndarray
+
+
+def _start(st: _Stack, cells: _Cells, start: PoolingResult | None) -> np.ndarray:
+    """The EM's starting state: the observed cells' weighted mean as intercept, half their
+    variance as sigma_v2 and an equal share of it for every term's tau2, no effects; or the
+    state of ``start`` (an earlier fit of the same cells and parameters)."""
+    y, obs, ps = cells.y, cells.obs, cells.psi
+    if start is not None and start.post_mean.shape == cells.theta_hat.shape:
+        return st.pack(
+            start.beta0.copy(),
+            {k: v.copy() for k, v in start.effects.items()},
+            {k: v.copy() for k, v in start.tau2.items()},
+            start.sigma_v2.copy(),
+        )
+    cnt = np.maximum(obs.sum(axis=0), 1)
     ybar = (y * obs).sum(0) / cnt
     var_y = np.maximum(((y - ybar) ** 2 * obs).sum(0) / cnt, 1e-4)
     sigma_v2 = 0.5 * var_y
-    tau2 = {k: var_y / (len(terms) + 1.0) for k in terms}
-    u = {k: np.zeros((mats[k].shape[0], n_par)) for k in terms}
+    tau2 = {k: var_y / (len(st.names) + 1.0) for k in st.names}
+    u = {k: np.zeros((m.shape[0], y.shape[1])) for k, m in zip(st.names, st.mats)}
     w = obs / (ps + sigma_v2)
     beta0 = (w * y).sum(0) / np.maximum(w.sum(0), 1e-300)
-    if start is not None and start.post_mean.shape == theta_hat.shape:
-        sigma_v2 = start.sigma_v2.copy()
-        tau2 = {k: v.copy() for k, v in start.tau2.items()}
-        u = {k: v.copy() for k, v in start.effects.items()}
-        beta0 = start.beta0.copy()
+    return st.pack(beta0, u, tau2, sigma_v2)
 
-    def em_step(S: np.ndarray) -> np.ndarray:
-        return _em_step(S, st, y, obs, ps0, edf, effect_df)
 
-    # SQUAREM (Varadhan & Roland 2008) around the EM map, step length per parameter
-    S = st.pack(beta0, u, tau2, sigma_v2)
+def _squarem(em_step, S: np.ndarray, max_iter: int, tol: float, progress_seconds: float):
+    """SQUAREM (Varadhan & Roland 2008) around the EM map, a step length per parameter, each
+    extrapolation kept only where ``_safeguard`` finds it nearer the fixed point. Returns
+    (state, EM steps taken, converged)."""
     t0 = last = time.monotonic()
     converged = False
     it = 0
@@ -271,6 +297,17 @@ def fit_pooled(
         if now - last > progress_seconds:
             log.info("pooling: EM iteration %d, %.1fs elapsed", it, now - t0)
             last = now
+    return S, it, converged
+
+
+def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, default):
+    """Every cell's prior and posterior at the fitted state ``S`` (cells without a direct
+    estimate get the prior; parameters without any get ``default`` and no spread)."""
+    theta_hat, y, obs, ps0, edf = cells.theta_hat, cells.y, cells.obs, cells.psi, cells.df
+    n_cells, n_par = theta_hat.shape
+    n_obs = obs.sum(axis=0)
+    has_any, cnt = n_obs > 0, np.maximum(n_obs, 1)
+    mats, codes = dict(zip(st.names, st.mats)), dict(zip(st.names, st.codes))
     beta0, u, tau2, sigma_v2 = st.unpack(S)
     ps = ps0 / _error_weights(_prior_residual(y, beta0, u, codes), ps0, sigma_v2, edf)
     w = obs / (ps + sigma_v2)
@@ -278,7 +315,6 @@ def fit_pooled(
         k: 1.0 / ((mats[k] @ w) + _t_weights(u[k], mats[k] @ w, tau2[k], effect_df) / tau2[k])
         for k in st.names
     }
-
     prior_mean = np.tile(beta0, (n_cells, 1))
     prior_var = np.tile(1.0 / np.maximum((obs / (ps + sigma_v2)).sum(0), 1e-300), (n_cells, 1))
     for k, c in codes.items():
@@ -295,7 +331,6 @@ def fit_pooled(
         collapsed = np.where(has_any, ((gamma < 0.05) & obs).sum(0) / cnt, np.nan)
     diag = pd.DataFrame(
         {
-            "parameter": list(names) if names is not None else [str(i) for i in range(n_par)],
             "n_cells_observed": n_obs,
             "beta0": beta0,
             "sigma_v2": sigma_v2,
@@ -313,8 +348,8 @@ def fit_pooled(
         sigma_v2=sigma_v2,
         tau2=tau2,
         beta0=beta0,
-        iterations=it,
-        converged=converged,
+        iterations=0,
+        converged=False,
         diagnostics=diag,
         effects=u,
         psi_eff=np.where(obs, ps, np.nan),
