@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -516,63 +517,137 @@ def fidelity_metrics(
       combinations) with weighted share below ``rare_share`` that occur in the synthetic data.
     """
     thr = _merge_thresholds(DEFAULT_FIDELITY_THRESHOLDS, thresholds)
-    allowance = float(thr["noise_allowance"] or 0.0)
-    columns = list(columns_spec)
-    if not columns:
-        raise ValueError("columns_spec is empty: name the columns to compare")
-    kinds, levels = resolve_column_types(columns, columns_spec, [real, synthetic])
-    if len(real) == 0 or len(synthetic) == 0:
-        raise ValueError("fidelity_metrics needs rows in both the real and the synthetic frame")
-    if synthetic_weights is None and weights is not None and weights in synthetic.columns:
-        synthetic_weights = weights
-    w_r = _weights(real, weights, "real")
-    w_s = _weights(synthetic, synthetic_weights, "synthetic")
-    vals_r = {c: _values(real, c, kinds[c], levels) for c in columns}
-    vals_s = {c: _values(synthetic, c, kinds[c], levels) for c in columns}
-    # labels of discrete columns (ordinal levels by name, binary as "0" / "1"); None = missing
-    labs_r = {c: normalise_labels(real[c]) for c in columns if kinds[c] != "numeric"}
-    labs_s = {c: normalise_labels(synthetic[c]) for c in columns if kinds[c] != "numeric"}
-    rows: list[dict[str, Any]] = []
+    fx = _Compared.of(real, synthetic, columns_spec, weights, synthetic_weights, thr)
+    imp_s = _implicates(synthetic, implicate_col)
+    rows = _marginal_rows(fx)
+    rows += _correlation_rows(fx)
+    rows += _contingency_rows(fx)
+    rows += _pmse_rows(fx, columns_spec, propensity_models, pmse_max_rows, seed)
+    domains: list[str | None] = [
+        None,
+        *(ci_domains if ci_domains is not None else ([region_col] if region_col else [])),
+    ]
+    outcomes = (
+        list(ci_outcomes)
+        if ci_outcomes is not None
+        else [c for c in fx.columns if fx.kinds[c] in ("numeric", "binary")]
+    )
+    for dcol in domains:
+        rows += _ci_overlap_rows(fx, dcol, outcomes, imp_s, combining, ci_level)
+    specs = (
+        []
+        if regression is None
+        else ([regression] if isinstance(regression, Mapping) else list(regression))
+    )
+    for spec in specs:
+        rows += _regression_rows(
+            real, synthetic, spec, fx.w_r, fx.w_s, imp_s, combining, ci_level, thr
+        )
+    if region_col is not None:
+        rows += _region_rows(fx, region_col)
+    rows += _survival_rows(fx, rare_combinations)
+    return _frame(rows)
 
-    def thr_plus(key: str, floor: float) -> float | None:
-        base = thr[key]
-        return None if base is None else base + allowance * floor
 
-    # ---- marginals and missingness
-    def marginal(col: str, mr: np.ndarray, ms: np.ndarray) -> tuple[float, float, str] | None:
+@dataclass
+class _Compared:
+    """The two frames as every family of metrics reads them: column kinds and levels, weights,
+    values (``_values``), labels of discrete columns (None = missing) and the thresholds."""
+
+    real: pd.DataFrame
+    synthetic: pd.DataFrame
+    columns: list[str]
+    kinds: dict[str, Kind]
+    levels: dict[str, list]
+    w_r: np.ndarray
+    w_s: np.ndarray
+    vals_r: dict[str, np.ndarray]
+    vals_s: dict[str, np.ndarray]
+    labs_r: dict[str, np.ndarray]
+    labs_s: dict[str, np.ndarray]
+    thr: dict[str, float | None]
+    unweighted: bool  # neither frame has weights
+    real_weighted: bool
+
+    @classmethod
+    def of(cls, real, synthetic, columns_spec, weights, synthetic_weights, thr) -> _Compared:
+        columns = list(columns_spec)
+        if not columns:
+            raise ValueError("columns_spec is empty: name the columns to compare")
+        kinds, levels = resolve_column_types(columns, columns_spec, [real, synthetic])
+        if len(real) == 0 or len(synthetic) == 0:
+            raise ValueError("fidelity_metrics needs rows in both the real and the synthetic frame")
+        if synthetic_weights is None and weights is not None and weights in synthetic.columns:
+            synthetic_weights = weights
+        discrete = [c for c in columns if kinds[c] != "numeric"]
+        return cls(
+            real=real,
+            synthetic=synthetic,
+            columns=columns,
+            kinds=kinds,
+            levels=levels,
+            w_r=_weights(real, weights, "real"),
+            w_s=_weights(synthetic, synthetic_weights, "synthetic"),
+            vals_r={c: _values(real, c, kinds[c], levels) for c in columns},
+            vals_s={c: _values(synthetic, c, kinds[c], levels) for c in columns},
+            labs_r={c: normalise_labels(real[c]) for c in discrete},
+            labs_s={c: normalise_labels(synthetic[c]) for c in discrete},
+            thr=thr,
+            unweighted=weights is None and synthetic_weights is None,
+            real_weighted=weights is not None,
+        )
+
+    def thr_plus(self, key: str, floor: float) -> float | None:
+        """The threshold ``key`` widened by the noise allowance x the metric's noise floor."""
+        base = self.thr[key]
+        return None if base is None else base + float(self.thr["noise_allowance"] or 0.0) * floor
+
+    def marginal(self, col: str, mr: np.ndarray, ms: np.ndarray) -> tuple[float, float, str] | None:
         """(distance, noise floor, method) on the observed values of rows mr / ms."""
-        vr, vs = vals_r[col][mr], vals_s[col][ms]
-        wr, ws = w_r[mr], w_s[ms]
+        vr, vs = self.vals_r[col][mr], self.vals_s[col][ms]
+        wr, ws = self.w_r[mr], self.w_s[ms]
         okr, oks = ~_missing(vr), ~_missing(vs)
         vr, wr, vs, ws = vr[okr], wr[okr], vs[oks], ws[oks]
         if len(vr) == 0 or len(vs) == 0 or wr.sum() <= 0 or ws.sum() <= 0:
             return None
         n_r, n_s = _kish(wr), _kish(ws)
-        unweighted = weights is None and synthetic_weights is None
-        if kinds[col] == "numeric":
+        if self.kinds[col] == "numeric":
             d = None
-            if unweighted:
+            if self.unweighted:
                 comp = _sdmetrics_complement("KSComplement", pd.Series(vr), pd.Series(vs))
                 d = None if comp is None else 1.0 - comp
             if d is None:
                 d = _weighted_ks(vr.astype(float), wr, vs.astype(float), ws)
             return d, _KS_MEAN * math.sqrt(_inv(n_r, n_s)), "KS"
-        lr, ls = labs_r[col][mr][okr].astype(str), labs_s[col][ms][oks].astype(str)
+        lr, ls = self.labs_r[col][mr][okr].astype(str), self.labs_s[col][ms][oks].astype(str)
         tv, pr, ps = _tv(lr, wr, ls, ws)
-        if unweighted:
+        if self.unweighted:
             comp = _sdmetrics_complement("TVComplement", pd.Series(lr), pd.Series(ls))
             tv = tv if comp is None else 1.0 - comp
         return tv, _tv_floor(pr, ps, n_r, n_s), "TV"
 
-    all_r, all_s = np.ones(len(real), bool), np.ones(len(synthetic), bool)
-    for col in columns:
-        res = marginal(col, all_r, all_s)
+
+def _implicates(synthetic: pd.DataFrame, implicate_col: str | None) -> np.ndarray | None:
+    if implicate_col is None:
+        return None
+    if implicate_col not in synthetic.columns:
+        raise KeyError(f"implicate column {implicate_col!r} is not in the synthetic frame")
+    return synthetic[implicate_col].to_numpy()
+
+
+def _marginal_rows(fx: _Compared) -> list[dict[str, Any]]:
+    """``marginal_distance`` of every column, and ``missing_rate_diff`` where either frame has
+    missing values."""
+    rows: list[dict[str, Any]] = []
+    all_r, all_s = np.ones(len(fx.real), bool), np.ones(len(fx.synthetic), bool)
+    for col in fx.columns:
+        res = fx.marginal(col, all_r, all_s)
         if res is None:
             rows.append(
                 _row(
                     "marginal_distance",
                     float("nan"),
-                    thr["marginal_max"],
+                    fx.thr["marginal_max"],
                     "<=",
                     "no observed values in one of the frames",
                     column=col,
@@ -584,49 +659,61 @@ def fidelity_metrics(
             _row(
                 "marginal_distance",
                 d,
-                thr_plus("marginal_max", floor),
+                fx.thr_plus("marginal_max", floor),
                 "<=",
-                f"{how} distance of observed values (weighted: {weights is not None}); "
+                f"{how} distance of observed values (weighted: {fx.real_weighted}); "
                 f"noise floor {floor:.4f}",
                 column=col,
             )
         )
-        mr, ms = _missing(vals_r[col]), _missing(vals_s[col])
-        if mr.any() or ms.any():
-            pr, ps = float(np.sum(w_r * mr) / w_r.sum()), float(np.sum(w_s * ms) / w_s.sum())
-            p = (pr + ps) / 2
-            floor = _E_ABS * math.sqrt(p * (1 - p) * _inv(_kish(w_r), _kish(w_s)))
-            rows.append(
-                _row(
-                    "missing_rate_diff",
-                    abs(pr - ps),
-                    thr_plus("missing_rate_diff_max", floor),
-                    "<=",
-                    f"missing share real {pr:.4f}, synthetic {ps:.4f}; noise floor {floor:.4f}",
-                    column=col,
-                )
-            )
+        rows += _missing_rows(fx, col)
+    return rows
 
-    # ---- pairwise dependence
-    ordered = [c for c in columns if kinds[c] != "nominal"]
+
+def _missing_rows(fx: _Compared, col: str) -> list[dict[str, Any]]:
+    mr, ms = _missing(fx.vals_r[col]), _missing(fx.vals_s[col])
+    if not (mr.any() or ms.any()):
+        return []
+    w_r, w_s = fx.w_r, fx.w_s
+    pr, ps = float(np.sum(w_r * mr) / w_r.sum()), float(np.sum(w_s * ms) / w_s.sum())
+    p = (pr + ps) / 2
+    floor = _E_ABS * math.sqrt(p * (1 - p) * _inv(_kish(w_r), _kish(w_s)))
+    return [
+        _row(
+            "missing_rate_diff",
+            abs(pr - ps),
+            fx.thr_plus("missing_rate_diff_max", floor),
+            "<=",
+            f"missing share real {pr:.4f}, synthetic {ps:.4f}; noise floor {floor:.4f}",
+            column=col,
+        )
+    ]
+
+
+def _spearman(vals: dict[str, np.ndarray], w: np.ndarray, a: str, b: str) -> tuple[float, float]:
+    """Weighted Spearman correlation of columns a and b (pairwise-complete) and its Kish n."""
+    x, y = vals[a].astype(float), vals[b].astype(float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan"), 0.0
+    rx, ry, ww = stats.rankdata(x[ok]), stats.rankdata(y[ok]), w[ok]
+    mx, my = np.average(rx, weights=ww), np.average(ry, weights=ww)
+    cov = np.average((rx - mx) * (ry - my), weights=ww)
+    sx = math.sqrt(np.average((rx - mx) ** 2, weights=ww))
+    sy = math.sqrt(np.average((ry - my) ** 2, weights=ww))
+    return float(cov / (sx * sy)), _kish(ww)
+
+
+def _correlation_rows(fx: _Compared) -> list[dict[str, Any]]:
+    """``dependence_correlation``: the pair of ordered columns with the largest Spearman
+    difference above its noise floor."""
+    ordered = [c for c in fx.columns if fx.kinds[c] != "nominal"]
     worst: tuple[float, float, float, str] | None = None  # (excess, value, floor, pair)
     notes = []
     for i, a in enumerate(ordered):
         for b in ordered[i + 1 :]:
-            rho = []
-            for vals, w in ((vals_r, w_r), (vals_s, w_s)):
-                x, y = vals[a].astype(float), vals[b].astype(float)
-                ok = ~(np.isnan(x) | np.isnan(y))
-                if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-                    rho.append((float("nan"), 0.0))
-                    continue
-                rx, ry, ww = stats.rankdata(x[ok]), stats.rankdata(y[ok]), w[ok]
-                mx, my = np.average(rx, weights=ww), np.average(ry, weights=ww)
-                cov = np.average((rx - mx) * (ry - my), weights=ww)
-                sx = math.sqrt(np.average((rx - mx) ** 2, weights=ww))
-                sy = math.sqrt(np.average((ry - my) ** 2, weights=ww))
-                rho.append((float(cov / (sx * sy)), _kish(ww)))
-            (r_r, n_r), (r_s, n_s) = rho
+            r_r, n_r = _spearman(fx.vals_r, fx.w_r, a, b)
+            r_s, n_s = _spearman(fx.vals_s, fx.w_s, a, b)
             if not (np.isfinite(r_r) and np.isfinite(r_s)):
                 continue
             diff = abs(r_r - r_s)
@@ -634,25 +721,29 @@ def fidelity_metrics(
             notes.append((diff - floor, f"{a} x {b}: {r_r:+.3f} vs {r_s:+.3f}"))
             if worst is None or diff - floor > worst[0]:
                 worst = (diff - floor, diff, floor, f"{a} x {b}")
-    if worst is not None:
-        top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
-        rows.append(
-            _row(
-                "dependence_correlation",
-                worst[1],
-                thr_plus("dependence_corr_max", worst[2]),
-                "<=",
-                f"worst of {len(notes)} pairs by |Spearman rho difference| above its noise floor "
-                f"{worst[2]:.4f}; real vs synthetic: {top}",
-                column=worst[3],
-            )
+    if worst is None:
+        return []
+    top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
+    return [
+        _row(
+            "dependence_correlation",
+            worst[1],
+            fx.thr_plus("dependence_corr_max", worst[2]),
+            "<=",
+            f"worst of {len(notes)} pairs by |Spearman rho difference| above its noise floor "
+            f"{worst[2]:.4f}; real vs synthetic: {top}",
+            column=worst[3],
         )
+    ]
 
+
+def _binned(fx: _Compared) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every column as labels: numerics cut at the real quintiles, missing as '<missing>'."""
     binned_r: dict[str, np.ndarray] = {}
     binned_s: dict[str, np.ndarray] = {}
-    for col in columns:
-        vr, vs = vals_r[col], vals_s[col]
-        if kinds[col] == "numeric":
+    for col in fx.columns:
+        vr, vs = fx.vals_r[col], fx.vals_s[col]
+        if fx.kinds[col] == "numeric":
             obs = vr[~np.isnan(vr)]
             edges = np.unique(np.quantile(obs, [0.2, 0.4, 0.6, 0.8])) if len(obs) else np.array([])
             binned_r[col] = np.where(
@@ -662,37 +753,49 @@ def fidelity_metrics(
                 np.isnan(vs), "<missing>", np.searchsorted(edges, vs, "right").astype(str)
             )
         else:
-            binned_r[col] = _filled(labs_r[col])
-            binned_s[col] = _filled(labs_s[col])
-    worst = None
+            binned_r[col] = _filled(fx.labs_r[col])
+            binned_s[col] = _filled(fx.labs_s[col])
+    return binned_r, binned_s
+
+
+def _contingency_rows(fx: _Compared) -> list[dict[str, Any]]:
+    """``dependence_contingency``: the pair (one nominal column at least) with the largest
+    contingency-table TV above its noise floor."""
+    binned_r, binned_s = _binned(fx)
+    worst: tuple[float, float, float, str] | None = None
     notes = []
+    columns = fx.columns
     for i, a in enumerate(columns):
         for b in columns[i + 1 :]:
-            if kinds[a] != "nominal" and kinds[b] != "nominal":
+            if fx.kinds[a] != "nominal" and fx.kinds[b] != "nominal":
                 continue
             jr = np.char.add(np.char.add(binned_r[a], "\x1f"), binned_r[b])
             js = np.char.add(np.char.add(binned_s[a], "\x1f"), binned_s[b])
-            tv, pr, ps = _tv(jr, w_r, js, w_s)
-            floor = _tv_floor(pr, ps, _kish(w_r), _kish(w_s))
+            tv, pr, ps = _tv(jr, fx.w_r, js, fx.w_s)
+            floor = _tv_floor(pr, ps, _kish(fx.w_r), _kish(fx.w_s))
             notes.append((tv - floor, f"{a} x {b}: {tv:.3f} (floor {floor:.3f})"))
             if worst is None or tv - floor > worst[0]:
                 worst = (tv - floor, tv, floor, f"{a} x {b}")
-    if worst is not None:
-        top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
-        rows.append(
-            _row(
-                "dependence_contingency",
-                worst[1],
-                thr_plus("dependence_contingency_max", worst[2]),
-                "<=",
-                f"worst of {len(notes)} pairs by contingency-table TV above its noise floor; {top}",
-                column=worst[3],
-            )
+    if worst is None:
+        return []
+    top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
+    return [
+        _row(
+            "dependence_contingency",
+            worst[1],
+            fx.thr_plus("dependence_contingency_max", worst[2]),
+            "<=",
+            f"worst of {len(notes)} pairs by contingency-table TV above its noise floor; {top}",
+            column=worst[3],
         )
+    ]
 
-    # ---- propensity
+
+def _pmse_rows(fx: _Compared, columns_spec, propensity_models, max_rows, seed) -> list[dict]:
+    """``pmse`` (report) and ``s_pmse`` (gate) of every propensity model."""
+    rows = []
     for model in propensity_models:
-        res = pmse(real, synthetic, columns_spec, model=model, max_rows=pmse_max_rows, seed=seed)
+        res = pmse(fx.real, fx.synthetic, columns_spec, model=model, max_rows=max_rows, seed=seed)
         suffix = "" if model == "logit" else f"_{model}"
         how = (
             f"logistic, main effects + pairwise interactions, k = {int(res['k'])} parameters"
@@ -712,233 +815,221 @@ def fidelity_metrics(
             _row(
                 f"s_pmse{suffix}",
                 res["s_pmse"],
-                thr[f"s_pmse{suffix}_max"],
+                fx.thr[f"s_pmse{suffix}_max"],
                 "<=",
                 f"pMSE / null = {res['pmse']:.3g} / {res['null']:.3g} ({how}); STATS.md: < 10, better < 3",
             )
         )
+    return rows
 
-    # ---- CI overlap of domain means
-    imp_s = None
-    if implicate_col is not None:
-        if implicate_col not in synthetic.columns:
-            raise KeyError(f"implicate column {implicate_col!r} is not in the synthetic frame")
-        imp_s = synthetic[implicate_col].to_numpy()
-    outcomes = (
-        list(ci_outcomes)
-        if ci_outcomes is not None
-        else [c for c in columns if kinds[c] in ("numeric", "binary")]
-    )
-    domains: list[str | None] = [
-        None,
-        *(ci_domains if ci_domains is not None else ([region_col] if region_col else [])),
-    ]
-    for dcol in domains:
-        if dcol is not None:
-            for f, what in ((real, "real"), (synthetic, "synthetic")):
-                if dcol not in f.columns:
-                    raise KeyError(f"domain column {dcol!r} is not in the {what} frame")
-        lab_r = (
-            np.full(len(real), "(all)", dtype=object)
-            if dcol is None
-            else normalise_labels(real[dcol])
-        )
-        lab_s = (
-            np.full(len(synthetic), "(all)", dtype=object)
-            if dcol is None
-            else normalise_labels(synthetic[dcol])
-        )
-        dom_levels = [d for d in pd.unique(lab_r) if d is not None]
-        for y in outcomes:
-            if y not in vals_r:
-                yr = _numeric(real[y], y)
-                ys = _numeric(synthetic[y], y)
+
+def _domain_labels(f: pd.DataFrame, dcol: str | None, what: str, role: str = "domain"):
+    """The labels of ``dcol`` in frame ``f`` (``what``: real or synthetic); "(all)" for None."""
+    if dcol is None:
+        return np.full(len(f), "(all)", dtype=object)
+    if dcol not in f.columns:
+        raise KeyError(f"{role} column {dcol!r} is not in the {what} frame")
+    return normalise_labels(f[dcol])
+
+
+def _ci_overlap_rows(fx: _Compared, dcol, outcomes, imp_s, combining, ci_level) -> list[dict]:
+    """``ci_overlap_mean`` (and ``ci_overlap_worst`` for a domain column) of every outcome's
+    weighted mean over the levels of ``dcol`` (None: the whole data)."""
+    lab_r = _domain_labels(fx.real, dcol, "real")
+    lab_s = _domain_labels(fx.synthetic, dcol, "synthetic")
+    dom_levels = [d for d in pd.unique(lab_r) if d is not None]
+    rows = []
+    for y in outcomes:
+        if y not in fx.vals_r:
+            yr, ys = _numeric(fx.real[y], y), _numeric(fx.synthetic[y], y)
+        else:
+            yr, ys = fx.vals_r[y].astype(float), fx.vals_s[y].astype(float)
+        scores, skipped = [], []
+        for d in dom_levels:
+            mr, ms = (lab_r == d) & ~np.isnan(yr), (lab_s == d) & ~np.isnan(ys)
+            res = _domain_overlap(fx, yr, ys, mr, ms, imp_s, combining, ci_level)
+            if isinstance(res, str):
+                skipped.append(f"{d} {res}")
             else:
-                yr, ys = vals_r[y].astype(float), vals_s[y].astype(float)
-            scores: list[tuple[float, str]] = []
-            skipped: list[str] = []
-            for d in dom_levels:
-                mr = (lab_r == d) & ~np.isnan(yr)
-                ms = (lab_s == d) & ~np.isnan(ys)
-                est_r, var_r, n_r = _hajek(yr[mr], w_r[mr])
-                if imp_s is None:
-                    est_s, var_s, n_s = _hajek(ys[ms], w_s[ms])
-                    df_s = max(n_s - 1, 1)
-                else:
-                    qs, us = [], []
-                    for imp in pd.unique(imp_s[ms]):
-                        mi = ms & (imp_s == imp)
-                        q, u, _ = _hajek(ys[mi], w_s[mi])
-                        qs.append(q)
-                        us.append(u)
-                    n_s = int(ms.sum())
-                    est_s, var_s, df_s = (
-                        _combine(np.array(qs), np.array(us), combining)
-                        if qs
-                        else (np.nan, np.nan, np.nan)
-                    )
-                lo_r, hi_r = _interval(est_r, var_r, max(n_r - 1, 1), ci_level)
-                lo_s, hi_s = _interval(est_s, var_s, df_s, ci_level)
-                if not all(np.isfinite([lo_r, hi_r, lo_s, hi_s])):
-                    skipped.append(f"{d} (n real {n_r}, synthetic {n_s})")
-                    continue
-                scores.append((ci_overlap(lo_r, hi_r, lo_s, hi_s), str(d)))
-            label = f"{y} by {'(all)' if dcol is None else dcol}"
-            skip_note = (
-                f"; no interval for {len(skipped)} domains: {', '.join(skipped[:5])}"
-                if skipped
-                else ""
-            )
-            if not scores:
-                rows.append(
-                    _row(
-                        "ci_overlap_mean",
-                        float("nan"),
-                        thr["ci_overlap_mean_min"],
-                        ">=",
-                        f"no domain had an interval in both frames{skip_note}",
-                        column=label,
-                    )
-                )
-                continue
-            vals = np.array([s for s, _ in scores])
-            worst_s, worst_d = min(scores)
-            rows.append(
-                _row(
-                    "ci_overlap_mean",
-                    float(vals.mean()),
-                    thr["ci_overlap_mean_min"],
-                    ">=",
-                    f"Karr overlap of {ci_level:.0%} intervals of the weighted mean, averaged over "
-                    f"{len(vals)} domains{skip_note}",
-                    column=label,
-                )
-            )
-            if dcol is not None:
-                rows.append(
-                    _row(
-                        "ci_overlap_worst",
-                        worst_s,
-                        thr["ci_overlap_worst_min"],
-                        ">=",
-                        f"worst domain {dcol} = {worst_d}; "
-                        + ", ".join(f"{d}: {s:.2f}" for s, d in sorted(scores)[:5]),
-                        column=label,
-                    )
-                )
+                scores.append((res, str(d)))
+        rows += _overlap_summary(fx, y, dcol, scores, skipped, ci_level)
+    return rows
 
-    # ---- regression coefficients
-    specs = (
-        []
-        if regression is None
-        else ([regression] if isinstance(regression, Mapping) else list(regression))
+
+def _domain_overlap(fx, yr, ys, mr, ms, imp_s, combining, ci_level) -> float | str:
+    """Karr overlap of the real and synthetic intervals of one domain's mean (the synthetic
+    one combines implicates), or why there is none."""
+    est_r, var_r, n_r = _hajek(yr[mr], fx.w_r[mr])
+    if imp_s is None:
+        est_s, var_s, n_s = _hajek(ys[ms], fx.w_s[ms])
+        df_s = max(n_s - 1, 1)
+    else:
+        qs, us = [], []
+        for imp in pd.unique(imp_s[ms]):
+            mi = ms & (imp_s == imp)
+            q, u, _ = _hajek(ys[mi], fx.w_s[mi])
+            qs.append(q)
+            us.append(u)
+        n_s = int(ms.sum())
+        est_s, var_s, df_s = (
+            _combine(np.array(qs), np.array(us), combining) if qs else (np.nan, np.nan, np.nan)
+        )
+    lo_r, hi_r = _interval(est_r, var_r, max(n_r - 1, 1), ci_level)
+    lo_s, hi_s = _interval(est_s, var_s, df_s, ci_level)
+    if not all(np.isfinite([lo_r, hi_r, lo_s, hi_s])):
+        return f"(n real {n_r}, synthetic {n_s})"
+    return ci_overlap(lo_r, hi_r, lo_s, hi_s)
+
+
+def _overlap_summary(fx, y, dcol, scores, skipped, ci_level) -> list[dict[str, Any]]:
+    label = f"{y} by {'(all)' if dcol is None else dcol}"
+    skip_note = (
+        f"; no interval for {len(skipped)} domains: {', '.join(skipped[:5])}" if skipped else ""
     )
-    for spec in specs:
-        rows.extend(
-            _regression_rows(real, synthetic, spec, w_r, w_s, imp_s, combining, ci_level, thr)
+    if not scores:
+        return [
+            _row(
+                "ci_overlap_mean",
+                float("nan"),
+                fx.thr["ci_overlap_mean_min"],
+                ">=",
+                f"no domain had an interval in both frames{skip_note}",
+                column=label,
+            )
+        ]
+    vals = np.array([s for s, _ in scores])
+    worst_s, worst_d = min(scores)
+    rows = [
+        _row(
+            "ci_overlap_mean",
+            float(vals.mean()),
+            fx.thr["ci_overlap_mean_min"],
+            ">=",
+            f"Karr overlap of {ci_level:.0%} intervals of the weighted mean, averaged over "
+            f"{len(vals)} domains{skip_note}",
+            column=label,
         )
-
-    # ---- worst region
-    if region_col is not None:
-        for f, what in ((real, "real"), (synthetic, "synthetic")):
-            if region_col not in f.columns:
-                raise KeyError(f"region column {region_col!r} is not in the {what} frame")
-        reg_r, reg_s = normalise_labels(real[region_col]), normalise_labels(synthetic[region_col])
-        found: list[tuple[float, float, float, str, str]] = []
-        missing_regions = []
-        for reg in [d for d in pd.unique(reg_r) if d is not None]:
-            mr, ms = reg_r == reg, reg_s == reg
-            if not ms.any():
-                missing_regions.append(str(reg))
-                continue
-            for col in columns:
-                if col == region_col:
-                    continue
-                res = marginal(col, mr, ms)
-                if res is None:
-                    continue
-                d, floor, how = res
-                found.append((d - floor, d, floor, str(reg), f"{col} ({how})"))
-        if found:
-            _ex, d, floor, reg, col = max(found)
-            per_region: dict[str, float] = {}
-            for e, _, _, rg, _ in found:
-                per_region[rg] = max(per_region.get(rg, -math.inf), e)
-            ranking = ", ".join(
-                f"{r}: {e:+.3f}" for r, e in sorted(per_region.items(), key=lambda t: -t[1])[:5]
-            )
-            miss = f"; no synthetic rows in regions {missing_regions}" if missing_regions else ""
-            rows.append(
-                _row(
-                    "region_marginal_worst",
-                    d,
-                    thr_plus("region_marginal_worst_max", floor),
-                    "<=",
-                    f"worst region {region_col} = {reg}, column {col}, noise floor {floor:.4f}; "
-                    f"excess over floor by region: {ranking}{miss}",
-                    column=region_col,
-                )
-            )
-
-    # ---- rare categories
-    rare_share = float(thr["rare_share"] or 0.0)
-
-    def survival(lab_r: np.ndarray, lab_s: np.ndarray, label: str, metric: str) -> None:
-        shares = _shares(lab_r, w_r)
-        rare = shares[shares < rare_share]
-        present = set(pd.unique(lab_s))
-        novel = sorted(set(present) - set(shares.index))
-        novel_note = (
-            f"; {len(novel)} synthetic levels absent from the real data: {novel[:5]}"
-            if novel
-            else ""
-        )
-        if len(rare) == 0:
-            rows.append(
-                _row(
-                    metric,
-                    float("nan"),
-                    thr["rare_survival_min"],
-                    ">=",
-                    f"no real level below share {rare_share}{novel_note}",
-                    column=label,
-                    passed=True,
-                )
-            )
-            return
-        lost = [str(v) for v in rare.index if v not in present]
+    ]
+    if dcol is not None:
         rows.append(
             _row(
-                metric,
-                1.0 - len(lost) / len(rare),
-                thr["rare_survival_min"],
+                "ci_overlap_worst",
+                worst_s,
+                fx.thr["ci_overlap_worst_min"],
                 ">=",
-                f"{len(rare)} real levels below share {rare_share}; lost in synthetic: {lost[:10]}"
-                f"{novel_note}",
+                f"worst domain {dcol} = {worst_d}; "
+                + ", ".join(f"{d}: {s:.2f}" for s, d in sorted(scores)[:5]),
                 column=label,
             )
         )
+    return rows
 
-    for col in columns:
-        if kinds[col] == "numeric":
+
+def _region_rows(fx: _Compared, region_col: str) -> list[dict[str, Any]]:
+    """``region_marginal_worst``: within each region, the column with the largest marginal
+    distance above its noise floor; the row shows the worst region."""
+    reg_r = _domain_labels(fx.real, region_col, "real", "region")
+    reg_s = _domain_labels(fx.synthetic, region_col, "synthetic", "region")
+    found: list[tuple[float, float, float, str, str]] = []
+    missing_regions = []
+    for reg in [d for d in pd.unique(reg_r) if d is not None]:
+        mr, ms = reg_r == reg, reg_s == reg
+        if not ms.any():
+            missing_regions.append(str(reg))
             continue
-        survival(_filled(labs_r[col]), _filled(labs_s[col]), col, "rare_category_survival")
+        for col in fx.columns:
+            res = None if col == region_col else fx.marginal(col, mr, ms)
+            if res is not None:
+                d, floor, how = res
+                found.append((d - floor, d, floor, str(reg), f"{col} ({how})"))
+    if not found:
+        return []
+    _ex, d, floor, reg, col = max(found)
+    per_region: dict[str, float] = {}
+    for e, _, _, rg, _ in found:
+        per_region[rg] = max(per_region.get(rg, -math.inf), e)
+    ranking = ", ".join(
+        f"{r}: {e:+.3f}" for r, e in sorted(per_region.items(), key=lambda t: -t[1])[:5]
+    )
+    miss = f"; no synthetic rows in regions {missing_regions}" if missing_regions else ""
+    return [
+        _row(
+            "region_marginal_worst",
+            d,
+            fx.thr_plus("region_marginal_worst_max", floor),
+            "<=",
+            f"worst region {region_col} = {reg}, column {col}, noise floor {floor:.4f}; "
+            f"excess over floor by region: {ranking}{miss}",
+            column=region_col,
+        )
+    ]
+
+
+def _survival_rows(fx: _Compared, rare_combinations) -> list[dict[str, Any]]:
+    """``rare_category_survival`` of every discrete column and ``rare_combination_survival``
+    of ``rare_combinations``."""
+    rows = [
+        _survival(fx, _filled(fx.labs_r[c]), _filled(fx.labs_s[c]), c, "rare_category_survival")
+        for c in fx.columns
+        if fx.kinds[c] != "numeric"
+    ]
     if rare_combinations:
         combo = list(rare_combinations)
-        for f, what in ((real, "real"), (synthetic, "synthetic")):
+        for f, what in ((fx.real, "real"), (fx.synthetic, "synthetic")):
             miss = [c for c in combo if c not in f.columns]
             if miss:
                 raise KeyError(f"rare_combinations columns {miss} are not in the {what} frame")
+        rows.append(
+            _survival(
+                fx,
+                _joint_labels(fx.real, combo),
+                _joint_labels(fx.synthetic, combo),
+                " x ".join(combo),
+                "rare_combination_survival",
+            )
+        )
+    return rows
 
-        def joint(f: pd.DataFrame) -> np.ndarray:
-            parts = [np.asarray(normalise_labels(f[c]), dtype=object).astype(str) for c in combo]
-            out = parts[0]
-            for p in parts[1:]:
-                out = np.char.add(np.char.add(out, " | "), p)
-            return out
 
-        survival(joint(real), joint(synthetic), " x ".join(combo), "rare_combination_survival")
-    return _frame(rows)
+def _joint_labels(f: pd.DataFrame, combo: list[str]) -> np.ndarray:
+    parts = [np.asarray(normalise_labels(f[c]), dtype=object).astype(str) for c in combo]
+    out = parts[0]
+    for p in parts[1:]:
+        out = np.char.add(np.char.add(out, " | "), p)
+    return out
+
+
+def _survival(fx: _Compared, lab_r, lab_s, label: str, metric: str) -> dict[str, Any]:
+    """The share of real levels with weighted share below ``rare_share`` that the synthetic
+    data has."""
+    rare_share = float(fx.thr["rare_share"] or 0.0)
+    shares = _shares(lab_r, fx.w_r)
+    rare = shares[shares < rare_share]
+    present = set(pd.unique(lab_s))
+    novel = sorted(set(present) - set(shares.index))
+    novel_note = (
+        f"; {len(novel)} synthetic levels absent from the real data: {novel[:5]}" if novel else ""
+    )
+    if len(rare) == 0:
+        return _row(
+            metric,
+            float("nan"),
+            fx.thr["rare_survival_min"],
+            ">=",
+            f"no real level below share {rare_share}{novel_note}",
+            column=label,
+            passed=True,
+        )
+    lost = [str(v) for v in rare.index if v not in present]
+    return _row(
+        metric,
+        1.0 - len(lost) / len(rare),
+        fx.thr["rare_survival_min"],
+        ">=",
+        f"{len(rare)} real levels below share {rare_share}; lost in synthetic: {lost[:10]}"
+        f"{novel_note}",
+        column=label,
+    )
 
 
 def _regression_rows(
@@ -963,66 +1054,10 @@ def _regression_rows(
         if miss:
             raise KeyError(f"regression columns {miss} are not in the {what} frame")
 
-    # one design for both frames: categorical x as dummies against the real modal level
-    def design(
-        f: pd.DataFrame, ref: pd.DataFrame
-    ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-        cols, names = [np.ones(len(f))], ["(intercept)"]
-        ok = np.ones(len(f), bool)
-        for c in xs:
-            if pd.api.types.is_numeric_dtype(ref[c]) or pd.api.types.is_bool_dtype(ref[c]):
-                v = _numeric(f[c], c)
-                ok &= ~np.isnan(v)
-                cols.append(np.nan_to_num(v))
-                names.append(c)
-            else:
-                lab = normalise_labels(f[c])
-                ref_lab = pd.Series(normalise_labels(ref[c])).dropna()
-                lv = list(ref_lab.value_counts().index)
-                ok &= np.array([v is not None for v in lab], bool)
-                for level in lv[1:]:
-                    cols.append((lab == level).astype(float))
-                    names.append(f"{c}[{level}]")
-        yy = _numeric(f[y], y)
-        if log_y:
-            if np.any(yy[~np.isnan(yy)] <= -1):
-                raise ValueError(f"log_y regression of {y!r}: values <= -1 cannot take log1p")
-            yy = np.log1p(yy)
-        ok &= ~np.isnan(yy)
-        return np.column_stack(cols)[ok], yy[ok], names, ok
-
-    def wls(x: np.ndarray, yy: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n, p = x.shape
-        xtwx = x.T @ (x * w[:, None])
-        try:
-            inv = np.linalg.inv(xtwx)
-        except np.linalg.LinAlgError:
-            inv = np.linalg.pinv(xtwx)
-        beta = inv @ (x.T @ (w * yy))
-        e = yy - x @ beta
-        meat = (x * (w * e)[:, None]).T @ (x * (w * e)[:, None])
-        v = inv @ meat @ inv * (n / max(n - p, 1))
-        return beta, np.diag(v)
-
-    xr, yr, names, okr = design(real, real)
-    xsyn, ysyn, _names_s, oks = design(synthetic, real)
-    br, vr = wls(xr, yr, w_r[okr])
-    if imp_s is None:
-        bs, vs = wls(xsyn, ysyn, w_s[oks])
-        df_s = np.full(len(bs), max(len(ysyn) - len(bs), 1), dtype=float)
-    else:
-        imps = imp_s[oks]
-        qs, us = [], []
-        for imp in pd.unique(imps):
-            m = imps == imp
-            b, v = wls(xsyn[m], ysyn[m], w_s[oks][m])
-            qs.append(b)
-            us.append(v)
-        q, u = np.array(qs), np.array(us)
-        comb = [_combine(q[:, j], u[:, j], combining) for j in range(q.shape[1])]
-        bs = np.array([c[0] for c in comb])
-        vs = np.array([c[1] for c in comb])
-        df_s = np.array([c[2] for c in comb])
+    xr, yr, names, okr = _regression_design(real, real, y, xs, log_y)
+    xsyn, ysyn, _names_s, oks = _regression_design(synthetic, real, y, xs, log_y)
+    br, vr = _wls(xr, yr, w_r[okr])
+    bs, vs, df_s = _synthetic_coefficients(xsyn, ysyn, w_s[oks], imp_s, oks, combining)
     out = []
     df_r = max(len(yr) - len(br), 1)
     for j, name in enumerate(names):
@@ -1046,3 +1081,67 @@ def _regression_rows(
             )
         )
     return out
+
+
+def _regression_design(f: pd.DataFrame, ref: pd.DataFrame, y: str, xs: list[str], log_y: bool):
+    """(x, y, coefficient names, rows kept) of frame ``f``, one design for both frames:
+    categorical x as dummies against the modal level of ``ref`` (the real frame)."""
+    cols, names = [np.ones(len(f))], ["(intercept)"]
+    ok = np.ones(len(f), bool)
+    for c in xs:
+        if pd.api.types.is_numeric_dtype(ref[c]) or pd.api.types.is_bool_dtype(ref[c]):
+            v = _numeric(f[c], c)
+            ok &= ~np.isnan(v)
+            cols.append(np.nan_to_num(v))
+            names.append(c)
+        else:
+            lab = normalise_labels(f[c])
+            ref_lab = pd.Series(normalise_labels(ref[c])).dropna()
+            lv = list(ref_lab.value_counts().index)
+            ok &= np.array([v is not None for v in lab], bool)
+            for level in lv[1:]:
+                cols.append((lab == level).astype(float))
+                names.append(f"{c}[{level}]")
+    yy = _numeric(f[y], y)
+    if log_y:
+        if np.any(yy[~np.isnan(yy)] <= -1):
+            raise ValueError(f"log_y regression of {y!r}: values <= -1 cannot take log1p")
+        yy = np.log1p(yy)
+    ok &= ~np.isnan(yy)
+    return np.column_stack(cols)[ok], yy[ok], names, ok
+
+
+def _wls(x: np.ndarray, yy: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares: coefficients and their linearised (sandwich) variances."""
+    n, p = x.shape
+    xtwx = x.T @ (x * w[:, None])
+    try:
+        inv = np.linalg.inv(xtwx)
+    except np.linalg.LinAlgError:
+        inv = np.linalg.pinv(xtwx)
+    beta = inv @ (x.T @ (w * yy))
+    e = yy - x @ beta
+    meat = (x * (w * e)[:, None]).T @ (x * (w * e)[:, None])
+    v = inv @ meat @ inv * (n / max(n - p, 1))
+    return beta, np.diag(v)
+
+
+def _synthetic_coefficients(x, yy, w, imp_s, kept, combining):
+    """(coefficients, variances, degrees of freedom) of the synthetic fit, implicates combined."""
+    if imp_s is None:
+        bs, vs = _wls(x, yy, w)
+        return bs, vs, np.full(len(bs), max(len(yy) - len(bs), 1), dtype=float)
+    imps = imp_s[kept]
+    qs, us = [], []
+    for imp in pd.unique(imps):
+        m = imps == imp
+        b, v = _wls(x[m], yy[m], w[m])
+        qs.append(b)
+        us.append(v)
+    q, u = np.array(qs), np.array(us)
+    comb = [_combine(q[:, j], u[:, j], combining) for j in range(q.shape[1])]
+    return (
+        np.array([c[0] for c in comb]),
+        np.array([c[1] for c in comb]),
+        np.array([c[2] for c in comb]),
+    )
