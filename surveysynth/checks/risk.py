@@ -600,141 +600,136 @@ def disclosure_metrics(
       classes smaller than ``k_anonymity_k`` (report-only by default).
     """
     thr = _merge_thresholds(DEFAULT_RISK_THRESHOLDS, thresholds)
-    qis = list(dict.fromkeys(quasi_identifiers))
-    sens = list(dict.fromkeys(sensitive))
-    both = sorted(set(qis) & set(sens))
-    if both:
-        raise ValueError(
-            f"columns {both} are both quasi-identifiers and sensitive; an intruder who knows a "
-            "value cannot be said to infer it: take them out of one list"
-        )
-    if not qis:
-        raise ValueError("quasi_identifiers is empty: name the columns an intruder could know")
-    columns = list(dict.fromkeys([*qis, *(columns_spec or {}), *sens]))
-    frames = [train, holdout, synthetic]
-    for name, f in zip(("train", "holdout", "synthetic"), frames, strict=True):
-        if len(f) == 0:
-            raise ValueError(f"disclosure_metrics: the {name} frame has no rows")
-    kinds, levels = resolve_column_types(columns, columns_spec, frames)
-    rows: list[dict[str, Any]] = []
+    rx = _RiskInputs.of(
+        [train, holdout, synthetic], quasi_identifiers, sensitive, columns_spec, thr, seed
+    )
+    rx.numeric_scaling, rx.workers = numeric_scaling, workers
+    codes = _raw_codes([train, holdout, synthetic], rx.columns, rx.kinds)
+    rows = [_exact_match_row(rx, codes)]
+    qpos = [rx.columns.index(c) for c in rx.qis]
+    tq, hq, sq = _row_ids([c[:, qpos] for c in codes])
+    rows.append(_replicated_uniques_row(rx, tq, hq, sq))
+    rows += _distance_rows(rx)
+    rows += _attribute_rows(rx)
+    rows += _k_anonymity_rows(rx, sq)
+    return _frame(rows)
 
-    # ---- exact matches (full training set)
-    tr_c, ho_c, sy_c = _raw_codes(frames, columns, kinds)
-    tr_id, ho_id, sy_id = _row_ids([tr_c, ho_c, sy_c])
+
+@dataclass
+class _RiskInputs:
+    """The three frames and what every family of risk metrics reads of them. ``real_ref`` are
+    the training and holdout rows cut to equal size (``_equal_size``)."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    qis: list[str]
+    sens: list[str]
+    columns: list[str]
+    kinds: dict[str, Kind]
+    levels: dict[str, tuple]
+    thr: dict[str, float | None]
+    seed: int
+    real_ref: list[pd.DataFrame]
+    numeric_scaling: NumericScaling = "rank"  # set by the caller, as nearest_neighbours' workers
+    workers: int = 1
+
+    @classmethod
+    def of(cls, frames, quasi_identifiers, sensitive, spec, thr, seed) -> _RiskInputs:
+        """Checked column lists and kinds of ``frames`` (train, holdout, synthetic)."""
+        train, holdout, synthetic = frames
+        qis = list(dict.fromkeys(quasi_identifiers))
+        sens = list(dict.fromkeys(sensitive))
+        both = sorted(set(qis) & set(sens))
+        if both:
+            raise ValueError(
+                f"columns {both} are both quasi-identifiers and sensitive; an intruder who knows "
+                "a value cannot be said to infer it: take them out of one list"
+            )
+        if not qis:
+            raise ValueError("quasi_identifiers is empty: name the columns an intruder could know")
+        columns = list(dict.fromkeys([*qis, *(spec or {}), *sens]))
+        for name, f in zip(("train", "holdout", "synthetic"), frames, strict=True):
+            if len(f) == 0:
+                raise ValueError(f"disclosure_metrics: the {name} frame has no rows")
+        kinds, levels = resolve_column_types(columns, spec, frames)
+        t_pos, h_pos = _equal_size(len(train), len(holdout), seed)
+        real_ref = [train.iloc[t_pos], holdout.iloc[h_pos]]
+        return cls(
+            train, holdout, synthetic, qis, sens, columns, kinds, levels, thr, seed, real_ref
+        )
+
+    def encode(self, columns: list[str]) -> list[MixedEncoding]:
+        """The equal-size training and holdout rows and the synthetic rows on ``columns``."""
+        return encode_mixed(
+            [self.real_ref[0], self.real_ref[1], self.synthetic],
+            columns,
+            self.kinds,
+            self.levels,
+            reference=self.real_ref,
+            numeric_scaling=self.numeric_scaling,
+        )
+
+
+def _exact_match_row(rx: _RiskInputs, codes) -> dict[str, Any]:
+    """``exact_match_rate`` over the full training set, against the holdout's rate."""
+    tr_id, ho_id, sy_id = _row_ids(codes)
     syn_rate = float(np.isin(sy_id, tr_id).mean())
     hold_rate = float(np.isin(ho_id, tr_id).mean())
-    tol = thr["exact_match_tolerance"]
-    rows.append(
-        _row(
-            "exact_match_rate",
-            syn_rate,
-            None if tol is None else hold_rate + tol,
-            "<=",
-            f"{round(syn_rate * len(sy_id))} of {len(sy_id)} synthetic rows equal a training row "
-            f"on all {len(columns)} compared columns; holdout rate {hold_rate:.4f} "
-            f"(tolerance {tol})",
-        )
+    tol = rx.thr["exact_match_tolerance"]
+    return _row(
+        "exact_match_rate",
+        syn_rate,
+        None if tol is None else hold_rate + tol,
+        "<=",
+        f"{round(syn_rate * len(sy_id))} of {len(sy_id)} synthetic rows equal a training row "
+        f"on all {len(rx.columns)} compared columns; holdout rate {hold_rate:.4f} "
+        f"(tolerance {tol})",
     )
 
-    # ---- replicated uniques on the quasi-identifiers
-    qpos = [columns.index(c) for c in qis]
-    tq, hq, sq = _row_ids([tr_c[:, qpos], ho_c[:, qpos], sy_c[:, qpos]])
+
+def _replicated_uniques_row(rx: _RiskInputs, tq, hq, sq) -> dict[str, Any]:
+    """``replicated_uniques`` on the quasi-identifiers (row ids ``tq``, ``hq``, ``sq``), the
+    synthetic and holdout rows compared at equal size: a bigger release replicates more by
+    chance."""
     counts = np.bincount(tq, minlength=int(max(tq.max(), hq.max(), sq.max())) + 1)
     unique_train = counts[tq] == 1
     repu_full = float((unique_train & np.isin(tq, sq)).mean())
-    # compare at equal size: a bigger release replicates more by chance
-    s_pos, h_pos_u = _equal_size(len(sq), len(hq), seed + 1)
+    s_pos, h_pos_u = _equal_size(len(sq), len(hq), rx.seed + 1)
     repu = float((unique_train & np.isin(tq, sq[s_pos])).mean())
     repu_hold = float((unique_train & np.isin(tq, hq[h_pos_u])).mean())
-    tol = thr["repu_tolerance"]
+    tol = rx.thr["repu_tolerance"]
     size_note = (
         f"; both cut to {len(s_pos)} rows (synthetic {len(sq)}, holdout {len(hq)}); repU of "
         f"the whole synthetic set {repu_full:.4f}"
         if len(sq) != len(hq)
         else ""
     )
-    rows.append(
-        _row(
-            "replicated_uniques",
-            repu,
-            None if tol is None else repu_hold + tol,
-            "<=",
-            f"{int(unique_train.sum())} training rows unique on {qis}, "
-            f"{round(repu * len(tq))} of them replicated in the synthetic data; "
-            f"holdout repU {repu_hold:.4f} (tolerance {tol}){size_note}",
-        )
+    return _row(
+        "replicated_uniques",
+        repu,
+        None if tol is None else repu_hold + tol,
+        "<=",
+        f"{int(unique_train.sum())} training rows unique on {rx.qis}, "
+        f"{round(repu * len(tq))} of them replicated in the synthetic data; "
+        f"holdout repU {repu_hold:.4f} (tolerance {tol}){size_note}",
     )
 
-    # ---- distances
-    t_pos, h_pos = _equal_size(len(train), len(holdout), seed)
-    real_ref = [train.iloc[t_pos], holdout.iloc[h_pos]]
-    enc_t, enc_h, enc_s = encode_mixed(
-        [real_ref[0], real_ref[1], synthetic],
-        columns,
-        kinds,
-        levels,
-        reference=real_ref,
-        numeric_scaling=numeric_scaling,
-    )
-    d_st, _ = nearest_neighbours(enc_s, enc_t, workers=workers)
-    d_sh, _ = nearest_neighbours(enc_s, enc_h, workers=workers)
-    tie = np.isclose(d_st, d_sh, rtol=_TIE_RTOL, atol=1e-12)
-    share = float(np.where(tie, 0.5, (d_st < d_sh).astype(float)).mean())
-    se = math.sqrt(0.25 / len(d_st))
-    rows.append(
-        _row(
-            "dcr_share",
-            share,
-            thr["dcr_share_max"],
-            "<=",
-            f"{len(d_st)} synthetic rows vs {len(t_pos)} training and {len(h_pos)} holdout rows "
-            f"(equal size); ties {tie.mean():.3f}; null 0.5, se {se:.4f}",
-        )
-    )
 
-    # holdout rows' DCR to train (a real row's distance to respondents)
-    d_ht, _ = nearest_neighbours(enc_h, enc_t, workers=workers)
-    p5_s, p5_h = float(np.percentile(d_st, 5)), float(np.percentile(d_ht, 5))
-    zero_note = (
-        f"; {float((d_ht == 0).mean()):.3f} of holdout rows duplicate a training row, so the "
-        "holdout p5 is 0 and the ratio is undefined (dcr_close_ratio still applies)"
-        if p5_h == 0
-        else ""
-    )
-    rows.append(
-        _row(
-            "dcr_p5_ratio",
-            p5_s / p5_h if p5_h > 0 else float("nan"),
-            thr["dcr_p5_ratio_min"],
-            ">=",
-            f"p5 DCR synthetic->train {p5_s:.5g}, holdout->train {p5_h:.5g}{zero_note}",
-            passed=True if p5_h == 0 else None,
-        )
-    )
-    positive = d_ht[d_ht > 0]
-    tau = float(np.percentile(positive, 5)) if len(positive) else 0.0
-    close_s, close_h = float((d_st <= tau).mean()), float((d_ht <= tau).mean())
-    n_close = max(round(close_h * len(d_ht)), 1)
-    rows.append(
-        _row(
-            "dcr_close_ratio",
-            close_s / close_h,
-            thr["dcr_close_ratio_max"],
-            "<=",
-            f"share of synthetic rows at DCR <= tau = {tau:.5g} (p5 of the holdout rows' nonzero "
-            "DCR to train) "
-            f"{close_s:.4f}, of holdout rows {close_h:.4f}; null 1, se about "
-            f"{math.sqrt(1 / n_close + 1 / max(close_s * len(d_st), 1)):.3f}",
-        )
-    )
-
-    # ---- membership inference
+def _distance_rows(rx: _RiskInputs) -> list[dict[str, Any]]:
+    """``dcr_share``, ``dcr_p5_ratio``, ``dcr_close_ratio`` and ``membership_auc``, on every
+    compared column of the equal-size training and holdout rows."""
+    enc_t, enc_h, enc_s = rx.encode(rx.columns)
+    d_st, _ = nearest_neighbours(enc_s, enc_t, workers=rx.workers)
+    d_sh, _ = nearest_neighbours(enc_s, enc_h, workers=rx.workers)
+    d_ht, _ = nearest_neighbours(enc_h, enc_t, workers=rx.workers)
+    rows = [_dcr_share_row(rx, d_st, d_sh), *_dcr_ratio_rows(rx, d_st, d_ht)]
     d_real = nearest_neighbours(
         MixedEncoding(
             np.concatenate([enc_t.keys, enc_h.keys]), np.concatenate([enc_t.num, enc_h.num])
         ),
         enc_s,
-        workers=workers,
+        workers=rx.workers,
     )[0]
     n1 = len(enc_t)
     auc = membership_auc(-d_real[:n1], -d_real[n1:])
@@ -742,112 +737,159 @@ def disclosure_metrics(
         _row(
             "membership_auc",
             auc,
-            thr["mia_auc_max"],
+            rx.thr["mia_auc_max"],
             "<=",
             f"distance attack, {n1} members vs {len(d_real) - n1} non-members; null 0.5, "
             f"se {_auc_se_null(n1, len(d_real) - n1):.4f}",
         )
     )
+    return rows
 
-    # ---- attribute inference
-    if sens:
-        qt, qh, qs = encode_mixed(
-            [real_ref[0], real_ref[1], synthetic],
-            qis,
-            kinds,
-            levels,
-            reference=real_ref,
-            numeric_scaling=numeric_scaling,
-        )
-        _, nn = nearest_neighbours(
-            MixedEncoding(np.concatenate([qt.keys, qh.keys]), np.concatenate([qt.num, qh.num])),
-            qs,
-            workers=workers,
-        )
-        rel_tol = float(thr["attribute_numeric_rel_tol"] or 0.0)
-        for col in sens:
-            kind = kinds[col]
-            if kind in ("numeric", "binary"):
-                conv = lambda f, c=col: _numeric(f[c], c)
-            elif kind == "ordinal":
-                conv = lambda f, c=col: _ordinal_codes(f[c], c, levels[c])
-            else:
-                conv = None
-            if conv is not None:
-                y = np.concatenate([conv(real_ref[0]), conv(real_ref[1])])
-                yhat = conv(synthetic)[nn]
-                obs = ~np.isnan(y)
-                hit = _hits(kind, y, yhat, rel_tol) & ~np.isnan(yhat)
-                train_y = y[:n1][obs[:n1]]
-                if kind == "numeric":
-                    base = np.median(train_y) if len(train_y) else np.nan
-                else:
-                    vals, cnt = np.unique(train_y, return_counts=True)
-                    base = vals[np.argmax(cnt)] if len(vals) else np.nan
-                base_hit = _hits(kind, y, np.full_like(y, base), rel_tol)
-            else:
-                lab = np.concatenate(
-                    [normalise_labels(real_ref[0][col]), normalise_labels(real_ref[1][col])]
-                )
-                pred = normalise_labels(synthetic[col])[nn]
-                obs = np.array([v is not None for v in lab], dtype=bool)
-                hit = (lab == pred) & obs
-                tl = pd.Series(lab[:n1][obs[:n1]])
-                base = tl.mode().iloc[0] if len(tl) else None
-                base_hit = lab == base
-            m_t, m_h = obs[:n1], obs[n1:]
-            if m_t.sum() == 0 or m_h.sum() == 0:
-                rows.append(
-                    _row(
-                        "attribute_inference_advantage",
-                        float("nan"),
-                        thr["attribute_advantage_max"],
-                        "<=",
-                        "no observed values of this column among training or holdout rows",
-                        column=col,
-                        passed=True,
-                    )
-                )
-                continue
-            acc_t, acc_h = float(hit[:n1][m_t].mean()), float(hit[n1:][m_h].mean())
-            acc_m = float(base_hit[n1:][m_h].mean())
-            se = math.sqrt(acc_t * (1 - acc_t) / m_t.sum() + acc_h * (1 - acc_h) / m_h.sum())
-            how = f"within {rel_tol:.0%}" if kind == "numeric" else "exactly"
-            rows.append(
-                _row(
-                    "attribute_inference_advantage",
-                    acc_t - acc_h,
-                    thr["attribute_advantage_max"],
-                    "<=",
-                    f"nearest synthetic row on {qis} guesses {col} {how}: training rows "
-                    f"{acc_t:.4f}, holdout rows {acc_h:.4f} (se of difference {se:.4f}); "
-                    f"marginal guess on holdout {acc_m:.4f}",
-                    column=col,
-                )
-            )
 
-    # ---- k-anonymity of the released rows
-    k = int(thr["k_anonymity_k"] or 1)
+def _dcr_share_row(rx: _RiskInputs, d_st: np.ndarray, d_sh: np.ndarray) -> dict[str, Any]:
+    tie = np.isclose(d_st, d_sh, rtol=_TIE_RTOL, atol=1e-12)
+    share = float(np.where(tie, 0.5, (d_st < d_sh).astype(float)).mean())
+    se = math.sqrt(0.25 / len(d_st))
+    n_t, n_h = len(rx.real_ref[0]), len(rx.real_ref[1])
+    return _row(
+        "dcr_share",
+        share,
+        rx.thr["dcr_share_max"],
+        "<=",
+        f"{len(d_st)} synthetic rows vs {n_t} training and {n_h} holdout rows "
+        f"(equal size); ties {tie.mean():.3f}; null 0.5, se {se:.4f}",
+    )
+
+
+def _dcr_ratio_rows(rx: _RiskInputs, d_st: np.ndarray, d_ht: np.ndarray) -> list[dict[str, Any]]:
+    """The synthetic rows' distances to respondents against the holdout rows' (``d_ht``)."""
+    p5_s, p5_h = float(np.percentile(d_st, 5)), float(np.percentile(d_ht, 5))
+    zero_note = (
+        f"; {float((d_ht == 0).mean()):.3f} of holdout rows duplicate a training row, so the "
+        "holdout p5 is 0 and the ratio is undefined (dcr_close_ratio still applies)"
+        if p5_h == 0
+        else ""
+    )
+    p5 = _row(
+        "dcr_p5_ratio",
+        p5_s / p5_h if p5_h > 0 else float("nan"),
+        rx.thr["dcr_p5_ratio_min"],
+        ">=",
+        f"p5 DCR synthetic->train {p5_s:.5g}, holdout->train {p5_h:.5g}{zero_note}",
+        passed=True if p5_h == 0 else None,
+    )
+    positive = d_ht[d_ht > 0]
+    tau = float(np.percentile(positive, 5)) if len(positive) else 0.0
+    close_s, close_h = float((d_st <= tau).mean()), float((d_ht <= tau).mean())
+    n_close = max(round(close_h * len(d_ht)), 1)
+    close = _row(
+        "dcr_close_ratio",
+        close_s / close_h,
+        rx.thr["dcr_close_ratio_max"],
+        "<=",
+        f"share of synthetic rows at DCR <= tau = {tau:.5g} (p5 of the holdout rows' nonzero "
+        "DCR to train) "
+        f"{close_s:.4f}, of holdout rows {close_h:.4f}; null 1, se about "
+        f"{math.sqrt(1 / n_close + 1 / max(close_s * len(d_st), 1)):.3f}",
+    )
+    return [p5, close]
+
+
+def _attribute_rows(rx: _RiskInputs) -> list[dict[str, Any]]:
+    """``attribute_inference_advantage`` of every sensitive column: the nearest synthetic row on
+    the quasi-identifiers as the intruder's guess, on training against holdout rows."""
+    if not rx.sens:
+        return []
+    qt, qh, qs = rx.encode(rx.qis)
+    _, nn = nearest_neighbours(
+        MixedEncoding(np.concatenate([qt.keys, qh.keys]), np.concatenate([qt.num, qh.num])),
+        qs,
+        workers=rx.workers,
+    )
+    n1 = len(qt)
+    rel_tol = float(rx.thr["attribute_numeric_rel_tol"] or 0.0)
+    return [_attribute_row(rx, col, nn, n1, rel_tol) for col in rx.sens]
+
+
+def _attribute_hits(rx: _RiskInputs, col: str, nn: np.ndarray, n1: int, rel_tol: float):
+    """(the guess is right, the marginal guess is right, the true value is observed) for the
+    equal-size training rows then the holdout rows."""
+    kind, real_ref = rx.kinds[col], rx.real_ref
+    if kind in ("numeric", "binary"):
+        conv = lambda f: _numeric(f[col], col)
+    elif kind == "ordinal":
+        conv = lambda f: _ordinal_codes(f[col], col, rx.levels[col])
+    else:
+        lab = np.concatenate(
+            [normalise_labels(real_ref[0][col]), normalise_labels(real_ref[1][col])]
+        )
+        pred = normalise_labels(rx.synthetic[col])[nn]
+        obs = np.array([v is not None for v in lab], dtype=bool)
+        tl = pd.Series(lab[:n1][obs[:n1]])
+        base = tl.mode().iloc[0] if len(tl) else None
+        return (lab == pred) & obs, lab == base, obs
+    y = np.concatenate([conv(real_ref[0]), conv(real_ref[1])])
+    yhat = conv(rx.synthetic)[nn]
+    obs = ~np.isnan(y)
+    hit = _hits(kind, y, yhat, rel_tol) & ~np.isnan(yhat)
+    train_y = y[:n1][obs[:n1]]
+    if kind == "numeric":
+        base = np.median(train_y) if len(train_y) else np.nan
+    else:
+        vals, cnt = np.unique(train_y, return_counts=True)
+        base = vals[np.argmax(cnt)] if len(vals) else np.nan
+    return hit, _hits(kind, y, np.full_like(y, base), rel_tol), obs
+
+
+def _attribute_row(rx: _RiskInputs, col: str, nn, n1: int, rel_tol: float) -> dict[str, Any]:
+    hit, base_hit, obs = _attribute_hits(rx, col, nn, n1, rel_tol)
+    m_t, m_h = obs[:n1], obs[n1:]
+    if m_t.sum() == 0 or m_h.sum() == 0:
+        return _row(
+            "attribute_inference_advantage",
+            float("nan"),
+            rx.thr["attribute_advantage_max"],
+            "<=",
+            "no observed values of this column among training or holdout rows",
+            column=col,
+            passed=True,
+        )
+    acc_t, acc_h = float(hit[:n1][m_t].mean()), float(hit[n1:][m_h].mean())
+    acc_m = float(base_hit[n1:][m_h].mean())
+    se = math.sqrt(acc_t * (1 - acc_t) / m_t.sum() + acc_h * (1 - acc_h) / m_h.sum())
+    how = f"within {rel_tol:.0%}" if rx.kinds[col] == "numeric" else "exactly"
+    return _row(
+        "attribute_inference_advantage",
+        acc_t - acc_h,
+        rx.thr["attribute_advantage_max"],
+        "<=",
+        f"nearest synthetic row on {rx.qis} guesses {col} {how}: training rows "
+        f"{acc_t:.4f}, holdout rows {acc_h:.4f} (se of difference {se:.4f}); "
+        f"marginal guess on holdout {acc_m:.4f}",
+        column=col,
+    )
+
+
+def _k_anonymity_rows(rx: _RiskInputs, sq: np.ndarray) -> list[dict[str, Any]]:
+    """Classes of synthetic rows sharing the quasi-identifiers (row ids ``sq``)."""
+    k = int(rx.thr["k_anonymity_k"] or 1)
     _, sizes = np.unique(sq, return_counts=True)
     class_size = sizes[np.unique(sq, return_inverse=True)[1].reshape(-1)]
     min_class = int(sizes.min())
     small = float((class_size < k).mean())
-    rows.append(
+    return [
         _row(
             "k_anonymity_min_class",
             float(min_class),
-            thr["k_anonymity_min_class_min"],
+            rx.thr["k_anonymity_min_class_min"],
             ">=",
-            f"{len(sizes)} classes of synthetic rows on {qis}; smallest has {min_class} rows",
-        )
-    )
-    rows.append(
+            f"{len(sizes)} classes of synthetic rows on {rx.qis}; smallest has {min_class} rows",
+        ),
         _row(
             "k_anonymity_small_class_share",
             small,
-            thr["k_anonymity_small_class_share_max"],
+            rx.thr["k_anonymity_small_class_share_max"],
             "<=",
-            f"share of synthetic rows in classes smaller than k={k} on {qis}",
-        )
-    )
-    return _frame(rows)
+            f"share of synthetic rows in classes smaller than k={k} on {rx.qis}",
+        ),
+    ]
