@@ -517,133 +517,170 @@ def gate_statistics(
         **{a: "continuous" for a in auxiliaries},
         **dict(outcomes),
     }
-    cols = prepare_columns(pooled, list(spec), spec)
-    wr = side * w[:, None]
-    wtot = w.astype(float)
-    out: list[Statistic] = []
+    sd = _Sides(prepare_columns(pooled, list(spec), spec), side, side * w[:, None], w.astype(float))
     outs = list(outcomes)
+    out = _marginal_stats(sd, outs)
+    out += _correlation_stats(sd, outs, auxiliaries, _centre_ranks(sd, outs, auxiliaries, w, cells))
+    out += _contingency_stats(sd, [*dims, *outs, *auxiliaries], dims, auxiliaries)
+    if region is not None:
+        out += _region_stats(sd, outs, pooled, region)
+    out += _overlap_stats(sd, outs, pooled, region, level)
+    specs = [regression] if isinstance(regression, Mapping) else list(regression or [])
+    for reg_spec in specs:
+        out += _regression_stats(sd, reg_spec, level)
+    out += _rare_stats(sd, outs, rare_share)
+    return summarise(out)
 
-    # ---- marginals and missing shares of the outcomes
-    for c in outs:
-        col = cols[c]
+
+@dataclass
+class _Sides:
+    """The stacked pairs' prepared columns, and for each swap (columns of ``side``, 1 = on the
+    real side) the real side's weights ``wr``; ``wtot`` the rows' weights."""
+
+    cols: dict[str, _Column]
+    side: np.ndarray
+    wr: np.ndarray
+    wtot: np.ndarray
+
+    def distance(self, col: _Column, rows: np.ndarray | None = None) -> np.ndarray:
+        """KS (numeric) or TV distance of the two sides' distributions of ``col`` on ``rows``."""
         if col.kind in _KIND_NUMERIC:
-            d = _ks(col.num, ~np.isnan(col.num), wr, wtot)
-            how = "KS"
-        else:
-            d = _tv_from_sums(*_side_sums(_onehot(col.codes, col.k), wr, wtot))
-            how = "TV"
-        out.append(Statistic("marginal", "marginal_distance", c, d, detail=how))
+            ok = ~np.isnan(col.num) if rows is None else rows & ~np.isnan(col.num)
+            return _ks(col.num, ok, self.wr, self.wtot)
+        codes = col.codes if rows is None else np.where(rows, col.codes, -1)
+        return _tv_from_sums(*_side_sums(_onehot(codes, col.k), self.wr, self.wtot))
+
+
+def _marginal_stats(sd: _Sides, outs: list[str]) -> list[Statistic]:
+    """Marginal distance and missing share of every outcome."""
+    out = []
+    for c in outs:
+        col = sd.cols[c]
+        how = "KS" if col.kind in _KIND_NUMERIC else "TV"
+        out.append(Statistic("marginal", "marginal_distance", c, sd.distance(col), detail=how))
         miss = (col.codes < 0).astype(float)[:, None]
-        r, s = _side_sums(np.column_stack([miss[:, 0], np.ones(len(w))]), wr, wtot)
+        r, s = _side_sums(np.column_stack([miss[:, 0], np.ones(len(sd.wtot))]), sd.wr, sd.wtot)
         with np.errstate(invalid="ignore", divide="ignore"):
             gap = np.abs(r[0] / r[1] - s[0] / s[1])
         if np.nanmax(np.abs(gap)) > 0 or miss.any():
             out.append(Statistic("missing_rate", "missing_rate_diff", c, gap))
+    return out
 
-    # ---- rank correlations of ordered columns (outcomes and register auxiliaries)
-    ordered = [c for c in [*outs, *auxiliaries] if cols[c].rank is not None]
-    centred = {c: _centre(cols[c].rank, w, cells) for c in ordered}
+
+def _centre_ranks(sd: _Sides, outs, auxiliaries, w, cells) -> dict[str, np.ndarray]:
+    """Ranks of the ordered columns (outcomes and register auxiliaries), centred within cells."""
+    ordered = [c for c in [*outs, *auxiliaries] if sd.cols[c].rank is not None]
+    return {c: _centre(sd.cols[c].rank, w, cells) for c in ordered}
+
+
+def _correlation_stats(sd: _Sides, outs, auxiliaries, centred) -> list[Statistic]:
+    """Rank correlations of ordered columns: outcome pairs, and outcomes with the register."""
+    out = []
+    ordered = list(centred)
     for i, a in enumerate(ordered):
         for b in ordered[i + 1 :]:
             if a in auxiliaries and b in auxiliaries:
                 continue
-            rr, rs = _corr(centred[a], centred[b], wr, wtot)
+            rr, rs = _corr(centred[a], centred[b], sd.wr, sd.wtot)
             gap = np.abs(rr - rs)
             if np.isfinite(gap[0]):
                 fam = "register_dependence" if b in auxiliaries else "dependence_correlation"
-                out.append(
-                    Statistic(
-                        fam,
-                        fam,
-                        f"{a} x {b}",
-                        gap,
-                        extra={"real": rr[0], "synthetic": rs[0]},
-                    )
-                )
+                extra = {"real": rr[0], "synthetic": rs[0]}
+                out.append(Statistic(fam, fam, f"{a} x {b}", gap, extra=extra))
+    return out
 
-    # ---- contingency tables with a categorical column (cell dimensions included)
-    cand = [*dims, *outs, *auxiliaries]
+
+def _contingency_stats(sd: _Sides, cand, dims, auxiliaries) -> list[Statistic]:
+    """Contingency tables of pairs with a nominal column (cell dimensions included; not two
+    dimensions, not two auxiliaries)."""
+    out = []
     for i, a in enumerate(cand):
         for b in cand[i + 1 :]:
             if a in dims and b in dims or a in auxiliaries and b in auxiliaries:
                 continue
-            if cols[a].kind != "nominal" and cols[b].kind != "nominal":
+            ca, cb = sd.cols[a], sd.cols[b]
+            if ca.kind != "nominal" and cb.kind != "nominal":
                 continue
-            ca, cb = cols[a], cols[b]
             joint = np.where((ca.codes >= 0) & (cb.codes >= 0), ca.codes * cb.k + cb.codes, -1)
-            d = _tv_from_sums(*_side_sums(_onehot(joint, ca.k * cb.k), wr, wtot))
+            d = _tv_from_sums(*_side_sums(_onehot(joint, ca.k * cb.k), sd.wr, sd.wtot))
             out.append(
                 Statistic("dependence_contingency", "dependence_contingency", f"{a} x {b}", d)
             )
+    return out
 
-    # ---- marginals within each region
-    if region is not None:
-        reg = cols[region]
-        for g in range(reg.k):
-            in_g = reg.codes == g
-            for c in outs:
-                col = cols[c]
-                if col.kind in _KIND_NUMERIC:
-                    d = _ks(col.num, in_g & ~np.isnan(col.num), wr, wtot)
-                else:
-                    codes = np.where(in_g, col.codes, -1)
-                    d = _tv_from_sums(*_side_sums(_onehot(codes, col.k), wr, wtot))
-                if np.isfinite(d[0]):
-                    label = str(pooled[region].iloc[np.flatnonzero(in_g)[0]])
-                    out.append(Statistic("region_marginal", "region_marginal", f"{label}: {c}", d))
 
-    # ---- interval overlap of weighted means, overall and by region
-    means = [c for c in outs if cols[c].kind in ("numeric", "binary")]
+def _region_stats(sd: _Sides, outs, pooled: pd.DataFrame, region: str) -> list[Statistic]:
+    """Every outcome's marginal distance within each region."""
+    out = []
+    reg = sd.cols[region]
+    for g in range(reg.k):
+        in_g = reg.codes == g
+        for c in outs:
+            d = sd.distance(sd.cols[c], in_g)
+            if np.isfinite(d[0]):
+                label = str(pooled[region].iloc[np.flatnonzero(in_g)[0]])
+                out.append(Statistic("region_marginal", "region_marginal", f"{label}: {c}", d))
+    return out
+
+
+def _overlap_stats(sd: _Sides, outs, pooled, region, level) -> list[Statistic]:
+    """Interval overlap of the weighted means of numeric and binary outcomes, overall and by
+    region."""
+    n = len(sd.wtot)
     doms: list[tuple[str, np.ndarray, int, list[str]]] = [
-        ("(all)", np.zeros(len(w), dtype=np.int64), 1, ["(all)"])
+        ("(all)", np.zeros(n, dtype=np.int64), 1, ["(all)"])
     ]
     if region is not None:
         labels = pd.Series(pooled[region].astype(str).to_numpy())
         codes, uniq = pd.factorize(labels)
         doms.append((region, codes.astype(np.int64), len(uniq), [str(u) for u in uniq]))
-    for c in means:
+    out = []
+    for c in [c for c in outs if sd.cols[c].kind in ("numeric", "binary")]:
         for dname, dom, k, names in doms:
-            ov = _mean_overlaps(cols[c].num, dom, k, side, wtot, level)
+            ov = _mean_overlaps(sd.cols[c].num, dom, k, sd.side, sd.wtot, level)
+            group = "ci_overlap" if dname == "(all)" else "ci_overlap_region"
             for g in range(k):
                 if np.isfinite(ov[g, 0]):
+                    label = f"{c} by {dname}" + ("" if dname == "(all)" else f" = {names[g]}")
                     out.append(
                         Statistic(
                             "ci_overlap",
                             "ci_overlap",
-                            f"{c} by {dname}" + ("" if dname == "(all)" else f" = {names[g]}"),
+                            label,
                             -ov[g],
                             scale=-1.0,
-                            extra={
-                                "group": "ci_overlap" if dname == "(all)" else "ci_overlap_region"
-                            },
+                            extra={"group": group},
                         )
                     )
+    return out
 
-    # ---- regression coefficients
-    specs = [regression] if isinstance(regression, Mapping) else list(regression or [])
-    for reg_spec in specs:
-        names, ov = _regression_overlaps(cols, reg_spec, wtot, side, level)
-        for j, name in enumerate(names):
-            if np.isfinite(ov[j, 0]):
-                out.append(
-                    Statistic(
-                        "regression_ci_overlap",
-                        "regression_ci_overlap",
-                        f"{reg_spec['y']} ~ {name}",
-                        -ov[j],
-                        scale=-1.0,
-                    )
-                )
 
-    # ---- rare levels of discrete outcomes
+def _regression_stats(sd: _Sides, reg_spec: Mapping[str, Any], level: float) -> list[Statistic]:
+    names, ov = _regression_overlaps(sd.cols, reg_spec, sd.wtot, sd.side, level)
+    return [
+        Statistic(
+            "regression_ci_overlap",
+            "regression_ci_overlap",
+            f"{reg_spec['y']} ~ {name}",
+            -ov[j],
+            scale=-1.0,
+        )
+        for j, name in enumerate(names)
+        if np.isfinite(ov[j, 0])
+    ]
+
+
+def _rare_stats(sd: _Sides, outs, rare_share: float) -> list[Statistic]:
+    """The loss of rare levels of every discrete outcome."""
+    out = []
     for c in outs:
-        col = cols[c]
+        col = sd.cols[c]
         if col.kind in _KIND_NUMERIC:
             continue
-        loss = _rare_loss(col, side, wr, wtot, rare_share)
+        loss = _rare_loss(col, sd.side, sd.wr, sd.wtot, rare_share)
         if np.isfinite(loss[0]):
             out.append(Statistic("rare_survival", "rare_category_loss", c, loss))
-    return summarise(out)
+    return out
 
 
 # ------------------------------------------------------------------------------ the test
