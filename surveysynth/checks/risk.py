@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -353,68 +353,110 @@ def nearest_neighbours(
     nq, nr = len(query), len(ref)
     if nr == 0:
         raise ValueError("nearest_neighbours: the reference set is empty")
-    best = np.full(nq, np.inf)
-    idx = np.full(nq, -1, dtype=np.int64)
+    search = _Search.of(query, ref)
     if nq == 0:
-        return best, idx
-    allkeys = np.concatenate([query.keys, ref.keys])
-    if allkeys.shape[1]:
-        uniq, inv = np.unique(allkeys, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-    else:
-        uniq, inv = np.zeros((1, 0), dtype=np.int64), np.zeros(nq + nr, dtype=np.int64)
-    qb, rb = inv[:nq], inv[nq:]
+        return search.best, search.idx
+    search.own_block(workers)
+    if search.uniq.shape[1]:
+        search.one_mismatch()
+        search.more_mismatches()
+    return np.sqrt(search.best), search.idx
 
-    r_order = np.argsort(rb, kind="stable")
-    r_blocks, r_start, r_count = np.unique(rb[r_order], return_index=True, return_counts=True)
-    trees: dict[int, tuple[cKDTree, np.ndarray]] = {}
 
-    def tree(pos: int) -> tuple[cKDTree, np.ndarray]:
-        if pos not in trees:
-            members = r_order[r_start[pos] : r_start[pos] + r_count[pos]]
-            trees[pos] = (cKDTree(ref.num[members]), members)
-        return trees[pos]
+@dataclass
+class _Search:
+    """The state of :func:`nearest_neighbours`: the best squared distance and index found so
+    far for every query row, the rows' blocks (distinct categorical codes, ``uniq``) and the
+    k-d trees of the reference blocks built so far."""
 
-    q_order = np.argsort(qb, kind="stable")
-    q_blocks, q_start, q_count = np.unique(qb[q_order], return_index=True, return_counts=True)
-    block_pos = np.full(len(uniq), -1, dtype=np.int64)
-    block_pos[r_blocks] = np.arange(len(r_blocks))
+    query: MixedEncoding
+    ref: MixedEncoding
+    best: np.ndarray
+    idx: np.ndarray
+    uniq: np.ndarray
+    qb: np.ndarray  # block of each query row
+    rb: np.ndarray  # block of each reference row
+    trees: dict[int, tuple[cKDTree, np.ndarray]]
+    # the reference and query rows sorted by block: order, block ids, starts and counts
+    r_order: np.ndarray = field(init=False)
+    r_blocks: np.ndarray = field(init=False)
+    r_start: np.ndarray = field(init=False)
+    r_count: np.ndarray = field(init=False)
+    q_order: np.ndarray = field(init=False)
+    q_blocks: np.ndarray = field(init=False)
+    q_start: np.ndarray = field(init=False)
+    q_count: np.ndarray = field(init=False)
 
-    # stage 0: own block
-    for b, s, c in zip(q_blocks, q_start, q_count, strict=True):
-        pos = block_pos[b]
-        if pos < 0:
-            continue
-        rows = q_order[s : s + c]
-        t, members = tree(int(pos))
-        d, j = t.query(query.num[rows], k=1, workers=workers if c > 5000 else 1)
-        best[rows] = d * d
-        idx[rows] = members[j]
+    @classmethod
+    def of(cls, query: MixedEncoding, ref: MixedEncoding) -> _Search:
+        nq, nr = len(query), len(ref)
+        allkeys = np.concatenate([query.keys, ref.keys])
+        if allkeys.shape[1]:
+            uniq, inv = np.unique(allkeys, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+        else:
+            uniq, inv = np.zeros((1, 0), dtype=np.int64), np.zeros(nq + nr, dtype=np.int64)
+        best, idx = np.full(nq, np.inf), np.full(nq, -1, dtype=np.int64)
+        s = cls(query, ref, best, idx, uniq, inv[:nq], inv[nq:], {})
+        s.r_order = np.argsort(s.rb, kind="stable")
+        s.r_blocks, s.r_start, s.r_count = np.unique(
+            s.rb[s.r_order], return_index=True, return_counts=True
+        )
+        s.q_order = np.argsort(s.qb, kind="stable")
+        s.q_blocks, s.q_start, s.q_count = np.unique(
+            s.qb[s.q_order], return_index=True, return_counts=True
+        )
+        return s
 
-    if uniq.shape[1] == 0:
-        return np.sqrt(best), idx
+    def tree(self, pos: int) -> tuple[cKDTree, np.ndarray]:
+        """The k-d tree of reference block ``pos`` (built once) and its members."""
+        if pos not in self.trees:
+            members = self.r_order[self.r_start[pos] : self.r_start[pos] + self.r_count[pos]]
+            self.trees[pos] = (cKDTree(self.ref.num[members]), members)
+        return self.trees[pos]
 
-    def improve(live: np.ndarray, members: np.ndarray, t: cKDTree, cost: float) -> None:
+    def own_block(self, workers: int) -> None:
+        """Stage 0: every query row in its own block."""
+        block_pos = np.full(len(self.uniq), -1, dtype=np.int64)
+        block_pos[self.r_blocks] = np.arange(len(self.r_blocks))
+        for b, s, c in zip(self.q_blocks, self.q_start, self.q_count, strict=True):
+            pos = block_pos[b]
+            if pos < 0:
+                continue
+            rows = self.q_order[s : s + c]
+            t, members = self.tree(int(pos))
+            d, j = t.query(self.query.num[rows], k=1, workers=workers if c > 5000 else 1)
+            self.best[rows] = d * d
+            self.idx[rows] = members[j]
+
+    def improve(self, live: np.ndarray, members: np.ndarray, t: cKDTree, cost: float) -> None:
+        """Rows ``live`` against the reference rows ``members`` (tree ``t``) at ``cost``
+        mismatches, searched only within the distance that could still improve them."""
+        best = self.best
         bound = (
             math.sqrt(float(best[live].max()) - cost) if np.isfinite(best[live]).all() else np.inf
         )
-        d, j = t.query(query.num[live], k=1, distance_upper_bound=bound * (1 + 1e-9))
+        d, j = t.query(self.query.num[live], k=1, distance_upper_bound=bound * (1 + 1e-9))
         d2 = np.where(np.isfinite(d), d * d + cost, np.inf)
         better = d2 < best[live]
         best[live[better]] = d2[better]
-        idx[live[better]] = members[j[better]]
+        self.idx[live[better]] = members[j[better]]
 
-    # stage 1: one mismatch. For each categorical column, group rows on all the other columns:
-    # a group holds the query's own block (true cost 0, counted as 1: never wrongly better)
-    # and every block that differs in that column only (cost exactly 1).
-    n_cat = ref.keys.shape[1]
-    for col in range(n_cat):
-        hard = np.flatnonzero(best > 1.0)
-        if len(hard) == 0:
-            break
-        other = [k for k in range(n_cat) if k != col]
+    def one_mismatch(self) -> None:
+        """Stage 1: for each categorical column, rows grouped on all the other columns: a group
+        holds the query's own block (true cost 0, counted as 1: never wrongly better) and every
+        block that differs in that column only (cost exactly 1)."""
+        n_cat = self.ref.keys.shape[1]
+        for col in range(n_cat):
+            hard = np.flatnonzero(self.best > 1.0)
+            if len(hard) == 0:
+                break
+            self._one_mismatch_on(col, hard, [k for k in range(n_cat) if k != col])
+
+    def _one_mismatch_on(self, col: int, hard: np.ndarray, other: list[int]) -> None:
+        nr = len(self.ref)
         if other:
-            both = np.concatenate([ref.keys[:, other], query.keys[hard][:, other]])
+            both = np.concatenate([self.ref.keys[:, other], self.query.keys[hard][:, other]])
             _, part = np.unique(both, axis=0, return_inverse=True)
             part = part.reshape(-1)
         else:
@@ -429,32 +471,31 @@ def nearest_neighbours(
             if w >= len(g_ids) or g_ids[w] != g:
                 continue
             live = hard[q_ord[s : s + c]]
-            live = live[best[live] > 1.0]
+            live = live[self.best[live] > 1.0]
             if len(live) == 0:
                 continue
             members = r_ord[g_start[w] : g_start[w] + g_count[w]]
-            improve(live, members, cKDTree(ref.num[members]), 1.0)
+            self.improve(live, members, cKDTree(self.ref.num[members]), 1.0)
 
-    # stage 2: two or more mismatches, block by block in increasing order of mismatches
-    # (rare: only rows with no reference row within one mismatch and a short distance)
-    ref_keys = uniq[r_blocks]
-    for b, s, c in zip(q_blocks, q_start, q_count, strict=True):
-        rows = q_order[s : s + c]
-        rows = rows[best[rows] > 2.0]
-        if len(rows) == 0:
-            continue
-        h = (ref_keys != uniq[b]).sum(axis=1)
-        order = np.argsort(h, kind="stable")
-        for pos in order:
-            hp = float(h[pos])
-            if hp <= 1:
+    def more_mismatches(self) -> None:
+        """Stage 2: two or more mismatches, block by block in increasing order of mismatches
+        (rare: only rows with no reference row within one mismatch and a short distance)."""
+        ref_keys = self.uniq[self.r_blocks]
+        for b, s, c in zip(self.q_blocks, self.q_start, self.q_count, strict=True):
+            rows = self.q_order[s : s + c]
+            rows = rows[self.best[rows] > 2.0]
+            if len(rows) == 0:
                 continue
-            live = rows[best[rows] > hp]
-            if len(live) == 0:
-                break
-            t, members = tree(int(pos))
-            improve(live, members, t, hp)
-    return np.sqrt(best), idx
+            h = (ref_keys != self.uniq[b]).sum(axis=1)
+            for pos in np.argsort(h, kind="stable"):
+                hp = float(h[pos])
+                if hp <= 1:
+                    continue
+                live = rows[self.best[rows] > hp]
+                if len(live) == 0:
+                    break
+                t, members = self.tree(int(pos))
+                self.improve(live, members, t, hp)
 
 
 # ------------------------------------------------------------------------------ metric helpers
