@@ -494,9 +494,35 @@ def summarize(
     mean((a - f)^2) - mean(v)); each metric judged by its one-sided bound at ``alpha`` / 5 with a
     cluster (cell) linearised standard error; not_assessable below ``min_rows`` cell x wave rows
     or 5 cells."""
-    from scipy import stats
-
     th = dict(thresholds or {})
+    d, use_truth = _scaled_errors(results)
+    g = d.groupby("cell_id").agg(
+        n=("ea", "size"),
+        a2=("a2", "sum"),
+        d2=("d2", "sum"),
+        s_ea=("ea", "sum"),
+        s_cov=("cov_a", "sum"),
+        s_wa=("w_a", "sum"),
+        s_wd=("w_d", "sum"),
+    )
+    judged, info = _cluster_means(g, d, alpha)
+    n_cw = len(d[["cell_id", "wave"]].drop_duplicates()) if "wave" in d.columns else len(d)
+    na = n_cw < min_rows or len(g) < 5
+    rows = [
+        _judged_row(name, op, var, judged, th, na, not_assessable_blocks)
+        for name, op, var in METRICS
+    ]
+    for name, v in info.items():
+        rows.append({"metric": name, "direction": None, "value": v, "status": "report"})
+    out = pd.DataFrame(rows)
+    out["reference"] = "truth" if use_truth else "full_sample"
+    return out
+
+
+def _scaled_errors(results: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The rows with both estimates and a reference (the truth where every row has it, else the
+    full-sample value and its SE), errors, coverage and widths scaled by the reference's sd per
+    indicator; (rows, whether the truth is the reference)."""
     d = results.dropna(subset=["direct_estimate", "augmented_estimate"]).copy()
     use_truth = len(d) > 0 and bool(d["true_value"].notna().all())
     ref = "true_value" if use_truth else "full_sample_value"
@@ -517,15 +543,14 @@ def summarize(
     d["w_a"] = (d["augmented_ci_high"] - d["augmented_ci_low"]) / sd
     d["w_d"] = ((d["direct_ci_high"] - d["direct_ci_low"]) / sd).fillna(0.0)
     d["a2"], d["d2"] = d["ea"] ** 2 - d["v"], d["ed"] ** 2 + d["v"]
-    g = d.groupby("cell_id").agg(
-        n=("ea", "size"),
-        a2=("a2", "sum"),
-        d2=("d2", "sum"),
-        s_ea=("ea", "sum"),
-        s_cov=("cov_a", "sum"),
-        s_wa=("w_a", "sum"),
-        s_wd=("w_d", "sum"),
-    )
+    return d, use_truth
+
+
+def _cluster_means(g: pd.DataFrame, d: pd.DataFrame, alpha: float) -> tuple[dict, dict]:
+    """Each judged metric's value and its one-sided bound at ``alpha`` / 5 (cell-clustered
+    linearised SEs), and the report-only figures."""
+    from scipy import stats
+
     n = float(g["n"].sum())
     nan = float("nan")
     mean = (lambda col: float(g[col].sum() / n)) if n else (lambda col: nan)
@@ -545,8 +570,6 @@ def summarize(
     wr = wa / wd if n and wd > 0 else nan
     se_wr = float(np.sqrt(_cluster_var(g["s_wa"].to_numpy(), g["s_wd"].to_numpy(), wr, n * wd)))
     z = float(stats.norm.ppf(1 - alpha / 5))
-    n_cw = len(d[["cell_id", "wave"]].drop_duplicates()) if "wave" in d.columns else len(d)
-    na = n_cw < min_rows or len(g) < 5
     judged = {
         ("augmented_rmse_ratio", "<="): (r, r - z * se_r),
         ("augmented_coverage", ">="): (cov, cov + z * se_cov),
@@ -554,32 +577,6 @@ def summarize(
         ("augmented_abs_bias", "<="): (abs(bias), abs(bias) - z * se_b),
         ("interval_width_ratio", "<="): (wr, wr - z * se_wr),
     }
-    rows = []
-    for name, op, var in METRICS:
-        v, bound = judged[(name, op)]
-        t = th.get(var)
-        if t is None:
-            status = "report"
-        elif na:
-            status = "not_assessable"
-        elif not (np.isfinite(v) and np.isfinite(bound)):
-            status = "fail"
-        else:
-            status = "fail" if (bound > t if op == "<=" else bound < t) else "pass"
-        blocks = status == "fail" or (status == "not_assessable" and not_assessable_blocks)
-        rows.append(
-            {
-                "metric": name,
-                "direction": op,
-                "value": v,
-                "bound": bound,
-                "threshold": t,
-                "threshold_var": var,
-                "status": status,
-                "blocks_release": blocks,
-                "passed": None if status == "report" else not blocks,
-            }
-        )
     info = {
         "n_rows": n,
         "n_cells": float(len(g)),
@@ -591,11 +588,34 @@ def summarize(
         "augmented_mean_width": wa,
         "direct_mean_width": wd,
     }
-    for name, v in info.items():
-        rows.append({"metric": name, "direction": None, "value": v, "status": "report"})
-    out = pd.DataFrame(rows)
-    out["reference"] = "truth" if use_truth else "full_sample"
-    return out
+    return judged, info
+
+
+def _judged_row(name, op, var, judged, th, na: bool, not_assessable_blocks: bool) -> dict:
+    """One metric's row: report-only without a threshold, not_assessable on too few rows,
+    else pass or fail by its bound."""
+    v, bound = judged[(name, op)]
+    t = th.get(var)
+    if t is None:
+        status = "report"
+    elif na:
+        status = "not_assessable"
+    elif not (np.isfinite(v) and np.isfinite(bound)):
+        status = "fail"
+    else:
+        status = "fail" if (bound > t if op == "<=" else bound < t) else "pass"
+    blocks = status == "fail" or (status == "not_assessable" and not_assessable_blocks)
+    return {
+        "metric": name,
+        "direction": op,
+        "value": v,
+        "bound": bound,
+        "threshold": t,
+        "threshold_var": var,
+        "status": status,
+        "blocks_release": blocks,
+        "passed": None if status == "report" else not blocks,
+    }
 
 
 # ----------------------------------------------------------------------- dbt glue
