@@ -708,31 +708,43 @@ def _correlation_rows(fx: _Compared) -> list[dict[str, Any]]:
     """``dependence_correlation``: the pair of ordered columns with the largest Spearman
     difference above its noise floor."""
     ordered = [c for c in fx.columns if fx.kinds[c] != "nominal"]
-    worst: tuple[float, float, float, str] | None = None  # (excess, value, floor, pair)
-    notes = []
+    pairs: list[tuple[float, float, str, str]] = []
     for i, a in enumerate(ordered):
         for b in ordered[i + 1 :]:
             r_r, n_r = _spearman(fx.vals_r, fx.w_r, a, b)
             r_s, n_s = _spearman(fx.vals_s, fx.w_s, a, b)
-            if not (np.isfinite(r_r) and np.isfinite(r_s)):
-                continue
-            diff = abs(r_r - r_s)
-            floor = _E_ABS * (1 - r_r**2) * math.sqrt(_inv(n_r, n_s)) + 1e-12
-            notes.append((diff - floor, f"{a} x {b}: {r_r:+.3f} vs {r_s:+.3f}"))
-            if worst is None or diff - floor > worst[0]:
-                worst = (diff - floor, diff, floor, f"{a} x {b}")
-    if worst is None:
+            if np.isfinite(r_r) and np.isfinite(r_s):
+                floor = _E_ABS * (1 - r_r**2) * math.sqrt(_inv(n_r, n_s)) + 1e-12
+                note = f"{a} x {b}: {r_r:+.3f} vs {r_s:+.3f}"
+                pairs.append((abs(r_r - r_s), floor, f"{a} x {b}", note))
+    return _worst_pair_rows(
+        fx,
+        "dependence_correlation",
+        "dependence_corr_max",
+        pairs,
+        lambda n, floor, top: (
+            f"worst of {n} pairs by |Spearman rho difference| above its noise "
+            f"floor {floor:.4f}; real vs synthetic: {top}"
+        ),
+    )
+
+
+def _worst_pair_rows(fx: _Compared, metric: str, key: str, pairs, detail) -> list[dict]:
+    """The row of the pair whose value exceeds its noise floor most (the first such pair);
+    ``pairs`` holds (value, floor, pair, note), ``detail(n, floor, top three notes)``."""
+    if not pairs:
         return []
+    value, floor, pair, _ = max(pairs, key=lambda p: p[0] - p[1])
+    notes = [(v - f, note) for v, f, _, note in pairs]
     top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
     return [
         _row(
-            "dependence_correlation",
-            worst[1],
-            fx.thr_plus("dependence_corr_max", worst[2]),
+            metric,
+            value,
+            fx.thr_plus(key, floor),
             "<=",
-            f"worst of {len(notes)} pairs by |Spearman rho difference| above its noise floor "
-            f"{worst[2]:.4f}; real vs synthetic: {top}",
-            column=worst[3],
+            detail(len(pairs), floor, top),
+            column=pair,
         )
     ]
 
@@ -762,8 +774,7 @@ def _contingency_rows(fx: _Compared) -> list[dict[str, Any]]:
     """``dependence_contingency``: the pair (one nominal column at least) with the largest
     contingency-table TV above its noise floor."""
     binned_r, binned_s = _binned(fx)
-    worst: tuple[float, float, float, str] | None = None
-    notes = []
+    pairs: list[tuple[float, float, str, str]] = []
     columns = fx.columns
     for i, a in enumerate(columns):
         for b in columns[i + 1 :]:
@@ -773,22 +784,16 @@ def _contingency_rows(fx: _Compared) -> list[dict[str, Any]]:
             js = np.char.add(np.char.add(binned_s[a], "\x1f"), binned_s[b])
             tv, pr, ps = _tv(jr, fx.w_r, js, fx.w_s)
             floor = _tv_floor(pr, ps, _kish(fx.w_r), _kish(fx.w_s))
-            notes.append((tv - floor, f"{a} x {b}: {tv:.3f} (floor {floor:.3f})"))
-            if worst is None or tv - floor > worst[0]:
-                worst = (tv - floor, tv, floor, f"{a} x {b}")
-    if worst is None:
-        return []
-    top = "; ".join(n for _, n in sorted(notes, reverse=True)[:3])
-    return [
-        _row(
-            "dependence_contingency",
-            worst[1],
-            fx.thr_plus("dependence_contingency_max", worst[2]),
-            "<=",
-            f"worst of {len(notes)} pairs by contingency-table TV above its noise floor; {top}",
-            column=worst[3],
-        )
-    ]
+            pairs.append((tv, floor, f"{a} x {b}", f"{a} x {b}: {tv:.3f} (floor {floor:.3f})"))
+    return _worst_pair_rows(
+        fx,
+        "dependence_contingency",
+        "dependence_contingency_max",
+        pairs,
+        lambda n, floor, top: (
+            f"worst of {n} pairs by contingency-table TV above its noise floor; {top}"
+        ),
+    )
 
 
 def _pmse_rows(fx: _Compared, columns_spec, propensity_models, max_rows, seed) -> list[dict]:
