@@ -405,59 +405,77 @@ def pmse(
     kinds, levels = resolve_column_types(columns, columns_spec, [real, synthetic])
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9E5]))
     half = max(max_rows // 2, 1)
-
-    def cut(f: pd.DataFrame) -> pd.DataFrame:
-        return f if len(f) <= half else f.iloc[np.sort(rng.choice(len(f), half, replace=False))]
-
-    r, s = cut(real), cut(synthetic)
+    r, s = _subsample(real, half, rng), _subsample(synthetic, half, rng)
     y = np.concatenate([np.zeros(len(r)), np.ones(len(s))])
-    n, c = len(y), float(y.mean())
     if len(r) == 0 or len(s) == 0:
         raise ValueError("pmse needs rows in both the real and the synthetic frame")
+    x = _propensity_design(
+        r, s, columns, kinds, levels, interactions and model == "logit", max_terms
+    )
+    if model == "logit":
+        return _logit_pmse(x, y)
+    if model == "cart":
+        return _cart_pmse(x, y, n_permutations, seed, rng)
+    raise ValueError(f"model must be 'logit' or 'cart', not {model!r}")
+
+
+def _subsample(f: pd.DataFrame, half: int, rng: np.random.Generator) -> pd.DataFrame:
+    """At most ``half`` rows of ``f``, a seeded subsample in the original order."""
+    return f if len(f) <= half else f.iloc[np.sort(rng.choice(len(f), half, replace=False))]
+
+
+def _propensity_design(r, s, columns, kinds, levels, interactions: bool, max_terms: int):
+    """The stacked design, with the levels kept per categorical column halved (from 30,
+    down to 2) until it has at most ``max_terms`` terms."""
     top = _TOP_LEVELS
     while True:
-        blocks = _design_blocks(r, s, columns, kinds, levels, top)
-        x = _design(blocks, interactions and model == "logit")
+        x = _design(_design_blocks(r, s, columns, kinds, levels, top), interactions)
         if x.shape[1] <= max_terms or top <= 2:
-            break
+            return x
         top = max(top // 2, 2)
-    if model == "logit":
-        p = _fit_logit(x, y)
-        k = x.shape[1] + 1
-        value = float(np.mean((p - c) ** 2))
-        null = (k - 1) * (1 - c) ** 2 * c / (n * (1 - c))  # = (k - 1) c (1 - c) / N
-        return {
-            "pmse": value,
-            "null": null,
-            "s_pmse": value / null,
-            "k": float(k),
-            "n": float(n),
-            "c": c,
-        }
-    if model == "cart":
-        try:
-            from sklearn.tree import DecisionTreeClassifier
-        except ImportError as exc:  # pragma: no cover
-            raise ImportError(
-                "the CART pMSE needs scikit-learn (pip install scikit-learn)"
-            ) from exc
 
-        def fit(labels: np.ndarray) -> float:
-            tree = DecisionTreeClassifier(min_samples_leaf=leaf, random_state=seed).fit(x, labels)
-            return float(np.mean((tree.predict_proba(x)[:, 1] - c) ** 2))
 
-        leaf = max(5, n // 100)
-        value = fit(y)
-        null = float(np.mean([fit(rng.permutation(y)) for _ in range(n_permutations)]))
-        return {
-            "pmse": value,
-            "null": null,
-            "s_pmse": value / null,
-            "k": float("nan"),
-            "n": float(n),
-            "c": c,
-        }
-    raise ValueError(f"model must be 'logit' or 'cart', not {model!r}")
+def _logit_pmse(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """pMSE of the logistic propensity model and its null (k - 1) c (1 - c) / N."""
+    n, c = len(y), float(y.mean())
+    p = _fit_logit(x, y)
+    k = x.shape[1] + 1
+    value = float(np.mean((p - c) ** 2))
+    null = (k - 1) * (1 - c) ** 2 * c / (n * (1 - c))  # = (k - 1) c (1 - c) / N
+    return {
+        "pmse": value,
+        "null": null,
+        "s_pmse": value / null,
+        "k": float(k),
+        "n": float(n),
+        "c": c,
+    }
+
+
+def _cart_pmse(x, y, n_permutations: int, seed: int, rng: np.random.Generator) -> dict[str, float]:
+    """pMSE of a decision tree (min leaf max(5, N / 100)) and the mean over refits on
+    permuted labels as its null."""
+    try:
+        from sklearn.tree import DecisionTreeClassifier
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError("the CART pMSE needs scikit-learn (pip install scikit-learn)") from exc
+    n, c = len(y), float(y.mean())
+    leaf = max(5, n // 100)
+
+    def fit(labels: np.ndarray) -> float:
+        tree = DecisionTreeClassifier(min_samples_leaf=leaf, random_state=seed).fit(x, labels)
+        return float(np.mean((tree.predict_proba(x)[:, 1] - c) ** 2))
+
+    value = fit(y)
+    null = float(np.mean([fit(rng.permutation(y)) for _ in range(n_permutations)]))
+    return {
+        "pmse": value,
+        "null": null,
+        "s_pmse": value / null,
+        "k": float("nan"),
+        "n": float(n),
+        "c": c,
+    }
 
 
 # ------------------------------------------------------------------------------ entry point
