@@ -642,9 +642,15 @@ def disclosure_metrics(
     """
     thr = _merge_thresholds(DEFAULT_RISK_THRESHOLDS, thresholds)
     rx = _RiskInputs.of(
-        [train, holdout, synthetic], quasi_identifiers, sensitive, columns_spec, thr, seed
+        [train, holdout, synthetic],
+        quasi_identifiers,
+        sensitive,
+        columns_spec,
+        thr,
+        seed,
+        numeric_scaling,
+        workers,
     )
-    rx.numeric_scaling, rx.workers = numeric_scaling, workers
     codes = _raw_codes([train, holdout, synthetic], rx.columns, rx.kinds)
     rows = [_exact_match_row(rx, codes)]
     qpos = [rx.columns.index(c) for c in rx.qis]
@@ -672,11 +678,13 @@ class _RiskInputs:
     thr: dict[str, float | None]
     seed: int
     real_ref: list[pd.DataFrame]
-    numeric_scaling: NumericScaling = "rank"  # set by the caller, as nearest_neighbours' workers
-    workers: int = 1
+    numeric_scaling: NumericScaling
+    workers: int  # nearest_neighbours' workers
 
     @classmethod
-    def of(cls, frames, quasi_identifiers, sensitive, spec, thr, seed) -> _RiskInputs:
+    def of(
+        cls, frames, quasi_identifiers, sensitive, spec, thr, seed, numeric_scaling, workers
+    ) -> _RiskInputs:
         """Checked column lists and kinds of ``frames`` (train, holdout, synthetic)."""
         train, holdout, synthetic = frames
         qis = list(dict.fromkeys(quasi_identifiers))
@@ -697,7 +705,19 @@ class _RiskInputs:
         t_pos, h_pos = _equal_size(len(train), len(holdout), seed)
         real_ref = [train.iloc[t_pos], holdout.iloc[h_pos]]
         return cls(
-            train, holdout, synthetic, qis, sens, columns, kinds, levels, thr, seed, real_ref
+            train,
+            holdout,
+            synthetic,
+            qis,
+            sens,
+            columns,
+            kinds,
+            levels,
+            thr,
+            seed,
+            real_ref,
+            numeric_scaling,
+            workers,
         )
 
     def encode(self, columns: list[str]) -> list[MixedEncoding]:

@@ -225,10 +225,7 @@ def fit_pooled(
 
     S, it, converged = _squarem(em_step, S, max_iter, tol, progress_seconds)
     names = list(names) if names is not None else [str(i) for i in range(theta_hat.shape[1])]
-    post = _posterior(st, S, cells, effect_df, default)
-    post.iterations, post.converged = it, converged
-    post.diagnostics.insert(0, "parameter", names)
-    return post
+    return _posterior(st, S, cells, effect_df, default, names, (it, converged))
 
 
 @dataclass
@@ -300,9 +297,10 @@ def _squarem(em_step, S: np.ndarray, max_iter: int, tol: float, progress_seconds
     return S, it, converged
 
 
-def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, default):
+def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, default, names, run):
     """Every cell's prior and posterior at the fitted state ``S`` (cells without a direct
-    estimate get the prior; parameters without any get ``default`` and no spread)."""
+    estimate get the prior; parameters without any get ``default`` and no spread); ``run`` is
+    the EM's (steps taken, converged)."""
     theta_hat, y, obs, ps0, edf = cells.theta_hat, cells.y, cells.obs, cells.psi, cells.df
     n_cells, n_par = theta_hat.shape
     n_obs = obs.sum(axis=0)
@@ -331,6 +329,7 @@ def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, defau
         collapsed = np.where(has_any, ((gamma < 0.05) & obs).sum(0) / cnt, np.nan)
     diag = pd.DataFrame(
         {
+            "parameter": names,
             "n_cells_observed": n_obs,
             "beta0": beta0,
             "sigma_v2": sigma_v2,
@@ -348,8 +347,8 @@ def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, defau
         sigma_v2=sigma_v2,
         tau2=tau2,
         beta0=beta0,
-        iterations=0,
-        converged=False,
+        iterations=run[0],
+        converged=run[1],
         diagnostics=diag,
         effects=u,
         psi_eff=np.where(obs, ps, np.nan),
