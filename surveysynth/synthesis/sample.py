@@ -479,10 +479,13 @@ def sample_batched(
     starts, _ = _group_bounds(plan, spec)
     cuts = _part_cuts(starts, len(plan))
     if len(cuts) == 2:
-        return _sample_part(plan, model, progress_seconds)
-    parts = [plan.iloc[a:b].reset_index(drop=True) for a, b in pairwise(cuts)]
+        return _sample_part(plan, starts, model, progress_seconds)
+    parts = [
+        (plan.iloc[a:b].reset_index(drop=True), starts[(starts >= a) & (starts < b)] - a)
+        for a, b in pairwise(cuts)
+    ]
     with ThreadPoolExecutor(max_workers=SAMPLE_THREADS) as pool:
-        outs = list(pool.map(lambda p: _sample_part(p, model, progress_seconds), parts))
+        outs = list(pool.map(lambda p: _sample_part(*p, model, progress_seconds), parts))
     return pd.concat(outs, ignore_index=True)
 
 
@@ -496,11 +499,13 @@ def _part_cuts(starts: np.ndarray, n: int) -> list[int]:
     return [0, *[c for c in inner if 0 < c < n], n]
 
 
-def _sample_part(plan: pd.DataFrame, model: SynthModel, progress_seconds: float) -> pd.DataFrame:
-    """The rows of a sorted plan (RangeIndex) whose groups are whole."""
+def _sample_part(
+    plan: pd.DataFrame, starts: np.ndarray, model: SynthModel, progress_seconds: float
+) -> pd.DataFrame:
+    """The rows of a sorted plan (RangeIndex) whose groups are whole and start at ``starts``."""
     spec = model.spec
     t0 = last = time.monotonic()
-    starts, ends = _group_bounds(plan, spec)
+    ends = np.append(starts[1:], len(plan))
     n_groups = len(starts)
     cells = _group_cells(plan, starts, model)
     d = len(spec.outcomes)
