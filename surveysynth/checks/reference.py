@@ -520,7 +520,7 @@ def gate_statistics(
     sd = _Sides(prepare_columns(pooled, list(spec), spec), side, side * w[:, None], w.astype(float))
     outs = list(outcomes)
     out = _marginal_stats(sd, outs)
-    out += _correlation_stats(sd, outs, auxiliaries, _centre_ranks(sd, outs, auxiliaries, w, cells))
+    out += _correlation_stats(sd, auxiliaries, _centre_ranks(sd, outs, auxiliaries, w, cells))
     out += _contingency_stats(sd, [*dims, *outs, *auxiliaries], dims, auxiliaries)
     if region is not None:
         out += _region_stats(sd, outs, pooled, region)
@@ -573,7 +573,7 @@ def _centre_ranks(sd: _Sides, outs, auxiliaries, w, cells) -> dict[str, np.ndarr
     return {c: _centre(sd.cols[c].rank, w, cells) for c in ordered}
 
 
-def _correlation_stats(sd: _Sides, outs, auxiliaries, centred) -> list[Statistic]:
+def _correlation_stats(sd: _Sides, auxiliaries, centred) -> list[Statistic]:
     """Rank correlations of ordered columns: outcome pairs, and outcomes with the register."""
     out = []
     ordered = list(centred)
