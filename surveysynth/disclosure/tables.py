@@ -82,6 +82,25 @@ def primary_suppression(
     ``protection_required`` (0 for safe cells) and ``reason``. A cell with no contributors
     is safe (its zero is published); a cell absent from ``contrib`` is judged on ``n_col``
     alone."""
+    keys = _primary_keys(cells, n_col, contrib, keys, value_col, unit_col, weight_col)
+    if not 0 < dominance_k <= 100 or dominance_n < 1 or p < 0 or threshold_k < 1:
+        raise ValueError(
+            f"rule parameters out of range: threshold_k={threshold_k} (>= 1), dominance_n="
+            f"{dominance_n} (>= 1), dominance_k={dominance_k} (in (0, 100]), p={p} (>= 0)"
+        )
+    agg = _concentration(contrib, keys, value_col, unit_col, weight_col, dominance_n)
+    out = cells.merge(agg, on=keys, how="left", validate="one_to_one")
+    for col in ("n_contributors", "total", "x1", "x2", "top_n_sum"):
+        out[col] = out[col].fillna(0.0)
+    out["n_contributors"] = out["n_contributors"].astype(int)
+    n = out[n_col].to_numpy(dtype=float) if n_col else out["n_contributors"].to_numpy(dtype=float)
+    _apply_rules(out, n, threshold_k, dominance_n, dominance_k, p, threshold_protection_share)
+    return out
+
+
+def _primary_keys(cells, n_col, contrib, keys, value_col, unit_col, weight_col) -> list[str]:
+    """The key columns (given, or those ``cells`` and ``contrib`` share), every named column
+    checked to exist."""
     if keys is None:
         keys = [c for c in cells.columns if c in contrib.columns and c not in (n_col, value_col)]
     keys = list(keys)
@@ -95,11 +114,12 @@ def primary_suppression(
     for c in [*keys, *([n_col] if n_col else [])]:
         if c not in cells.columns:
             raise KeyError(f"cells has no column {c!r} (columns: {list(cells.columns)})")
-    if not 0 < dominance_k <= 100 or dominance_n < 1 or p < 0 or threshold_k < 1:
-        raise ValueError(
-            f"rule parameters out of range: threshold_k={threshold_k} (>= 1), dominance_n="
-            f"{dominance_n} (>= 1), dominance_k={dominance_k} (in (0, 100]), p={p} (>= 0)"
-        )
+    return keys
+
+
+def _concentration(contrib, keys, value_col, unit_col, weight_col, dominance_n) -> pd.DataFrame:
+    """Per cell of ``contrib``: its contributors (a unit's rows added first), their total, the
+    largest two contributions and the sum of the largest ``dominance_n``."""
     v = pd.to_numeric(contrib[value_col], errors="coerce")
     if weight_col:
         v = v * pd.to_numeric(contrib[weight_col], errors="coerce")
@@ -123,7 +143,7 @@ def primary_suppression(
     c["_x1"] = np.where(rank == 0, c["_v"], 0.0)
     c["_x2"] = np.where(rank == 1, c["_v"], 0.0)
     c["_top"] = np.where(rank < dominance_n, c["_v"], 0.0)
-    agg = (
+    return (
         c.groupby(keys, dropna=False, sort=False, observed=True)
         .agg(
             n_contributors=("_v", "size"),
@@ -134,11 +154,10 @@ def primary_suppression(
         )
         .reset_index()
     )
-    out = cells.merge(agg, on=keys, how="left", validate="one_to_one")
-    for col in ("n_contributors", "total", "x1", "x2", "top_n_sum"):
-        out[col] = out[col].fillna(0.0)
-    out["n_contributors"] = out["n_contributors"].astype(int)
-    n = out[n_col].to_numpy(dtype=float) if n_col else out["n_contributors"].to_numpy(dtype=float)
+
+
+def _apply_rules(out, n, threshold_k, dominance_n, dominance_k, p, protection_share) -> None:
+    """The three rules' flags, ``primary``, ``protection_required`` and ``reason``, in place."""
     x, x1, x2, top = (out[k].to_numpy(dtype=float) for k in ("total", "x1", "x2", "top_n_sum"))
     pos = x > 0
     out["unsafe_threshold"] = (n > 0) & (n < threshold_k)
@@ -149,9 +168,7 @@ def primary_suppression(
     prot = np.zeros(len(out))
     prot = np.where(out["unsafe_p"], np.maximum(prot, -p_margin), prot)
     prot = np.where(out["unsafe_dominance"], np.maximum(prot, 100.0 / dominance_k * top - x), prot)
-    prot = np.where(
-        out["unsafe_threshold"], np.maximum(prot, threshold_protection_share * np.abs(x)), prot
-    )
+    prot = np.where(out["unsafe_threshold"], np.maximum(prot, protection_share * np.abs(x)), prot)
     out["protection_required"] = prot
     reasons = np.full(len(out), "", dtype=object)
     for flag, text in (
@@ -162,7 +179,6 @@ def primary_suppression(
         f = out[flag].to_numpy()
         reasons[f] = np.where(reasons[f] == "", text, reasons[f] + "; " + text)
     out["reason"] = reasons
-    return out
 
 
 # ------------------------------------------------------------------------------ 2-D tables
@@ -367,84 +383,98 @@ def secondary_suppression(
 
     Stops when every suppressed cell is protected, or when no candidate is left
     (``protected`` False: the caller must then suppress more, e.g. the whole line)."""
-    values = table.to_numpy(dtype=float)
-    nr, nc = values.shape
-    sup = _as_grid(primary, table, "primary", bool).copy()
-    prim = sup.copy()
-    prot = _as_grid(protection, table, "protection", float)
-    is_margin = np.zeros_like(sup)
-    is_margin[-1, :] = True
-    is_margin[:, -1] = True
-    lines = [[(i, j) for j in range(nc)] for i in range(nr)] + [
-        [(i, j) for i in range(nr)] for j in range(nc)
-    ]
-
-    def pick(cands: list[tuple[int, int]], need: float) -> tuple[int, int] | None:
-        pool = [(i, j) for i, j in cands if not sup[i, j] and values[i, j] > 0]
-        if not pool:
-            pool = [(i, j) for i, j in cands if not sup[i, j]]
-            if not pool:
-                return None
-
-        def crossing(c: tuple[int, int], line_is_row: bool) -> int:
-            # suppressed cells already in the line that crosses this one at c
-            return int(sup[:, c[1]].sum()) if line_is_row else int(sup[c[0], :].sum())
-
-        line_is_row = len({i for i, _ in cands}) == 1
-
-        # best partner: closes a crossing line that holds one suppressed cell (no new lone
-        # line), else joins a line that already has two, else opens a new one; then interior
-        # before margins; then the smallest value
-        def key(c: tuple[int, int]) -> tuple[int, bool, float]:
-            k = crossing(c, line_is_row)
-            return (0 if k == 1 else 1 if k >= 2 else 2, bool(is_margin[c]), float(values[c]))
-
-        enough = [c for c in pool if values[c] >= need]
-        if enough:
-            return min(enough, key=key)
-        return max(pool, key=lambda c: (not is_margin[c], values[c]))
-
-    def close_lines() -> bool:
-        changed = True
-        while changed:
-            changed = False
-            for line in lines:
-                inside = [c for c in line if sup[c]]
-                if len(inside) == 1:
-                    c = pick(line, float(prot[inside[0]]))
-                    if c is None:
-                        return False
-                    sup[c] = True
-                    changed = True
-        return True
-
+    pat = _Pattern(table, _as_grid(primary, table, "primary", bool), protection)
     it = 0
     ok = True
     audit = pd.DataFrame()
     while it < max_iter:
         it += 1
-        ok = close_lines()
-        audit = audit_intervals(table, sup, prot, nonnegative=nonnegative)
+        ok = pat.close_lines()
+        audit = audit_intervals(table, pat.sup, pat.prot, nonnegative=nonnegative)
         short = audit[audit["shortfall"] > 0]
-        if short.empty or not ok:
-            break
-        added = False
-        for _, r in short.iterrows():
-            i, j = table.index.get_loc(r["row"]), table.columns.get_loc(r["col"])
-            options = [
-                pick([(i, jj) for jj in range(nc)], float(r["shortfall"])),
-                pick([(ii, j) for ii in range(nr)], float(r["shortfall"])),
-            ]
-            options = [o for o in options if o is not None]
-            c = min(options, key=lambda o: values[o]) if options else None
-            if c is not None:
-                sup[c] = True
-                added = True
-        if not added:
+        if short.empty or not ok or not pat.cover_shortfalls(short):
             break
     protected = ok and bool(audit.empty or (audit["shortfall"] == 0).all())
     as_frame = lambda m: pd.DataFrame(m, index=table.index, columns=table.columns)
-    return SuppressionResult(as_frame(sup), as_frame(sup & ~prim), audit, it, protected)
+    return SuppressionResult(as_frame(pat.sup), as_frame(pat.sup & ~pat.prim), audit, it, protected)
+
+
+class _Pattern:
+    """A 2-D table's suppression pattern as :func:`secondary_suppression` grows it: the values,
+    the suppressed cells (``sup``; ``prim`` the primary ones), the protection each needs, which
+    cells are margins, and every row and column as a line of cells."""
+
+    def __init__(self, table: pd.DataFrame, primary: np.ndarray, protection) -> None:
+        self.table = table
+        self.values = table.to_numpy(dtype=float)
+        self.nr, self.nc = self.values.shape
+        self.sup = primary.copy()
+        self.prim = self.sup.copy()
+        self.prot = _as_grid(protection, table, "protection", float)
+        self.is_margin = np.zeros_like(self.sup)
+        self.is_margin[-1, :] = True
+        self.is_margin[:, -1] = True
+        nr, nc = self.nr, self.nc
+        self.lines = [[(i, j) for j in range(nc)] for i in range(nr)] + [
+            [(i, j) for i in range(nr)] for j in range(nc)
+        ]
+
+    def pick(self, cands: list[tuple[int, int]], need: float) -> tuple[int, int] | None:
+        """The best published partner among ``cands`` (one line) for a cell needing ``need``:
+        one that closes a crossing line holding one suppressed cell (no new lone line), else
+        joins a line that already has two, else opens a new one; then interior before margins;
+        then the smallest value. Zeros only when nothing else is left; none at least ``need``:
+        the largest interior one."""
+        sup, values = self.sup, self.values
+        pool = [(i, j) for i, j in cands if not sup[i, j] and values[i, j] > 0]
+        if not pool:
+            pool = [(i, j) for i, j in cands if not sup[i, j]]
+            if not pool:
+                return None
+        line_is_row = len({i for i, _ in cands}) == 1
+
+        def key(c: tuple[int, int]) -> tuple[int, bool, float]:
+            # suppressed cells already in the line that crosses this one at c
+            k = int(sup[:, c[1]].sum()) if line_is_row else int(sup[c[0], :].sum())
+            return (0 if k == 1 else 1 if k >= 2 else 2, bool(self.is_margin[c]), float(values[c]))
+
+        enough = [c for c in pool if values[c] >= need]
+        if enough:
+            return min(enough, key=key)
+        return max(pool, key=lambda c: (not self.is_margin[c], values[c]))
+
+    def close_lines(self) -> bool:
+        """Give every line holding one suppressed cell a second, until none is left; False when
+        a line has no candidate."""
+        changed = True
+        while changed:
+            changed = False
+            for line in self.lines:
+                inside = [c for c in line if self.sup[c]]
+                if len(inside) == 1:
+                    c = self.pick(line, float(self.prot[inside[0]]))
+                    if c is None:
+                        return False
+                    self.sup[c] = True
+                    changed = True
+        return True
+
+    def cover_shortfalls(self, short: pd.DataFrame) -> bool:
+        """For each audited cell short of protection, suppress the smallest published cell of
+        its row or column that is at least the shortfall; False when none was added."""
+        added = False
+        for _, r in short.iterrows():
+            i, j = self.table.index.get_loc(r["row"]), self.table.columns.get_loc(r["col"])
+            options = [
+                self.pick([(i, jj) for jj in range(self.nc)], float(r["shortfall"])),
+                self.pick([(ii, j) for ii in range(self.nr)], float(r["shortfall"])),
+            ]
+            options = [o for o in options if o is not None]
+            c = min(options, key=lambda o: self.values[o]) if options else None
+            if c is not None:
+                self.sup[c] = True
+                added = True
+        return added
 
 
 # ------------------------------------------------------------------------------ all in one
