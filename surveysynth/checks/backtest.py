@@ -255,70 +255,19 @@ def _cell_estimates(
 ) -> pd.DataFrame:
     """Direct (thinned), full-sample and augmented estimates for the thinned cells x waves."""
     keys = [CELL_ID, config.wave]
-    names = indicator_names(config)
-    K = len(names)
     plan = plan.merge(support[[CELL_ID, config.wave, "n_population"]], on=keys, how="left")
     pk = pd.MultiIndex.from_frame(plan[keys])
 
     def codes(df: pd.DataFrame) -> np.ndarray:
         return pk.get_indexer(pd.MultiIndex.from_frame(df[keys]))
 
-    G = len(plan)
-    wname = config.weight
-
-    # direct from the thinned respondents, and the full-sample value
-    res = {}
-    for label, df in (("direct", thinned), ("full", full)):
-        c = codes(df)
-        df = df[c >= 0]
-        c = c[c >= 0]
-        w = df[wname].to_numpy(dtype=float) if wname else np.ones(len(df))
-        sw, swy, sww, swwy, swwyy, n_units = _group_sums(c, G, w, indicator_matrix(df, config))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            q = swy / sw
-            sz = (swy - q * sw) / sw  # 0 up to rounding
-            szz = (swwyy - 2 * q * swwy + q * q * sww) / (sw * sw)
-            n = n_units[:, None]
-            N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)[:, None]
-            fpc = np.clip(1.0 - n / N, 0.0, 1.0)
-            var = np.where(n >= 2, fpc * n / (n - 1) * (szz - sz * sz / n), np.nan)
-        res[label] = (q, np.sqrt(np.maximum(var, 0.0)), n_units)
-
-    # augmented: each implicate completes the cell (real records weight 1, synthetic synth_weight)
-    c_real = codes(thinned)
-    real = thinned[c_real >= 0]
-    c_real = c_real[c_real >= 0]
-    if getattr(config, "augment_units", "nonrespondents") == "all":
-        # the synthetic records stand for all N units: the respondents are not added to them
-        real, c_real = real.iloc[:0], c_real[:0]
-    Yr = indicator_matrix(real, config)
-    okr = np.isfinite(Yr)
-    r_sw = np.zeros((G, K))
-    r_swy = np.zeros((G, K))
-    np.add.at(r_sw, c_real, okr.astype(float))
-    np.add.at(r_swy, c_real, np.where(okr, Yr, 0.0))
-    Q = np.full((m, G, K), np.nan)
-    n_syn = np.zeros(G)
-    if len(synthetic):
-        cs = codes(synthetic)
-        syn = synthetic[cs >= 0]
-        cs = cs[cs >= 0]
-        Ys = indicator_matrix(syn, config)
-        oks = np.isfinite(Ys)
-        ws = syn["synth_weight"].to_numpy(dtype=float)
-        imp = syn["implicate"].to_numpy(dtype=np.int64)
-        for l in range(1, m + 1):
-            sel = imp == l
-            s_sw = np.zeros((G, K))
-            s_swy = np.zeros((G, K))
-            np.add.at(s_sw, cs[sel], np.where(oks[sel], ws[sel, None], 0.0))
-            np.add.at(s_swy, cs[sel], np.where(oks[sel], ws[sel, None] * Ys[sel], 0.0))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                Q[l - 1] = (r_swy + s_swy) / (r_sw + s_sw)
-        n_syn = np.bincount(cs[imp == 1], minlength=G).astype(float)
+    N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)[:, None]
+    direct = _direct_estimates(thinned, codes, N, config)
+    reference = _direct_estimates(full, codes, N, config)
+    Q, n_syn = _implicate_estimates(thinned, synthetic, codes, len(plan), config, m)
     with np.errstate(invalid="ignore"):
-        qbar = np.nanmean(Q, axis=0) if m else np.full((G, K), np.nan)
-        b = np.nanvar(Q, axis=0, ddof=1) if m >= 2 else np.full((G, K), np.nan)
+        qbar = np.nanmean(Q, axis=0) if m else np.full(Q.shape[1:], np.nan)
+        b = np.nanvar(Q, axis=0, ddof=1) if m >= 2 else np.full(Q.shape[1:], np.nan)
     T = (1.0 + 1.0 / m) * b
     df = np.where(b > 0, m - 1.0, np.inf)
     tq = t_quantile(df)
@@ -326,14 +275,14 @@ def _cell_estimates(
 
     base = plan[[*keys, "n_full", "n_thinned", "n_population"]]
     parts = []
-    for k, name in enumerate(names):
+    for k, name in enumerate(indicator_names(config)):
         d = base.copy()
         d["indicator"] = name
         d["measure"] = "share" if "=" in name else "mean"
-        d["full_sample_value"] = res["full"][0][:, k]
-        d["full_sample_se"] = res["full"][1][:, k]
-        d["direct_estimate"] = res["direct"][0][:, k]
-        d["direct_se"] = res["direct"][1][:, k]
+        d["full_sample_value"] = reference[0][:, k]
+        d["full_sample_se"] = reference[1][:, k]
+        d["direct_estimate"] = direct[0][:, k]
+        d["direct_se"] = direct[1][:, k]
         d["augmented_estimate"] = qbar[:, k]
         d["augmented_se"] = se_aug[:, k]
         d["augmented_df"] = np.where(np.isfinite(df[:, k]), df[:, k], np.nan)
@@ -347,6 +296,62 @@ def _cell_estimates(
     out["direct_ci_high"] = out["direct_estimate"] + Z975 * out["direct_se"]
     out["m"] = m
     return out
+
+
+def _direct_estimates(df: pd.DataFrame, codes, N: np.ndarray, config: SynthConfig):
+    """Per plan row (cell x wave) and indicator: the weighted mean of ``df``'s respondents, its
+    SE (with-replacement form with the finite population correction 1 - n / N, from 2
+    respondents) and the respondents counted."""
+    c = codes(df)
+    df = df[c >= 0]
+    c = c[c >= 0]
+    w = df[config.weight].to_numpy(dtype=float) if config.weight else np.ones(len(df))
+    sw, swy, sww, swwy, swwyy, n_units = _group_sums(c, len(N), w, indicator_matrix(df, config))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = swy / sw
+        sz = (swy - q * sw) / sw  # 0 up to rounding
+        szz = (swwyy - 2 * q * swwy + q * q * sww) / (sw * sw)
+        n = n_units[:, None]
+        fpc = np.clip(1.0 - n / N, 0.0, 1.0)
+        var = np.where(n >= 2, fpc * n / (n - 1) * (szz - sz * sz / n), np.nan)
+    return q, np.sqrt(np.maximum(var, 0.0)), n_units
+
+
+def _implicate_estimates(thinned, synthetic, codes, G: int, config: SynthConfig, m: int):
+    """Each implicate's completed cell means (m x cells x indicators: the real records weight 1,
+    the synthetic ones their synth_weight) and the records per cell in implicate 1."""
+    K = len(indicator_names(config))
+    c_real = codes(thinned)
+    real = thinned[c_real >= 0]
+    c_real = c_real[c_real >= 0]
+    if getattr(config, "augment_units", "nonrespondents") == "all":
+        # the synthetic records stand for all N units: the respondents are not added to them
+        real, c_real = real.iloc[:0], c_real[:0]
+    Yr = indicator_matrix(real, config)
+    okr = np.isfinite(Yr)
+    r_sw = np.zeros((G, K))
+    r_swy = np.zeros((G, K))
+    np.add.at(r_sw, c_real, okr.astype(float))
+    np.add.at(r_swy, c_real, np.where(okr, Yr, 0.0))
+    Q = np.full((m, G, K), np.nan)
+    if not len(synthetic):
+        return Q, np.zeros(G)
+    cs = codes(synthetic)
+    syn = synthetic[cs >= 0]
+    cs = cs[cs >= 0]
+    Ys = indicator_matrix(syn, config)
+    oks = np.isfinite(Ys)
+    ws = syn["synth_weight"].to_numpy(dtype=float)
+    imp = syn["implicate"].to_numpy(dtype=np.int64)
+    for l in range(1, m + 1):
+        sel = imp == l
+        s_sw = np.zeros((G, K))
+        s_swy = np.zeros((G, K))
+        np.add.at(s_sw, cs[sel], np.where(oks[sel], ws[sel, None], 0.0))
+        np.add.at(s_swy, cs[sel], np.where(oks[sel], ws[sel, None] * Ys[sel], 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Q[l - 1] = (r_swy + s_swy) / (r_sw + s_sw)
+    return Q, np.bincount(cs[imp == 1], minlength=G).astype(float)
 
 
 def run_backtest(
