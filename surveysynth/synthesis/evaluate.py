@@ -76,35 +76,43 @@ def evaluate_against_truth(
         "augmented": augmented_estimates(synthetic, responses.merge(sparse, on=keys), config, keys),
         **(extra or {}),
     }
+    det, n_census = _sparse_detail(sparse, t, ests, support, keys)
+    scale = det.groupby("indicator")["truth"].std().rename("scale")
+    det = det.merge(scale, left_on="indicator", right_index=True)
+    by_ind, by_frac = _sparse_tables(det, [k for k in ests if k != "direct"])
+    by_ind.attrs["n_census_cell_waves"] = n_census
+    out_e = _empty_table(empty, t, ests["synth"], scale, support, keys)
+    return {"by_indicator": by_ind, "by_fraction": by_frac, "empty": out_e, "detail": det}
+
+
+def _sparse_detail(sparse, t, ests, support, keys) -> tuple[pd.DataFrame, int]:
+    """The sparse cells x waves x indicators with every estimate beside the truth, where both
+    the direct and the synthetic estimates exist (a fully responding cell has no synthetic
+    records), with the cell's sampling fraction n / N; census cells (every unit responded: the
+    direct estimate is the truth, so no sparse-cell method can be compared on them) are
+    counted, not kept."""
     det = sparse.merge(t, on=keys)
     for name, e in ests.items():
         det = det.merge(e.rename(columns={"estimate": name}), on=[*keys, "indicator"], how="left")
-    # cells where both are computable (a fully responding cell has no synthetic records)
     det = det[det["direct"].notna() & det["synth"].notna()].copy()
-    # sampling fraction n/N of each row's cell. Census cells (every unit responded): the
-    # direct estimate is the truth, so no sparse-cell method can be compared on them;
-    # counted, not scored
     det = det.merge(support[[*keys, "n_respondents", "n_population"]], on=keys, how="left")
     det["fraction"] = pd.to_numeric(det["n_respondents"], errors="coerce") / pd.to_numeric(
         det["n_population"], errors="coerce"
     )
     census = (det["fraction"] >= 1).to_numpy()
     n_census = int(det.loc[census, keys].drop_duplicates().shape[0])
-    det = det[~census].copy()
-    scale = det.groupby("indicator")["truth"].std().rename("scale")
-    det = det.merge(scale, left_on="indicator", right_index=True)
-    rows = []
-    names = [k for k in ests if k != "direct"]
-    for ind, g in det.groupby("indicator", sort=True):
-        rows.append(_row(ind, g, 1.0, names))
+    return det[~census].copy(), n_census
+
+
+def _sparse_tables(det: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RMSE rows by indicator (each on its own scale), over all (errors over each indicator's
+    spread of the truth), over the cells the records stand for most of (respondents < half);
+    and by sampling-fraction band: a synthetic-only estimate cannot know the units' own noise,
+    so its edge over the direct estimate shrinks as respondents fill the cell."""
+    rows = [_row(ind, g, 1.0, names) for ind, g in det.groupby("indicator", sort=True)]
     rows.append(_row(ALL, det, det["scale"], names))
-    # cells where the synthetic records stand for most of the cell (respondents < half)
     minority = (det["fraction"] < 0.5).to_numpy()
     rows.append(_row(ALL_MINORITY, det[minority], det.loc[minority, "scale"], names))
-    by_ind = pd.DataFrame(rows)
-    by_ind.attrs["n_census_cell_waves"] = n_census
-    # by sampling fraction n/N: a synthetic-only estimate cannot know the units' own
-    # noise, so its edge over the direct estimate shrinks as respondents fill the cell
     band = pd.cut(det["fraction"], FRACTION_BANDS).astype(str)
     by_frac = pd.DataFrame(
         [
@@ -117,12 +125,15 @@ def evaluate_against_truth(
             for b in band.drop_duplicates().sort_values()
         ]
     )
+    return pd.DataFrame(rows), by_frac
 
+
+def _empty_table(empty, t, synth, scale, support, keys) -> pd.DataFrame:
+    """Empty cells: RMSE and coverage of the synthetic estimates by indicator, over all, and
+    over the cells of at least 10 units."""
     emp = (
         empty.merge(t, on=keys)
-        .merge(
-            ests["synth"].rename(columns={"estimate": "synth"}), on=[*keys, "indicator"], how="left"
-        )
+        .merge(synth.rename(columns={"estimate": "synth"}), on=[*keys, "indicator"], how="left")
         .merge(scale, left_on="indicator", right_index=True, how="left")
     )
     erows = [
@@ -134,29 +145,22 @@ def evaluate_against_truth(
         }
         for ind, g in emp.groupby("indicator", sort=True)
     ]
-    erows.append(
-        {
-            "indicator": ALL,
-            "n": len(emp),
-            "rmse_synth": _rmse((emp["synth"] - emp["truth"]) / emp["scale"]),
-            "coverage": float(emp["synth"].notna().mean()) if len(emp) else float("nan"),
-        }
-    )
     big = emp.merge(support[[*keys, "n_population"]], on=keys, how="left")
     big = big[pd.to_numeric(big["n_population"], errors="coerce") >= 10]
-    erows.append(
-        {
-            "indicator": ALL + ", N >= 10",
-            "n": len(big),
-            "rmse_synth": _rmse((big["synth"] - big["truth"]) / big["scale"]),
-            "coverage": float(big["synth"].notna().mean()) if len(big) else float("nan"),
-        }
-    )
+    for label, d in ((ALL, emp), (ALL + ", N >= 10", big)):
+        erows.append(
+            {
+                "indicator": label,
+                "n": len(d),
+                "rmse_synth": _rmse((d["synth"] - d["truth"]) / d["scale"]),
+                "coverage": float(d["synth"].notna().mean()) if len(d) else float("nan"),
+            }
+        )
     out_e = pd.DataFrame(erows)
     covered = emp.groupby(keys)["synth"].apply(lambda s: s.notna().any())
     out_e.attrs["n_empty_cell_waves"] = len(empty)
     out_e.attrs["n_empty_with_estimate"] = int(covered.sum()) if len(covered) else 0
-    return {"by_indicator": by_ind, "by_fraction": by_frac, "empty": out_e, "detail": det}
+    return out_e
 
 
 def _row(ind: str, g: pd.DataFrame, scale, names: list[str]) -> dict:
