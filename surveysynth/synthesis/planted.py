@@ -73,82 +73,20 @@ def planted_survey(
     rng = np.random.default_rng(seed)
     R, S, Z = n_regions, n_sectors, len(sizes)
     C = R * S * Z
-    reg = np.repeat(np.arange(R), S * Z)
-    sec = np.tile(np.repeat(np.arange(S), Z), R)
-    siz = np.tile(np.arange(Z), R * S)
+    cells = _planted_cells(rng, R, S, Z, cell_sd)
     Nc = np.broadcast_to(np.asarray(N_per_cell), (C,)).astype(np.int64)
     nc = np.minimum(np.broadcast_to(np.asarray(n_per_cell), (C,)).astype(np.int64), Nc)
-
-    # cell effects: main effects + region x size interaction (the last region's smallest
-    # size band is different) + small cell noise
-    eff_r = rng.normal(0, 0.3, R)
-    eff_s = rng.normal(0, 0.3, S)
-    eff_z = np.linspace(0.4, -0.4, Z)
-    inter = np.zeros((R, Z))
-    inter[R - 1, 0] = 1.0
-    distress = eff_r[reg] + eff_s[sec] + eff_z[siz] + inter[reg, siz] + rng.normal(0, cell_sd, C)
-    size_scale = np.linspace(0.0, 3.0, Z)[siz]
-
-    unit_cell = np.repeat(np.arange(C), Nc)
-    n_units = unit_cell.size
-    ids = np.char.add("u", np.char.zfill(np.arange(n_units).astype(str), 8)).astype(object)
-    reg_sales = np.exp(10.0 + size_scale[unit_cell] + rng.normal(0, 0.8, n_units))
-    frame = pd.DataFrame(
-        {
-            "unit": ids,
-            "region": np.asarray([f"r{i:02d}" for i in range(R)], dtype=object)[reg[unit_cell]],
-            "sector": np.asarray([f"s{i:02d}" for i in range(S)], dtype=object)[sec[unit_cell]],
-            "size": np.asarray(list(sizes), dtype=object)[siz[unit_cell]],
-            "reg_sales": np.round(reg_sales),
-        }
-    )
-    unit_re = rng.normal(0, 0.5, n_units)
-
+    frame, unit_cell, reg_sales = _planted_frame(rng, cells, Nc, R, S, sizes)
+    unit_re = rng.normal(0, 0.5, len(frame))
     rows = []
     truth = []
     for t in range(1, waves + 1):
-        # sample n_c units per cell (a random permutation within each cell)
-        key = rng.random(n_units)
-        order = np.lexsort((key, unit_cell))
-        rank = np.empty(n_units, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(Nc)[:-1]])
-        rank[order] = np.arange(n_units) - np.repeat(starts, Nc)
-        take = rank < nc[unit_cell]
-        u = np.flatnonzero(take)
-        c = unit_cell[u]
-        lat = distress[c] + 0.1 * t + unit_re[u] + rng.normal(0, 0.5, u.size)
-        p_closed = 1 / (1 + np.exp(-(lat - 2.5)))
-        p_paused = 1 / (1 + np.exp(-(lat - 1.5))) - p_closed
-        uu = rng.random(u.size)
-        status = np.where(uu < p_closed, 2, np.where(uu < p_closed + np.maximum(p_paused, 0), 1, 0))
-        change = np.digitize(-lat + rng.normal(0, 0.7, u.size), [-0.5, 0.5])
-        sales = np.exp(np.log(reg_sales[u]) - 2.5 - 0.3 * lat + rng.normal(0, 0.5, u.size))
-        sales = np.where(status > 0, 0.0, np.round(sales))
-        sales = np.where((status == 0) & (rng.random(u.size) < 0.03), 0.0, sales)
-        staff = np.round(np.exp(0.5 + size_scale[c] - 0.2 * lat + rng.normal(0, 0.4, u.size)))
-        staff = np.where(status == 2, 0, staff)
-        flag = (rng.random(u.size) < 1 / (1 + np.exp(-(lat - 1.0)))).astype(float)
-        df = pd.DataFrame(
-            {
-                "unit": ids[u],
-                "period": np.int64(t),
-                "region": frame["region"].to_numpy()[u],
-                "sector": frame["sector"].to_numpy()[u],
-                "size": frame["size"].to_numpy()[u],
-                "weight": (Nc / np.maximum(nc, 1))[c].astype(float),
-                "status": np.asarray(STATUS, dtype=object)[status],
-                "change": np.asarray(CHANGE, dtype=object)[change],
-                "sales": sales,
-                "staff": staff,
-                "flag": flag,
-            }
-        )
-        for col in ("status", "change", "sales", "staff", "flag"):
-            miss = rng.random(len(df)) < missing_rate
-            df.loc[miss, col] = None if df[col].dtype == object else np.nan
-        rows.append(df)
+        units = (unit_cell, unit_re, reg_sales)
+        rows.append(_planted_wave(rng, t, cells, frame, units, Nc, nc, missing_rate))
         truth.append(
-            pd.DataFrame({"cell": np.arange(C), "period": t, "distress": distress + 0.1 * t})
+            pd.DataFrame(
+                {"cell": np.arange(C), "period": t, "distress": cells["distress"] + 0.1 * t}
+            )
         )
     responses = pd.concat(rows, ignore_index=True)
     responses["staff"] = responses["staff"].astype("Int64")
@@ -163,3 +101,90 @@ def planted_survey(
         "config": config,
         "truth": pd.concat(truth, ignore_index=True),
     }
+
+
+def _planted_cells(rng, R: int, S: int, Z: int, cell_sd: float) -> dict[str, np.ndarray]:
+    """Each cell's region, sector and size codes (region-major), its distress (main effects + a
+    region x size interaction, the last region's smallest size band apart, + the cell's own
+    effect) and its size scale."""
+    C = R * S * Z
+    reg = np.repeat(np.arange(R), S * Z)
+    sec = np.tile(np.repeat(np.arange(S), Z), R)
+    siz = np.tile(np.arange(Z), R * S)
+    eff_r = rng.normal(0, 0.3, R)
+    eff_s = rng.normal(0, 0.3, S)
+    eff_z = np.linspace(0.4, -0.4, Z)
+    inter = np.zeros((R, Z))
+    inter[R - 1, 0] = 1.0
+    distress = eff_r[reg] + eff_s[sec] + eff_z[siz] + inter[reg, siz] + rng.normal(0, cell_sd, C)
+    size_scale = np.linspace(0.0, 3.0, Z)[siz]
+    return {"reg": reg, "sec": sec, "siz": siz, "distress": distress, "size_scale": size_scale}
+
+
+def _planted_frame(rng, cells, Nc, R: int, S: int, sizes):
+    """The register: N_c units per cell with their registered sales (rounded); each unit's
+    cell, and its sales before rounding (the answers follow those)."""
+    unit_cell = np.repeat(np.arange(len(Nc)), Nc)
+    n_units = unit_cell.size
+    ids = np.char.add("u", np.char.zfill(np.arange(n_units).astype(str), 8)).astype(object)
+    reg_sales = np.exp(10.0 + cells["size_scale"][unit_cell] + rng.normal(0, 0.8, n_units))
+    frame = pd.DataFrame(
+        {
+            "unit": ids,
+            "region": np.asarray([f"r{i:02d}" for i in range(R)], dtype=object)[
+                cells["reg"][unit_cell]
+            ],
+            "sector": np.asarray([f"s{i:02d}" for i in range(S)], dtype=object)[
+                cells["sec"][unit_cell]
+            ],
+            "size": np.asarray(list(sizes), dtype=object)[cells["siz"][unit_cell]],
+            "reg_sales": np.round(reg_sales),
+        }
+    )
+    return frame, unit_cell, reg_sales
+
+
+def _planted_wave(rng, t, cells, frame, units, Nc, nc, missing_rate) -> pd.DataFrame:
+    """One wave's responses: n_c units per cell (a random permutation within each cell), their
+    answers from a latent distress, then item missingness at ``missing_rate``."""
+    unit_cell, unit_re, reg_sales = units
+    n_units = len(frame)
+    key = rng.random(n_units)
+    order = np.lexsort((key, unit_cell))
+    rank = np.empty(n_units, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(Nc)[:-1]])
+    rank[order] = np.arange(n_units) - np.repeat(starts, Nc)
+    u = np.flatnonzero(rank < nc[unit_cell])
+    c = unit_cell[u]
+    size_scale = cells["size_scale"]
+    lat = cells["distress"][c] + 0.1 * t + unit_re[u] + rng.normal(0, 0.5, u.size)
+    p_closed = 1 / (1 + np.exp(-(lat - 2.5)))
+    p_paused = 1 / (1 + np.exp(-(lat - 1.5))) - p_closed
+    uu = rng.random(u.size)
+    status = np.where(uu < p_closed, 2, np.where(uu < p_closed + np.maximum(p_paused, 0), 1, 0))
+    change = np.digitize(-lat + rng.normal(0, 0.7, u.size), [-0.5, 0.5])
+    sales = np.exp(np.log(reg_sales[u]) - 2.5 - 0.3 * lat + rng.normal(0, 0.5, u.size))
+    sales = np.where(status > 0, 0.0, np.round(sales))
+    sales = np.where((status == 0) & (rng.random(u.size) < 0.03), 0.0, sales)
+    staff = np.round(np.exp(0.5 + size_scale[c] - 0.2 * lat + rng.normal(0, 0.4, u.size)))
+    staff = np.where(status == 2, 0, staff)
+    flag = (rng.random(u.size) < 1 / (1 + np.exp(-(lat - 1.0)))).astype(float)
+    df = pd.DataFrame(
+        {
+            "unit": frame["unit"].to_numpy()[u],
+            "period": np.int64(t),
+            "region": frame["region"].to_numpy()[u],
+            "sector": frame["sector"].to_numpy()[u],
+            "size": frame["size"].to_numpy()[u],
+            "weight": (Nc / np.maximum(nc, 1))[c].astype(float),
+            "status": np.asarray(STATUS, dtype=object)[status],
+            "change": np.asarray(CHANGE, dtype=object)[change],
+            "sales": sales,
+            "staff": staff,
+            "flag": flag,
+        }
+    )
+    for col in ("status", "change", "sales", "staff", "flag"):
+        miss = rng.random(len(df)) < missing_rate
+        df.loc[miss, col] = None if df[col].dtype == object else np.nan
+    return df
