@@ -133,7 +133,23 @@ def prepare_inputs(
         "frame": content_hash(frame),
         "support": content_hash(support),
     }
-    r = take_rows(responses, np.argsort(rh, kind="stable"))
+    r = _checked_responses(take_rows(responses, np.argsort(rh, kind="stable")), c, dims)
+    f, use_aux = _checked_frame(frame, r, c, dims)
+    s = _checked_support(support, c, dims)
+    key = pd.MultiIndex.from_frame(s[[CELL_ID, c.wave]])
+    g = key.get_indexer(pd.MultiIndex.from_frame(r[[CELL_ID, c.wave]]))
+    if (g < 0).any():
+        orphan = r.loc[g < 0, [CELL_ID, c.wave]].drop_duplicates()
+        raise SynthInputError(
+            f"{len(orphan)} (cell_id, {c.wave}) pair(s) in responses are missing from support, "
+            f"e.g. {orphan.iloc[0].tolist()}"
+        )
+    return Inputs(responses=r, frame=f, support=s, use_aux=use_aux, cell_wave=g, hashes=hashes)
+
+
+def _checked_responses(r: pd.DataFrame, c: SynthConfig, dims: list[str]) -> pd.DataFrame:
+    """The responses' required columns, positive finite weights, no null keys, the cell id and
+    no duplicate unit x wave (``r`` is the hash-ordered copy, changed in place)."""
     _require(r, [c.unit_id, c.wave, *dims], "responses", "ss_unit_id / ss_wave / ss_cell_dims")
     _require(r, list(c.outcome_names), "responses", "ss_outcomes")
     if c.weight:
@@ -157,34 +173,44 @@ def prepare_inputs(
         raise SynthInputError(
             f"responses has {int(dup.sum())} duplicate ({c.unit_id}, {c.wave}) row(s), e.g. {ex}"
         )
+    return r
 
-    f = None
+
+def _checked_frame(frame, r: pd.DataFrame, c: SynthConfig, dims: list[str]):
+    """The frame's checks (unique unit ids, no null keys), its cell id in augment mode and its
+    auxiliaries as floats, joined onto the responses that lack them (``r`` changed in place);
+    returns the frame (None without one) and whether the auxiliaries are used."""
     use_aux = frame is not None and bool(c.auxiliaries)
-    if frame is not None:
-        f = frame.copy(deep=False)  # new columns only; the caller's frame is untouched
-        _require(f, [c.unit_id, *dims], "frame", "ss_frame_unit_id / ss_cell_dims")
-        _no_null_dims(f, [c.unit_id, *dims], "frame")
-        f[c.unit_id] = f[c.unit_id].astype(str)
-        units = pd.Index(f[c.unit_id])
-        if not units.is_unique:
-            ex = f.loc[f[c.unit_id].duplicated(), c.unit_id].iloc[0]
-            raise SynthInputError(f"frame.{c.unit_id} is not unique (e.g. {ex!r})")
-        if CELL_ID not in f.columns and c.mode == "augment":  # replica never reads frame cells
-            f[CELL_ID] = make_cell_id(f, dims)
-        if use_aux:
-            _require(f, list(c.auxiliaries), "frame", "ss_frame_auxiliaries")
-            for a in c.auxiliaries:
-                f[a] = pd.to_numeric(f[a], errors="coerce").astype(float)
-            missing_aux = [a for a in c.auxiliaries if a not in r.columns]
-            if missing_aux:  # join the register values on the unit id
-                pos = units.get_indexer(r[c.unit_id])
-                for a in missing_aux:
-                    vals = f[a].to_numpy(dtype=float)
-                    r[a] = np.where(pos >= 0, vals[np.maximum(pos, 0)], np.nan)
-            for a in c.auxiliaries:
-                r[a] = pd.to_numeric(r[a], errors="coerce").astype(float)
-        f = f.reset_index(drop=True)
+    if frame is None:
+        return None, use_aux
+    f = frame.copy(deep=False)  # new columns only; the caller's frame is untouched
+    _require(f, [c.unit_id, *dims], "frame", "ss_frame_unit_id / ss_cell_dims")
+    _no_null_dims(f, [c.unit_id, *dims], "frame")
+    f[c.unit_id] = f[c.unit_id].astype(str)
+    units = pd.Index(f[c.unit_id])
+    if not units.is_unique:
+        ex = f.loc[f[c.unit_id].duplicated(), c.unit_id].iloc[0]
+        raise SynthInputError(f"frame.{c.unit_id} is not unique (e.g. {ex!r})")
+    if CELL_ID not in f.columns and c.mode == "augment":  # replica never reads frame cells
+        f[CELL_ID] = make_cell_id(f, dims)
+    if use_aux:
+        _require(f, list(c.auxiliaries), "frame", "ss_frame_auxiliaries")
+        for a in c.auxiliaries:
+            f[a] = pd.to_numeric(f[a], errors="coerce").astype(float)
+        missing_aux = [a for a in c.auxiliaries if a not in r.columns]
+        if missing_aux:  # join the register values on the unit id
+            pos = units.get_indexer(r[c.unit_id])
+            for a in missing_aux:
+                vals = f[a].to_numpy(dtype=float)
+                r[a] = np.where(pos >= 0, vals[np.maximum(pos, 0)], np.nan)
+        for a in c.auxiliaries:
+            r[a] = pd.to_numeric(r[a], errors="coerce").astype(float)
+    return f.reset_index(drop=True), use_aux
 
+
+def _checked_support(support: pd.DataFrame, c: SynthConfig, dims: list[str]) -> pd.DataFrame:
+    """The support map's columns and classes checked, one row per cell x wave, its dimensions
+    recovered from the cell id where absent, sorted by cell and wave."""
     s = support.copy(deep=False)
     _require(s, [CELL_ID, c.wave, *SUPPORT_COLUMNS], "support")
     bad = ~s["support_class"].isin(SUPPORT_CLASSES)
@@ -198,16 +224,7 @@ def prepare_inputs(
     for d in dims:
         if d not in s.columns:  # recover dims from the cell id
             s[d] = s[CELL_ID].str.split("|", regex=False).str[dims.index(d)]
-    s = s.sort_values([CELL_ID, c.wave], kind="mergesort").reset_index(drop=True)
-    key = pd.MultiIndex.from_frame(s[[CELL_ID, c.wave]])
-    g = key.get_indexer(pd.MultiIndex.from_frame(r[[CELL_ID, c.wave]]))
-    if (g < 0).any():
-        orphan = r.loc[g < 0, [CELL_ID, c.wave]].drop_duplicates()
-        raise SynthInputError(
-            f"{len(orphan)} (cell_id, {c.wave}) pair(s) in responses are missing from support, "
-            f"e.g. {orphan.iloc[0].tolist()}"
-        )
-    return Inputs(responses=r, frame=f, support=s, use_aux=use_aux, cell_wave=g, hashes=hashes)
+    return s.sort_values([CELL_ID, c.wave], kind="mergesort").reset_index(drop=True)
 
 
 def support_table(
