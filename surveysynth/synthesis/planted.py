@@ -77,11 +77,10 @@ def planted_survey(
     Nc = np.broadcast_to(np.asarray(N_per_cell), (C,)).astype(np.int64)
     nc = np.minimum(np.broadcast_to(np.asarray(n_per_cell), (C,)).astype(np.int64), Nc)
     frame, unit_cell, reg_sales = _planted_frame(rng, cells, Nc, R, S, sizes)
-    unit_re = rng.normal(0, 0.5, len(frame))
+    units = (unit_cell, rng.normal(0, 0.5, len(frame)), reg_sales)  # each unit's effect
     rows = []
     truth = []
     for t in range(1, waves + 1):
-        units = (unit_cell, unit_re, reg_sales)
         rows.append(_planted_wave(rng, t, cells, frame, units, Nc, nc, missing_rate))
         truth.append(
             pd.DataFrame(
