@@ -320,7 +320,6 @@ def _direct_estimates(df: pd.DataFrame, codes, N: np.ndarray, config: SynthConfi
 def _implicate_estimates(thinned, synthetic, codes, G: int, config: SynthConfig, m: int):
     """Each implicate's completed cell means (m x cells x indicators: the real records weight 1,
     the synthetic ones their synth_weight) and the records per cell in implicate 1."""
-    K = len(indicator_names(config))
     c_real = codes(thinned)
     real = thinned[c_real >= 0]
     c_real = c_real[c_real >= 0]
@@ -328,6 +327,7 @@ def _implicate_estimates(thinned, synthetic, codes, G: int, config: SynthConfig,
         # the synthetic records stand for all N units: the respondents are not added to them
         real, c_real = real.iloc[:0], c_real[:0]
     Yr = indicator_matrix(real, config)
+    K = Yr.shape[1]
     okr = np.isfinite(Yr)
     r_sw = np.zeros((G, K))
     r_swy = np.zeros((G, K))
