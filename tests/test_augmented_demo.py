@@ -175,7 +175,7 @@ def test_backtest_passes_against_the_truth(demo):
     assert gated.passed.all(), s
     assert (s.reference == "truth").all() and (s.sabotage == "none").all()
     r = res.query("select * from backtest_results")
-    assert set(r.n_thinned) == {2, 3, 5} and r.replicate.nunique() == 2
+    assert set(r.n_thinned) == {0, 2, 3, 5} and r.replicate.nunique() == 2
     assert r.true_value.notna().all()
 
 

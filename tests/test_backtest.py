@@ -52,6 +52,9 @@ def test_config_from_vars_and_errors():
         BacktestConfig(sabotage="wrong")
     with pytest.raises(BacktestConfigError, match="ss_backtest_sizes"):
         BacktestConfig(sizes=(0,))
+    with pytest.raises(BacktestConfigError, match="ss_backtest_sizes"):
+        BacktestConfig(sizes=(-1, 2))
+    assert BacktestConfig.from_vars({}).sizes == (0, 2, 3, 5)
 
 
 def test_choose_cells_only_supported_everywhere(world):
@@ -92,6 +95,44 @@ def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):
     other, _ = thin(r, chosen, cfg, bt, replicate=1)
     assert again[cfg.unit_id].tolist() == out[cfg.unit_id].tolist()
     assert set(other[cfg.unit_id]) != set(out[cfg.unit_id])
+
+
+def test_size_zero_empties_a_cell_in_every_wave(world):
+    """A cell whose turn is 0 loses every respondent in every wave (else the synthesizer would
+    borrow the cell's own answers of the other waves); the others cycle over the sizes >= 1."""
+    cfg, r = world["config"], world["responses"]
+    bt = BacktestConfig(n_cells=8, sizes=(0, 2, 3), seed=1)
+    chosen = choose_cells(world["support"], cfg, bt)
+    for rep in (0, 1):
+        out, plan = thin(r, chosen, cfg, bt, replicate=rep)
+        per_cell = plan.groupby("cell_id")["n_thinned"]
+        emptied = per_cell.max()[per_cell.max() == 0].index
+        turn = (chosen["cell_index"] + rep) % 3 == 0  # size 0's turn: every third cell
+        assert set(emptied) == set(chosen.loc[turn, "cell_id"])
+        assert (per_cell.min()[per_cell.min() == 0].index == emptied).all()  # empty in every wave
+        assert not out["cell_id"].isin(emptied).any()
+        assert set(plan.loc[~plan["cell_id"].isin(emptied), "n_thinned"]) <= {2, 3}
+    first, _ = thin(r, chosen, cfg, bt, replicate=0)
+    second, _ = thin(r, chosen, cfg, bt, replicate=1)
+    assert set(chosen["cell_id"]) - set(first["cell_id"]) != set(chosen["cell_id"]) - set(
+        second["cell_id"]
+    )  # the emptied cells take turns over replicates
+
+
+def test_emptied_cells_are_synthesized_and_have_no_direct_estimate(world):
+    cfg = world["config"]
+    bt = BacktestConfig(n_cells=8, sizes=(0, 3), repeats=1, max_records=60, seed=2)
+    res = run_backtest(world["responses"], world["frame"], world["support"], cfg, bt)
+    empty = res[res["n_thinned"] == 0]
+    assert len(empty) and empty["cell_id"].nunique() == 4  # every second cell of 8
+    assert empty["direct_estimate"].isna().all() and empty["direct_se"].isna().all()
+    assert empty["augmented_estimate"].notna().all() and (empty["n_synthetic"] > 0).all()
+    assert (empty["augmented_se"] > 0).mean() > 0.9  # the implicates differ: Rubin's B > 0
+    rest = res[res["n_thinned"] == 3]
+    assert rest["direct_estimate"].notna().mean() > 0.9
+    # the gate compares with the direct estimate only where there is one
+    s = summarize(res, THRESHOLDS).set_index(["metric", "direction"])
+    assert np.isfinite(s.loc[("augmented_rmse_ratio", "<="), "value"])
 
 
 def test_sabotage_perturbations(world):

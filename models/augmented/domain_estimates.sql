@@ -27,7 +27,8 @@
 {%- set share_good = var('ss_grade_share_se_good', 0.05) -%}
 {%- set share_caution = var('ss_grade_share_se_caution', 0.10) -%}
 {%- set z = 1.959963984540054 -%}
-{%- set sizes = (var('ss_backtest_sizes', [2, 3, 5]) or [2, 3, 5]) | map('int') | sort | list -%}
+{%- set sizes = (var('ss_backtest_sizes', [0, 2, 3, 5]) or [0, 2, 3, 5]) | map('int') | sort | list -%}
+{%- set positive_sizes = sizes | select('gt', 0) | list -%}
 {%- set t = surveysynth.as_text -%}
 {%- set dbl = surveysynth.type_double() -%}
 {#- the cells whose relvariance is pooled for the direct SE of a cell mean: the dimensions of
@@ -211,7 +212,8 @@ indicator_list as (
 ),
 
 {#- per cell x wave x indicator: the back-test's allowance for the cell's size (its respondents,
-    mapped to the largest thinned size at or below it; below the smallest, the smallest) -#}
+    mapped to the largest thinned size >= 1 at or below it; below the smallest, the smallest; a
+    cell without respondents takes size 0, the emptied cells, when the back-test has them) -#}
 cell_allowance as (
 
     select
@@ -234,10 +236,13 @@ cell_allowance as (
     left join allowance
         on allowance.indicator = indicator_list.indicator
         and allowance.n_thinned = case
-            {% for s in sizes | reverse -%}
+            {% if 0 in sizes -%}
+            when support.n_respondents = 0 then 0
+            {% endif -%}
+            {% for s in positive_sizes | reverse -%}
             when support.n_respondents >= {{ s }} then {{ s }}
             {% endfor -%}
-            else {{ sizes[0] }}
+            else {{ positive_sizes[0] }}
         end
 
 ),

@@ -2,7 +2,8 @@
 
 Take well-supported cells, thin their respondents by repeated random subsampling (seeded) to
 sparse sizes (e.g. 2, 3 and 5 per wave), synthesize those cells as if they were sparse (the
-library's synthesizer on the thinned responses, with the cells' support class set to sparse),
+library's synthesizer on the thinned responses, with the cells' support class set to sparse;
+size 0, below, empties a cell),
 and compare, per cell x wave x indicator:
 
 * the augmented estimate: each implicate completes the cell (thinned respondents count once each,
@@ -17,6 +18,13 @@ and compare, per cell x wave x indicator:
 Only the thinned cells are synthesized in a replicate (other sparse and empty cells are marked
 supported for the run), which does not change the fit: the synthesizer's model uses every
 respondent whatever the support map says; the support class only decides which cells get records.
+
+Size 0 empties a cell: in a replicate where a cell's turn is 0, every one of its respondents is
+dropped in every wave and its support class is set to empty. An empty domain has no respondent in
+any wave; a cell emptied in one wave only would still lend the synthesizer its answers of the
+other waves (its cell effect), and the allowance measured would be too small for a real empty
+cell. The direct estimate of an emptied cell is null, so its rows are left out of the gate's
+comparisons with the direct estimate and serve the bias allowance of empty domains.
 
 Sabotage (back-test only, to prove the gate can fail): ``ignore_cells`` replaces every synthetic
 record's outcomes with those of a respondent drawn from the whole wave (a synthesizer blind to
@@ -59,7 +67,7 @@ class BacktestConfig:
     """Back-test settings (vars ``ss_backtest_*``)."""
 
     n_cells: int = 24
-    sizes: tuple[int, ...] = (2, 3, 5)
+    sizes: tuple[int, ...] = (0, 2, 3, 5)
     repeats: int = 2
     max_records: int = 300
     sabotage: str = "none"
@@ -68,9 +76,10 @@ class BacktestConfig:
     def __post_init__(self) -> None:
         if self.n_cells < 1:
             raise BacktestConfigError(f"ss_backtest_cells must be >= 1; got {self.n_cells}")
-        if not self.sizes or any(int(s) < 1 for s in self.sizes):
+        if not any(int(s) >= 1 for s in self.sizes) or any(int(s) < 0 for s in self.sizes):
             raise BacktestConfigError(
-                f"ss_backtest_sizes must be a non-empty list of sizes >= 1; got {list(self.sizes)}"
+                "ss_backtest_sizes must list sizes >= 0 with at least one size >= 1 (0 empties a "
+                f"cell in every wave); got {list(self.sizes)}"
             )
         if self.repeats < 1:
             raise BacktestConfigError(f"ss_backtest_repeats must be >= 1; got {self.repeats}")
@@ -85,7 +94,7 @@ class BacktestConfig:
 
     @classmethod
     def from_vars(cls, v: Mapping[str, Any]) -> BacktestConfig:
-        sizes = v.get("ss_backtest_sizes") or [2, 3, 5]
+        sizes = v.get("ss_backtest_sizes") or [0, 2, 3, 5]
         if isinstance(sizes, (int, float)):
             sizes = [sizes]
         return cls(
@@ -169,6 +178,21 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     return pd.DataFrame({CELL_ID: cells, "cell_index": np.arange(len(cells))})
 
 
+def thinned_sizes(
+    cell_index: np.ndarray, wave_pos: np.ndarray, bt: BacktestConfig, replicate: int
+) -> np.ndarray:
+    """The respondents each chosen cell x wave keeps in a replicate. The sizes take turns over
+    cells, waves and replicates; size 0 (when listed) takes its turn per cell and replicate only,
+    so an emptied cell is empty in every wave, and the other cells cycle over the sizes >= 1."""
+    sizes = np.asarray(bt.sizes, dtype=np.int64)
+    positive = sizes[sizes > 0]
+    turn = positive[(cell_index + wave_pos + replicate) % len(positive)]
+    if (sizes == 0).any():
+        emptied = (cell_index + replicate) % len(sizes) == 0
+        turn = np.where(emptied, 0, turn)
+    return turn
+
+
 def thin(
     responses: pd.DataFrame,
     chosen: pd.DataFrame,
@@ -185,12 +209,9 @@ def thin(
     sub = r.loc[sel, [config.unit_id, config.wave, CELL_ID]].copy()
     sub["_row"] = np.flatnonzero(sel)
     cidx = dict(zip(chosen[CELL_ID], chosen["cell_index"]))
-    k = len(bt.sizes)
-    sizes = np.asarray(bt.sizes)
-    sub["n_thinned"] = sizes[
-        (sub[CELL_ID].map(cidx).to_numpy() + sub[config.wave].map(wave_pos).to_numpy() + replicate)
-        % k
-    ]
+    sub["n_thinned"] = thinned_sizes(
+        sub[CELL_ID].map(cidx).to_numpy(), sub[config.wave].map(wave_pos).to_numpy(), bt, replicate
+    )
     seed_r = stable_int_hash(("backtest-thin", bt.seed, replicate)) & 0x7FFFFFFFFFFFFFFF
     sub["_key"] = unit_keys(seed_r, sub[config.unit_id], sub[config.wave])
     sub = sub.sort_values([CELL_ID, config.wave, "_key"], kind="mergesort")
@@ -387,7 +408,7 @@ def run_backtest(
         return empty_results(c)
     run_cfg = c.with_(
         mode="augment",
-        augment_classes=("sparse",),
+        augment_classes=("sparse", "empty"),
         max_records_per_cell=min(bt.max_records, c.max_records_per_cell),
     )
     parts = []
@@ -397,8 +418,9 @@ def run_backtest(
         sup["support_class"] = "supported"
         key = sup[[CELL_ID, c.wave]].merge(plan, on=[CELL_ID, c.wave], how="left")
         hit = key["n_thinned"].notna().to_numpy()
-        sup.loc[hit, "support_class"] = "sparse"
-        sup.loc[hit, "n_respondents"] = key.loc[hit, "n_thinned"].to_numpy(dtype=np.int64)
+        n_kept = key["n_thinned"].to_numpy()
+        sup.loc[hit, "support_class"] = np.where(n_kept[hit] > 0, "sparse", "empty")
+        sup.loc[hit, "n_respondents"] = n_kept[hit].astype(np.int64)
         syn = synthesize(thinned, frame, sup, run_cfg.with_(seed=_rep_seed(c.seed, rep)))
         syn.attrs = {}
         syn = sabotage(syn, thinned, c, bt.sabotage, _rep_seed(c.seed, rep))
