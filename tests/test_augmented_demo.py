@@ -175,7 +175,7 @@ def test_backtest_passes_against_the_truth(demo):
     assert gated.passed.all(), s
     assert (s.reference == "truth").all() and (s.sabotage == "none").all()
     r = res.query("select * from backtest_results")
-    assert set(r.n_thinned) == {0, 2, 3, 5} and r.replicate.nunique() == 2
+    assert set(r.n_thinned) == {2, 3, 5} and r.replicate.nunique() == 2
     assert r.true_value.notna().all()
 
 
@@ -192,3 +192,39 @@ def test_planted_broken_synthesizer_fails_the_backtest_gate(demo, tmp_path, how)
     s = broken.query("select * from backtest_summary")
     assert (s.sabotage == how).all()
     assert not s[(s.metric == "augmented_coverage") & (s.direction == ">=")].passed.iloc[0]
+
+
+def test_size_zero_gives_empty_cells_an_allowance_measured_on_emptied_cells(demo, tmp_path):
+    """With 0 in ss_backtest_sizes the back-test empties some cells in every wave; a cell without
+    respondents then takes the allowance of size 0 (B^2 = scale^2 max(beta^2, mu^2) for a single
+    cell), a cell with respondents that of the largest size >= 1 at or below its count."""
+    _work, vars_, res, _ = demo
+    shutil.copy(res.db_path, tmp_path / "warehouse.duckdb")
+    run = run_dbt(
+        tmp_path, vars={**vars_, "ss_backtest_sizes": [0, 2, 3, 5]}, select="backtest_results+"
+    )
+    assert run.ok, run.output[-5000:]
+    bt = run.query("select * from backtest_results")
+    emptied = bt[bt.n_thinned == 0]
+    assert len(emptied) and emptied.direct_estimate.isna().all()
+    assert (emptied.groupby("cell_id").wave.nunique() == bt.wave.nunique()).all()
+    allow = run.query("select * from augmented_error_allowance").set_index(
+        ["indicator", "n_thinned"]
+    )
+    de = run.query(
+        "select d.*, s.n_respondents as support_n from domain_estimates d join cell_support s"
+        " using (region, sector, size_band, wave) where d.domain_level = 'cell'"
+        " and d.n_synthetic > 0 and d.augmented_estimate is not null"
+    )
+    checked = 0
+    for n_resp, size in ((0, 0), (1, 2), (4, 3)):
+        rows = de[de.support_n == n_resp]
+        assert len(rows), n_resp
+        for r in rows.itertuples():
+            a = allow.loc[(r.indicator, size)]
+            scale = 1.0 if "=" in r.indicator else abs(r.augmented_estimate)
+            s = r.model_share_augmented
+            want = s * scale * np.sqrt(a.bias_mean**2 + a.excess_var)
+            assert r.augmented_bias_allowance == pytest.approx(want, rel=1e-6, abs=1e-12)
+            checked += 1
+    assert checked > 100

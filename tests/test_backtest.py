@@ -54,7 +54,7 @@ def test_config_from_vars_and_errors():
         BacktestConfig(sizes=(0,))
     with pytest.raises(BacktestConfigError, match="ss_backtest_sizes"):
         BacktestConfig(sizes=(-1, 2))
-    assert BacktestConfig.from_vars({}).sizes == (0, 2, 3, 5)
+    assert BacktestConfig.from_vars({"ss_backtest_sizes": [0, 2]}).sizes == (0, 2)
 
 
 def test_choose_cells_only_supported_everywhere(world):

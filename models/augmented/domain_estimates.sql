@@ -27,7 +27,7 @@
 {%- set share_good = var('ss_grade_share_se_good', 0.05) -%}
 {%- set share_caution = var('ss_grade_share_se_caution', 0.10) -%}
 {%- set z = 1.959963984540054 -%}
-{%- set sizes = (var('ss_backtest_sizes', [0, 2, 3, 5]) or [0, 2, 3, 5]) | map('int') | sort | list -%}
+{%- set sizes = (var('ss_backtest_sizes', [2, 3, 5]) or [2, 3, 5]) | map('int') | sort | list -%}
 {%- set positive_sizes = sizes | select('gt', 0) | list -%}
 {%- set t = surveysynth.as_text -%}
 {%- set dbl = surveysynth.type_double() -%}

@@ -668,8 +668,11 @@ class DbtFailed(RuntimeError):
     """The dbt build of a replicate built nothing; the message holds dbt's output."""
 
 
-def dbt_build(pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Path) -> Path:
-    """`dbt build` of domain_estimates and its parents on this sample, by vars; the DuckDB file."""
+def dbt_build(
+    pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Path, extra: dict | None = None
+) -> Path:
+    """`dbt build` of domain_estimates and its parents on this sample, by vars (``extra`` on top of
+    ``DBT_EXTRA``); the DuckDB file."""
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     sample[["unit_id", "wave", *pop.dims, pop.y, pop.flag]].to_parquet(data / "responses.parquet")
@@ -693,7 +696,9 @@ def dbt_build(pop: Population, sample: pd.DataFrame, m: int, seed: int, work: Pa
         "--indirect-selection",
         "cautious",
         "--vars",
-        json.dumps({**DEMO_VARS, **contract_vars(pop, m, seed, data), **DBT_EXTRA}),
+        json.dumps(
+            {**DEMO_VARS, **contract_vars(pop, m, seed, data), **DBT_EXTRA, **(extra or {})}
+        ),
     ]
     env = {
         **os.environ,
@@ -730,7 +735,8 @@ def dbt_cells(pop: Population, a: argparse.Namespace, rep: int) -> pd.DataFrame:
     and direct ones (pub_*, direct_*)."""
     seed = rep_seed(a.seed, rep)
     with tempfile.TemporaryDirectory(prefix="sae_dbt_") as tmp:
-        db = dbt_build(pop, draw(pop, seed), a.m, seed, Path(tmp))
+        extra = {"ss_backtest_sizes": a.backtest_sizes} if a.backtest_sizes else None
+        db = dbt_build(pop, draw(pop, seed), a.m, seed, Path(tmp), extra)
         with duckdb.connect(str(db), read_only=True) as con:
             return con.sql(
                 "select cell_id, indicator, augmented_estimate as estimate, augmented_se as se,"
@@ -879,6 +885,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="10 replicates")
     ap.add_argument("--dbt", type=int, default=2, help="samples also run through dbt (0: none)")
     ap.add_argument("--n-mc", type=int, default=100, help="bootstrap replicates of the EBP's MSE")
+    ap.add_argument(
+        "--backtest-sizes",
+        type=int,
+        nargs="+",
+        help="ss_backtest_sizes of the dbt builds (default: the project's; 0 empties cells)",
+    )
     a = ap.parse_args(argv)
     if a.quick:
         a.reps = min(a.reps, 10)

@@ -67,7 +67,7 @@ class BacktestConfig:
     """Back-test settings (vars ``ss_backtest_*``)."""
 
     n_cells: int = 24
-    sizes: tuple[int, ...] = (0, 2, 3, 5)
+    sizes: tuple[int, ...] = (2, 3, 5)
     repeats: int = 2
     max_records: int = 300
     sabotage: str = "none"
@@ -94,7 +94,7 @@ class BacktestConfig:
 
     @classmethod
     def from_vars(cls, v: Mapping[str, Any]) -> BacktestConfig:
-        sizes = v.get("ss_backtest_sizes") or [0, 2, 3, 5]
+        sizes = v.get("ss_backtest_sizes") or [2, 3, 5]
         if isinstance(sizes, (int, float)):
             sizes = [sizes]
         return cls(
