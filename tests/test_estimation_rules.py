@@ -225,3 +225,40 @@ def test_issue_domain_worked_example(shown):
         m.loc["margin_direct"].chosen == "direct"
         and m.loc["margin_augmented"].chosen == "augmented"
     )
+
+
+def test_composite_corr_counts_the_respondents_both_estimates_share(tmp_path):
+    """The augmented mean of a completed cell counts its respondents with the weight 1 - s, so its
+    error shares at least (1 - s) V_d with the direct one's: the correlation the composite uses is
+    at least (1 - s) sqrt(V_d / M_a), whatever the back-test measured (0 where it measured none).
+    Where the records' part is independent of the respondents (a = (1 - s) d + s m) that floor is
+    the exact correlation, and the composite's stated MSE is its true MSE, checked by simulation;
+    with rho 0 it would be stated far too small."""
+    v_d, m_a, s = 906.0**2, 1047.0**2, 0.55
+    cases = (
+        "('unmeasured', null, 0.55, 906e0 * 906e0, 1047e0 * 1047e0),"
+        " ('measured_above', 0.6, 0.55, 906e0 * 906e0, 1047e0 * 1047e0),"
+        " ('no_respondents', null, 1.0, 4.0, 1.0), ('capped', 0.1, 0.0, 100.0, 1.0)"
+    )
+    corr = "surveysynth.composite_corr('rho', 's', 'v_d', 'm_a')"
+    out = _show(
+        tmp_path,
+        f"select c, {{{{ {corr} }}}} as corr, "
+        f"{{{{ surveysynth.composite_phi('v_d', 'm_a', {corr}) }}}} as phi "
+        f"from (values {cases}) as t(c, rho, s, v_d, m_a)",
+    ).set_index("c")
+    floor = (1 - s) * np.sqrt(v_d / m_a)
+    assert float(out.loc["unmeasured", "corr"]) == pytest.approx(floor)
+    assert float(out.loc["measured_above", "corr"]) == pytest.approx(0.6)
+    assert float(out.loc["no_respondents", "corr"]) == 0.0
+    assert float(out.loc["capped", "corr"]) == pytest.approx(0.95)
+    # the simulation: d = theta + e_d, records' part m = theta + e_m independent of e_d
+    rng = np.random.default_rng(7)
+    v_m = (m_a - (1 - s) ** 2 * v_d) / s**2
+    e_d = rng.normal(0, np.sqrt(v_d), 400_000)
+    e_a = (1 - s) * e_d + s * rng.normal(0, np.sqrt(v_m), 400_000)
+    phi = float(out.loc["unmeasured", "phi"])
+    assert 0.0 < phi < 1.0
+    true_mse = float(np.mean((phi * e_d + (1 - phi) * e_a) ** 2))
+    assert _mse(phi, v_d, m_a, floor) == pytest.approx(true_mse, rel=0.01)
+    assert _mse(phi, v_d, m_a, 0.0) < 0.8 * true_mse  # what rho 0 stated

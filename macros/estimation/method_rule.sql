@@ -16,6 +16,19 @@
 {% endmacro %}
 
 
+{#- The correlation of the direct and augmented errors the composite uses: the back-test's measured
+    rho (0 where it measured none), but at least the part the two estimates share by construction.
+    The completed cell's mean counts its respondents with the weight 1 - s (s the model share)
+    and the records' part leans on the same respondents through the cell effect (a non-negative
+    covariance), so cov(e_d, e_a) >= (1 - s) V_d and rho >= (1 - s) sqrt(V_d / M_a); capped at
+    0.95 as the measured one. Without the floor a domain with many respondents and no back-test
+    (rho 0) got a composite whose MSE was far below both estimates' (docs/estimation.md). -#}
+{% macro composite_corr(rho, model_share, v_d, m_a) %}
+    {{ return('least(greatest(coalesce(' ~ rho ~ ', 0e0), case when ' ~ m_a ~ ' > 0 and ' ~ v_d
+        ~ ' >= 0 then (1e0 - ' ~ model_share ~ ') * sqrt(' ~ v_d ~ ' / ' ~ m_a ~ ') else 0e0 end), 0.95e0)') }}
+{% endmacro %}
+
+
 {#- MSE(phi) of the composite. -#}
 {% macro composite_mse(phi, v_d, m_a, rho) %}
     {{ return('(' ~ phi ~ ' * ' ~ phi ~ ' * ' ~ v_d ~ ' + (1e0 - ' ~ phi ~ ') * (1e0 - ' ~ phi ~ ') * ' ~ m_a

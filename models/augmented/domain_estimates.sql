@@ -13,7 +13,8 @@
                   scaled by the domain's model share;
       composite   (cells with a model part and a direct estimate) phi d + (1 - phi) a, with
                   phi = (M_a - C) / (M_a + V_d - 2 C) clipped to [0, 1], C = rho sqrt(V_d M_a), rho
-                  the back-test's correlation of the two errors.
+                  the back-test's correlation of the two errors, at least (1 - s) sqrt(V_d / M_a)
+                  (the respondents both estimates count; macro composite_corr).
     V_d and M_a are df-penalised, (t_df / z)^2 times the variance, so that a method is not chosen for
     a variance estimate that happened to come out small from few degrees of freedom. The smallest of
     V_d, M_a and the composite's M_c is published; with the interval's width too wide for
@@ -439,7 +440,8 @@ penalised as (
     select
         floored.*,
         power(t_direct / {{ z }}e0, 2) * v_direct as v_direct_pen,
-        power(t_augmented / {{ z }}e0, 2) * mse_augmented as mse_augmented_pen
+        power(t_augmented / {{ z }}e0, 2) * mse_augmented as mse_augmented_pen,
+        {{ surveysynth.composite_corr('error_corr', 'model_share_augmented', 'v_direct', 'mse_augmented') }} as corr_composite
     from floored
 
 ),
@@ -450,7 +452,7 @@ weighted as (
 
     select
         penalised.*,
-        {{ surveysynth.composite_phi('v_direct_pen', 'mse_augmented_pen', 'error_corr',
+        {{ surveysynth.composite_phi('v_direct_pen', 'mse_augmented_pen', 'corr_composite',
             "domain_level = 'cell' and model_share_augmented > 0") }} as phi_opt
     from penalised
 
@@ -483,11 +485,11 @@ published as (
             when 'direct' then direct_se_pub
             when 'augmented' then sqrt(mse_augmented)
             when 'composite' then sqrt(greatest(
-                {{ surveysynth.composite_mse('phi_opt', 'v_direct', 'mse_augmented', 'error_corr') }}, 0e0))
+                {{ surveysynth.composite_mse('phi_opt', 'v_direct', 'mse_augmented', 'corr_composite') }}, 0e0))
         end as rmse,
         -- ... and the penalised one the composite's interval uses with z
         case when chosen = 'composite' then sqrt(greatest(
-            {{ surveysynth.composite_mse('phi_opt', 'v_direct_pen', 'mse_augmented_pen', 'error_corr') }}, 0e0))
+            {{ surveysynth.composite_mse('phi_opt', 'v_direct_pen', 'mse_augmented_pen', 'corr_composite') }}, 0e0))
         end as rmse_pen
     from decided
 
