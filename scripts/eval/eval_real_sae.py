@@ -785,7 +785,31 @@ def published_targets(pop: Population, rows: pd.DataFrame) -> list[tuple[str, bo
             print(f"{cls:>5} | " + " | ".join(cells))
             if "published" in part.index:
                 out += _published_checks(pop, rows, target, cls, part.loc["published"])
+    _empty_by_population(pop, rows)
     return out
+
+
+def _empty_by_population(pop: Population, rows: pd.DataFrame) -> None:
+    """Report only: the published intervals of empty domains by the domain's population N. A
+    share of N <= 3 units takes at most 4 values, and a 95% interval of its predictive
+    distribution is most often the whole [0, 1]: such domains cover (nearly) always."""
+    N = domains(pop).set_index("cell_id")["N"]
+    r = rows[(rows["method"] == "published") & (rows["n"] == 0)].copy()
+    r["N"] = r["cell_id"].map(N)
+    r["covered"] = (r["ci_low"] <= r["truth"] + 1e-12) & (r["truth"] <= r["ci_high"] + 1e-12)
+    r["whole"] = (r["ci_low"] <= 1e-9) & (r["ci_high"] >= 1 - 1e-9)
+    print(f"\n{pop.name}: published intervals of empty domains by the domain's population N")
+    for target in ("mean", "share"):
+        for label, sel in (("N <= 3", r["N"] <= 3), ("N > 3", r["N"] > 3)):
+            g = r[(r["target"] == target) & sel]
+            if g.empty:
+                continue
+            whole = (
+                f", {g['whole'].mean():.3f} of them the whole [0, 1]" if target == "share" else ""
+            )
+            print(
+                f"  {target}s, {label}: coverage {g['covered'].mean():.3f} ({len(g)} rows{whole})"
+            )
 
 
 def _published_checks(pop, rows, target, cls, pub) -> list[tuple[str, bool]]:
