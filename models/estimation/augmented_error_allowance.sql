@@ -10,7 +10,10 @@
     full-sample estimate, whose variance v_ref is then subtracted); T_r = augmented_se^2. Errors
     are absolute for shares and relative to |reference| for means (scale), so that cells of
     different size pool. Then, over the rows of an indicator x size:
-      bias_mean    mean(e_r / s_r): the systematic error of the model part per unit of model share
+      bias_mean    mean(e_r / s_r), shrunk for its own noise: sign(b) sqrt(max(0, b^2 - var(e/s) / n)),
+                   b the raw mean (bias_raw): the systematic error of the model part per unit of
+                   model share (b^2 alone overstates the squared bias by var / n, much over the
+                   few rows of a survey with few supported cells)
       excess_ms    max(0, mean((e_r^2 - T_r - v_ref) / s_r^2)): the squared error of the model
                    part beyond what Rubin's variance already counts, per unit of model share^2
       excess_var   max(0, excess_ms - bias_mean^2): the part of it that varies between cells
@@ -87,23 +90,53 @@ rows_ as (
 
 ),
 
-final as (
+moments as (
 
     select
         indicator,
         max(measure) as measure,
         n_thinned,
-        case when max(measure) = 'share' then 'absolute' else 'relative' end as error_scale,
         count(*) as n_rows,
         avg(s) as mean_model_share,
-        avg(e / s) as bias_mean,
+        avg(e / s) as bias_raw,
+        coalesce(var_samp(e / s), 0e0) / count(*) as bias_raw_var,
         greatest(avg((e * e - t_var - ref_var) / (s * s)), 0e0) as excess_ms,
-        greatest(greatest(avg((e * e - t_var - ref_var) / (s * s)), 0e0) - power(avg(e / s), 2), 0e0) as excess_var,
         least(greatest(coalesce(corr(e, d), 0e0), 0e0), 0.95e0) as error_corr,
         sqrt(avg(e * e)) as rmse_augmented,
         sqrt(avg(d * d)) as rmse_direct
     from rows_
     group by indicator, n_thinned
+
+),
+
+{#- the squared mean error over a few rows overstates the squared bias by its own variance
+    (E mean^2 = mu^2 + var / n): the bias is shrunk to sign(mean) sqrt(max(0, mean^2 - var / n)) -#}
+debiased as (
+
+    select
+        moments.*,
+        sign(bias_raw) * sqrt(greatest(bias_raw * bias_raw - bias_raw_var, 0e0)) as bias_mean
+    from moments
+
+),
+
+final as (
+
+    select
+        indicator,
+        measure,
+        n_thinned,
+        case when measure = 'share' then 'absolute' else 'relative' end as error_scale,
+        n_rows,
+        mean_model_share,
+        bias_mean,
+        bias_raw,
+        excess_ms,
+        greatest(excess_ms - bias_mean * bias_mean, 0e0) as excess_var,
+        error_corr,
+        rmse_augmented,
+        rmse_direct
+    from debiased
 
 )
 
@@ -117,6 +150,7 @@ select
     cast(null as {{ dbt.type_bigint() }}) as n_rows,
     cast(null as {{ surveysynth.type_double() }}) as mean_model_share,
     cast(null as {{ surveysynth.type_double() }}) as bias_mean,
+    cast(null as {{ surveysynth.type_double() }}) as bias_raw,
     cast(null as {{ surveysynth.type_double() }}) as excess_ms,
     cast(null as {{ surveysynth.type_double() }}) as excess_var,
     cast(null as {{ surveysynth.type_double() }}) as error_corr,
