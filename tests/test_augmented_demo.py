@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -228,3 +229,41 @@ def test_size_zero_gives_empty_cells_an_allowance_measured_on_emptied_cells(demo
             assert r.augmented_bias_allowance == pytest.approx(want, rel=1e-6, abs=1e-12)
             checked += 1
     assert checked > 100
+
+
+def test_allowance_bias_is_freed_of_its_own_noise(demo, tmp_path):
+    """augmented_error_allowance's bias is sign(b) sqrt(max(0, b^2 - var(e/s) / n)), b the mean of
+    e / s over an indicator x size's rows: planted errors with no systematic part (mean 0, large
+    noise) give a bias near 0 although their raw mean is not 0; a planted shift survives."""
+    _work, vars_, res, _ = demo
+    shutil.copy(res.db_path, tmp_path / "warehouse.duckdb")
+    rng = np.random.default_rng(11)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        bt = con.sql("select * from backtest_results").df()
+        shift = np.where(bt.indicator == "employees", 0.3, 0.0)  # relative error, employees only
+        noise = rng.normal(0.0, 0.2, len(bt))
+        scale = np.where(bt.measure == "share", 1.0, bt.true_value.abs())
+        bt["augmented_estimate"] = bt.true_value + (shift + noise) * scale
+        con.register("planted", bt)
+        con.sql("create or replace table backtest_results as select * from planted")
+    run = run_dbt(tmp_path, vars=vars_, select="augmented_error_allowance", command="run")
+    assert run.ok, run.output[-5000:]
+    got = run.query("select * from augmented_error_allowance").set_index(["indicator", "n_thinned"])
+    ok = bt.augmented_se.notna() & (bt.n_population > bt.n_thinned)
+    d = bt[ok].assign(s=lambda x: (x.n_population - x.n_thinned) / x.n_population)
+    d["r"] = (
+        (d.augmented_estimate - d.true_value)
+        / np.where(d.measure == "share", 1.0, d.true_value.abs())
+        / d.s
+    )
+    for (ind, n), g in d.groupby(["indicator", "n_thinned"]):
+        b, v = g.r.mean(), g.r.var(ddof=1) / len(g)
+        want = np.sign(b) * np.sqrt(max(b * b - v, 0.0))
+        row = got.loc[(ind, n)]
+        assert row.bias_raw == pytest.approx(b, rel=1e-9, abs=1e-12)
+        assert row.bias_mean == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert row.excess_var == pytest.approx(max(row.excess_ms - want**2, 0.0), abs=1e-12)
+        if ind == "employees":
+            assert row.bias_mean > 0.2  # a real shift is kept
+        else:
+            assert abs(row.bias_mean) < abs(b) + 1e-12 and abs(row.bias_mean) < 0.1
