@@ -162,6 +162,10 @@ def test_one_recommended_estimate_and_the_method_policy(demo):
     sh = pub[pub.measure == "share"]
     assert ((sh.ci_low >= 0) & (sh.ci_high <= 1)).all()
     assert ((pub.ci_low <= pub.estimate + 1e-9) & (pub.estimate <= pub.ci_high + 1e-9)).all()
+    # a share that rests partly on the model is never stated exactly (implicates that agree,
+    # with no bias allowance, once gave margins zero-width intervals)
+    modelled = sh[sh.model_share > 0]
+    assert len(modelled) and (modelled.ci_high > modelled.ci_low).all()
     s = de[de.method == "suppressed"]
     assert s.estimate.isna().all() and (s.grade == "not_published").all() and s.reason.notna().all()
     # sparse cells are published mostly through the model (augmented or composite)

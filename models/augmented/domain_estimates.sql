@@ -336,10 +336,12 @@ joined as (
             then rv.rv_pool * direct.estimate * direct.estimate
                 * (1e0 - cast(direct.n_respondents as {{ dbl }}) / direct.n_population) / direct.n_respondents
         end as v_direct_gvf,
-        -- a share of a completed cell: the predictive variance of its records' part,
+        -- a share of a domain with a model part: the predictive variance of its records' part,
         -- s^2 q~ (1 - q~) / (N - n), q~ = (N q + 1/2) / (N + 1), a floor under Rubin's T, which m
-        -- implicates leave at 0 whenever they happen to agree (often, in a small cell)
-        case when direct.domain_level = 'cell' and direct.measure = 'share' and da.w_syn > 0 and da.w_all > 0
+        -- implicates leave at 0 whenever they happen to agree (often, in a small cell or a rare
+        -- level). Over several cells it takes one q for all, which bounds the sum over the cells
+        -- of their binomial variances from above
+        case when direct.measure = 'share' and da.w_syn > 0 and da.w_all > 0
             and direct.n_population > direct.n_respondents
             then power(da.w_syn / da.w_all, 2) / (direct.n_population - direct.n_respondents)
                 * (direct.n_population * augmented.estimate + 0.5e0) / (direct.n_population + 1e0)
