@@ -104,17 +104,22 @@ def stats_bounds(cfg):
 
 
 def test_implicate_spread_grows_with_the_noise(world):
-    """A cell without a direct estimate: its mean of v drawn over 200 implicates spreads wider
-    at epsilon 0.5 than at epsilon 8, and the split of the residual variance between the cells'
-    spread and the within-cell variance is drawn, not plugged in (its posterior is wide when
-    few cells have a direct estimate)."""
+    """Cells without a direct estimate: their means of v drawn over 200 implicates spread wider
+    at epsilon 0.5 than at epsilon 8 (the median over those cells of each cell's spread), and
+    the split of the residual variance between the cells' spread and the within-cell variance
+    is drawn, not plugged in (its posterior is wide when few cells have a direct estimate).
+    The median, not one cell: the DP noise cannot be seeded, and one cell's spread at 0.5 fell
+    below its spread at 8 in one fit of 12 (0.62 against 0.74); the medians were 1.3-3.3
+    against 0.67-0.94 over the same 12 fits."""
     sd = {}
     fits = {eps: _fit(world, eps)[1].mean_fit["turnover"] for eps in (0.5, 8.0)}
-    # the same cell at both epsilons (the noise decides which cells have a direct estimate)
-    cell = int(np.flatnonzero(~fits[0.5].has & ~fits[8.0].has)[0])
+    # the same cells at both epsilons (the noise decides which cells have a direct estimate)
+    cells = np.flatnonzero(~fits[0.5].has & ~fits[8.0].has)
+    assert len(cells) > 100
     for eps, mf in fits.items():
         rng = np.random.default_rng(3)
-        draws = np.array([mf.draw(rng)[0][cell] for _ in range(200)])
-        sd[eps] = (draws.std(), float(np.sqrt(mf.weights @ (mf.grid - mf.f_mean()) ** 2)))
+        draws = np.array([mf.draw(rng)[0][cells] for _ in range(200)])
+        spread = float(np.median(draws.std(axis=0)))
+        sd[eps] = (spread, float(np.sqrt(mf.weights @ (mf.grid - mf.f_mean()) ** 2)))
     assert sd[0.5][0] > sd[8.0][0], sd
     assert sd[0.5][1] > 0.15, sd
