@@ -6,7 +6,9 @@
     Domains and indicators are those of direct_estimates (each cell, each cell dimension, each pair
     of cell dimensions, ss_estimation_domains, national; means of numeric outcomes and shares of
     every level). For each row:
-      direct      the direct estimate (direct_estimates), variance v_d = se_d^2;
+      direct      the direct estimate (direct_estimates), variance v_d = se_d^2; the mean of an
+                  outcome with a ratio auxiliary (ss_ratio_estimators) is the ratio estimator's,
+                  (sum w y / sum w x) X_d / N_d, which uses the register's known total X_d;
       augmented   the estimate macro over augmented_microdata (Rubin's rule, Barnard-Rubin df), with
                   MSE_a = T + B^2, B^2 the bias allowance the back-test measured for the model part
                   (augmented_error_allowance, by indicator and the respondents a completed cell has),
@@ -32,6 +34,8 @@
 {%- set positive_sizes = sizes | select('gt', 0) | list -%}
 {%- set t = surveysynth.as_text -%}
 {%- set dbl = surveysynth.type_double() -%}
+{%- set ratio_ys = [] -%}
+{%- for y in surveysynth.ratio_estimators().keys() %}{% do ratio_ys.append(surveysynth.ident_name(y)) %}{% endfor -%}
 {#- the cells whose relvariance is pooled for the direct SE of a cell mean: the dimensions of
     ss_direct_se_pool_by that are cell dimensions (the rest ignored, so that the demo's default
     does not bind other surveys) -#}
@@ -54,10 +58,28 @@
 -- depends_on: {{ ref('augmented_margin_check') }}
 -- depends_on: {{ ref('augmented_calibration_convergence') }}
 
+{#- the direct mean of an outcome with a ratio auxiliary is the ratio estimate of its total over
+    the domain's population count: a linear rescaling of the ratio row, so its SE, interval (t on
+    the log scale), df and cv carry over. On the demo's turnover it cuts the direct RMSE of supported
+    cells about six-fold: the register's turnover tells of the large businesses the sample missed. -#}
+{%- set direct_cols = dims + ['cell_id', 'domain_level', 'wave', 'indicator', 'auxiliary', 'cv', 'df', 'interval_method', 'n_kish', 'n_respondents', 'n_population', 'grade', 'grade_reason'] %}
+
 with direct as (
 
-    select * from {{ ref('direct_estimates') }}
-    where measure in ('mean', 'share')
+    select {% for c in direct_cols %}{{ c }}, {% endfor %}measure, estimate, se, ci_low, ci_high
+    from {{ ref('direct_estimates') }}
+    where measure = 'share'
+        or (measure = 'mean'{% if ratio_ys %} and indicator not in ({% for y in ratio_ys %}{{ surveysynth.sql_literal(y) }}{{ ', ' if not loop.last }}{% endfor %}){% endif %})
+    {% if ratio_ys -%}
+    union all
+    select {% for c in direct_cols %}{{ c }}, {% endfor %}'mean' as measure,
+        estimate / n_population as estimate,
+        se / n_population as se,
+        ci_low / n_population as ci_low,
+        ci_high / n_population as ci_high
+    from {{ ref('direct_estimates') }}
+    where measure = 'ratio' and n_population > 0
+    {%- endif %}
 
 ),
 
