@@ -7,11 +7,14 @@ for synthetic rows in the sampler, so a model fitted on real answers is applied 
 synthetic ones without any mismatch:
 
 * auxiliary or numeric outcome: the value on its link scale (log of a positive register,
-  the outcome's own link), standardised and clamped to the range seen in the fit (no slope
-  is extrapolated beyond the respondents), plus hinge functions max(0, x - k) at its
+  the outcome's own link), standardised, plus hinge functions max(0, x - k) at its
   weighted quartiles, so a conditional mean may bend (a piecewise-linear spline); a
   numeric outcome also gets one indicator per spike value (a point mass such as 0 or 40
-  hours) and one for "missing";
+  hours) and one for "missing". An earlier outcome is clamped to the range seen in the fit
+  (a synthetic value is not extrapolated along its slope). A register auxiliary is not: it
+  is known for every unit, and its largest units are those a sample most often misses (a
+  business register's largest firms, a country's largest communes), so beyond the
+  respondents the spline goes on with its last segment's slope;
 * discrete outcome: one indicator per level after the first, and one for "missing".
 
 Missing values enter as 0 with their indicator, so a structural skip (hours missing when
@@ -47,8 +50,8 @@ class Source:
     spikes: tuple[float, ...] = ()
     cuts: tuple[tuple[str, float], ...] = ()  # (below | above, value): a skip's side
     has_missing: bool = False
-    low: float = -np.inf  # standardised range seen in the fit: synthetic and frame values
-    high: float = np.inf  # are clamped to it, so no slope is extrapolated
+    low: float = -np.inf  # standardised range seen in the fit: synthetic values of an
+    high: float = np.inf  # earlier outcome are clamped to it (auxiliaries: +-inf, not clamped)
 
     @property
     def names(self) -> list[str]:
@@ -130,8 +133,8 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
         scale=scale,
         knots=knots,
         has_missing=missing,
-        low=float(std.min()),
-        high=float(std.max()),
+        low=float(std.min()) if kind != "aux" else -np.inf,
+        high=float(std.max()) if kind != "aux" else np.inf,
         **extra,
     )
 
