@@ -77,7 +77,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -124,6 +124,8 @@ class Population:
     model_x: list[str]
     fraction: float
     about: str
+    #: the register auxiliary of a ratio estimator of y (ss_ratio_estimators), or None
+    ratio: str | None = None
 
 
 def _finish(units: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
@@ -233,10 +235,46 @@ def eusilc() -> Population:
     )
 
 
+def belgian_income() -> Population:
+    """The Belgian communes with a skewed total as the target, as a business survey's turnover:
+    the commune's total taxable income, with its population (Tot04, on the register) as the
+    auxiliary of a ratio estimator. A domain's mean is dominated by its few large communes."""
+    pop = belgian()
+    b = load("belgianmunicipalities")
+    units = pop.units.assign(income=b["TaxableIncome"].astype(float).to_numpy())
+    return replace(
+        pop,
+        name="belgian_income",
+        units=units,
+        y="income",
+        ratio="Tot04",
+        about="total taxable income (EUR; ratio estimator on Tot04) / median income above the "
+        "national median",
+    )
+
+
+def swiss_area() -> Population:
+    """The Swiss municipalities with the building area (m2, a skewed total) as the target and the
+    population (POPTOT, on the register) as the auxiliary of a ratio estimator."""
+    pop = swiss()
+    s = load("swissmunicipalities")
+    units = pop.units.assign(area=s["Airbat"].astype(float).to_numpy())
+    return replace(
+        pop,
+        name="swiss_area",
+        units=units,
+        y="area",
+        ratio="POPTOT",
+        about="building area (ha; ratio estimator on POPTOT) / share aged 65+ above the median",
+    )
+
+
 POPULATIONS: dict[str, Callable[[], Population]] = {
     "swiss": swiss,
     "belgian": belgian,
     "eusilc": eusilc,
+    "belgian_income": belgian_income,
+    "swiss_area": swiss_area,
 }
 
 
@@ -288,7 +326,7 @@ def contract_vars(pop: Population, m: int, seed: int, data: Path | None = None) 
         "ss_frame_auxiliaries": pop.register,
         "ss_quasi_identifiers": pop.dims,
         "ss_sensitive": [pop.y],
-        "ss_ratio_estimators": {},
+        "ss_ratio_estimators": {pop.y: pop.ratio} if pop.ratio else {},
         "ss_sdc_tables": [],
         "ss_synth_rules": [],
         "ss_fidelity_regression": None,
