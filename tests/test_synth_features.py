@@ -5,8 +5,11 @@ earlier outcome's synthetic value is clamped to the respondents' range."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from surveysynth.contract.config import OutcomeSpec
+from surveysynth.contract.config import OutcomeSpec, SynthConfig
+from surveysynth.contract.inputs import support_table
+from surveysynth.synthesis.api import synthesize
 from surveysynth.synthesis.features import learn_numeric, source_columns
 
 
@@ -37,3 +40,55 @@ def test_earlier_outcome_is_clamped_to_the_fit_range():
     big = np.array([x.max(), 10 * x.max()])
     cols = np.column_stack(source_columns(src, big))
     np.testing.assert_allclose(cols[0], cols[1], rtol=1e-12)
+
+
+def _register_world(seed: int = 4) -> dict:
+    """Six regions of 60 businesses; each answers with its 8 smallest (a register x, turnover
+    0.1 x with 10% noise): the other 52 include businesses up to ~20x the largest that answered."""
+    rng = np.random.default_rng(seed)
+    frame, resp = [], []
+    for r in range(6):
+        x = np.sort(np.exp(rng.normal(5.0, 1.2, 60)))
+        ids = [f"r{r}u{i:02d}" for i in range(60)]
+        frame.append(pd.DataFrame({"unit": ids, "region": f"r{r}", "reg_x": x}))
+        y = 0.1 * x[:8] * np.exp(rng.normal(0.0, 0.1, 8))
+        resp.append(
+            pd.DataFrame(
+                {
+                    "unit": ids[:8],
+                    "period": 1,
+                    "region": f"r{r}",
+                    "weight": 7.5,
+                    "reg_x": x[:8],
+                    "turnover": y,
+                }
+            )
+        )
+    config = SynthConfig.from_vars(
+        {
+            "ss_unit_id": "unit",
+            "ss_wave": "period",
+            "ss_cell_dims": ["region"],
+            "ss_design_weight": "weight",
+            "ss_outcomes": {"turnover": {"type": "continuous", "min": 0}},
+            "ss_frame_auxiliaries": ["reg_x"],
+            "ss_seed": 7,
+        }
+    )
+    frame, responses = pd.concat(frame, ignore_index=True), pd.concat(resp, ignore_index=True)
+    support = support_table(responses, config, frame=frame)
+    return {"responses": responses, "frame": frame, "support": support, "config": config}
+
+
+def test_records_beyond_the_register_range_follow_the_register():
+    """Non-respondents whose register is over twice the largest respondent's: their synthetic
+    turnover follows 0.1 x (median ratio within 30%), not the respondents' range (capped there,
+    the ratio's median was 0.22)."""
+    w = _register_world()
+    syn = synthesize(w["responses"], w["frame"], w["support"], w["config"])
+    syn = syn[syn["is_synthetic"]]
+    top = w["responses"]["reg_x"].max()
+    far = syn[syn["reg_x"] > 2 * top]
+    assert len(far) > 100
+    ratio = (far["turnover"] / (0.1 * far["reg_x"])).median()
+    assert 0.7 < ratio < 1.3, ratio

@@ -56,6 +56,13 @@ Populations (scripts/eval/real_data.py fetches them from the Debian archive):
            ignored); domains state x age band x sex (108), strata the 9 states, 1.5% sampled;
            target equivalised income and the at-risk-of-poverty share (below 60% of the
            median); registers age, household size
+  belgian_income  the Belgian communes with the commune's total taxable income as the mean's
+           target (skewed: Antwerp's is 5.4e9 EUR, the median commune's 1.3e8), and its population
+           Tot04 as the auxiliary of a ratio estimator (ss_ratio_estimators), as a business
+           survey's turnover with the register's: the published direct mean is then the ratio
+           estimator's (the library path's direct stays Hajek)
+  swiss_area  the Swiss municipalities with the building area (ha) as the mean's target and the
+           population POPTOT as the ratio auxiliary
 
     .venv/bin/python scripts/eval/eval_real_sae.py                  # swiss and belgian, 100 reps
     .venv/bin/python scripts/eval/eval_real_sae.py --quick          # 10 reps

@@ -51,7 +51,8 @@ class Source:
     cuts: tuple[tuple[str, float], ...] = ()  # (below | above, value): a skip's side
     has_missing: bool = False
     low: float = -np.inf  # standardised range seen in the fit: synthetic values of an
-    high: float = np.inf  # earlier outcome are clamped to it (auxiliaries: +-inf, not clamped)
+    high: float = np.inf  # earlier outcome are clamped to it
+    clamp: bool = True  # False for a register auxiliary: its spline goes on beyond the range
 
     @property
     def names(self) -> list[str]:
@@ -133,8 +134,9 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
         scale=scale,
         knots=knots,
         has_missing=missing,
-        low=float(std.min()) if kind != "aux" else -np.inf,
-        high=float(std.max()) if kind != "aux" else np.inf,
+        low=float(std.min()),
+        high=float(std.max()),
+        clamp=kind != "aux",
         **extra,
     )
 
@@ -149,9 +151,12 @@ def learn_discrete(column: str, o: OutcomeSpec, present: np.ndarray) -> Source:
     )
 
 
-def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
+def source_columns(
+    source: Source, values: np.ndarray, clamp: bool | None = None
+) -> list[np.ndarray]:
     """The feature columns of one source for raw ``values`` (float array for numeric
-    sources, integer level codes with -1 for missing for discrete ones)."""
+    sources, integer level codes with -1 for missing for discrete ones). ``clamp`` overrides
+    the source's own choice (True: every numeric source clamped to the fit's range)."""
     if source.kind == "discrete":
         code = values
         cols = [(code == j).astype(float) for j in range(1, len(source.levels))]
@@ -160,7 +165,9 @@ def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
         return cols
     z = numeric_link_values(values, source)
     ok = np.isfinite(z)
-    s = np.where(ok, np.clip((z - source.center) / source.scale, source.low, source.high), 0.0)
+    s = np.where(ok, (z - source.center) / source.scale, 0.0)
+    if source.clamp if clamp is None else clamp:
+        s = np.clip(s, source.low, source.high)
     cols = [s]
     for k in source.knots:
         cols.append(np.where(ok, np.maximum(s - k, 0.0), 0.0))
@@ -174,15 +181,20 @@ def source_columns(source: Source, values: np.ndarray) -> list[np.ndarray]:
 
 
 def design(
-    sources: list[Source], values: dict[str, np.ndarray], n: int, order: str = "C"
+    sources: list[Source],
+    values: dict[str, np.ndarray],
+    n: int,
+    order: str = "C",
+    clamp: bool | None = None,
 ) -> np.ndarray:
     """The design matrix (no intercept) of ``sources`` for rows whose raw values are in
     ``values`` (column -> array). ``order="F"`` stores it column by column: the sampler
     reads it a column at a time (the fit's matrix products keep the row-major layout their
-    sums were fixed with)."""
+    sums were fixed with). ``clamp=True`` clamps every numeric source to the fit's range,
+    register auxiliaries too (the sampler's reference for how far they extrapolate)."""
     cols: list[np.ndarray] = []
     for s in sources:
-        cols.extend(source_columns(s, values[s.column]))
+        cols.extend(source_columns(s, values[s.column], clamp))
     out = np.empty((n, len(cols)), order=order)
     for j, c in enumerate(cols):
         out[:, j] = c
