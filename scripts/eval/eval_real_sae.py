@@ -242,38 +242,28 @@ def eusilc() -> Population:
     )
 
 
+def _with_total(pop: Population, name: str, dataset: str, column: str, ratio: str, about: str):
+    """``pop`` with the census table's skewed total ``column`` as the mean's target and the
+    register column ``ratio`` as the auxiliary of a ratio estimator of it."""
+    units = pop.units.assign(total=load(dataset)[column].astype(float).to_numpy())
+    return replace(pop, name=name, units=units, y="total", ratio=ratio, about=about)
+
+
 def belgian_income() -> Population:
     """The Belgian communes with a skewed total as the target, as a business survey's turnover:
     the commune's total taxable income, with its population (Tot04, on the register) as the
     auxiliary of a ratio estimator. A domain's mean is dominated by its few large communes."""
-    pop = belgian()
-    b = load("belgianmunicipalities")
-    units = pop.units.assign(income=b["TaxableIncome"].astype(float).to_numpy())
-    return replace(
-        pop,
-        name="belgian_income",
-        units=units,
-        y="income",
-        ratio="Tot04",
-        about="total taxable income (EUR; ratio estimator on Tot04) / median income above the "
-        "national median",
+    about = "total taxable income (EUR; ratio estimator on Tot04) / median income above median"
+    return _with_total(
+        belgian(), "belgian_income", "belgianmunicipalities", "TaxableIncome", "Tot04", about
     )
 
 
 def swiss_area() -> Population:
-    """The Swiss municipalities with the building area (m2, a skewed total) as the target and the
+    """The Swiss municipalities with the building area (ha, a skewed total) as the target and the
     population (POPTOT, on the register) as the auxiliary of a ratio estimator."""
-    pop = swiss()
-    s = load("swissmunicipalities")
-    units = pop.units.assign(area=s["Airbat"].astype(float).to_numpy())
-    return replace(
-        pop,
-        name="swiss_area",
-        units=units,
-        y="area",
-        ratio="POPTOT",
-        about="building area (ha; ratio estimator on POPTOT) / share aged 65+ above the median",
-    )
+    about = "building area (ha; ratio estimator on POPTOT) / share aged 65+ above the median"
+    return _with_total(swiss(), "swiss_area", "swissmunicipalities", "Airbat", "POPTOT", about)
 
 
 POPULATIONS: dict[str, Callable[[], Population]] = {
