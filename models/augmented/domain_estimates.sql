@@ -73,12 +73,12 @@ with direct as (
     {% if ratio_ys -%}
     union all
     select {% for c in direct_cols %}{{ c }}, {% endfor %}'mean' as measure,
-        estimate / n_population as estimate,
-        se / n_population as se,
-        ci_low / n_population as ci_low,
-        ci_high / n_population as ci_high
+        estimate / nullif(n_population, 0) as estimate,
+        se / nullif(n_population, 0) as se,
+        ci_low / nullif(n_population, 0) as ci_low,
+        ci_high / nullif(n_population, 0) as ci_high
     from {{ ref('direct_estimates') }}
-    where measure = 'ratio' and n_population > 0
+    where measure = 'ratio'
     {%- endif %}
 
 ),
