@@ -349,7 +349,10 @@ joined as (
         case when da.w_syn > 0 then da.w_corr / da.w_syn else 0e0 end as error_corr,
         coalesce(da.n_unmeasured, 0) as n_unmeasured,
         -- the direct variance the completed cell's unit variance implies, S^2 N / (N - 1) (1 - n/N) / n
+        -- (the Hajek mean's: not for a ratio outcome, whose variance is the residuals' y - R x,
+        -- floored by the pooled relvariance of its own rows above)
         case when direct.n_respondents >= 1 and direct.n_population > direct.n_respondents
+            {%- if ratio_ys %} and direct.indicator not in ({% for y in ratio_ys %}{{ surveysynth.sql_literal(y) }}{{ ', ' if not loop.last }}{% endfor %}){% endif %}
             then cuv.s2 * direct.n_population / (direct.n_population - 1e0)
                 * (1e0 - cast(direct.n_respondents as {{ dbl }}) / direct.n_population) / direct.n_respondents
         end as v_direct_model,

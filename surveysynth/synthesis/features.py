@@ -14,7 +14,9 @@ synthetic ones without any mismatch:
   (a synthetic value is not extrapolated along its slope). A register auxiliary is not: it
   is known for every unit, and its largest units are those a sample most often misses (a
   business register's largest firms, a country's largest communes), so beyond the
-  respondents the spline goes on with its last segment's slope;
+  respondents the spline goes on with its last segment's slope, for as far again as the
+  range the fit saw (a register value far outside, say a 0 under a log, is not extrapolated
+  without end);
 * discrete outcome: one indicator per level after the first, and one for "missing".
 
 Missing values enter as 0 with their indicator, so a structural skip (hours missing when
@@ -168,6 +170,9 @@ def source_columns(
     s = np.where(ok, (z - source.center) / source.scale, 0.0)
     if source.clamp if clamp is None else clamp:
         s = np.clip(s, source.low, source.high)
+    else:  # a register goes on beyond the fit's range, up to that range's width again
+        width = source.high - source.low
+        s = np.clip(s, source.low - width, source.high + width)
     cols = [s]
     for k in source.knots:
         cols.append(np.where(ok, np.maximum(s - k, 0.0), 0.0))
