@@ -332,3 +332,20 @@ def test_second_dataset_full_build_by_vars_alone(tmp_path):
     assert len(syn) > 0 and {"yield_t", "irrigated", "soil", "county", "crop"} <= set(syn.columns)
     est = res.query("select * from domain_estimates where county is not null and crop is not null")
     assert set(est["method"]) >= {"direct", "augmented"}
+
+
+def test_ratio_auxiliary_missing_in_the_frame_fails_the_build(tmp_path):
+    """The demo's ratio estimator (turnover on register_turnover) needs the register for every
+    unit: planted, one frame unit without it fails ratio_auxiliaries_known and names the unit; the
+    clean frame passes it."""
+    frame = _frame()
+    resp = _responses(frame)
+    ok = run_dbt(tmp_path / "a", vars=_write(tmp_path / "in_a", resp, frame), select=STAGING)
+    assert ok.ok, ok.output
+    assert ok.statuses().get("surveysynth_ratio_auxiliaries_known_stg_frame_") == "pass"
+    bad = frame.copy()
+    bad.loc[5, "register_turnover"] = None
+    res = run_dbt(tmp_path / "b", vars=_write(tmp_path / "in_b", resp, bad), select=STAGING)
+    assert not res.ok
+    assert "ratio_auxiliaries_known FAILED" in res.output and "U005" in res.output
+    assert "ss_ratio_estimators" in res.output
