@@ -300,18 +300,14 @@ def test_direct_mean_of_a_ratio_outcome_is_the_ratio_estimate(demo):
                      ("direct_ci_high", "ci_high_src")):  # fmt: skip
             np.testing.assert_allclose(both[a], both[b] / n, rtol=1e-9)
     cells = di[(di.domain_level == "cell") & (di.indicator == "turnover")]
-    wide = cells.pivot_table(index=["region", "sector", "size_band", "wave"], columns="measure",
-                             values="estimate").reset_index()  # fmt: skip
-    n_pop = cells[cells.measure == "ratio"].set_index(["region", "sector", "size_band", "wave"])
-    wide["ratio"] = (
-        wide["ratio"]
-        / wide.set_index(["region", "sector", "size_band", "wave"])
-        .index.map(n_pop["n_population"].astype(float))
-        .to_numpy()
+    per_unit = np.where(cells.measure == "ratio", cells.n_population.astype(float), 1.0)
+    cell_keys = ["region", "sector", "size_band", "wave"]
+    wide = (
+        cells.assign(value=cells.estimate / per_unit)
+        .pivot_table(index=cell_keys, columns="measure", values="value")
+        .reset_index()
     )
-    t = truth[truth.indicator == "turnover"].merge(
-        wide, on=["region", "sector", "size_band", "wave"]
-    )
+    t = truth[truth.indicator == "turnover"].merge(wide, on=cell_keys)
     rmse = {m: float(np.sqrt(((t[m] - t["true_value"]) ** 2).mean())) for m in ("mean", "ratio")}
     print(
         f"turnover cells: RMSE Hajek {rmse['mean']:.0f}, ratio {rmse['ratio']:.0f}, {len(t)} rows"

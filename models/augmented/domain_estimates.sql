@@ -34,8 +34,10 @@
 {%- set positive_sizes = sizes | select('gt', 0) | list -%}
 {%- set t = surveysynth.as_text -%}
 {%- set dbl = surveysynth.type_double() -%}
+{#- the outcomes whose direct mean is the ratio estimator's, as an SQL list of their indicators -#}
 {%- set ratio_ys = [] -%}
-{%- for y in surveysynth.ratio_estimators().keys() %}{% do ratio_ys.append(surveysynth.ident_name(y)) %}{% endfor -%}
+{%- for y in surveysynth.ratio_estimators().keys() %}{% do ratio_ys.append(surveysynth.sql_literal(surveysynth.ident_name(y))) %}{% endfor -%}
+{%- set ratio_inds = '(' ~ ratio_ys | join(', ') ~ ')' -%}
 {#- the cells whose relvariance is pooled for the direct SE of a cell mean: the dimensions of
     ss_direct_se_pool_by that are cell dimensions (the rest ignored, so that the demo's default
     does not bind other surveys) -#}
@@ -69,7 +71,7 @@ with direct as (
     select {% for c in direct_cols %}{{ c }}, {% endfor %}measure, estimate, se, ci_low, ci_high
     from {{ ref('direct_estimates') }}
     where measure = 'share'
-        or (measure = 'mean'{% if ratio_ys %} and indicator not in ({% for y in ratio_ys %}{{ surveysynth.sql_literal(y) }}{{ ', ' if not loop.last }}{% endfor %}){% endif %})
+        or (measure = 'mean'{% if ratio_ys %} and indicator not in {{ ratio_inds }}{% endif %})
     {% if ratio_ys -%}
     union all
     select {% for c in direct_cols %}{{ c }}, {% endfor %}'mean' as measure,
@@ -352,7 +354,7 @@ joined as (
         -- (the Hajek mean's: not for a ratio outcome, whose variance is the residuals' y - R x,
         -- floored by the pooled relvariance of its own rows above)
         case when direct.n_respondents >= 1 and direct.n_population > direct.n_respondents
-            {%- if ratio_ys %} and direct.indicator not in ({% for y in ratio_ys %}{{ surveysynth.sql_literal(y) }}{{ ', ' if not loop.last }}{% endfor %}){% endif %}
+            {%- if ratio_ys %} and direct.indicator not in {{ ratio_inds }}{% endif %}
             then cuv.s2 * direct.n_population / (direct.n_population - 1e0)
                 * (1e0 - cast(direct.n_respondents as {{ dbl }}) / direct.n_population) / direct.n_respondents
         end as v_direct_model,

@@ -153,6 +153,19 @@ def learn_discrete(column: str, o: OutcomeSpec, present: np.ndarray) -> Source:
     )
 
 
+def _standardised(source: Source, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric source's standardised link-scale values (0 where missing) and where known."""
+    z = numeric_link_values(values, source)
+    ok = np.isfinite(z)
+    return np.where(ok, (z - source.center) / source.scale, 0.0), ok
+
+
+def beyond_range(source: Source, values: np.ndarray) -> bool:
+    """Whether any of ``values`` lies outside the range the fit saw (numeric sources)."""
+    s, ok = _standardised(source, values)
+    return bool(np.any(ok & ((s < source.low) | (s > source.high))))
+
+
 def source_columns(
     source: Source, values: np.ndarray, clamp: bool | None = None
 ) -> list[np.ndarray]:
@@ -165,9 +178,7 @@ def source_columns(
         if source.has_missing:
             cols.append((code < 0).astype(float))
         return cols
-    z = numeric_link_values(values, source)
-    ok = np.isfinite(z)
-    s = np.where(ok, (z - source.center) / source.scale, 0.0)
+    s, ok = _standardised(source, values)
     if source.clamp if clamp is None else clamp:
         s = np.clip(s, source.low, source.high)
     else:  # a register goes on beyond the fit's range, up to that range's width again

@@ -38,7 +38,7 @@ from surveysynth.contract.inputs import CELL_ID, SynthInputError
 from surveysynth.contract.rules import enforce, isin
 from surveysynth.seeding import cell_rng
 from surveysynth.synthesis import residuals
-from surveysynth.synthesis.features import design
+from surveysynth.synthesis.features import beyond_range, design
 from surveysynth.synthesis.fit import (
     RANGE_COLUMNS,
     Component,
@@ -199,8 +199,7 @@ def _value(draw: Draw, om: OutcomeModel, X: np.ndarray, j: int) -> np.ndarray:
     lo, hi = _split_side(om, spike - n_sp, *draw.value_range(om))
     slo, shi = _support(om)
     within = np.maximum(lo, slo), np.minimum(hi, shi)
-    shift = _extrapolation(draw, om, X)
-    cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], *within, shift), lo, hi)
+    cont = np.clip(_continuous_draw(draw, om, X, draw.u[:, j], *within), lo, hi)
     # a spike outside the row's structural bounds gives way to the continuous part
     return np.where(on_spike & (chosen >= lo) & (chosen <= hi), chosen, cont)
 
@@ -235,19 +234,18 @@ def _support(om: OutcomeModel) -> tuple[float, float]:
     return lo, np.inf if o.max is None else o.max
 
 
-def _extrapolation(draw: Draw, om: OutcomeModel, X: np.ndarray) -> np.ndarray | None:
-    """How far the register auxiliaries carry each row's location beyond the respondents' range:
-    eta(x) - eta(x clamped to the range the fit saw), on the link scale; None when no row's
-    register is outside it. The cell effects cancel; the earlier answers are clamped in both."""
-    if all(s.clamp for s in om.sources if s.kind == "aux"):
+def _extrapolation(draw: Draw, om: OutcomeModel, eta: np.ndarray) -> np.ndarray | None:
+    """How far the register auxiliaries carry each row's location ``eta`` beyond the
+    respondents' range: eta - eta(x clamped to the range the fit saw), on the link scale; None
+    when no row's register is outside it. The cell effects cancel; the earlier answers are
+    clamped in both."""
+    if not any(beyond_range(s, draw.raw[s.column]) for s in om.sources if not s.clamp):
         return None
     Xc = design(list(om.sources), draw.raw, draw.n, order="F", clamp=True)
-    if np.array_equal(X, Xc):
-        return None
-    return draw.eta(om.loc, X) - draw.eta(om.loc, Xc)
+    return eta - draw.eta(om.loc, Xc)
 
 
-def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi, shift=None) -> np.ndarray:
+def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
     """The continuous part by the inverse CDF of the pooled residual distribution, truncated
     to the row's structural bounds ``lo``/``hi``: mass that is impossible there is spread over
     what is allowed, in proportion. Then clipped to the cell's range (``fit._cell_ranges``):
@@ -266,6 +264,7 @@ def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi, shift=None) -> 
     v = p_lo + u * np.maximum(p_hi - p_lo, 0.0)
     z = np.clip(eta + scale * residuals.grid_quantile(v, om.grid_p, om.grid_q), zlo, zhi)
     blo, bhi = draw.z_bounds(om)
+    shift = _extrapolation(draw, om, eta)
     if shift is not None:
         blo, bhi = blo + np.minimum(shift, 0.0), bhi + np.maximum(shift, 0.0)
     return _continuous(om, np.clip(z, blo, bhi))
