@@ -4,6 +4,8 @@ broken one. The dbt gate itself is tested end to end in test_augmented_demo.py."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,12 +65,44 @@ def test_choose_cells_only_supported_everywhere(world):
     first = s["cell_id"].iloc[0]
     s.loc[(s["cell_id"] == first) & (s[cfg.wave] == 1), "support_class"] = "sparse"
     chosen = choose_cells(s, cfg, BacktestConfig(n_cells=100))
-    assert first not in set(chosen["cell_id"])
-    assert len(chosen) == s["cell_id"].nunique() - 1
+    thinned = chosen[~chosen["fallback"]]
+    assert first not in set(thinned["cell_id"])
+    assert len(thinned) == s["cell_id"].nunique() - 1
+    # too few supported cells for n_cells: the sparse one fills in, to be emptied only
+    assert chosen.loc[chosen["fallback"], "cell_id"].tolist() == [first]
     again = choose_cells(s, cfg, BacktestConfig(n_cells=10))
+    assert not again["fallback"].any()
     assert list(again["cell_id"]) == list(
         chosen["cell_id"].head(10)
     )  # a seeded order, then a prefix
+
+
+def test_fallback_cells_are_emptied_a_group_at_a_time(world):
+    """A survey with no supported cell: sparse cells with 2+ respondents in every wave are only
+    ever emptied, each replicate holding out at most about a tenth of the respondents, every such
+    cell in one replicate of each cycle; the back-test then measures the allowance of size 0."""
+    s = world["support"].copy()
+    cfg, r = world["config"], world["responses"]
+    s["support_class"] = "sparse"
+    one = s["cell_id"].iloc[0]
+    s.loc[(s["cell_id"] == one) & (s[cfg.wave] == 1), "n_respondents"] = 1  # not 2 in every wave
+    bt = BacktestConfig(n_cells=20, sizes=(2, 3, 5), repeats=2, max_records=40, seed=4)
+    chosen = choose_cells(s, cfg, bt)
+    assert chosen["fallback"].all() and len(chosen) == 20 and one not in set(chosen["cell_id"])
+    n_groups = chosen["group"].max() + 1
+    assert n_groups >= 3 and sorted(chosen["group"].unique()) == list(range(n_groups))
+    seen = set()
+    for rep in range(n_groups):
+        out, plan = thin(r, chosen, cfg, bt, replicate=rep)
+        assert (plan["n_thinned"] == 0).all() and not out["cell_id"].isin(plan["cell_id"]).any()
+        largest = plan.groupby("cell_id")["n_full"].sum().max()
+        assert len(r) - len(out) <= 0.1 * len(r) + largest  # dealt in turn: one cell over at most
+        seen |= set(plan["cell_id"])
+    assert seen == set(chosen["cell_id"])
+    res = run_backtest(r, world["frame"], s, cfg, bt)
+    assert res["replicate"].nunique() == n_groups and (res["n_thinned"] == 0).all()
+    assert res["augmented_estimate"].notna().all() and res["direct_estimate"].isna().all()
+    assert res["full_sample_se"].notna().mean() > 0.9
 
 
 def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):
@@ -290,3 +324,34 @@ def test_fay_herriot_reml_matches_direct_maximisation():
     # a world with no area effect: REML at (or very near) 0
     flat = X @ np.array([1.0, 0.5, -0.5, 0.3]) + rng.normal(0, np.sqrt(psi))
     assert fit(flat, psi, X).sigma_v2 < 0.2
+
+
+def test_emptied_cells_of_a_ratio_outcome_take_the_ratio_estimators_reference(world):
+    """For an outcome with a ratio auxiliary (ss_ratio_estimators) an emptied cell's reference is
+    the ratio estimator's mean from its full sample, (sum w y / sum w x) X_bar, X_bar the cell's
+    population mean of x from the frame; cells thinned to n >= 1 keep the Hajek mean (the gate's
+    nested comparison), as does every other outcome."""
+    cfg, r, frame = world["config"], world["responses"], world["frame"]
+    bt = BacktestConfig(
+        n_cells=6, sizes=(0, 3), repeats=1, max_records=40, seed=2, ratio=(("sales", "reg_sales"),)
+    )
+    res = run_backtest(r, frame, world["support"], cfg, bt)
+    plain = run_backtest(r, frame, world["support"], cfg, replace(bt, ratio=()))
+    fr = frame.assign(cell_id=make_cell_id(frame, list(cfg.cell_dims)))
+    x_bar = fr.groupby("cell_id")["reg_sales"].mean()
+    emptied = res[(res.n_thinned == 0) & (res.indicator == "sales")]
+    assert len(emptied) >= 4
+    r = r.merge(frame[[cfg.unit_id, "reg_sales"]], on=cfg.unit_id, how="left")
+    for row in emptied.itertuples():
+        g = r[(r.cell_id == row.cell_id) & (r[cfg.wave] == getattr(row, cfg.wave))]
+        g = g[g.sales.notna()]
+        want = (g.weight * g.sales).sum() / (g.weight * g.reg_sales).sum() * x_bar[row.cell_id]
+        assert row.full_sample_value == pytest.approx(want, rel=1e-10)
+        assert row.full_sample_se > 0
+    same = (res.n_thinned > 0) | (res.indicator != "sales")
+    pd.testing.assert_series_equal(
+        res.loc[same, "full_sample_value"], plain.loc[same, "full_sample_value"]
+    )
+    assert not np.allclose(
+        res.loc[~same, "full_sample_value"], plain.loc[~same, "full_sample_value"]
+    )

@@ -102,3 +102,35 @@ def test_one_replicate_every_estimator(belgian):
     assert set(est.cell_role) <= {"completed", "observed"} and (est.m == 3).all()
     again, _ = sae.replicate(belgian, dom, 0, a)
     pd.testing.assert_frame_equal(rows, again)
+
+
+def test_survey_without_supported_cells_measures_an_allowance_by_emptying_sparse_ones(
+    belgian, tmp_path
+):
+    """The Belgian communes through dbt: no cell has the 10 respondents of the supported class, so
+    the back-test empties sparse cells with 2+ respondents (a group per replicate, about a tenth of
+    the respondents at most) and measures the allowance of size 0; every completed cell, with
+    respondents or not, then carries that allowance: B = s scale sqrt(bias^2 + excess_var)."""
+    seed = sae.rep_seed(20261206, 0)
+    sample = sae.draw(belgian, seed)
+    db = sae.dbt_build(belgian, sample, 3, seed, tmp_path)
+    with duckdb.connect(str(db), read_only=True) as con:
+        bt = con.sql("select * from backtest_results").df()
+        allow = con.sql("select * from augmented_error_allowance").df()
+        de = con.sql(
+            "select d.*, s.n_respondents as support_n from domain_estimates d join cell_support s"
+            " using (Province, Arrondiss, size, wave) where d.domain_level = 'cell'"
+            " and d.n_synthetic > 0 and d.augmented_estimate is not null"
+        ).df()
+    assert len(bt) and (bt.n_thinned == 0).all() and bt.direct_estimate.isna().all()
+    assert bt.n_full.min() >= 2 and bt.full_sample_se.notna().all()
+    held = bt.drop_duplicates(["replicate", "cell_id"]).groupby("replicate").n_full.sum()
+    assert held.max() <= 0.1 * len(sample) + bt.n_full.max()
+    assert set(allow.n_thinned) == {0} and (allow.n_rows >= 20).all()
+    allow = allow.set_index("indicator")
+    assert (de.support_n > 0).sum() > 50 and (de.support_n == 0).sum() > 5
+    for r in de.itertuples():
+        a = allow.loc[r.indicator]
+        scale = 1.0 if "=" in r.indicator else abs(r.augmented_estimate)
+        want = r.model_share_augmented * scale * np.sqrt(a.bias_mean**2 + a.excess_var)
+        assert r.augmented_bias_allowance == pytest.approx(want, rel=1e-6, abs=1e-12)

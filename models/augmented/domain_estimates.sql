@@ -30,8 +30,6 @@
 {%- set share_good = var('ss_grade_share_se_good', 0.05) -%}
 {%- set share_caution = var('ss_grade_share_se_caution', 0.10) -%}
 {%- set z = 1.959963984540054 -%}
-{%- set sizes = (var('ss_backtest_sizes', [2, 3, 5]) or [2, 3, 5]) | map('int') | sort | list -%}
-{%- set positive_sizes = sizes | select('gt', 0) | list -%}
 {%- set t = surveysynth.as_text -%}
 {%- set dbl = surveysynth.type_double() -%}
 {#- the outcomes whose direct mean is the ratio estimator's, as an SQL list of their indicators -#}
@@ -236,9 +234,35 @@ indicator_list as (
 
 ),
 
-{#- per cell x wave x indicator: the back-test's allowance for the cell's size (its respondents,
-    mapped to the largest thinned size >= 1 at or below it; below the smallest, the smallest; a
-    cell without respondents takes size 0, the emptied cells, when the back-test has them) -#}
+{#- per cell x wave x indicator: the measured size whose allowance the cell takes. A cell with
+    respondents: the largest measured size >= 1 at or below its respondents, else the smallest
+    measured size >= 1, else size 0 (a back-test that could only empty sparse cells: the empty
+    cell's allowance bounds the allowance of a cell with respondents). A cell without respondents:
+    size 0 where measured, else the smallest measured size. -#}
+allowance_size as (
+
+    select
+        support.cell_id,
+        support.wave,
+        allowance.indicator,
+        case
+            when support.n_respondents = 0
+                then case when max(case when allowance.n_thinned = 0 then 1 else 0 end) = 1 then 0
+                    else min(case when allowance.n_thinned > 0 then allowance.n_thinned end) end
+            else coalesce(
+                max(case when allowance.n_thinned > 0 and allowance.n_thinned <= support.n_respondents
+                    then allowance.n_thinned end),
+                min(case when allowance.n_thinned > 0 then allowance.n_thinned end),
+                min(allowance.n_thinned)
+            )
+        end as n_thinned
+    from support
+    cross join allowance
+    group by support.cell_id, support.wave, support.n_respondents, allowance.indicator
+
+),
+
+{#- per cell x wave x indicator: the back-test's allowance for the cell's size (allowance_size) -#}
 cell_allowance as (
 
     select
@@ -258,17 +282,13 @@ cell_allowance as (
     left join cell_weights as cw
         on support.cell_id = cw.cell_id
         and support.wave = cw.wave
+    left join allowance_size as size_
+        on support.cell_id = size_.cell_id
+        and support.wave = size_.wave
+        and indicator_list.indicator = size_.indicator
     left join allowance
-        on allowance.indicator = indicator_list.indicator
-        and allowance.n_thinned = case
-            {% if 0 in sizes -%}
-            when support.n_respondents = 0 then 0
-            {% endif -%}
-            {% for s in positive_sizes | reverse -%}
-            when support.n_respondents >= {{ s }} then {{ s }}
-            {% endfor -%}
-            else {{ positive_sizes[0] }}
-        end
+        on allowance.indicator = size_.indicator
+        and allowance.n_thinned = size_.n_thinned
 
 ),
 

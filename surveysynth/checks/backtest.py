@@ -26,6 +26,19 @@ other waves (its cell effect), and the allowance measured would be too small for
 cell. The direct estimate of an emptied cell is null, so its rows are left out of the gate's
 comparisons with the direct estimate and serve the bias allowance of empty domains.
 
+A survey with few supported cells (fewer than ``ss_backtest_cells``) would measure little or
+nothing, and its published estimates would carry no bias allowance. The list is then filled with
+sparse cells of 2+ respondents in every wave, which are only ever emptied, a group at a time (each
+replicate holds out about a tenth of the respondents at most, so the replicate's fit stays close
+to the survey's): their full-sample direct estimate comes from respondents the fit did not see, so
+it is a reference independent of the augmented estimate, whose variance the allowance takes out.
+For an outcome with a ratio auxiliary (``ss_ratio_estimators``) an emptied cell's reference is the
+ratio estimator's mean: a skewed total's Hajek mean of 2 or 3 units mostly misses the large units,
+with a small SE too, and the allowance measured against it would be the reference's own error.
+They measure the allowance of size 0, which domain_estimates also gives cells with respondents
+when no size >= 1 was measured (the empty cell's allowance bounds theirs: the model part of a
+cell with respondents leans on them through the cell effect).
+
 Sabotage (back-test only, to prove the gate can fail): ``ignore_cells`` replaces every synthetic
 record's outcomes with those of a respondent drawn from the whole wave (a synthesizer blind to
 cell effects); ``identical_implicates`` copies implicate 1 into every implicate (improper
@@ -72,6 +85,7 @@ class BacktestConfig:
     max_records: int = 300
     sabotage: str = "none"
     seed: int = 0
+    ratio: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_cells < 1:
@@ -104,6 +118,7 @@ class BacktestConfig:
             max_records=int(v.get("ss_backtest_max_records", 300)),
             sabotage=str(v.get("ss_backtest_sabotage") or "none"),
             seed=int(v.get("ss_seed", 0)),
+            ratio=tuple((str(y), str(x)) for y, x in (v.get("ss_ratio_estimators") or {}).items()),
         )
 
 
@@ -156,26 +171,80 @@ def _group_sums(codes: np.ndarray, n_groups: int, w: np.ndarray, Y: np.ndarray):
 
 
 # ----------------------------------------------------------------------- the steps
+#: the share of the survey's respondents one replicate may hold out of the sparse cells it empties
+#: (choose_cells' fallback): with more held out at once, the replicate's fit would be much poorer
+#: than the survey's own, and the allowance measured too large
+FALLBACK_DROP_SHARE = 0.10
+
+
 def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig) -> pd.DataFrame:
-    """Cells supported in every wave with more respondents than the largest thinned size, in a
-    seeded order; the first ``bt.n_cells``. A census cell (as many respondents as population
-    units) qualifies: thinned, its dropped respondents are the units the records stand for, and its
-    full-sample value is the cell's true value."""
+    """The cells to thin, in a seeded order: the cells supported in every wave with more
+    respondents than the largest thinned size (the first ``bt.n_cells``). A census cell (as many
+    respondents as population units) qualifies: thinned, its dropped respondents are the units the
+    records stand for, and its full-sample value is the cell's true value.
+
+    Fallback, when fewer than ``bt.n_cells`` cells qualify (a survey whose cells are nearly all
+    sparse): the list is filled with cells of any support class that have at least 2 respondents
+    in every wave and more population units than respondents (``fallback`` true). They are only
+    ever emptied (size 0: every respondent held out), so that their full-sample estimate, from
+    respondents the replicate's fit did not see, is a reference independent of the augmented one
+    (E (a - f)^2 = MSE_a + V_f, the form augmented_error_allowance takes V_f out of). ``group``
+    is the replicate group a fallback cell is emptied in (:func:`fallback_groups`; -1 for the
+    others)."""
     s = support.copy()
     if CELL_ID not in s.columns:
         s[CELL_ID] = make_cell_id(s, config.cell_dims)
     g = s.groupby(CELL_ID)
-    ok = (
-        g["support_class"].agg(lambda x: bool((x == "supported").all()))
-        & (g["n_respondents"].min() > max(bt.sizes))
-        & (pd.to_numeric(g["n_population"].min(), errors="coerce") >= g["n_respondents"].max())
+    n_min, n_max = g["n_respondents"].min(), g["n_respondents"].max()
+    pop_min = pd.to_numeric(g["n_population"].min(), errors="coerce")
+    all_supported = g["support_class"].agg(lambda x: bool((x == "supported").all()))
+    ok = all_supported & (n_min > max(bt.sizes)) & (pop_min >= n_max)
+    cells = _seeded_order(ok[ok].index, bt).head(bt.n_cells)
+    spare = (
+        (n_min >= 2)
+        & (pop_min > n_max)
+        & ~ok
+        & (g[config.wave].nunique() == s[config.wave].nunique())
     )
-    cells = pd.Series(ok[ok].index, name=CELL_ID)
+    fallback = _seeded_order(spare[spare].index, bt).head(max(bt.n_cells - len(cells), 0))
+    out = pd.DataFrame(
+        {
+            CELL_ID: pd.concat([cells, fallback], ignore_index=True),
+            "fallback": np.r_[np.zeros(len(cells), bool), np.ones(len(fallback), bool)],
+        }
+    )
+    out["cell_index"] = np.arange(len(out))
+    held_out = float(g["n_respondents"].sum().reindex(fallback).sum())
+    out["group"] = fallback_groups(out["fallback"].to_numpy(), held_out, s, bt)
+    return out
+
+
+def _seeded_order(cells: pd.Index, bt: BacktestConfig) -> pd.Series:
+    cells = pd.Series(cells, name=CELL_ID, dtype=object)
     order = np.array(
         [stable_int_hash(("backtest-cells", bt.seed, c)) for c in cells], dtype=np.uint64
     )
-    cells = cells.iloc[np.argsort(order, kind="stable")].head(bt.n_cells).reset_index(drop=True)
-    return pd.DataFrame({CELL_ID: cells, "cell_index": np.arange(len(cells))})
+    return cells.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+
+def fallback_groups(
+    fallback: np.ndarray, held_out: float, support: pd.DataFrame, bt: BacktestConfig
+) -> np.ndarray:
+    """The replicate group of each fallback cell (-1 for the others): the cells dealt in turn to
+    G = max(repeats, ceil(held_out / (FALLBACK_DROP_SHARE x the survey's respondents))) groups, so
+    that a replicate holds out about a tenth of the survey at most; replicate r empties group
+    r mod G, so each fallback cell is emptied once in every G replicates."""
+    groups = np.full(len(fallback), -1, dtype=np.int64)
+    if fallback.any():
+        total = float(support["n_respondents"].sum())
+        n_groups = max(bt.repeats, int(np.ceil(held_out / (FALLBACK_DROP_SHARE * total))))
+        groups[fallback] = np.arange(int(fallback.sum())) % n_groups
+    return groups
+
+
+def n_replicates(chosen: pd.DataFrame, bt: BacktestConfig) -> int:
+    """Replicates of a back-test: ``repeats``, or the fallback's group count when it is larger."""
+    return max(bt.repeats, int(chosen["group"].max()) + 1 if "group" in chosen else 0)
 
 
 def thinned_sizes(
@@ -201,10 +270,13 @@ def thin(
     replicate: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Thinned responses (the chosen cells keep n of their respondents per wave, weights scaled by
-    n_full / n) and the thinning plan (cell x wave: n_full, n_thinned)."""
+    n_full / n) and the thinning plan (cell x wave: n_full, n_thinned). A fallback cell
+    (:func:`choose_cells`) is emptied in the replicates of its group and left whole in the
+    others."""
     r = responses
     waves = np.sort(r[config.wave].unique())
     wave_pos = {w: i for i, w in enumerate(waves)}
+    chosen = _this_replicate(chosen, replicate)
     sel = r[CELL_ID].isin(chosen[CELL_ID]).to_numpy()
     sub = r.loc[sel, [config.unit_id, config.wave, CELL_ID]].copy()
     sub["_row"] = np.flatnonzero(sel)
@@ -212,6 +284,8 @@ def thin(
     sub["n_thinned"] = thinned_sizes(
         sub[CELL_ID].map(cidx).to_numpy(), sub[config.wave].map(wave_pos).to_numpy(), bt, replicate
     )
+    emptied = set(chosen.loc[chosen["fallback"], CELL_ID]) if "fallback" in chosen else set()
+    sub.loc[sub[CELL_ID].isin(emptied), "n_thinned"] = 0
     seed_r = stable_int_hash(("backtest-thin", bt.seed, replicate)) & 0x7FFFFFFFFFFFFFFF
     sub["_key"] = unit_keys(seed_r, sub[config.unit_id], sub[config.wave])
     sub = sub.sort_values([CELL_ID, config.wave, "_key"], kind="mergesort")
@@ -233,6 +307,15 @@ def thin(
         scale = np.where(f["n_full"].notna(), f["n_full"] / f["n_thinned"], 1.0)
         out[config.weight] = out[config.weight].to_numpy(dtype=float) * scale
     return out.reset_index(drop=True), plan
+
+
+def _this_replicate(chosen: pd.DataFrame, replicate: int) -> pd.DataFrame:
+    """The chosen cells thinned in a replicate: every supported one, and the fallback cells of the
+    replicate's group."""
+    if "fallback" not in chosen or not chosen["fallback"].any():
+        return chosen
+    n_groups = int(chosen["group"].max()) + 1
+    return chosen[~chosen["fallback"] | (chosen["group"] == replicate % n_groups)]
 
 
 def sabotage(
@@ -273,6 +356,7 @@ def _cell_estimates(
     support: pd.DataFrame,
     config: SynthConfig,
     m: int,
+    ratio: RatioReference | None = None,
 ) -> pd.DataFrame:
     """Direct (thinned), full-sample and augmented estimates for the thinned cells x waves."""
     keys = [CELL_ID, config.wave]
@@ -285,6 +369,8 @@ def _cell_estimates(
     N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)[:, None]
     direct = _direct_estimates(thinned, codes, N, config)
     reference = _direct_estimates(full, codes, N, config)
+    if ratio is not None:
+        _ratio_reference(reference, plan, full, codes, config, ratio)
     Q, n_syn = _implicate_estimates(thinned, synthetic, codes, len(plan), config, m)
     with np.errstate(invalid="ignore"):
         qbar = np.nanmean(Q, axis=0) if m else np.full(Q.shape[1:], np.nan)
@@ -317,6 +403,85 @@ def _cell_estimates(
     out["direct_ci_high"] = out["direct_estimate"] + Z975 * out["direct_se"]
     out["m"] = m
     return out
+
+
+@dataclass(frozen=True)
+class RatioReference:
+    """The ratio estimators of the survey (ss_ratio_estimators: outcome -> register auxiliary) and
+    each cell's population mean of the auxiliary (cell_id -> X_bar)."""
+
+    pairs: tuple[tuple[str, str], ...]
+    x_bar: pd.Series
+
+
+def ratio_reference(
+    responses: pd.DataFrame, frame: pd.DataFrame | None, config: SynthConfig, bt: BacktestConfig
+) -> tuple[RatioReference | None, pd.DataFrame]:
+    """The ratio estimators the back-test can use (those of an outcome whose auxiliary the frame
+    carries; None without any), and ``responses`` with each such auxiliary joined on the unit id
+    where they lack it."""
+    if not bt.ratio or frame is None:
+        return None, responses
+    pairs = tuple((y, x) for y, x in bt.ratio if y in config.outcome_names and x in frame.columns)
+    if not pairs:
+        return None, responses
+    f = frame.copy()
+    if CELL_ID not in f.columns:
+        f[CELL_ID] = make_cell_id(f, config.cell_dims)
+    xs = list(dict.fromkeys(x for _, x in pairs))
+    for x in xs:
+        f[x] = pd.to_numeric(f[x], errors="coerce").astype(float)
+    missing = [x for x in xs if x not in responses.columns]
+    if missing:
+        keys = f[config.unit_id].astype(str)
+        responses = responses.copy()
+        for x in missing:
+            responses[x] = responses[config.unit_id].astype(str).map(dict(zip(keys, f[x])))
+    return RatioReference(pairs, f.groupby(CELL_ID)[xs].mean()), responses
+
+
+def _ratio_reference(reference, plan, full, codes, config: SynthConfig, ratio: RatioReference):
+    """For an emptied cell (n_thinned 0) and an outcome with a ratio auxiliary x: the reference is
+    the ratio estimator's mean from the cell's full sample, R X_bar with R = sum w y / sum w x, and
+    its linearised SE, (X_bar / x_bar_w) times that of the weighted mean of y - R x (the form of
+    _direct_estimates). A skewed total's Hajek mean of 2 or 3 units misses its large units most
+    of the time, and its SE is then small too, so the allowance measured against it is mostly the
+    reference's own error; the ratio estimator follows the register. Cells thinned to n >= 1 keep
+    the Hajek reference (the back-test gate's nested comparison with the direct estimate needs
+    it); the emptied ones have no direct estimate and no gate row."""
+    q_all, se_all, _ = reference
+    names = indicator_names(config)
+    emptied = (plan["n_thinned"] == 0).to_numpy()
+    c = codes(full)
+    rows = full[c >= 0]
+    c = c[c >= 0]
+    w = rows[config.weight].to_numpy(dtype=float) if config.weight else np.ones(len(rows))
+    N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)
+    G = len(plan)
+    for y, x in ratio.pairs:
+        k = names.index(y)
+        yv = pd.to_numeric(rows[y], errors="coerce").to_numpy(dtype=float)
+        xv = pd.to_numeric(rows[x], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(yv) & np.isfinite(xv)
+        sw, swy, swx, n = (np.zeros(G) for _ in range(4))
+        np.add.at(sw, c[ok], w[ok])
+        np.add.at(swy, c[ok], w[ok] * yv[ok])
+        np.add.at(swx, c[ok], w[ok] * xv[ok])
+        np.add.at(n, c[ok], 1.0)
+        x_bar = ratio.x_bar[x].reindex(plan[CELL_ID]).to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            R = swy / swx
+            z = yv[ok] - R[c[ok]] * xv[ok]
+            szz = np.zeros(G)
+            np.add.at(szz, c[ok], (w[ok] * z) ** 2)
+            fpc = np.clip(1.0 - n / N, 0.0, 1.0)
+            var_z = np.where(n >= 2, fpc * n / (n - 1) * szz / (sw * sw), np.nan)
+            g = x_bar / (swx / sw)
+            q = R * x_bar
+            se = np.abs(g) * np.sqrt(np.maximum(var_z, 0.0))
+        use = emptied & np.isfinite(q)
+        q_all[use, k] = q[use]
+        se_all[use, k] = se[use]
 
 
 def _direct_estimates(df: pd.DataFrame, codes, N: np.ndarray, config: SynthConfig):
@@ -402,17 +567,30 @@ def run_backtest(
     if chosen.empty:
         log.warning(
             "back-test: no cell is supported in every wave with more than %d respondents "
-            "(max(ss_backtest_sizes)); the gate reports not_assessable",
+            "(max(ss_backtest_sizes)), and none has 2 to empty; the gate reports not_assessable",
             max(bt.sizes),
         )
         return empty_results(c)
+    n_fallback = int(chosen["fallback"].sum())
+    if n_fallback:
+        log.warning(
+            "back-test: %d cells are supported in every wave with more than %d respondents; "
+            "%d sparse cells with 2+ respondents are emptied in turn instead, their full-sample "
+            "estimate the reference (the gate compares with the direct estimate only where "
+            "there is one)",
+            len(chosen) - n_fallback,
+            max(bt.sizes),
+            n_fallback,
+        )
+    repeats = n_replicates(chosen, bt)
+    ratio, r_x = ratio_reference(r, frame, c, bt)
     run_cfg = c.with_(
         mode="augment",
         augment_classes=("sparse", "empty"),
         max_records_per_cell=min(bt.max_records, c.max_records_per_cell),
     )
     parts = []
-    for rep in range(bt.repeats):
+    for rep in range(repeats):
         thinned, plan = thin(r, chosen, c, bt, rep)
         sup = s.copy()
         sup["support_class"] = "supported"
@@ -424,13 +602,13 @@ def run_backtest(
         syn = synthesize(thinned, frame, sup, run_cfg.with_(seed=_rep_seed(c.seed, rep)))
         syn.attrs = {}
         syn = sabotage(syn, thinned, c, bt.sabotage, _rep_seed(c.seed, rep))
-        est = _cell_estimates(thinned, r, syn, plan, s, c, run_cfg.m)
+        est = _cell_estimates(thinned, r_x, syn, plan, s, c, run_cfg.m, ratio)
         est.insert(0, "replicate", rep + 1)
         parts.append(est)
         log.info(
             "back-test: replicate %d/%d, %d cells x waves, %d synthetic rows, %.1fs",
             rep + 1,
-            bt.repeats,
+            repeats,
             len(plan),
             len(syn),
             time.monotonic() - t0,
