@@ -126,11 +126,37 @@ def test_survey_without_supported_cells_measures_an_allowance_by_emptying_sparse
     assert bt.n_full.min() >= 2 and bt.full_sample_se.notna().all()
     held = bt.drop_duplicates(["replicate", "cell_id"]).groupby("replicate").n_full.sum()
     assert held.max() <= 0.1 * len(sample) + bt.n_full.max()
-    assert set(allow.n_thinned) == {0} and (allow.n_rows >= 20).all()
-    allow = allow.set_index("indicator")
+    assert set(allow.n_thinned) == {0} and (allow.n_cells >= 20).all()
     assert (de.support_n > 0).sum() > 50 and (de.support_n == 0).sum() > 5
+    _every_cell_takes_size_zero(de, allow)
+
+
+def _every_cell_takes_size_zero(de: pd.DataFrame, allow: pd.DataFrame) -> None:
+    allow = allow[allow.n_thinned == 0].set_index("indicator")
     for r in de.itertuples():
         a = allow.loc[r.indicator]
         scale = 1.0 if "=" in r.indicator else abs(r.augmented_estimate)
         want = r.model_share_augmented * scale * np.sqrt(a.bias_mean**2 + a.excess_var)
         assert r.augmented_bias_allowance == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
+def test_an_allowance_measured_on_fewer_than_five_cells_is_not_used(tmp_path):
+    """EU-SILC persons through dbt: this sample has a single supported cell, so sizes 2, 3 and 5
+    are measured on one cell (its error, e.g. a "bias" of a quarter of the mean, is no allowance);
+    domain_estimates uses only sizes measured on 5 cells or more, here size 0 of the emptied
+    sparse cells, for every completed cell."""
+    pop = sae.eusilc()
+    seed = sae.rep_seed(20261206, 0)
+    db = sae.dbt_build(pop, sae.draw(pop, seed), 3, seed, tmp_path)
+    with duckdb.connect(str(db), read_only=True) as con:
+        allow = con.sql("select * from augmented_error_allowance").df()
+        de = con.sql(
+            "select d.*, s.n_respondents as support_n from domain_estimates d join cell_support s"
+            " using (state, age_band, sex, wave) where d.domain_level = 'cell'"
+            " and d.n_synthetic > 0 and d.augmented_estimate is not null"
+        ).df()
+    few = allow[allow.n_thinned > 0]
+    assert len(few) and (few.n_cells < 5).all()
+    assert (allow.loc[allow.n_thinned == 0, "n_cells"] >= 5).all()
+    assert (de.support_n >= 2).sum() > 20
+    _every_cell_takes_size_zero(de, allow)

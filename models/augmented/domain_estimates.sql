@@ -89,9 +89,13 @@ support as (
 
 ),
 
+{#- the back-test's allowance per indicator x size, where it was measured on 5 cells or more (the
+    back-test gate's least): the rows of one cell share its error, and one cell's error is not an
+    allowance -#}
 allowance as (
 
     select * from {{ ref('augmented_error_allowance') }}
+    where n_cells >= 5
 
 ),
 

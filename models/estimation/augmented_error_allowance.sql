@@ -19,6 +19,10 @@
       excess_var   max(0, excess_ms - bias_mean^2): the part of it that varies between cells
       error_corr   correlation of the augmented and the direct errors (the two share the cell's
                    respondents), clipped to [0, 0.95]
+    n_cells counts the distinct cells behind a row: domain_estimates uses an indicator x size
+    measured on 5 cells or more only (the back-test gate's least), since the rows of one cell share
+    its error and a single cell's error is not an allowance (EU-SILC: one supported cell gave a
+    "bias" of 25% of the mean).
     With ss_backtest_enabled false there is nothing measured: the model has no rows and
     domain_estimates says so in its reason column. -#}
 {%- set enabled = var('ss_backtest_enabled', true) %}
@@ -44,6 +48,7 @@ scored as (
     select
         results.indicator,
         results.measure,
+        results.cell_id,
         cast(results.n_thinned as {{ dbt.type_bigint() }}) as n_thinned,
         cast(results.n_population - results.n_thinned as {{ surveysynth.type_double() }}) / results.n_population as s,
         case when flags.n_truth = flags.n_all then results.true_value else results.full_sample_value end as ref_value,
@@ -61,6 +66,7 @@ scaled as (
     select
         indicator,
         measure,
+        cell_id,
         n_thinned,
         s,
         case when measure = 'share' then 1e0 else abs(ref_value) end as scale,
@@ -79,6 +85,7 @@ rows_ as (
     select
         indicator,
         measure,
+        cell_id,
         n_thinned,
         s,
         ea / scale as e,
@@ -97,6 +104,7 @@ moments as (
         max(measure) as measure,
         n_thinned,
         count(*) as n_rows,
+        count(distinct cell_id) as n_cells,
         avg(s) as mean_model_share,
         avg(e / s) as bias_raw,
         coalesce(var_samp(e / s), 0e0) / count(*) as bias_raw_var,
@@ -128,6 +136,7 @@ final as (
         n_thinned,
         case when measure = 'share' then 'absolute' else 'relative' end as error_scale,
         n_rows,
+        n_cells,
         mean_model_share,
         bias_mean,
         bias_raw,
@@ -148,6 +157,7 @@ select
     cast(null as {{ dbt.type_bigint() }}) as n_thinned,
     cast(null as {{ dbt.type_string() }}) as error_scale,
     cast(null as {{ dbt.type_bigint() }}) as n_rows,
+    cast(null as {{ dbt.type_bigint() }}) as n_cells,
     cast(null as {{ surveysynth.type_double() }}) as mean_model_share,
     cast(null as {{ surveysynth.type_double() }}) as bias_mean,
     cast(null as {{ surveysynth.type_double() }}) as bias_raw,
