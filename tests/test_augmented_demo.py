@@ -246,8 +246,10 @@ def test_allowance_bias_is_freed_of_its_own_noise(demo, tmp_path):
         bt = con.sql("select * from backtest_results").df()
         shift = np.where(bt.indicator == "employees", 0.3, 0.0)  # relative error, employees only
         noise = rng.normal(0.0, 0.2, len(bt))
-        scale = np.where(bt.measure == "share", 1.0, bt.true_value.abs())
-        bt["augmented_estimate"] = bt.true_value + (shift + noise) * scale
+        # relative to the augmented estimate, as the allowance scales means: (a - t) / a = x
+        x = shift + noise
+        share = bt.measure == "share"
+        bt["augmented_estimate"] = np.where(share, bt.true_value + x, bt.true_value / (1.0 - x))
         con.register("planted", bt)
         con.sql("create or replace table backtest_results as select * from planted")
     run = run_dbt(tmp_path, vars=vars_, select="augmented_error_allowance", command="run")
@@ -257,7 +259,7 @@ def test_allowance_bias_is_freed_of_its_own_noise(demo, tmp_path):
     d = bt[ok].assign(s=lambda x: (x.n_population - x.n_thinned) / x.n_population)
     d["r"] = (
         (d.augmented_estimate - d.true_value)
-        / np.where(d.measure == "share", 1.0, d.true_value.abs())
+        / np.where(d.measure == "share", 1.0, d.augmented_estimate.abs())
         / d.s
     )
     for (ind, n), g in d.groupby(["indicator", "n_thinned"]):
