@@ -61,6 +61,8 @@ def _backtest_size(n, g: pd.DataFrame) -> dict:
     ratios = []
     if "direct_estimate" in g:
         for _, ind in g.groupby("indicator"):
+            if not ind["direct_estimate"].notna().any():
+                continue  # emptied cells: no direct estimate to compare with
             a = np.sqrt(np.nanmean((ind["augmented_estimate"] - ind["_ref"]) ** 2))
             d = np.sqrt(np.nanmean((ind["direct_estimate"] - ind["_ref"]) ** 2))
             if np.isfinite(a) and np.isfinite(d) and d > 0:
