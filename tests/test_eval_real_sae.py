@@ -111,17 +111,7 @@ def test_survey_without_supported_cells_measures_an_allowance_by_emptying_sparse
     the back-test empties sparse cells with 2+ respondents (a group per replicate, about a tenth of
     the respondents at most) and measures the allowance of size 0; every completed cell, with
     respondents or not, then carries that allowance: B = s scale sqrt(bias^2 + excess_var)."""
-    seed = sae.rep_seed(20261206, 0)
-    sample = sae.draw(belgian, seed)
-    db = sae.dbt_build(belgian, sample, 3, seed, tmp_path)
-    with duckdb.connect(str(db), read_only=True) as con:
-        bt = con.sql("select * from backtest_results").df()
-        allow = con.sql("select * from augmented_error_allowance").df()
-        de = con.sql(
-            "select d.*, s.n_respondents as support_n from domain_estimates d join cell_support s"
-            " using (Province, Arrondiss, size, wave) where d.domain_level = 'cell'"
-            " and d.n_synthetic > 0 and d.augmented_estimate is not null"
-        ).df()
+    sample, bt, allow, de = _built(belgian, tmp_path)
     assert len(bt) and (bt.n_thinned == 0).all() and bt.direct_estimate.isna().all()
     assert bt.n_full.min() >= 2 and bt.full_sample_se.notna().all()
     held = bt.drop_duplicates(["replicate", "cell_id"]).groupby("replicate").n_full.sum()
@@ -129,6 +119,24 @@ def test_survey_without_supported_cells_measures_an_allowance_by_emptying_sparse
     assert set(allow.n_thinned) == {0} and (allow.n_cells >= 20).all()
     assert (de.support_n > 0).sum() > 50 and (de.support_n == 0).sum() > 5
     _every_cell_takes_size_zero(de, allow)
+
+
+def _built(pop, tmp_path):
+    """One dbt build of a sample of ``pop`` (m = 3): the sample, backtest_results,
+    augmented_error_allowance and the completed cells of domain_estimates with their respondents
+    (support_n)."""
+    seed = sae.rep_seed(20261206, 0)
+    sample = sae.draw(pop, seed)
+    db = sae.dbt_build(pop, sample, 3, seed, tmp_path)
+    with duckdb.connect(str(db), read_only=True) as con:
+        bt = con.sql("select * from backtest_results").df()
+        allow = con.sql("select * from augmented_error_allowance").df()
+        de = con.sql(
+            "select d.*, s.n_respondents as support_n from domain_estimates d join cell_support s"
+            f" using ({', '.join(pop.dims)}, wave) where d.domain_level = 'cell'"
+            " and d.n_synthetic > 0 and d.augmented_estimate is not null"
+        ).df()
+    return sample, bt, allow, de
 
 
 def _every_cell_takes_size_zero(de: pd.DataFrame, allow: pd.DataFrame) -> None:
@@ -145,16 +153,7 @@ def test_an_allowance_measured_on_fewer_than_five_cells_is_not_used(tmp_path):
     are measured on one cell (its error, e.g. a "bias" of a quarter of the mean, is no allowance);
     domain_estimates uses only sizes measured on 5 cells or more, here size 0 of the emptied
     sparse cells, for every completed cell."""
-    pop = sae.eusilc()
-    seed = sae.rep_seed(20261206, 0)
-    db = sae.dbt_build(pop, sae.draw(pop, seed), 3, seed, tmp_path)
-    with duckdb.connect(str(db), read_only=True) as con:
-        allow = con.sql("select * from augmented_error_allowance").df()
-        de = con.sql(
-            "select d.*, s.n_respondents as support_n from domain_estimates d join cell_support s"
-            " using (state, age_band, sex, wave) where d.domain_level = 'cell'"
-            " and d.n_synthetic > 0 and d.augmented_estimate is not null"
-        ).df()
+    _, _, allow, de = _built(sae.eusilc(), tmp_path)
     few = allow[allow.n_thinned > 0]
     assert len(few) and (few.n_cells < 5).all()
     assert (allow.loc[allow.n_thinned == 0, "n_cells"] >= 5).all()
