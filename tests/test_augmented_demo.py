@@ -279,8 +279,8 @@ def test_direct_mean_of_a_ratio_outcome_is_the_ratio_estimate(demo):
     """The demo declares ss_ratio_estimators {turnover: register_turnover, employees:
     register_employment}: domain_estimates' direct mean of each is direct_estimates' ratio
     estimate of the total over the domain's N (SE and interval too), at every domain level (the
-    Hajek mean of an outcome without one is checked by the small builds of tests/harness.py,
-    which declare none). Against the truth, the ratio mean's RMSE over the cells with respondents
+    Hajek mean of an outcome without one is checked on EU-SILC in tests/test_eval_real_sae.py).
+    Against the truth, the ratio mean's RMSE over the cells with respondents
     is well below the Hajek mean's (the register tells of the large businesses a cell's sample
     missed)."""
     _, _, res, truth = demo

@@ -68,13 +68,17 @@ def test_choose_cells_only_supported_everywhere(world):
     thinned = chosen[~chosen["fallback"]]
     assert first not in set(thinned["cell_id"])
     assert len(thinned) == s["cell_id"].nunique() - 1
-    # too few supported cells for n_cells: the sparse one fills in, to be emptied only
-    assert chosen.loc[chosen["fallback"], "cell_id"].tolist() == [first]
+    # too few supported cells for n_cells, but one sparse cell is too few to empty (< 5 cells)
+    assert not chosen["fallback"].any()
     again = choose_cells(s, cfg, BacktestConfig(n_cells=10))
     assert not again["fallback"].any()
     assert list(again["cell_id"]) == list(
         chosen["cell_id"].head(10)
     )  # a seeded order, then a prefix
+    six = s["cell_id"].drop_duplicates().iloc[:6]
+    s.loc[s["cell_id"].isin(six) & (s[cfg.wave] == 1), "support_class"] = "sparse"
+    filled = choose_cells(s, cfg, BacktestConfig(n_cells=100))
+    assert set(filled.loc[filled["fallback"], "cell_id"]) == set(six)  # emptied only
 
 
 def test_fallback_cells_are_emptied_a_group_at_a_time(world):
@@ -89,16 +93,22 @@ def test_fallback_cells_are_emptied_a_group_at_a_time(world):
     bt = BacktestConfig(n_cells=20, sizes=(2, 3, 5), repeats=2, max_records=40, seed=4)
     chosen = choose_cells(s, cfg, bt)
     assert chosen["fallback"].all() and len(chosen) == 20 and one not in set(chosen["cell_id"])
-    n_groups = chosen["group"].max() + 1
+    n_groups = int(chosen["n_groups"].iloc[0])
     assert n_groups >= 3 and sorted(chosen["group"].unique()) == list(range(n_groups))
-    seen = set()
+    seen, times = set(), pd.Series(0, index=chosen["cell_id"])
     for rep in range(n_groups):
         out, plan = thin(r, chosen, cfg, bt, replicate=rep)
+        times[plan["cell_id"].unique()] += 1
         assert (plan["n_thinned"] == 0).all() and not out["cell_id"].isin(plan["cell_id"]).any()
         largest = plan.groupby("cell_id")["n_full"].sum().max()
         assert len(r) - len(out) <= 0.1 * len(r) + largest  # dealt in turn: one cell over at most
         seen |= set(plan["cell_id"])
-    assert seen == set(chosen["cell_id"])
+    assert seen == set(chosen["cell_id"]) and (times == 1).all()  # each emptied once per cycle
+    # fewer cells than the repeats: still one replicate per group and each cell emptied once
+    few = choose_cells(s, cfg, replace(bt, n_cells=6, repeats=9))
+    assert few["fallback"].all() and int(few["n_groups"].iloc[0]) == 9
+    emptied = [thin(r, few, cfg, bt, replicate=k)[1]["cell_id"].nunique() for k in range(9)]
+    assert sum(emptied) == 6
     res = run_backtest(r, world["frame"], s, cfg, bt)
     assert res["replicate"].nunique() == n_groups and (res["n_thinned"] == 0).all()
     assert res["augmented_estimate"].notna().all() and res["direct_estimate"].isna().all()

@@ -28,7 +28,8 @@ comparisons with the direct estimate and serve the bias allowance of empty domai
 
 A survey with few supported cells (fewer than ``ss_backtest_cells``) would measure little or
 nothing, and its published estimates would carry no bias allowance. The list is then filled with
-sparse cells of 2+ respondents in every wave, which are only ever emptied, a group at a time (each
+other cells (sparse, mostly) of 2+ respondents in every wave, 5 at least, which are only ever
+emptied, a group at a time (each
 replicate holds out about a tenth of the respondents at most, so the replicate's fit stays close
 to the survey's): their full-sample direct estimate comes from respondents the fit did not see, so
 it is a reference independent of the augmented estimate, whose variance the allowance takes out.
@@ -175,6 +176,9 @@ def _group_sums(codes: np.ndarray, n_groups: int, w: np.ndarray, Y: np.ndarray):
 #: (choose_cells' fallback): with more held out at once, the replicate's fit would be much poorer
 #: than the survey's own, and the allowance measured too large
 FALLBACK_DROP_SHARE = 0.10
+#: the fewest fallback cells worth emptying: domain_estimates uses an allowance measured on 5 cells
+#: or more only (augmented_error_allowance.n_cells)
+MIN_FALLBACK_CELLS = 5
 
 
 def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig) -> pd.DataFrame:
@@ -207,6 +211,8 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
         & (g[config.wave].nunique() == s[config.wave].nunique())
     )
     fallback = _seeded_order(spare[spare].index, bt).head(max(bt.n_cells - len(cells), 0))
+    if len(fallback) < MIN_FALLBACK_CELLS:  # too few to measure an allowance domain_estimates uses
+        fallback = fallback.iloc[:0]
     out = pd.DataFrame(
         {
             CELL_ID: pd.concat([cells, fallback], ignore_index=True),
@@ -215,7 +221,7 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     )
     out["cell_index"] = np.arange(len(out))
     held_out = float(g["n_respondents"].sum().reindex(fallback).sum())
-    out["group"] = fallback_groups(out["fallback"].to_numpy(), held_out, s, bt)
+    out["group"], out["n_groups"] = fallback_groups(out["fallback"].to_numpy(), held_out, s, bt)
     return out
 
 
@@ -229,22 +235,25 @@ def _seeded_order(cells: pd.Index, bt: BacktestConfig) -> pd.Series:
 
 def fallback_groups(
     fallback: np.ndarray, held_out: float, support: pd.DataFrame, bt: BacktestConfig
-) -> np.ndarray:
-    """The replicate group of each fallback cell (-1 for the others): the cells dealt in turn to
-    G = max(repeats, ceil(held_out / (FALLBACK_DROP_SHARE x the survey's respondents))) groups, so
-    that a replicate holds out about a tenth of the survey at most; replicate r empties group
-    r mod G, so each fallback cell is emptied once in every G replicates."""
+) -> tuple[np.ndarray, int]:
+    """The replicate group of each fallback cell (-1 for the others) and the group count G: the
+    cells dealt in turn to G = max(repeats, ceil(held_out / (FALLBACK_DROP_SHARE x the survey's
+    respondents))) groups, so that a replicate holds out about a tenth of the survey at most; the
+    back-test then runs G replicates, replicate r emptying group r, each fallback cell once (G is
+    0 without fallback cells)."""
     groups = np.full(len(fallback), -1, dtype=np.int64)
-    if fallback.any():
-        total = float(support["n_respondents"].sum())
-        n_groups = max(bt.repeats, int(np.ceil(held_out / (FALLBACK_DROP_SHARE * total))))
-        groups[fallback] = np.arange(int(fallback.sum())) % n_groups
-    return groups
+    if not fallback.any():
+        return groups, 0
+    total = float(support["n_respondents"].sum())
+    n_groups = max(bt.repeats, int(np.ceil(held_out / (FALLBACK_DROP_SHARE * total))))
+    groups[fallback] = np.arange(int(fallback.sum())) % n_groups
+    return groups, n_groups
 
 
 def n_replicates(chosen: pd.DataFrame, bt: BacktestConfig) -> int:
-    """Replicates of a back-test: ``repeats``, or the fallback's group count when it is larger."""
-    return max(bt.repeats, int(chosen["group"].max()) + 1 if "group" in chosen else 0)
+    """Replicates of a back-test: ``repeats``, or the fallback's group count (at least repeats)."""
+    n_groups = int(chosen["n_groups"].max()) if "n_groups" in chosen and len(chosen) else 0
+    return max(bt.repeats, n_groups)
 
 
 def thinned_sizes(
@@ -278,6 +287,9 @@ def thin(
     wave_pos = {w: i for i, w in enumerate(waves)}
     chosen = _this_replicate(chosen, replicate)
     sel = r[CELL_ID].isin(chosen[CELL_ID]).to_numpy()
+    if not sel.any():  # a replicate whose group has no cell (fewer fallback cells than groups)
+        plan = pd.DataFrame({CELL_ID: [], config.wave: [], "n_full": [], "n_thinned": []})
+        return r.reset_index(drop=True), plan
     sub = r.loc[sel, [config.unit_id, config.wave, CELL_ID]].copy()
     sub["_row"] = np.flatnonzero(sel)
     cidx = dict(zip(chosen[CELL_ID], chosen["cell_index"]))
@@ -314,7 +326,7 @@ def _this_replicate(chosen: pd.DataFrame, replicate: int) -> pd.DataFrame:
     replicate's group."""
     if "fallback" not in chosen or not chosen["fallback"].any():
         return chosen
-    n_groups = int(chosen["group"].max()) + 1
+    n_groups = int(chosen["n_groups"].max())
     return chosen[~chosen["fallback"] | (chosen["group"] == replicate % n_groups)]
 
 
@@ -423,6 +435,15 @@ def ratio_reference(
     if not bt.ratio or frame is None:
         return None, responses
     pairs = tuple((y, x) for y, x in bt.ratio if y in config.outcome_names and x in frame.columns)
+    for y, x in set(bt.ratio) - set(pairs):
+        log.warning(
+            "back-test: the ratio estimator of %s on %s is not used for emptied cells (the frame "
+            "has no column %s, or %s is no outcome): their reference is the weighted mean",
+            y,
+            x,
+            x,
+            y,
+        )
     if not pairs:
         return None, responses
     f = frame.copy()
@@ -437,7 +458,10 @@ def ratio_reference(
         responses = responses.copy()
         for x in missing:
             responses[x] = responses[config.unit_id].astype(str).map(dict(zip(keys, f[x])))
-    return RatioReference(pairs, f.groupby(CELL_ID)[xs].mean()), responses
+    g = f.groupby(CELL_ID)
+    x_bar = g[xs].sum(min_count=1).div(g.size(), axis=0)  # X / N: an unknown x leaves it NaN
+    x_bar[g[xs].count().lt(g.size(), axis=0)] = np.nan
+    return RatioReference(pairs, x_bar), responses
 
 
 def _ratio_reference(reference, plan, full, codes, config: SynthConfig, ratio: RatioReference):
@@ -479,7 +503,7 @@ def _ratio_reference(reference, plan, full, codes, config: SynthConfig, ratio: R
             g = x_bar / (swx / sw)
             q = R * x_bar
             se = np.abs(g) * np.sqrt(np.maximum(var_z, 0.0))
-        use = emptied & np.isfinite(q)
+        use = emptied & np.isfinite(q) & (n >= 2)  # a reference with an SE, or none replaced
         q_all[use, k] = q[use]
         se_all[use, k] = se[use]
 
@@ -575,7 +599,7 @@ def run_backtest(
     if n_fallback:
         log.warning(
             "back-test: %d cells are supported in every wave with more than %d respondents; "
-            "%d sparse cells with 2+ respondents are emptied in turn instead, their full-sample "
+            "%d other cells with 2+ respondents are emptied in turn instead, their full-sample "
             "estimate the reference (the gate compares with the direct estimate only where "
             "there is one)",
             len(chosen) - n_fallback,
@@ -592,6 +616,8 @@ def run_backtest(
     parts = []
     for rep in range(repeats):
         thinned, plan = thin(r, chosen, c, bt, rep)
+        if plan.empty:
+            continue
         sup = s.copy()
         sup["support_class"] = "supported"
         key = sup[[CELL_ID, c.wave]].merge(plan, on=[CELL_ID, c.wave], how="left")
