@@ -480,29 +480,19 @@ def _ratio_reference(reference, plan, full, codes, config: SynthConfig, ratio: R
     rows = full[c >= 0]
     c = c[c >= 0]
     w = rows[config.weight].to_numpy(dtype=float) if config.weight else np.ones(len(rows))
-    N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)
-    G = len(plan)
+    N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)[:, None]
     for y, x in ratio.pairs:
         k = names.index(y)
-        yv = pd.to_numeric(rows[y], errors="coerce").to_numpy(dtype=float)
-        xv = pd.to_numeric(rows[x], errors="coerce").to_numpy(dtype=float)
-        ok = np.isfinite(yv) & np.isfinite(xv)
-        sw, swy, swx, n = (np.zeros(G) for _ in range(4))
-        np.add.at(sw, c[ok], w[ok])
-        np.add.at(swy, c[ok], w[ok] * yv[ok])
-        np.add.at(swx, c[ok], w[ok] * xv[ok])
-        np.add.at(n, c[ok], 1.0)
+        yx = rows[[y, x]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(yx).all(axis=1)
+        means, _, n = _weighted_means(c[ok], N, w[ok], yx[ok])
         x_bar = ratio.x_bar[x].reindex(plan[CELL_ID]).to_numpy(dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            R = swy / swx
-            z = yv[ok] - R[c[ok]] * xv[ok]
-            szz = np.zeros(G)
-            np.add.at(szz, c[ok], (w[ok] * z) ** 2)
-            fpc = np.clip(1.0 - n / N, 0.0, 1.0)
-            var_z = np.where(n >= 2, fpc * n / (n - 1) * szz / (sw * sw), np.nan)
-            g = x_bar / (swx / sw)
+            R = means[:, 0] / means[:, 1]
+            z = yx[ok, 0] - R[c[ok]] * yx[ok, 1]
+            se_z = _weighted_means(c[ok], N, w[ok], z[:, None])[1][:, 0]
             q = R * x_bar
-            se = np.abs(g) * np.sqrt(np.maximum(var_z, 0.0))
+            se = np.abs(x_bar / means[:, 1]) * se_z
         use = emptied & np.isfinite(q) & (n >= 2)  # a reference with an SE, or none replaced
         q_all[use, k] = q[use]
         se_all[use, k] = se[use]
@@ -516,7 +506,13 @@ def _direct_estimates(df: pd.DataFrame, codes, N: np.ndarray, config: SynthConfi
     df = df[c >= 0]
     c = c[c >= 0]
     w = df[config.weight].to_numpy(dtype=float) if config.weight else np.ones(len(df))
-    sw, swy, sww, swwy, swwyy, n_units = _group_sums(c, len(N), w, indicator_matrix(df, config))
+    return _weighted_means(c, N, w, indicator_matrix(df, config))
+
+
+def _weighted_means(c: np.ndarray, N: np.ndarray, w: np.ndarray, Y: np.ndarray):
+    """Per group (codes ``c``, population counts ``N`` as a column) and column of ``Y``: the
+    weighted mean, its SE (see _direct_estimates) and the rows counted."""
+    sw, swy, sww, swwy, swwyy, n_units = _group_sums(c, len(N), w, Y)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = swy / sw
         sz = (swy - q * sw) / sw  # 0 up to rounding
