@@ -370,6 +370,9 @@ def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePl
         )
     X = design(list(om.sources), data.raw, len(raw))
     targets = _targets(om, data, X, raw, present & fr, fr, c)
+    groups = np.repeat(np.arange(len(om.sources)), [s.width for s in om.sources])
+    for t in targets:
+        t["groups"] = groups
     return _OutcomePlan(om, X, targets, present & fr)
 
 
@@ -537,6 +540,8 @@ def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
     om.spike_comps = tuple(comps)
     if not rest.any():
         return out
+    if not om.splits and o.type == "continuous":
+        om.splits = structure.spike_split(o.name, np.where(rest, raw, np.nan), om.spikes)
     om.split_comps = tuple(
         add(f"split{k}", "split", cut.mask(raw), rest.copy(), k) for k, cut in enumerate(om.splits)
     )
@@ -646,10 +651,12 @@ def _slopes(t, X, data, delta_k, prev):
         t["slope_idx"] = idx = _slope_rows(rows, t["comp"].name, data)
         t["slope_X"], t["slope_y"], t["slope_w"] = X[idx], t["y"][idx], data.w[idx]
     off = delta_k[data.g[t["slope_idx"]]]
+    # the group penalties' evidence updates go on from the previous round's
+    eb = {"groups": t["groups"], "penalty": prev.penalty if prev is not None else None}
     if fam == "gauss":
-        return glm.fit_gauss(t["slope_X"], t["slope_y"], t["slope_w"], off)
+        return glm.fit_gauss(t["slope_X"], t["slope_y"], t["slope_w"], off, **eb)
     start = prev.coef if prev is not None else None
-    return glm.fit_logit(t["slope_X"], t["slope_y"], t["slope_w"], off, start=start)
+    return glm.fit_logit(t["slope_X"], t["slope_y"], t["slope_w"], off, start, **eb)
 
 
 def _eta(X: np.ndarray, coef: np.ndarray) -> np.ndarray:

@@ -24,6 +24,9 @@ structural zeros.
   answered, beyond chance (no personal income below age 16). The synthesizer then models
   the side of the cut as its own event before the continuous part (``skip_splits``), so the
   share of records on each side follows the predictors, and later answers see the side.
+* Spike cut points: a continuous outcome without a skip cut whose spike lies inside its
+  answers' range (a tax adjustment of 0 between refunds and payments) is cut there the same way, so
+  the side of the spike follows the predictors (``spike_split``).
 * Structural bounds: a numeric answer that never goes below (above) some value for one
   level of an earlier answer, where the same test says chance cannot explain it (no
   negative work experience below 13 years of schooling); the sampler draws its value from
@@ -267,6 +270,25 @@ def skip_splits(
             if min(int(side.sum()), int((np.isfinite(x) & ~side).sum())) >= MIN_SPLIT_ROWS:
                 out[name] = (cut,)
     return out
+
+
+def spike_split(name: str, x: np.ndarray, spikes: Sequence[float]) -> tuple[Constraint, ...]:
+    """A cut at a spike inside the answers' range, for a continuous outcome with no skip
+    cut (a count's inner spikes are its common values, years of schooling: cut at one of
+    them, CPS1988's synthetic education lost its relation to wage): the
+    answers off the spikes ``x`` (nan elsewhere) lie on both sides of it, each side with at
+    least ``MIN_SPLIT_ROWS`` answers (a tax adjustment of 0 between refunds and payments).
+    One location-scale model cannot put a mass on each side of a spike, so the sampler's
+    sign of such an answer followed the residual, not the predictors (EU-SILC hy145n: 14%
+    positive synthetic answers against 5% real); with the cut the side is its own event.
+    Of several such spikes, the one whose smaller side is largest; () when there is none."""
+    best, best_rows = (), MIN_SPLIT_ROWS - 1
+    ok = np.isfinite(x)
+    for s in spikes:
+        rows = min(int(np.sum(ok & (x < s))), int(np.sum(ok & (x > s))))
+        if rows > best_rows:
+            best, best_rows = (Constraint(name, "below", 1.0, bound=float(s)),), rows
+    return best
 
 
 def _skip_cuts(x, name, y, o: OutcomeSpec, free) -> list[Constraint]:
