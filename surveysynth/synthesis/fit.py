@@ -844,7 +844,7 @@ def _rate_preserving(coef: np.ndarray, drawn: np.ndarray, X, off, w) -> float:
     (drawn - coef)), xbar the rows' weighted mean features. The Gaussian (Laplace)
     posterior is centred at the mode on the logit scale, so noise in the slopes moved a rare
     event's rate toward 1/2 (expit is convex below it): EU-SILC survivor's benefits, 0.96%
-    of the rows fitted, were drawn at 1.2%. With the shift the slopes' draws carry the
+    of the rows fitted, went to 1.6% of the synthetic adults. With the shift the slopes' draws carry the
     uncertainty of the dependence, and the draw of the mean linear predictor (its posterior
     variance xbar' C xbar) and the cell effects the uncertainty of the rate."""
     xbar = np.average(X, axis=0, weights=w) if len(X) else np.zeros(X.shape[1])
