@@ -79,6 +79,22 @@ def test_a_gaussian_fit_shrinks_a_noise_source_only():
     assert abs(f.coef[1] / plain.coef[1] - 1) < 0.01
     assert f.penalty[0] == glm.RIDGE
     assert np.median(f.penalty[1:]) > 10 * glm.RIDGE
+    # the prior is in residual-sd units: the penalties do not depend on the answer's scale
+    for scale in (100.0, 0.01):
+        g = glm.fit_gauss(X, scale * y, w, off, groups=groups)
+        g = glm.fit_gauss(X, scale * y, w, off, groups=groups, penalty=g.penalty)
+        assert np.allclose(g.penalty, f.penalty, rtol=1e-6)
+
+
+def test_the_rate_shift_solves_hard_cases():
+    """fit._intercept_for_rate finds the shift where capped Newton steps cannot: two
+    clusters 400 logits apart (a shift of about 195 logits) and a target rate of 1e-13."""
+    eta = np.r_[np.full(50, -200.0), np.full(50, 200.0)]
+    w = np.ones(100)
+    for target in (25.0, 1e-13 * 100):
+        c = fit._intercept_for_rate(eta, w, target)
+        got = float(np.sum(w * expit(eta + c)))
+        assert abs(got / target - 1) < 1e-6, (target, c, got)
 
 
 def test_a_drawn_rare_event_keeps_its_rate_and_its_uncertainty():

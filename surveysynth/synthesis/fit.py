@@ -844,19 +844,46 @@ def _rate_preserving(coef: np.ndarray, drawn: np.ndarray, X, off, w) -> float:
     (drawn - coef)), xbar the rows' weighted mean features. The Gaussian (Laplace)
     posterior is centred at the mode on the logit scale, so noise in the slopes moved a rare
     event's rate toward 1/2 (expit is convex below it): EU-SILC survivor's benefits, 0.96%
-    of the rows fitted, went to 1.6% of the synthetic adults. With the shift the slopes' draws carry the
-    uncertainty of the dependence, and the draw of the mean linear predictor (its posterior
-    variance xbar' C xbar) and the cell effects the uncertainty of the rate."""
+    of the rows fitted, went to 1.6% of the synthetic adults. With the shift the slopes'
+    draws carry the uncertainty of the dependence, and the draw of the mean linear predictor
+    (its posterior variance xbar' C xbar) and the cell effects the uncertainty of the rate.
+    The rate is held at the cell effects' posterior means; the implicates' draws of the cell
+    effects and of the level are logit-normal and still raise a rare rate somewhat (about
+    10% for the level of a 1% event with 60 uninformative features)."""
     xbar = np.average(X, axis=0, weights=w) if len(X) else np.zeros(X.shape[1])
     level = (drawn[0] - coef[0]) + float(xbar @ (drawn[1:] - coef[1:]))
     eta_hat = off + glm.linear_predictor(X, coef) + level
     eta = off + glm.linear_predictor(X, drawn)
-    target = float(np.sum(w * expit(eta_hat)))
+    return _intercept_for_rate(eta, w, float(np.sum(w * expit(eta_hat))))
+
+
+def _intercept_for_rate(eta: np.ndarray, w: np.ndarray, target: float) -> float:
+    """The c with sum w expit(eta + c) = target: Newton steps (capped at 4 logits), then
+    bisection on a bracket doubled until it holds the root when they have not converged
+    (the sum rises in c, so the root is unique; a target of 0 or sum w has none, and c then
+    stops at the bracket's end, 4096 logits)."""
+    total = float(np.sum(w))
+
+    def gap(c: float) -> float:
+        return float(np.sum(w * expit(eta + c))) - target
+
+    tol = 1e-9 * max(min(target, total - target), 1e-300)
     c = 0.0
-    for _ in range(30):  # Newton on a monotone function of c
+    for _ in range(30):
         mu = expit(eta + c)
-        step = (target - float(np.sum(w * mu))) / max(float(np.sum(w * mu * (1 - mu))), 1e-12)
-        c += float(np.clip(step, -4.0, 4.0))
-        if abs(step) < 1e-10:
+        g = float(np.sum(w * mu)) - target
+        if abs(g) <= tol:
+            return c
+        c -= float(np.clip(g / max(float(np.sum(w * mu * (1 - mu))), 1e-300), -4.0, 4.0))
+    lo, hi = -1.0, 1.0
+    while gap(lo) > 0 and lo > -4096:
+        lo *= 2
+    while gap(hi) < 0 and hi < 4096:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+        if hi - lo < 1e-12:
             break
-    return c
+    log.debug("rate-preserving shift by bisection: %.3g logits", 0.5 * (lo + hi))
+    return 0.5 * (lo + hi)

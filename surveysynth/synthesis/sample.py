@@ -217,7 +217,9 @@ def _split_side(om: OutcomeModel, side: np.ndarray, lo: np.ndarray, hi: np.ndarr
         near, far = (np.maximum(lo, cut.bound + step), hi), (lo, np.minimum(hi, cut.bound))
     lo2 = np.where(side == 0, near[0], np.where(side == 1, far[0], lo))
     hi2 = np.where(side == 0, near[1], np.where(side == 1, far[1], hi))
-    ok = lo2 <= hi2
+    # a continuous side of zero width (a structural bound at the cut) is empty too: a draw
+    # there would be the cut's value itself, which may be a spike
+    ok = (lo2 <= hi2) if step else (lo2 < hi2)
     return np.where(ok, lo2, lo), np.where(ok, hi2, hi)
 
 
