@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from replica_worlds import replica, replica_config
 
-from surveysynth.synthesis import structure
+from surveysynth.contract.inputs import support_table
+from surveysynth.synthesis import api, structure
 
 N = 3000
 OUTCOMES = {
@@ -73,3 +74,28 @@ def test_the_side_of_the_spike_follows_the_earlier_answers(monkeypatch):
     monkeypatch.setattr(structure, "spike_split", lambda *a: ())
     flat = _pay_share(replica(real, cfg))
     assert (flat - want).abs().max() > 0.1, (flat, want)
+
+
+def test_a_skip_cut_takes_precedence_over_a_spike_cut():
+    """One cut per answer: where a later item is skipped beyond a value of the answer (no
+    refund recorded above 500), that skip cut is modelled and the inner spike is not cut."""
+    real = _world(5)
+    adj = real["adjustment"].astype(float)
+    real["refund"] = np.where(adj > 500, np.nan, np.round(np.abs(adj) / 10))
+    outcomes = {**OUTCOMES, "refund": {"type": "count", "min": 0}}
+    cfg = replica_config(outcomes, 5)
+    tot = real.groupby("region").size().rename("n_population").reset_index()
+    model = api.fit_model(real, None, support_table(real, cfg, totals=tot), cfg)
+    splits = {om.spec.name: om.splits for om in model.spec.models}
+    # the cut sits at the largest adjustment with a refund recorded (at most 500)
+    assert [k.kind for k in splits["adjustment"]] == ["above"]
+    assert 400 < splits["adjustment"][0].bound <= 500
+    plain = replica_config(OUTCOMES, 5)
+    fitted = api.fit_model(
+        real[["unit", "period", "region", "owner", "adjustment"]],
+        None,
+        support_table(real, plain, totals=tot),
+        plain,
+    )
+    alone = {om.spec.name: om.splits for om in fitted.spec.models}
+    assert [(k.kind, k.bound) for k in alone["adjustment"]] == [("below", 0.0)]
