@@ -476,11 +476,10 @@ def spike_table(t: Table, kinds: dict, cands: dict[str, pd.DataFrame]) -> pd.Dat
     rows = []
     for col, value, share in found:
         x = _num(train, col)
-        n = int(np.isfinite(x).sum())
+        ok = np.isfinite(x)
         row = {"column": col, "value": value, "train": share}
-        ref = dict.fromkeys(cands, (share, n))
+        ref = dict.fromkeys(cands, (share, int(ok.sum())))
         if t.train_w is not None:
-            ok = np.isfinite(x)
             w = t.train_w[ok]
             row["train weighted"] = p = float(np.average(x[ok] == value, weights=w))
             ref.update(dict.fromkeys(WEIGHTED, (p, w.sum() ** 2 / np.sum(w**2))))

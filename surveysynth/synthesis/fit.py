@@ -363,6 +363,12 @@ class _OutcomePlan:
     targets: list[dict]
     answered: np.ndarray  # rows with a value where no rule fixes it
 
+    @property
+    def groups(self) -> np.ndarray:
+        """The source each column of X belongs to (the slopes' prior groups, ``glm``)."""
+        widths = [s.width for s in self.om.sources]
+        return np.repeat(np.arange(len(widths)), widths)
+
 
 def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePlan:
     """The design and the components of one outcome (sets the component fields of ``om``)."""
@@ -375,9 +381,6 @@ def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePl
         )
     X = design(list(om.sources), data.raw, len(raw))
     targets = _targets(om, data, X, raw, present & fr, fr, c)
-    groups = np.repeat(np.arange(len(om.sources)), [s.width for s in om.sources])
-    for t in targets:
-        t["groups"] = groups
     return _OutcomePlan(om, X, targets, present & fr)
 
 
@@ -392,7 +395,7 @@ def _fit_all(plans: list[_OutcomePlan], data: FitData, c: SynthConfig, t0: float
     as one after another."""
 
     def one(plan: _OutcomePlan):
-        fits = _fit_components(plan.targets, plan.X, data, c)
+        fits = _fit_components(plan.targets, plan.X, plan.groups, data, c)
         for f in fits:  # the implicates' variance components, while this thread is at it
             f["sigma_draws"] = _sigma_draws(c.seed, f, c.m)
         log.info("synth fit: %s done, %.1fs", plan.om.spec.name, time.monotonic() - t0)
@@ -577,7 +580,9 @@ def _link_values(raw, o: OutcomeSpec, rows, seed) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- slopes + pooling
-def _fit_components(targets: list[dict], X: np.ndarray, data: FitData, c: SynthConfig):
+def _fit_components(
+    targets: list[dict], X: np.ndarray, groups: np.ndarray, data: FitData, c: SynthConfig
+):
     """ROUNDS of: slopes given cell effects, direct cell effects given slopes, pooling."""
     G = data.n_groups
     delta = np.zeros((G, len(targets)))
@@ -587,7 +592,7 @@ def _fit_components(targets: list[dict], X: np.ndarray, data: FitData, c: SynthC
         theta = np.full((G, len(targets)), np.nan)
         psi = np.full((G, len(targets)), np.nan)
         for k, t in enumerate(targets):
-            fits[k] = _slopes(t, X, data, delta[:, k], fits[k])
+            fits[k] = _slopes(t, X, groups, data, delta[:, k], fits[k])
             theta[:, k], psi[:, k] = _direct(t, X, data, fits[k], delta, targets, k, rnd)
         names = [t["comp"].name for t in targets]
         defaults = np.array([_default(t["comp"]) for t in targets])
@@ -644,7 +649,7 @@ def _default(comp: Component) -> float:
     return -9.0 if comp.kind in ("miss", "spike") else 0.0
 
 
-def _slopes(t, X, data, delta_k, prev):
+def _slopes(t, X, groups, data, delta_k, prev):
     fam = t["comp"].family
     if fam == "scale":
         return None
@@ -657,7 +662,7 @@ def _slopes(t, X, data, delta_k, prev):
         t["slope_X"], t["slope_y"], t["slope_w"] = X[idx], t["y"][idx], data.w[idx]
     off = delta_k[data.g[t["slope_idx"]]]
     # the group penalties' evidence updates go on from the previous round's
-    eb = {"groups": t["groups"], "penalty": prev.penalty if prev is not None else None}
+    eb = {"groups": groups, "penalty": prev.penalty if prev is not None else None}
     if fam == "gauss":
         return glm.fit_gauss(t["slope_X"], t["slope_y"], t["slope_w"], off, **eb)
     start = prev.coef if prev is not None else None
