@@ -42,8 +42,10 @@ Proper synthesis (``draw_implicates``): each implicate draws the slopes from the
 Gaussian posterior approximation (a logit's intercept then shifted to keep the fitted rate up
 to the draw of its mean linear predictor, ``_rate_preserving``), each variance component
 sigma_v2 from its grid posterior
-given the cells' leave-one-out residuals (``variance``), and then every cell effect from its
-posterior given those (in the per-cell sampler). The terms' variances tau2_g are plugged in.
+given the cells' leave-one-out residuals (``variance``), the prior mean's intercept and term
+effects from their posteriors, each level's draw shared by its cells (``_prior_draws``), and then
+every cell effect from its posterior given those (in the per-cell sampler). The terms' variances
+tau2_g are plugged in.
 """
 
 from __future__ import annotations
@@ -143,6 +145,23 @@ class OutcomeModel:
         return out
 
 
+def term_column(i: int) -> str:
+    """The params column holding each cell x wave's level code of prior term ``i``."""
+    return f"{PARAM_PREFIX}term__{i}"
+
+
+@dataclass
+class PriorDraws:
+    """One component's draws of its prior mean's parts, shared by every cell of a level:
+    ``intercept`` (m,) and, per prior term in the order of the cells' term columns, the drawn
+    deviations of every level (levels x m) with their variances (levels,). The cell's prior
+    mean in implicate i is its fitted prior mean plus the intercept's draw and its levels'."""
+
+    intercept: np.ndarray
+    intercept_var: float
+    terms: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
 @dataclass
 class SamplerSpec:
     """Everything the per-cell sampler needs besides the group's rows: small and picklable
@@ -162,6 +181,8 @@ class SamplerSpec:
     sigma_draws: dict[str, np.ndarray]  # component -> (m,)
     run_id: str
     method: str
+    n_terms: int = 0  # prior terms; a cell's level of term i is in column term_column(i)
+    prior_draws: dict[str, PriorDraws] = field(default_factory=dict)  # component -> draws
 
     @property
     def components(self) -> list[Component]:
@@ -170,7 +191,8 @@ class SamplerSpec:
     @property
     def param_columns(self) -> list[str]:
         cols = [c.col(w) for c in self.components for w in CELL_COLUMNS]
-        return cols + [om.loc.col(w) for om in self.models if om.loc for w in RANGE_COLUMNS]
+        cols += [om.loc.col(w) for om in self.models if om.loc for w in RANGE_COLUMNS]
+        return cols + [term_column(i) for i in range(self.n_terms)]
 
     @property
     def output_columns(self) -> list[str]:
@@ -237,6 +259,8 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
     cols, diags = {}, []
     for plan, fits in zip(plans, _fit_all(plans, data, config, t0)):
         _store_outcome(plan, fits, data, cols, diags)
+    for i, codes in enumerate(data.terms.values()):
+        cols[term_column(i)] = codes
     params = pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
     spec = SamplerSpec(
         seed=config.seed,
@@ -253,6 +277,7 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
         sigma_draws={},
         run_id=run_id,
         method=method,
+        n_terms=len(data.terms),
     )
     draw_implicates(spec, [d for d in diags], config.m)
     diag = pd.DataFrame([{k: v for k, v in d.items() if np.isscalar(v)} for d in diags])
@@ -774,6 +799,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         "psi": np.where(obs, psi[:, k], np.nan),
         "prior": pooled.prior_mean[:, k],
         "priorvar": _capped_prior_var(pooled.prior_var[:, k], theta[:, k], obs),
+        "prior_parts": _prior_parts(pooled, k) if has_any else None,
         "sigma_se": _sigma_se(s2, psi[:, k], obs),
         "fit": f,
     }
@@ -790,6 +816,12 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         out["resid_w"] = data.w[rows]
         out["z"] = t["y"][rows]
     return out
+
+
+def _prior_parts(pooled: PoolingResult, k: int) -> tuple[float, list[np.ndarray]]:
+    """The prior mean's posterior variance of parameter k by part: the intercept's, and each
+    term's per level (their sum over a cell's levels is its prior_var)."""
+    return float(pooled.beta0_var[k]), [v[:, k] for v in pooled.effect_var.values()]
 
 
 def _capped_prior_var(a: np.ndarray, theta: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -830,6 +862,8 @@ def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
     for d in diags:
         name, f = d["component"], d["fit"]
         spec.sigma_draws[name] = d["sigma_draws"]  # drawn with the fit (_fit_all)
+        if d["prior_parts"] is not None:
+            spec.prior_draws[name] = _prior_draws(spec.seed, name, *d["prior_parts"], m)
         if f is None:
             continue
         L = np.linalg.cholesky(f.cov + 1e-12 * np.eye(len(f.coef)))
@@ -840,6 +874,25 @@ def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
             if "rate_rows" in d:
                 coefs[i, 0] += _rate_preserving(f.coef, coefs[i], *d["rate_rows"])
         spec.coef_draws[name] = coefs
+
+
+def _prior_draws(seed: int, name: str, b0_var: float, term_vars: list, m: int) -> PriorDraws:
+    """Per implicate, the intercept and every level of every prior term drawn from their
+    (mean-field) posteriors, one stream per (component, part, implicate): a level's draw is
+    shared by all its cells, as the effect is, so the model's error in a region's effect
+    moves all of the region's cells together in an implicate and a margin's estimate carries
+    it (drawn independently per cell, it would average away over the cells)."""
+    sd0 = np.sqrt(max(b0_var, 0.0))
+    b0 = np.array(
+        [sd0 * stream_rng(seed, "prior", name, "b0", i + 1).standard_normal() for i in range(m)]
+    )
+    terms = []
+    for j, v in enumerate(term_vars):
+        z = np.column_stack(
+            [stream_rng(seed, "prior", name, j, i + 1).standard_normal(len(v)) for i in range(m)]
+        )
+        terms.append((np.sqrt(np.maximum(v, 0.0))[:, None] * z, np.maximum(v, 0.0)))
+    return PriorDraws(b0, sd0 * sd0, tuple(terms))
 
 
 def _rate_preserving(coef: np.ndarray, drawn: np.ndarray, X, off, w) -> float:

@@ -36,7 +36,8 @@ on average over 20 worlds (0.276 with it; tests/test_synth_pooling.py). Safeguar
 extrapolation (on log variances) speeds it up. All parameters are fitted at once (columns of
 one matrix), so the cost does not grow with the number of respondents. The iterations are
 capped (``max_iter``). The term variances tau2_g are plugged in (no uncertainty about them;
-sigma_v2 is drawn per implicate, ``variance``) and mean-field posterior variances ignore
+sigma_v2 is drawn per implicate, ``variance``, and so are the term effects given tau2_g, from
+``effect_var``) and mean-field posterior variances ignore
 correlations between crossed effects (on a simulated check the joint variance of the prior
 mean came out a little smaller, not larger, than the mean-field sum).
 The objective can have more than one local optimum (an effect carried by a coarse term or
@@ -186,6 +187,10 @@ class PoolingResult:
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     effects: dict[str, np.ndarray] = field(default_factory=dict)
     psi_eff: np.ndarray | None = None
+    # posterior variances (mean-field) of every term's effects (levels x params) and of the
+    # intercept (params): the parts of prior_var, for draws shared by the cells of a level
+    effect_var: dict[str, np.ndarray] = field(default_factory=dict)
+    beta0_var: np.ndarray | None = None
 
 
 def fit_pooled(
@@ -314,7 +319,8 @@ def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, defau
         for k in st.names
     }
     prior_mean = np.tile(beta0, (n_cells, 1))
-    prior_var = np.tile(1.0 / np.maximum((obs / (ps + sigma_v2)).sum(0), 1e-300), (n_cells, 1))
+    beta0_var = 1.0 / np.maximum((obs / (ps + sigma_v2)).sum(0), 1e-300)
+    prior_var = np.tile(beta0_var, (n_cells, 1))
     for k, c in codes.items():
         prior_mean = prior_mean + u[k][c]
         prior_var = prior_var + uvar[k][c]
@@ -352,6 +358,8 @@ def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, defau
         diagnostics=diag,
         effects=u,
         psi_eff=np.where(obs, ps, np.nan),
+        effect_var=uvar,
+        beta0_var=beta0_var,
     )
 
 

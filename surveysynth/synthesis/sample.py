@@ -45,6 +45,7 @@ from surveysynth.synthesis.fit import (
     OutcomeModel,
     SamplerSpec,
     SynthModel,
+    term_column,
 )
 from surveysynth.synthesis.links import from_link, to_link
 from surveysynth.synthesis.plan import IMPLICATE
@@ -62,11 +63,18 @@ def draw_group(spec: SamplerSpec, rng: np.random.Generator, n: int):
 
 def cell_effects(spec: SamplerSpec, cells: pd.DataFrame, imps: np.ndarray, eps: np.ndarray):
     """Each group's cell effects: posterior given the implicate's variance component
-    sigma*: gamma = sigma* / (sigma* + psi); mean = prior + gamma (hat - prior), variance
-    gamma psi + (1 - gamma)^2 a with data, sigma* + a without. Elementwise per group."""
+    sigma* and its draw of the prior mean, prior* = prior + the implicate's draws of the
+    intercept and of the cell's levels (``prior_deviation``): gamma = sigma* / (sigma* + psi);
+    mean = prior* + gamma (hat - prior*), variance gamma psi with data, sigma* without. Over
+    the implicates a cell's draws thus have variance gamma psi + (1 - gamma)^2 a (sigma* + a
+    without data), a the prior mean's variance, as before the levels' draws were shared.
+    Elementwise per group."""
     out = np.empty((len(cells), len(spec.components)))
     for k, comp in enumerate(spec.components):
         hat, psi, prior, a = (cells[comp.col(w)].to_numpy(dtype=float) for w in _COLS)
+        dev = prior_deviation(spec, comp.name, cells, imps, a)
+        if dev is not None:
+            prior, a = prior + dev, np.zeros_like(a)
         s2 = spec.sigma_draws[comp.name][imps - 1]
         has = np.isfinite(hat) & np.isfinite(psi)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,6 +86,27 @@ def cell_effects(spec: SamplerSpec, cells: pd.DataFrame, imps: np.ndarray, eps: 
 
 
 _COLS = ("hat", "psi", "prior", "priorvar")
+
+
+def prior_deviation(spec: SamplerSpec, name: str, cells: pd.DataFrame, imps, a: np.ndarray):
+    """Each group's drawn departure of its prior mean in its implicate: the intercept's draw
+    plus the draws of the cell's level of every term (``fit.PriorDraws``), scaled so that its
+    variance is the cell's prior variance ``a`` (capped in the fit, so at most 1); None for a
+    component without draws (no cell with data)."""
+    pd_ = spec.prior_draws.get(name)
+    if pd_ is None:
+        return None
+    i = imps - 1
+    dev = pd_.intercept[i].copy()
+    raw = np.full(len(cells), pd_.intercept_var)
+    for j, (draws, var) in enumerate(pd_.terms):
+        code = cells[term_column(j)].to_numpy(dtype=np.int64)
+        dev += draws[code, i]
+        raw += var[code]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (raw > 0) & np.isfinite(a)
+        scale = np.where(ok, np.sqrt(np.clip(a / raw, 0.0, 1.0)), 0.0)
+    return dev * scale
 
 
 def cell_ranges(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]:
