@@ -28,6 +28,7 @@ results.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -246,6 +247,13 @@ def synthesize_spark(
 
 
 # ----------------------------------------------------------------------- manifest
+@functools.lru_cache(maxsize=8)
+def _versions_json(backend: str) -> str:
+    """The versions as the manifest writes them: looked up once per process (reading the
+    installed packages' metadata took longer than hashing the inputs' support table)."""
+    return json.dumps(_versions(backend), sort_keys=True)
+
+
 def _versions(backend: str) -> dict[str, str]:
     names = ["numpy", "pandas", "scipy", "pyarrow"]
     if backend.startswith("sdv"):
@@ -282,7 +290,7 @@ def manifest(
         "hash_responses": hashes["responses"],
         "hash_frame": hashes["frame"],
         "hash_support": hashes["support"],
-        "versions": json.dumps(_versions(config.backend), sort_keys=True),
+        "versions": _versions_json(config.backend),
         "timings": json.dumps({k: round(v, 4) for k, v in (timings or {}).items()}, sort_keys=True),
         "n_output": None if output is None else len(output),
         "hash_output": content_hash(output) if output is not None and hash_output else None,

@@ -113,6 +113,12 @@ def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: np.ndarray) -> np.ndar
     return np.interp(qs * cw[-1], cw, x[order])
 
 
+def more_values_than(x: np.ndarray, k: int) -> bool:
+    """Whether ``x`` holds more than ``k`` distinct values: a head that already does settles
+    it without sorting every value."""
+    return np.unique(x[:1024]).size > k or np.unique(x).size > k
+
+
 def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra) -> Source:
     """Centre, scale and knots of a numeric source from its values ``x`` (raw scale)."""
     proto = Source(column, kind, **extra)
@@ -126,7 +132,7 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
     scale = float(np.sqrt(np.average((zc - center) ** 2, weights=wc))) or 1.0
     std = (zc - center) / scale
     knots: tuple[float, ...] = ()
-    if np.unique(zc).size > 2 * N_KNOTS:
+    if more_values_than(zc, 2 * N_KNOTS):
         q = _weighted_quantiles(std, wc, np.arange(1, N_KNOTS + 1) / (N_KNOTS + 1))
         knots = tuple(float(k) for k in np.unique(np.round(q, 9)))
     return Source(
@@ -202,15 +208,23 @@ def design(
     n: int,
     order: str = "C",
     clamp: bool | None = None,
+    cache: dict | None = None,
 ) -> np.ndarray:
     """The design matrix (no intercept) of ``sources`` for rows whose raw values are in
     ``values`` (column -> array). ``order="F"`` stores it column by column: the sampler
     reads it a column at a time (the fit's matrix products keep the row-major layout their
     sums were fixed with). ``clamp=True`` clamps every numeric source to the fit's range,
-    register auxiliaries too (the sampler's reference for how far they extrapolate)."""
+    register auxiliaries too (the sampler's reference for how far they extrapolate).
+    ``cache`` (a dict kept by the caller for one ``values`` and ``clamp``) keeps each source's
+    columns: every outcome's design holds the sources of the answers before it."""
     cols: list[np.ndarray] = []
     for s in sources:
-        cols.extend(source_columns(s, values[s.column], clamp))
+        if cache is None:
+            cols.extend(source_columns(s, values[s.column], clamp))
+            continue
+        if id(s) not in cache:  # the source is kept with its columns: its id stays its own
+            cache[id(s)] = (s, source_columns(s, values[s.column], clamp))
+        cols.extend(cache[id(s)][1])
     out = np.empty((n, len(cols)), order=order)
     for j, c in enumerate(cols):
         out[:, j] = c

@@ -50,6 +50,7 @@ tau2_g are plugged in.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,7 @@ from surveysynth.synthesis.pooling import (
     fit_pooled,
     group_weights,
     pooling_terms,
+    stack_terms,
     weighted_moments,
 )
 
@@ -184,8 +186,9 @@ class SamplerSpec:
     n_terms: int = 0  # prior terms; a cell's level of term i is in column term_column(i)
     prior_draws: dict[str, PriorDraws] = field(default_factory=dict)  # component -> draws
 
-    @property
+    @functools.cached_property
     def components(self) -> list[Component]:
+        """Every model's components (kept: the sampler asks once per group)."""
         return [c for om in self.models for c in om.components]
 
     @property
@@ -223,6 +226,7 @@ class FitData:
     free: dict[str, np.ndarray]  # outcome -> rows where no rule fixes it
     seed: int = 0
     dim_codes: tuple[np.ndarray, ...] = ()  # per cell dimension: level code of each support row
+    stack: object = None  # the terms stacked for the pooling (``pooling.stack_terms``), built once
 
 
 # ----------------------------------------------------------------------- the pipeline
@@ -248,12 +252,12 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
     splits = structure.skip_splits(order, specs, data.raw, data.free)
     sources = _aux_sources(inputs, config, data)
     table = inputs.support[[CELL_ID, *config.cell_dims, config.wave]].copy()
-    models, plans = [], []
+    models, plans, columns = [], [], {}
     for name in order:
         om = OutcomeModel(spec=specs[name], sources=tuple(sources), relation=relations.get(name))
         om.splits = splits.get(name, ()) if om.relation is None else ()
         if om.relation is None:
-            plans.append(_plan_outcome(om, data, config))
+            plans.append(_plan_outcome(om, data, config, columns))
             sources.append(_outcome_source(om, data))
         models.append(om)
     cols, diags = {}, []
@@ -306,7 +310,8 @@ def _fit_data(inputs: Inputs, config: SynthConfig) -> FitData:
         raw[a] = r[a].to_numpy(dtype=float)
     terms = pooling_terms(table, c.cell_dims, c.wave, c.interactions)
     dims = tuple(pd.factorize(table[d], sort=True)[0].astype(np.int64) for d in c.cell_dims)
-    return FitData(g, w, n_groups, terms, raw, free, c.seed, dims)
+    stack = stack_terms(terms, n_groups)
+    return FitData(g, w, n_groups, terms, raw, free, c.seed, dims, stack)
 
 
 def _weights(inputs: Inputs, c: SynthConfig) -> np.ndarray:
@@ -395,8 +400,9 @@ class _OutcomePlan:
         return np.repeat(np.arange(len(widths)), widths)
 
 
-def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePlan:
-    """The design and the components of one outcome (sets the component fields of ``om``)."""
+def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, columns: dict) -> _OutcomePlan:
+    """The design and the components of one outcome (sets the component fields of ``om``);
+    ``columns`` keeps the sources' design columns from one outcome to the next."""
     o, fr = om.spec, data.free[om.spec.name]
     raw = data.raw[o.name]
     present = (raw >= 0) if o.is_discrete else np.isfinite(raw)
@@ -404,7 +410,7 @@ def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePl
         raise SynthInputError(
             f"outcome '{o.name}' has no non-null value on rows where no rule fixes it"
         )
-    X = design(list(om.sources), data.raw, len(raw))
+    X = design(list(om.sources), data.raw, len(raw), cache=columns)
     targets = _targets(om, data, X, raw, present & fr, fr, c)
     return _OutcomePlan(om, X, targets, present & fr)
 
@@ -546,7 +552,7 @@ def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
         cons = structure.structural_constraints(event, rows, srcs, data.raw)
         if cons:
             rows = rows & ~_constrained(cons, data.raw)
-        if rows.any() and np.unique(event[rows]).size < 2:  # constant where it is free
+        if rows.any() and _constant(event[rows]):  # constant where it is free
             # first: the sampler applies constraints in order, a later one overriding an earlier
             # where it holds, so this covers only the rows no structural constraint fixes
             cons = (structure.Constraint("", "all", float(event[rows][0])), *cons)
@@ -584,6 +590,13 @@ def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
     out.append({"comp": om.loc, "rows": rest, "y": z})
     out.append({"comp": om.logscale, "rows": rest, "y": z})
     return out
+
+
+def _constant(x: np.ndarray) -> bool:
+    """Whether ``x`` holds one value (a 0/1 event: no sort needed)."""
+    if x.dtype == bool:
+        return bool(x.all() or not x.any())
+    return np.unique(x).size < 2
 
 
 def _constrained(cons, raw: dict) -> np.ndarray:
@@ -631,6 +644,7 @@ def _fit_components(
             max_iter=36 if rnd == 0 else 24,
             progress_seconds=c.progress_seconds,
             error_df=_error_df(targets, X, data, fits, delta),
+            stack=data.stack,
         )
         delta = pooled.post_mean
     psi = pooled.psi_eff
@@ -650,7 +664,7 @@ def _error_df(targets, X, data, fits, delta) -> np.ndarray:
             continue
         rows = t["rows"]
         scale = np.exp(delta[data.g, k + 1]) if k + 1 < delta.shape[1] else 1.0
-        r = ((t["y"] - _eta(X, fits[k].coef) - delta[data.g, k]) / scale)[rows]
+        r = ((t["y"] - _loc_eta(t, X, fits[k]) - delta[data.g, k]) / scale)[rows]
         kappa = _kurtosis(r, data.w[rows])
         if kappa > 3.0:
             _, _, n_eff = group_weights(data.g, data.w, rows, data.n_groups)
@@ -711,23 +725,20 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
     """Direct cell effect and its sampling variance, given the slopes."""
     comp, rows, G, g = t["comp"], t["rows"], data.n_groups, data.g
     if comp.family == "scale":
-        loc_k = k - 1  # the location component precedes the scale
-        eta = _eta(X, targets[loc_k]["fit"].coef) if "fit" in targets[loc_k] else 0
+        loc = targets[k - 1]  # the location component precedes the scale
+        eta = _loc_eta(loc, X, loc["fit"]) if "fit" in loc else 0
         return _direct_scale(t["y"] - eta, rows, data)
     t["fit"] = f
-    eta = _eta(X, f.coef)
     if comp.family == "gauss":
+        eta = _loc_eta(t, X, f)
         mean, var, n, n_eff = weighted_moments(g, data.w, t["y"] - eta, rows, G)
         s2 = f.scale if rnd == 0 else _scale_variance(delta[:, k + 1], var, n_eff)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(n > 0, mean, np.nan), np.where(
                 n > 0, s2 / np.maximum(n_eff, 1e-9), np.nan
             )
-    _, sw, n_eff = group_weights(g, data.w, rows, G)
-    wm = np.where(rows, data.w, 0.0)
-    safe = np.where(sw > 0, sw, 1.0)
-    p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
-    mu = expit(eta + delta[g, k])
+    sw, n_eff, wm, safe, p_hat = _cell_sums(t, data)
+    mu = expit(_eta(X, f.coef) + delta[g, k])
     mu_bar = np.bincount(g, weights=wm * mu, minlength=G) / safe
     v_bar = np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe
     v_bar = np.maximum(v_bar, 1e-4)
@@ -737,6 +748,27 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
     theta = np.where(ok, delta[:, k] + step, np.nan)
     psi = np.where(ok, 1.0 / (np.maximum(n_eff, 1e-9) * v_bar), np.nan)
     return theta, psi
+
+
+def _loc_eta(t: dict, X: np.ndarray, f: glm.GLMFit) -> np.ndarray:
+    """A location's linear predictor at the fit ``f``, kept with the target: the direct
+    effects of the location and of its scale, the error df and the summary all read it."""
+    if t.get("eta_fit") is not f:
+        t["eta"], t["eta_fit"] = _eta(X, f.coef), f
+    return t["eta"]
+
+
+def _cell_sums(t: dict, data: FitData):
+    """A logit component's weights per cell and its direct shares: the same every round
+    (its rows and answers do not change), so computed once and kept with the target."""
+    if "cell_sums" not in t:
+        g, G = data.g, data.n_groups
+        _, sw, n_eff = group_weights(g, data.w, t["rows"], G)
+        wm = np.where(t["rows"], data.w, 0.0)
+        safe = np.where(sw > 0, sw, 1.0)
+        p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
+        t["cell_sums"] = (sw, n_eff, wm, safe, p_hat)
+    return t["cell_sums"]
 
 
 def _scale_variance(half_log: np.ndarray, var: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
@@ -810,7 +842,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
     if comp.kind == "loc":
         post = pooled.post_mean
         scale = np.exp(post[:, k + 1])[data.g]
-        eta = _eta(X, f.coef)
+        eta = _loc_eta(t, X, f)
         rows = t["rows"]
         out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
         out["resid_w"] = data.w[rows]

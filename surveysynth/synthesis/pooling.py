@@ -205,6 +205,7 @@ def fit_pooled(
     start: PoolingResult | None = None,
     effect_df: float = EFFECT_DF,
     error_df: np.ndarray | None = None,
+    stack: _Stack | None = None,
 ) -> PoolingResult:
     """Empirical-Bayes fit of the hierarchical prior for every column of ``theta_hat``.
 
@@ -212,7 +213,8 @@ def fit_pooled(
     estimate. A parameter without any direct estimate gets ``default`` and zero spread.
     ``error_df`` (cells x params, inf: Gaussian) gives each direct estimate's sampling error a
     Student-t law with those degrees of freedom (``_error_weights``); the effective sampling
-    variances it implies are returned as ``psi_eff``.
+    variances it implies are returned as ``psi_eff``. ``stack`` is ``stack_terms(terms,
+    cells)`` when the caller fits many parameters on the same terms (built once, not per fit).
     """
     theta_hat = np.asarray(theta_hat, dtype=float)
     psi = np.asarray(psi, dtype=float)
@@ -222,11 +224,13 @@ def fit_pooled(
     ps0 = np.where(obs, psi, 1.0)
     edf = np.full_like(ps0, np.inf) if error_df is None else np.asarray(error_df, dtype=float)
     cells = _Cells(theta_hat, np.where(obs, theta_hat, 0.0), obs, ps0, edf)
-    st = _Stack.of(terms, theta_hat.shape[0])
+    st = stack if stack is not None else _Stack.of(terms, theta_hat.shape[0])
     S = _start(st, cells, start)
+    # Gaussian errors everywhere: the error weights are all 1 and psi stays as it is
+    em_df = edf if np.isfinite(edf).any() else None
 
     def em_step(S: np.ndarray) -> np.ndarray:
-        return _em_step(S, st, cells.y, obs, ps0, edf, effect_df)
+        return _em_step(S, st, cells.y, obs, ps0, em_df, effect_df)
 
     S, it, converged = _squarem(em_step, S, max_iter, tol, progress_seconds)
     names = list(names) if names is not None else [str(i) for i in range(theta_hat.shape[1])]
@@ -363,6 +367,11 @@ def _posterior(st: _Stack, S: np.ndarray, cells: _Cells, effect_df: float, defau
     )
 
 
+def stack_terms(terms: Mapping[str, np.ndarray], n_cells: int) -> _Stack:
+    """The terms' indicator matrices, stacked, for ``fit_pooled(..., stack=)``."""
+    return _Stack.of(terms, n_cells)
+
+
 @dataclass
 class _Stack:
     """The prior terms stacked: the level rows of every term one after another (term i owns
@@ -419,7 +428,7 @@ class _Stack:
 
 def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     """One EM sweep: intercept, backfitting of every term with its tau2 update, then
-    sigma_v2. The residual is kept up to date; a level's weighted partial residual is its
+    sigma_v2 (``edf`` None: Gaussian sampling errors, whose weights are all 1). The residual is kept up to date; a level's weighted partial residual is its
     weighted residual plus den * its current effect. A term's level weights ``den``, its t
     weights and precisions depend only on the state at the start of the sweep, so they are
     computed for all terms at once (the same operations, element by element, as term by
@@ -432,7 +441,7 @@ def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     resid = y - b0
     for i, c in enumerate(st.codes):
         resid = resid - np.take(uu[st.offs[i] : st.offs[i + 1]], c, axis=0)
-    ps = ps0 / _error_weights(resid, ps0, s2, edf)
+    ps = ps0 if edf is None else ps0 / _error_weights(resid, ps0, s2, edf)
     w = obs / (ps + s2)
     step = (st.ones_g @ (w * resid)) / np.maximum(st.ones_g @ w, 1e-300)
     resid = resid - step
