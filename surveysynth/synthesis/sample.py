@@ -137,6 +137,7 @@ class Draw:
                     dtype=float, na_value=np.nan
                 )
         self.decoded: dict[str, pd.Series] = {}
+        self.columns: dict = {}  # each source's design columns, once drawn (``design``)
         self._implicate_rows: list[tuple[int, np.ndarray | None]] | None = None
 
     def eta(self, comp: Component, X: np.ndarray) -> np.ndarray:
@@ -205,7 +206,7 @@ def generate(draw: Draw) -> None:
         if om.relation is not None:
             value = _related(draw, om)
         else:
-            X = design(list(om.sources), draw.raw, draw.n, order="F")
+            X = design(list(om.sources), draw.raw, draw.n, order="F", cache=draw.columns)
             value = _value(draw, om, X, j)
             if om.miss is not None and spec.item_missing:
                 miss = draw.v[:, j] < draw.prob(om.miss, X)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from surveysynth.contract.config import OutcomeSpec, Rule
-from surveysynth.synthesis.features import Source
+from surveysynth.synthesis.features import Source, more_values_than
 
 MIN_EXPECTED = 7.0
 MAX_SPIKES = 5
@@ -145,11 +145,11 @@ def find_relations(
 
 def _function_pairs(src: np.ndarray, tgt: np.ndarray, min_rows: int) -> tuple | None:
     n = len(src)
-    levels = np.unique(src)
+    levels = _levels(src)
     if levels.size < 2 or (min_rows > 1 and (n < min_rows or n < 3 * levels.size)):
         return None
     key = np.where(np.isnan(tgt), np.inf, tgt) if tgt.dtype.kind == "f" else tgt
-    if np.unique(key).size < 2:
+    if not len(key) or bool((key == key[0]).all()):  # one value (no nan left: == is exact)
         return None
     pairs = []
     for lv in levels:
@@ -159,6 +159,17 @@ def _function_pairs(src: np.ndarray, tgt: np.ndarray, min_rows: int) -> tuple | 
         v = vals[0]
         pairs.append((int(lv), None if (isinstance(v, float) and np.isinf(v)) else v))
     return tuple(pairs)
+
+
+def _levels(codes: np.ndarray) -> np.ndarray:
+    """``np.unique`` of level codes, by counting instead of sorting when they are integers
+    in a short range (the same sorted values and dtype)."""
+    if codes.dtype.kind != "i" or not len(codes):
+        return np.unique(codes)
+    lo, hi = int(codes.min()), int(codes.max())
+    if hi - lo > 4 * len(codes) + 1024:
+        return np.unique(codes)
+    return (np.flatnonzero(np.bincount(codes - lo)) + lo).astype(codes.dtype)
 
 
 def find_spikes(x: np.ndarray, w: np.ndarray, o: OutcomeSpec, share: float) -> tuple[float, ...]:
@@ -344,7 +355,7 @@ def value_bounds(
         x = raw[s.column][rows]
         if s.kind == "discrete":
             out += _level_bounds(yr, x, s.column, "level")
-        elif s.kind == "numeric" and np.unique(x[np.isfinite(x)]).size <= MAX_BOUND_LEVELS:
+        elif s.kind == "numeric" and not more_values_than(x[np.isfinite(x)], MAX_BOUND_LEVELS):
             out += _level_bounds(yr, x, s.column, "equal")
         elif s.kind == "numeric":
             out += _spike_side_bounds(yr, x, s)
@@ -363,7 +374,7 @@ def _spike_side_bounds(y: np.ndarray, x: np.ndarray, s: Source) -> list[ValueBou
 
 def _level_bounds(y: np.ndarray, x: np.ndarray, column: str, kind: str) -> list[ValueBound]:
     out = []
-    for lv in np.unique(x[np.isfinite(x)] if kind == "equal" else x):
+    for lv in np.unique(x[np.isfinite(x)]) if kind == "equal" else _levels(x):
         if kind == "level":
             where = Constraint(column, "level", 0.0, level=int(lv))
         else:
