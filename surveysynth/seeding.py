@@ -79,7 +79,20 @@ def _column_hash(s: pd.Series) -> np.ndarray:
     v = s.to_numpy() if s.dtype == object else None
     if v is not None and len(v) >= 1024 and _distinct_text(v):
         return pd.util.hash_array(v, categorize=False)
+    if v is not None and len(v) >= 1024 and _one_text(v):  # a run id, a method: one hash
+        return np.full(len(v), pd.util.hash_array(v[:1], categorize=False)[0])
     return pd.util.hash_pandas_object(s, index=False).to_numpy()
+
+
+def _one_text(v: np.ndarray) -> bool:
+    """Every value the same text (compared among the first 512 before all of them; a value
+    that does not compare to a bool, such as pd.NA, is not that text)."""
+    if not isinstance(v[0], str):
+        return False
+    try:
+        return bool((v[:512] == v[0]).all()) and bool((v == v[0]).all())
+    except (TypeError, ValueError):
+        return False
 
 
 def _distinct_text(v: np.ndarray) -> bool:

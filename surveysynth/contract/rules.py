@@ -181,11 +181,17 @@ def apply_rules(
 ) -> pd.DataFrame:
     """Apply the declared rules in place until none fires a change (at most
     ``len(rules) + 1`` passes; rules that keep undoing each other raise)."""
+    _apply_rules(df, rules, outcomes)
+    return df
+
+
+def _apply_rules(df: pd.DataFrame, rules: RulesLike | None, outcomes: OutcomesLike | None) -> bool:
+    """``apply_rules``, telling whether any rule changed a value."""
     rs = _as_rules(rules)
     if not rs:
-        return df
+        return False
     by_name = {o.name: o for o in _as_outcomes(outcomes)}
-    for _ in range(len(rs) + 1):
+    for rnd in range(len(rs) + 1):
         changed = False
         for rule in rs:
             mask = when_mask(df, rule)
@@ -204,7 +210,7 @@ def apply_rules(
                     fixed = _nearest_allowed(df.loc[bad, t.column], by_name.get(t.column), t.value)
                     df.loc[bad, t.column] = fixed.to_numpy()
         if not changed:
-            return df
+            return rnd > 0
     left = violations(df, rs)
     raise ValueError(
         "business rules conflict (applying them does not converge): "
@@ -241,7 +247,9 @@ def enforce_ranges(df: pd.DataFrame, outcomes: OutcomesLike) -> pd.DataFrame:
 
 
 def enforce(df: pd.DataFrame, rules: RulesLike | None, outcomes: OutcomesLike) -> pd.DataFrame:
-    """Ranges, then rules, then ranges again (rule values are validated to lie in range)."""
+    """Ranges, then rules, then ranges again where a rule changed a value (rule values are
+    validated to lie in range; the ranges hold already where no rule fired)."""
     enforce_ranges(df, outcomes)
-    apply_rules(df, rules, outcomes)
-    return enforce_ranges(df, outcomes)
+    if _apply_rules(df, rules, outcomes):
+        enforce_ranges(df, outcomes)
+    return df

@@ -202,6 +202,15 @@ def source_columns(
     return cols
 
 
+def cached_columns(
+    cache: dict, source: Source, values: dict[str, np.ndarray], clamp: bool | None = None
+) -> list[np.ndarray]:
+    """``source_columns`` kept in ``cache`` (see ``design``)."""
+    if id(source) not in cache:  # the source is kept with its columns: its id stays its own
+        cache[id(source)] = (source, source_columns(source, values[source.column], clamp))
+    return cache[id(source)][1]
+
+
 def design(
     sources: list[Source],
     values: dict[str, np.ndarray],
@@ -221,10 +230,8 @@ def design(
     for s in sources:
         if cache is None:
             cols.extend(source_columns(s, values[s.column], clamp))
-            continue
-        if id(s) not in cache:  # the source is kept with its columns: its id stays its own
-            cache[id(s)] = (s, source_columns(s, values[s.column], clamp))
-        cols.extend(cache[id(s)][1])
+        else:
+            cols.extend(cached_columns(cache, s, values, clamp))
     out = np.empty((n, len(cols)), order=order)
     for j, c in enumerate(cols):
         out[:, j] = c

@@ -69,6 +69,7 @@ from surveysynth.synthesis import glm, residuals, structure, variance
 from surveysynth.synthesis.features import (
     Source,
     aux_transform_of,
+    cached_columns,
     design,
     learn_discrete,
     learn_numeric,
@@ -257,11 +258,15 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
         om = OutcomeModel(spec=specs[name], sources=tuple(sources), relation=relations.get(name))
         om.splits = splits.get(name, ()) if om.relation is None else ()
         if om.relation is None:
-            plans.append(_plan_outcome(om, data, config, columns))
+            plans.append(_plan_outcome(om, data, config))
             sources.append(_outcome_source(om, data))
         models.append(om)
     cols, diags = {}, []
-    for plan, fits in zip(plans, _fit_all(plans, data, config, t0)):
+    # every design column before the fits' threads read them (the last outcome's sources
+    # hold every earlier outcome's)
+    for s in plans[-1].om.sources if plans else ():
+        cached_columns(columns, s, data.raw)
+    for plan, fits in zip(plans, _fit_all(plans, data, config, t0, columns)):
         _store_outcome(plan, fits, data, cols, diags)
     for i, codes in enumerate(data.terms.values()):
         cols[term_column(i)] = codes
@@ -389,7 +394,6 @@ class _OutcomePlan:
     outcome's spikes decide the features later outcomes see)."""
 
     om: OutcomeModel
-    X: np.ndarray
     targets: list[dict]
     answered: np.ndarray  # rows with a value where no rule fixes it
 
@@ -400,9 +404,8 @@ class _OutcomePlan:
         return np.repeat(np.arange(len(widths)), widths)
 
 
-def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, columns: dict) -> _OutcomePlan:
-    """The design and the components of one outcome (sets the component fields of ``om``);
-    ``columns`` keeps the sources' design columns from one outcome to the next."""
+def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePlan:
+    """The components of one outcome (sets the component fields of ``om``)."""
     o, fr = om.spec, data.free[om.spec.name]
     raw = data.raw[o.name]
     present = (raw >= 0) if o.is_discrete else np.isfinite(raw)
@@ -410,9 +413,8 @@ def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, columns: dict
         raise SynthInputError(
             f"outcome '{o.name}' has no non-null value on rows where no rule fixes it"
         )
-    X = design(list(om.sources), data.raw, len(raw), cache=columns)
-    targets = _targets(om, data, X, raw, present & fr, fr, c)
-    return _OutcomePlan(om, X, targets, present & fr)
+    targets = _targets(om, data, raw, present & fr, fr, c)
+    return _OutcomePlan(om, targets, present & fr)
 
 
 #: outcomes fitted at once: each outcome's fit reads the real answers only, so the fits are
@@ -420,13 +422,17 @@ def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig, columns: dict
 FIT_THREADS = 2
 
 
-def _fit_all(plans: list[_OutcomePlan], data: FitData, c: SynthConfig, t0: float) -> list:
+def _fit_all(
+    plans: list[_OutcomePlan], data: FitData, c: SynthConfig, t0: float, columns: dict
+) -> list:
     """Every outcome's components fitted (slopes + pooled cell effects), in the plans' order.
     A fit's arithmetic does not depend on which thread runs it: the results are the same
-    as one after another."""
+    as one after another. Each thread builds its outcome's design from the sources' columns
+    (``columns``) and lets it go when done: not every outcome's design at once in memory."""
 
     def one(plan: _OutcomePlan):
-        fits = _fit_components(plan.targets, plan.X, plan.groups, data, c)
+        X = design(list(plan.om.sources), data.raw, len(data.g), cache=columns)
+        fits = _fit_components(plan.targets, X, plan.groups, data, c)
         for f in fits:  # the implicates' variance components, while this thread is at it
             f["sigma_draws"] = _sigma_draws(c.seed, f, c.m)
         log.info("synth fit: %s done, %.1fs", plan.om.spec.name, time.monotonic() - t0)
@@ -543,7 +549,7 @@ def _level_ranges(y: np.ndarray, lev: np.ndarray, n_lev: int, om: OutcomeModel, 
     return np.where(enough, lo, om.z_range[0]), np.where(enough, hi, om.z_range[1])
 
 
-def _targets(om, data, X, raw, fp, fr, c) -> list[dict]:
+def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     """The rows and response of every component of ``om`` (sets its component fields)."""
     o, out = om.spec, []
     srcs = list(om.sources)
@@ -737,7 +743,8 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
             return np.where(n > 0, mean, np.nan), np.where(
                 n > 0, s2 / np.maximum(n_eff, 1e-9), np.nan
             )
-    sw, n_eff, wm, safe, p_hat = _cell_sums(t, data)
+    sw, n_eff, safe, p_hat = _cell_sums(t, data)
+    wm = np.where(rows, data.w, 0.0)
     mu = expit(_eta(X, f.coef) + delta[g, k])
     mu_bar = np.bincount(g, weights=wm * mu, minlength=G) / safe
     v_bar = np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe
@@ -767,7 +774,7 @@ def _cell_sums(t: dict, data: FitData):
         wm = np.where(t["rows"], data.w, 0.0)
         safe = np.where(sw > 0, sw, 1.0)
         p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
-        t["cell_sums"] = (sw, n_eff, wm, safe, p_hat)
+        t["cell_sums"] = (sw, n_eff, safe, p_hat)
     return t["cell_sums"]
 
 

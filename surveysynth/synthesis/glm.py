@@ -77,10 +77,11 @@ def evidence_penalty(
 
 
 def _newton_logit(A, y, wk, offset, pen, prior, b, iters):
+    WA = np.empty_like(A)  # the weighted rows, one buffer for every step (same products)
     for _ in range(iters):
         mu = expit(offset + A @ b)
         v = np.maximum(mu * (1 - mu), 1e-10)
-        H = (A * (wk * v)[:, None]).T @ A + np.diag(pen)
+        H = np.multiply(A, (wk * v)[:, None], out=WA).T @ A + np.diag(pen)
         grad = A.T @ (wk * (y - mu)) - pen * (b - prior)
         step = np.linalg.solve(H, grad)
         big = np.abs(step).max(initial=0.0)
@@ -90,7 +91,8 @@ def _newton_logit(A, y, wk, offset, pen, prior, b, iters):
         if big < 1e-6:
             break
     mu = expit(offset + A @ b)
-    H = (A * (wk * np.maximum(mu * (1 - mu), 1e-10))[:, None]).T @ A + np.diag(pen)
+    H = np.multiply(A, (wk * np.maximum(mu * (1 - mu), 1e-10))[:, None], out=WA).T @ A
+    H = H + np.diag(pen)
     return b, np.linalg.inv(H)
 
 

@@ -384,6 +384,7 @@ class _Stack:
     codes: list[np.ndarray]
     mats: list[sparse.csr_matrix]
     stacked: sparse.csr_matrix
+    stacked_t: sparse.csc_matrix  # its transpose (a view, kept: made once, not every step)
     offs: np.ndarray
     sizes: np.ndarray
     ones_q: list[np.ndarray]
@@ -403,6 +404,7 @@ class _Stack:
             codes=[np.asarray(c) for c in terms.values()],
             mats=mats,
             stacked=stacked,
+            stacked_t=stacked.T,
             offs=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
             sizes=sizes,
             ones_q=[np.ones(int(q)) for q in sizes],
@@ -442,8 +444,10 @@ def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     for i, c in enumerate(st.codes):
         resid = resid - np.take(uu[st.offs[i] : st.offs[i + 1]], c, axis=0)
     ps = ps0 if edf is None else ps0 / _error_weights(resid, ps0, s2, edf)
-    w = obs / (ps + s2)
-    step = (st.ones_g @ (w * resid)) / np.maximum(st.ones_g @ w, 1e-300)
+    v = ps + s2
+    w = obs / v
+    sw = st.ones_g @ w
+    step = (st.ones_g @ (w * resid)) / np.maximum(sw, 1e-300)
     resid = resid - step
     den = st.stacked @ w
     lam = _t_weights(uu, den, t2, effect_df)
@@ -451,7 +455,7 @@ def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     new, du = np.empty_like(uu), den * uu
     for i, (m, c) in enumerate(zip(st.mats, st.codes)):
         a, b = st.offs[i], st.offs[i + 1]
-        new[a:b] = (m @ (w * resid) + du[a:b]) / prec[a:b]
+        np.divide(m @ (w * resid) + du[a:b], prec[a:b], out=new[a:b])
         resid = resid - np.take(new[a:b] - uu[a:b], c, axis=0)
     has = den > 0
     dofx = (1.0 - lam / (t2 * prec)) * has
@@ -462,8 +466,8 @@ def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     out = np.empty_like(S)
     out[0], out[1:e1] = b0 + step, new
     out[e1 : e1 + n_t] = np.log(np.maximum(num / np.maximum(dof, 1e-3), VAR_FLOOR))
-    gam = s2 / (s2 + ps)
-    dof = gam * (1.0 - _leverage(st, w, prec, ps + s2)) * obs
+    gam = s2 / v
+    dof = gam * (1.0 - _leverage(st, sw, prec, v)) * obs
     s2 = np.maximum(
         (st.ones_g @ (gam * gam * resid * resid * obs)) / np.maximum(st.ones_g @ dof, 1e-3),
         VAR_FLOOR,
@@ -476,11 +480,11 @@ def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
 MAX_LEVERAGE = 0.9
 
 
-def _leverage(st: _Stack, w: np.ndarray, prec: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _leverage(st: _Stack, sw: np.ndarray, prec: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Each cell's leverage on its own prior mean, h_c = a_c / (sigma_v2 + psi_c), with a_c
-    the prior mean's posterior variance: the intercept's 1 / sum w plus the effects' 1 / prec
-    of the cell's levels (term by term, as the fit treats them)."""
-    a = 1.0 / np.maximum(st.ones_g @ w, 1e-300) + st.stacked.T @ (1.0 / prec)
+    the prior mean's posterior variance: the intercept's 1 / sum w (``sw``) plus the effects'
+    1 / prec of the cell's levels (term by term, as the fit treats them)."""
+    a = 1.0 / np.maximum(sw, 1e-300) + st.stacked_t @ (1.0 / prec)
     return np.minimum(a / v, MAX_LEVERAGE)
 
 

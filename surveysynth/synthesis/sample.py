@@ -54,11 +54,16 @@ log = logging.getLogger("surveysynth")
 
 
 # ----------------------------------------------------------------------- random numbers
-def draw_group(spec: SamplerSpec, rng: np.random.Generator, n: int):
-    """The random numbers of one group, always in this order."""
-    eps = rng.standard_normal(len(spec.components))
+def draw_group(spec: SamplerSpec, rng: np.random.Generator, n: int, out: tuple | None = None):
+    """The random numbers of one group, always in this order. ``out`` (eps, U, U2, V:
+    C-contiguous float arrays of the shapes drawn) receives them in place: a generator fills
+    an array it is given with the numbers it would return in a new one."""
     d = len(spec.outcomes)
-    return eps, rng.random((n, d)), rng.random((n, d)), rng.random((n, d))
+    if out is None:
+        out = (np.empty(len(spec.components)), *(np.empty((n, d)) for _ in range(3)))
+    for a, draw in zip(out, (rng.standard_normal, rng.random, rng.random, rng.random)):
+        draw(out=a)
+    return out
 
 
 def cell_effects(spec: SamplerSpec, cells: pd.DataFrame, imps: np.ndarray, eps: np.ndarray):
@@ -148,9 +153,9 @@ class Draw:
         for imp, rows in self.implicate_rows():
             c = coef[imp - 1]
             Xr = X if rows is None else X[rows]
-            acc = np.full(Xr.shape[0], c[0])
+            acc, term = np.full(Xr.shape[0], c[0]), np.empty(Xr.shape[0])
             for j in range(X.shape[1]):
-                acc = acc + c[j + 1] * Xr[:, j]
+                acc += np.multiply(c[j + 1], Xr[:, j], out=term)
             if rows is None:
                 out = acc
             else:
@@ -564,7 +569,7 @@ def _sample_part(
     cid, wv, im = (plan[k].to_numpy() for k in (CELL_ID, spec.wave, IMPLICATE))
     for i, (s, e) in enumerate(zip(starts, ends)):
         rng = cell_rng(spec.seed, cid[s], wv[s], int(im[s]))
-        eps[i], u[s:e], u2[s:e], v[s:e] = draw_group(spec, rng, e - s)
+        draw_group(spec, rng, e - s, out=(eps[i], u[s:e], u2[s:e], v[s:e]))
         now = time.monotonic()
         if now - last > progress_seconds:
             log.info("synth sample: %d/%d groups drawn, %.1fs elapsed", i + 1, n_groups, now - t0)

@@ -207,8 +207,9 @@ def structural_constraints(
     if e.size == 0:
         return ()
     n, k = int(e.size), int(np.count_nonzero(e))
+    everyone = at_risk.dtype == bool and n == len(at_risk)  # the sources as they are
     for s in sources:
-        x = raw[s.column][at_risk]
+        x = raw[s.column] if everyone else raw[s.column][at_risk]
         if s.kind == "discrete":
             lo = int(x.min()) if x.dtype.kind in "iu" else 0
             if x.dtype.kind in "iu" and int(x.max()) - lo <= 4 * n + 1024:
@@ -228,7 +229,8 @@ def structural_constraints(
             if fin.sum() < 2 or not (fin & e).any() or not (fin & ~e).any():
                 continue
             for value, sel in ((0.0, e), (1.0, ~e)):
-                lo, hi = x[fin & sel].min(), x[fin & sel].max()
+                xs = x[fin & sel]
+                lo, hi = xs.min(), xs.max()
                 for kind, bound, part in (("below", lo, x < lo), ("above", hi, x > hi)):
                     part &= fin
                     n_in, k_in = int(np.count_nonzero(part)), int(np.count_nonzero(part & e))
