@@ -53,6 +53,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -253,21 +254,24 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
     splits = structure.skip_splits(order, specs, data.raw, data.free)
     sources = _aux_sources(inputs, config, data)
     table = inputs.support[[CELL_ID, *config.cell_dims, config.wave]].copy()
-    models, plans, columns = [], [], {}
-    for name in order:
-        om = OutcomeModel(spec=specs[name], sources=tuple(sources), relation=relations.get(name))
-        om.splits = splits.get(name, ()) if om.relation is None else ()
-        if om.relation is None:
-            plans.append(_plan_outcome(om, data, config))
-            sources.append(_outcome_source(om, data))
-        models.append(om)
+    models: list[OutcomeModel] = []
+
+    def plans():
+        """Each outcome's plan in synthesis order (its spikes and cuts make the next one's
+        source), yielded as soon as it is made: the threads fit it while the next is planned."""
+        for name in order:
+            om = OutcomeModel(
+                spec=specs[name], sources=tuple(sources), relation=relations.get(name)
+            )
+            om.splits = splits.get(name, ()) if om.relation is None else ()
+            models.append(om)
+            if om.relation is None:
+                yield _plan_outcome(om, data, config)
+                sources.append(_outcome_source(om, data))
+
     cols, diags = {}, []
-    # every design column before the fits' threads read them (the last outcome's sources
-    # hold every earlier outcome's)
-    for s in plans[-1].om.sources if plans else ():
-        cached_columns(columns, s, data.raw)
-    for plan, fits in zip(plans, _fit_all(plans, data, config, t0, columns)):
-        _store_outcome(plan, fits, data, cols, diags)
+    for plan, (fits, ranges) in _fit_all(plans(), data, config, t0):
+        _store_outcome(plan, fits, ranges, cols, diags)
     for i, codes in enumerate(data.terms.values()):
         cols[term_column(i)] = codes
     params = pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
@@ -288,7 +292,7 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
         method=method,
         n_terms=len(data.terms),
     )
-    draw_implicates(spec, [d for d in diags], config.m)
+    draw_implicates(spec, diags, config.m)
     diag = pd.DataFrame([{k: v for k, v in d.items() if np.isscalar(v)} for d in diags])
     seconds = time.monotonic() - t0
     log.info("synth fit: %d components in %.1fs", len(diags), seconds)
@@ -422,46 +426,57 @@ def _plan_outcome(om: OutcomeModel, data: FitData, c: SynthConfig) -> _OutcomePl
 FIT_THREADS = 2
 
 
-def _fit_all(
-    plans: list[_OutcomePlan], data: FitData, c: SynthConfig, t0: float, columns: dict
-) -> list:
-    """Every outcome's components fitted (slopes + pooled cell effects), in the plans' order.
-    A fit's arithmetic does not depend on which thread runs it: the results are the same
-    as one after another. Each thread builds its outcome's design from the sources' columns
-    (``columns``) and lets it go when done: not every outcome's design at once in memory."""
+def _fit_all(plans: Iterable[_OutcomePlan], data: FitData, c: SynthConfig, t0: float) -> list:
+    """(plan, (fits, ranges)) of every outcome, in the plans' order: its components fitted
+    (slopes + pooled cell effects), their implicates' draws and its location's ranges. Each
+    plan is fitted in a thread as soon as it comes. A fit's arithmetic does not depend on
+    which thread runs it: the results are the same as one after another. A thread builds its
+    outcome's design from the sources' columns and lets it go when done (not every outcome's
+    design at once in memory)."""
+    columns: dict = {}
 
     def one(plan: _OutcomePlan):
         X = design(list(plan.om.sources), data.raw, len(data.g), cache=columns)
         fits = _fit_components(plan.targets, X, plan.groups, data, c)
-        for f in fits:  # the implicates' variance components, while this thread is at it
+        for f in fits:  # the implicates' draws, while this thread is at it
             f["sigma_draws"] = _sigma_draws(c.seed, f, c.m)
+            f["coef_draws"] = _coef_draws(c.seed, f, c.m)
+        ranges = _outcome_ranges(plan, fits, data)
         log.info("synth fit: %s done, %.1fs", plan.om.spec.name, time.monotonic() - t0)
-        return fits
+        return fits, ranges
 
-    if len(plans) < 2:
-        return [one(p) for p in plans]
     with ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
-        return list(pool.map(one, plans))
+        futures = []
+        for plan in plans:
+            for s in plan.om.sources:  # its design's columns, before a thread reads them
+                cached_columns(columns, s, data.raw)
+            futures.append((plan, pool.submit(one, plan)))
+        return [(plan, f.result()) for plan, f in futures]
 
 
-def _store_outcome(plan: _OutcomePlan, fits: list[dict], data: FitData, cols: dict, diags: list):
-    """Store one outcome's cell columns and diagnostics, and the quantile grid, ranges and
-    bounds its location's draws keep to."""
-    om, raw = plan.om, data.raw[plan.om.spec.name]
-    for comp, f in zip(om.components, fits):
+def _store_outcome(plan: _OutcomePlan, fits: list[dict], ranges: dict, cols: dict, diags: list):
+    """Store one outcome's cell columns (its location's ranges last) and diagnostics."""
+    for comp, f in zip(plan.om.components, fits):
         for what in CELL_COLUMNS:
             cols[comp.col(what)] = f[what]
         diags.append(f)
-    if om.loc is not None:
-        f = fits[om.components.index(om.loc)]
-        om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
-        om.z_range = _z_range(f["z"], om.spec)
-        answered = plan.answered
-        om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
-        bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
-        for what, bound in zip(RANGE_COLUMNS, bounds):
-            cols[om.loc.col(what)] = bound
-        om.value_bounds = structure.value_bounds(raw, answered, list(om.sources), data.raw)
+    cols.update(ranges)
+
+
+def _outcome_ranges(plan: _OutcomePlan, fits: list[dict], data: FitData) -> dict:
+    """Set the quantile grid, ranges and bounds the location's draws keep to; return the
+    cell ranges' columns (none without a location)."""
+    om, raw = plan.om, data.raw[plan.om.spec.name]
+    if om.loc is None:
+        return {}
+    f = fits[om.components.index(om.loc)]
+    om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
+    om.z_range = _z_range(f["z"], om.spec)
+    answered = plan.answered
+    om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
+    bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
+    om.value_bounds = structure.value_bounds(raw, answered, list(om.sources), data.raw)
+    return {om.loc.col(what): bound for what, bound in zip(RANGE_COLUMNS, bounds)}
 
 
 #: how far beyond the respondents' range a synthetic value may go, as a share of that range's
@@ -898,21 +913,28 @@ def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
     its posterior given the cells' direct effects under a weakly informative prior
     (:mod:`surveysynth.synthesis.variance`; drawn with each outcome's fit, ``_fit_all``).
     Global streams keyed by (seed, component, implicate)."""
-    for d in diags:
-        name, f = d["component"], d["fit"]
-        spec.sigma_draws[name] = d["sigma_draws"]  # drawn with the fit (_fit_all)
+    for d in diags:  # the slopes and variance components drawn with the fit (_fit_all)
+        name = d["component"]
+        spec.sigma_draws[name] = d["sigma_draws"]
         if d["prior_parts"] is not None:
             spec.prior_draws[name] = _prior_draws(spec.seed, name, *d["prior_parts"], m)
-        if f is None:
-            continue
-        L = np.linalg.cholesky(f.cov + 1e-12 * np.eye(len(f.coef)))
-        coefs = np.empty((m, len(f.coef)))
-        for i in range(m):
-            rng = stream_rng(spec.seed, "coef", name, i + 1)
-            coefs[i] = f.coef + L @ rng.standard_normal(len(f.coef))
-            if "rate_rows" in d:
-                coefs[i, 0] += _rate_preserving(f.coef, coefs[i], *d["rate_rows"])
-        spec.coef_draws[name] = coefs
+        if d["fit"] is not None:
+            spec.coef_draws[name] = d["coef_draws"]
+
+
+def _coef_draws(seed: int, d: dict, m: int) -> np.ndarray | None:
+    """One component's slopes for each implicate (None without a fit)."""
+    name, f = d["component"], d["fit"]
+    if f is None:
+        return None
+    L = np.linalg.cholesky(f.cov + 1e-12 * np.eye(len(f.coef)))
+    coefs = np.empty((m, len(f.coef)))
+    for i in range(m):
+        rng = stream_rng(seed, "coef", name, i + 1)
+        coefs[i] = f.coef + L @ rng.standard_normal(len(f.coef))
+        if "rate_rows" in d:
+            coefs[i, 0] += _rate_preserving(f.coef, coefs[i], *d["rate_rows"])
+    return coefs
 
 
 def _prior_draws(seed: int, name: str, b0_var: float, term_vars: list, m: int) -> PriorDraws:
