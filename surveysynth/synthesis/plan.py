@@ -135,6 +135,11 @@ def with_implicates(plan: pd.DataFrame, m: int, wave: str) -> pd.DataFrame:
     n = len(plan)
     if n == 0:
         return plan.assign(**{IMPLICATE: np.zeros(0, dtype=np.int64)})
+    if m == 1:  # the plan itself: its columns shared, not copied
+        out = plan.copy(deep=False)
+        out.index = pd.RangeIndex(n)
+        out[IMPLICATE] = np.ones(n, dtype=np.int64)
+        return out
     cell = plan[CELL_ID].to_numpy()
     wv = plan[wave].to_numpy()
     start = np.ones(n, dtype=bool)

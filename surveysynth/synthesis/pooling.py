@@ -146,13 +146,16 @@ def pooling_terms(
         if waves_vary and len(dims) >= 3:
             sets.append(tuple(dims))
     terms: dict[str, np.ndarray] = {}
+    if not len(table):
+        return terms
+    single = {f: _sorted_codes(table[f]) for f in factors}
     for s in sets:
         key = " x ".join(s)
-        if len(s) == 1:
-            codes, _ = pd.factorize(table[s[0]], sort=True)
-        else:
-            codes = table.groupby(list(s), sort=True, dropna=False).ngroup().to_numpy()
-        codes = np.asarray(codes, dtype=np.int64)
+        codes = single[s[0]]
+        for f in s[1:]:  # the groups of s numbered in sorted order, as groupby(sort).ngroup()
+            pair = codes * (int(single[f].max()) + 1) + single[f]
+            codes = np.unique(pair, return_inverse=True)[1]
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1)
         n_lev = int(codes.max()) + 1 if codes.size else 0
         if n_lev <= 1 or n_lev == len(table):
             continue  # no contrast, or the cell x wave effect v_c itself
@@ -160,6 +163,11 @@ def pooling_terms(
             continue  # e.g. region x sector when sector has one level
         terms[key] = codes
     return terms
+
+
+def _sorted_codes(col: pd.Series) -> np.ndarray:
+    """Level codes in sorted level order (nulls, which cell keys never hold, get -1)."""
+    return np.asarray(pd.factorize(col, sort=True)[0], dtype=np.int64)
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
