@@ -205,6 +205,8 @@ def _checked_frame(frame, r: pd.DataFrame, c: SynthConfig, dims: list[str]):
                 r[a] = np.where(pos >= 0, vals[np.maximum(pos, 0)], np.nan)
         for a in c.auxiliaries:
             r[a] = pd.to_numeric(r[a], errors="coerce").astype(float)
+    if isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1:
+        return f, use_aux  # numbered already: no copy of every column
     return f.reset_index(drop=True), use_aux
 
 

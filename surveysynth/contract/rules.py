@@ -240,8 +240,8 @@ def enforce_ranges(df: pd.DataFrame, outcomes: OutcomesLike) -> pd.DataFrame:
             ok = (x == 0.0) | (x == 1.0)
             df[o.name] = pd.arrays.IntegerArray(np.where(ok, x, 0).astype(np.int64), ~ok)
         else:
-            bad = s.notna().to_numpy(dtype=bool) & ~isin(s, o.category_levels)
-            if bad.any():
+            out = ~isin(s, o.category_levels)  # the null test only where a value is no level
+            if out.any() and (bad := out & s.notna().to_numpy(dtype=bool)).any():
                 df.loc[bad, o.name] = None
     return df
 
