@@ -292,7 +292,7 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
         method=method,
         n_terms=len(data.terms),
     )
-    draw_implicates(spec, diags, config.m)
+    draw_implicates(spec, diags)
     diag = pd.DataFrame([{k: v for k, v in d.items() if np.isscalar(v)} for d in diags])
     seconds = time.monotonic() - t0
     log.info("synth fit: %d components in %.1fs", len(diags), seconds)
@@ -441,6 +441,7 @@ def _fit_all(plans: Iterable[_OutcomePlan], data: FitData, c: SynthConfig, t0: f
         for f in fits:  # the implicates' draws, while this thread is at it
             f["sigma_draws"] = _sigma_draws(c.seed, f, c.m)
             f["coef_draws"] = _coef_draws(c.seed, f, c.m)
+            f["prior_draws"] = _prior_draws(c.seed, f, c.m)
         ranges = _outcome_ranges(plan, fits, data)
         log.info("synth fit: %s done, %.1fs", plan.om.spec.name, time.monotonic() - t0)
         return fits, ranges
@@ -758,8 +759,7 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
             return np.where(n > 0, mean, np.nan), np.where(
                 n > 0, s2 / np.maximum(n_eff, 1e-9), np.nan
             )
-    sw, n_eff, safe, p_hat = _cell_sums(t, data)
-    wm = np.where(rows, data.w, 0.0)
+    sw, n_eff, safe, p_hat, wm = _cell_sums(t, data)
     mu = expit(_eta(X, f.coef) + delta[g, k])
     mu_bar = np.bincount(g, weights=wm * mu, minlength=G) / safe
     v_bar = np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe
@@ -781,15 +781,16 @@ def _loc_eta(t: dict, X: np.ndarray, f: glm.GLMFit) -> np.ndarray:
 
 
 def _cell_sums(t: dict, data: FitData):
-    """A logit component's weights per cell and its direct shares: the same every round
-    (its rows and answers do not change), so computed once and kept with the target."""
+    """A logit component's weights per cell, its direct shares and its rows' weights (0 off
+    its rows): the same every round (its rows and answers do not change), so computed once
+    and kept with the target."""
     if "cell_sums" not in t:
         g, G = data.g, data.n_groups
         _, sw, n_eff = group_weights(g, data.w, t["rows"], G)
         wm = np.where(t["rows"], data.w, 0.0)
         safe = np.where(sw > 0, sw, 1.0)
         p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
-        t["cell_sums"] = (sw, n_eff, safe, p_hat)
+        t["cell_sums"] = (sw, n_eff, safe, p_hat, wm)
     return t["cell_sums"]
 
 
@@ -908,17 +909,18 @@ def _sigma_se(s2: float, psi: np.ndarray, obs: np.ndarray) -> float:
     return float(np.sqrt(1.0 / info)) if info > 0 else 0.0
 
 
-def draw_implicates(spec: SamplerSpec, diags: list[dict], m: int) -> None:
-    """Per implicate: slopes from their Gaussian posterior, and each variance component from
-    its posterior given the cells' direct effects under a weakly informative prior
-    (:mod:`surveysynth.synthesis.variance`; drawn with each outcome's fit, ``_fit_all``).
-    Global streams keyed by (seed, component, implicate)."""
-    for d in diags:  # the slopes and variance components drawn with the fit (_fit_all)
+def draw_implicates(spec: SamplerSpec, diags: list[dict]) -> None:
+    """Hand the implicates' draws, made with each outcome's fit (``_fit_all``), to the spec:
+    per implicate the slopes from their Gaussian posterior (``_coef_draws``), each variance
+    component from its posterior given the cells' direct effects under a weakly informative
+    prior (:mod:`surveysynth.synthesis.variance`) and the prior mean's parts
+    (``_prior_draws``). Global streams keyed by (seed, component, implicate)."""
+    for d in diags:
         name = d["component"]
         spec.sigma_draws[name] = d["sigma_draws"]
-        if d["prior_parts"] is not None:
-            spec.prior_draws[name] = _prior_draws(spec.seed, name, *d["prior_parts"], m)
-        if d["fit"] is not None:
+        if d["prior_draws"] is not None:
+            spec.prior_draws[name] = d["prior_draws"]
+        if d["coef_draws"] is not None:
             spec.coef_draws[name] = d["coef_draws"]
 
 
@@ -937,12 +939,16 @@ def _coef_draws(seed: int, d: dict, m: int) -> np.ndarray | None:
     return coefs
 
 
-def _prior_draws(seed: int, name: str, b0_var: float, term_vars: list, m: int) -> PriorDraws:
+def _prior_draws(seed: int, d: dict, m: int) -> PriorDraws | None:
     """Per implicate, the intercept and every level of every prior term drawn from their
     (mean-field) posteriors, one stream per (component, part, implicate): a level's draw is
     shared by all its cells, as the effect is, so the model's error in a region's effect
     moves all of the region's cells together in an implicate and a margin's estimate carries
-    it (drawn independently per cell, it would average away over the cells)."""
+    it (drawn independently per cell, it would average away over the cells). None for a
+    parameter without a cell with data (it has no spread)."""
+    if d["prior_parts"] is None:
+        return None
+    name, (b0_var, term_vars) = d["component"], d["prior_parts"]
     sd0 = np.sqrt(max(b0_var, 0.0))
     b0 = np.array(
         [sd0 * stream_rng(seed, "prior", name, "b0", i + 1).standard_normal() for i in range(m)]

@@ -438,8 +438,9 @@ class _Stack:
 
 def _em_step(S, st: _Stack, y, obs, ps0, edf, effect_df) -> np.ndarray:
     """One EM sweep: intercept, backfitting of every term with its tau2 update, then
-    sigma_v2 (``edf`` None: Gaussian sampling errors, whose weights are all 1). The residual is kept up to date; a level's weighted partial residual is its
-    weighted residual plus den * its current effect. A term's level weights ``den``, its t
+    sigma_v2 (``edf`` None: Gaussian sampling errors, whose weights are all 1). The residual
+    is kept up to date; a level's weighted partial residual is its weighted residual plus
+    den * its current effect. A term's level weights ``den``, its t
     weights and precisions depend only on the state at the start of the sweep, so they are
     computed for all terms at once (the same operations, element by element, as term by
     term); only the effects themselves are updated in sequence. Column sums go through
