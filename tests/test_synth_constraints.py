@@ -60,3 +60,72 @@ def test_structural_one_is_not_overridden_by_the_free_rows_constant():
     assert len(a) > 20
     assert (a["staff"] == 1).mean() > 0.9, a["staff"].value_counts().head()
     assert (syn.loc[syn["kind"] == "c", "staff"] != 1).all()
+
+
+# ------------------------------------------------------------------ zeros on a derived answer
+def _derived_world(seed: int = 8) -> pd.DataFrame:
+    """``code`` has 40 levels, the last five rare (6 rows each); ``band`` = 1 + code // 5 is an
+    exact function of it, so it is copied through the map and is no predictor; ``flag`` is 1
+    for half the rows but never where band is 8 (codes 35-39): 15 expected there, 3 per code,
+    too few to call a zero on any one code."""
+    rng = np.random.default_rng(seed)
+    code = np.concatenate([np.repeat(np.arange(35), 60), np.repeat(np.arange(35, 40), 6)])
+    band = 1 + code // 5
+    flag = np.where(band == 8, 0, rng.random(code.size) < 0.5).astype(np.int64)
+    n = code.size
+    return pd.DataFrame(
+        {
+            "unit": [f"u{i:04d}" for i in range(n)],
+            "period": 1,
+            "region": np.tile(["r0", "r1", "r2"], n // 3 + 1)[:n],
+            "code": [f"c{c:02d}" for c in code],
+            "band": band,
+            "flag": flag,
+        }
+    )
+
+
+def _derived_replica(df: pd.DataFrame) -> pd.DataFrame:
+    config = SynthConfig.from_vars(
+        {
+            "ss_unit_id": "unit",
+            "ss_wave": "period",
+            "ss_cell_dims": ["region"],
+            "ss_design_weight": None,
+            "ss_outcomes": {
+                "code": {"type": "categorical", "levels": [f"c{c:02d}" for c in range(40)]},
+                "band": {"type": "count", "min": 1},
+                "flag": {"type": "binary"},
+            },
+            "ss_seed": 4,
+            "ss_synth_mode": "replica",
+            "ss_synth_m": 4,
+        }
+    )
+    totals = df.groupby("region").size().rename("n_population").reset_index()
+    return synthesize(df, None, support_table(df, config, totals=totals), config)
+
+
+def _flagged_in_band_8(syn: pd.DataFrame) -> tuple[int, int]:
+    top = syn["band"].astype(float) == 8
+    return int(top.sum()), int((top & (syn["flag"].astype(float) == 1)).sum())
+
+
+def test_a_derived_answers_range_fixes_a_zero():
+    rows, flagged = _flagged_in_band_8(_derived_replica(_derived_world()))
+    assert rows >= 40  # 4 implicates of about 30 records
+    assert flagged == 0
+
+
+def test_without_the_derived_answer_the_zero_is_lost(monkeypatch):
+    """The planted mutation: the zero search does not see the derived answer."""
+    from surveysynth.synthesis import structure
+
+    search = structure.structural_constraints
+
+    def blind(event, rows, sources, raw):
+        return search(event, rows, [s for s in sources if s.column != "band"], raw)
+
+    monkeypatch.setattr(structure, "structural_constraints", blind)
+    rows, flagged = _flagged_in_band_8(_derived_replica(_derived_world()))
+    assert rows >= 40 and flagged >= 3

@@ -12,8 +12,9 @@ given its cell c, the register auxiliaries x and the answers y_<j synthesized be
 * continuous and count: spikes (the minimum when reached, and values held by >= 5% of
   answers) by continuation-ratio logits as above, then the continuous part on its link
   scale z (log(y - min), or identity; counts dequantised) as z = a + f'b + d_c + s_c r, with
-  a cell scale log s_c pooled like any cell effect and r drawn from the pooled,
-  design-weighted distribution of standardised residuals (skew and tails from the data);
+  a cell scale log s_c pooled like any cell effect and r drawn from the design-weighted
+  distribution of standardised residuals of answers with a location like the record's (skew,
+  tails and how they change with the location from the data; ``residuals``);
 
 where f are the features of x and y_<j (``features``). Exact relations, spikes and
 structural zeros are found first (``structure``). A rule's target is fitted on the rows
@@ -127,6 +128,11 @@ class OutcomeModel:
     spec: OutcomeSpec
     sources: tuple[Source, ...] = ()
     relation: tuple[str, tuple] | None = None  # (source outcome, ((code, value), ...))
+    # earlier answers that are exact functions of another (relations): no features of their
+    # own, but their levels and ranges are searched for structural zeros and bounds (EU-SILC:
+    # no household of 8 or more without family allowances, while each equivalence scale
+    # value of such households is too rare to tell on its own)
+    checks: tuple[Source, ...] = ()
     miss: Component | None = None
     cats: tuple[Component, ...] = ()
     spikes: tuple[float, ...] = ()
@@ -135,8 +141,7 @@ class OutcomeModel:
     split_comps: tuple[Component, ...] = ()
     loc: Component | None = None
     logscale: Component | None = None
-    grid_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    grid_q: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    texture: residuals.Texture | None = None  # the continuous part's residual distributions
     z_range: tuple[float, float] = (-np.inf, np.inf)  # link-scale values drawn stay inside
     value_bounds: tuple[structure.ValueBound, ...] = ()  # structural bounds given earlier answers
     answer_range: tuple[float, float] = (-np.inf, np.inf)  # the respondents' smallest and largest
@@ -255,19 +260,25 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
     sources = _aux_sources(inputs, config, data)
     table = inputs.support[[CELL_ID, *config.cell_dims, config.wave]].copy()
     models: list[OutcomeModel] = []
+    checks: list[Source] = []
 
     def plans():
         """Each outcome's plan in synthesis order (its spikes and cuts make the next one's
         source), yielded as soon as it is made: the threads fit it while the next is planned."""
         for name in order:
             om = OutcomeModel(
-                spec=specs[name], sources=tuple(sources), relation=relations.get(name)
+                spec=specs[name],
+                sources=tuple(sources),
+                relation=relations.get(name),
+                checks=tuple(checks),
             )
             om.splits = splits.get(name, ()) if om.relation is None else ()
             models.append(om)
             if om.relation is None:
                 yield _plan_outcome(om, data, config)
                 sources.append(_outcome_source(om, data))
+            else:
+                checks.append(Source(name, "discrete" if om.spec.is_discrete else "numeric"))
 
     cols, diags = {}, []
     for plan, (fits, ranges) in _fit_all(plans(), data, config, t0):
@@ -471,12 +482,12 @@ def _outcome_ranges(plan: _OutcomePlan, fits: list[dict], data: FitData) -> dict
     if om.loc is None:
         return {}
     f = fits[om.components.index(om.loc)]
-    om.grid_p, om.grid_q = residuals.weighted_quantile_grid(f["std_resid"], f["resid_w"])
+    om.texture = residuals.texture(f["std_resid"], f["resid_w"], f["fitted"])
     om.z_range = _z_range(f["z"], om.spec)
     answered = plan.answered
     om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
     bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
-    om.value_bounds = structure.value_bounds(raw, answered, list(om.sources), data.raw)
+    om.value_bounds = structure.value_bounds(raw, answered, [*om.sources, *om.checks], data.raw)
     return {om.loc.col(what): bound for what, bound in zip(RANGE_COLUMNS, bounds)}
 
 
@@ -568,7 +579,7 @@ def _level_ranges(y: np.ndarray, lev: np.ndarray, n_lev: int, om: OutcomeModel, 
 def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     """The rows and response of every component of ``om`` (sets its component fields)."""
     o, out = om.spec, []
-    srcs = list(om.sources)
+    srcs = [*om.sources, *om.checks]
 
     def add(name, kind, event, rows, level=-1):
         cons = structure.structural_constraints(event, rows, srcs, data.raw)
@@ -868,6 +879,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         eta = _loc_eta(t, X, f)
         rows = t["rows"]
         out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
+        out["fitted"] = (eta + post[data.g, k])[rows]
         out["resid_w"] = data.w[rows]
         out["z"] = t["y"][rows]
     return out

@@ -1,16 +1,39 @@
-"""Texture of numeric outcomes: the pooled distribution of standardised residuals.
+"""Texture of numeric outcomes: the distribution of standardised residuals, given the location.
 
 Residuals of the continuous part on the link scale, r = (z - a - f'b - d_c) / s_c, pooled
-over cells, define one quantile function per outcome (design-weighted, renormalised to mean
-0 and sd 1 so the cell location and scale keep their meaning). Skew and heavy tails on the
-link scale come from the data, not from a normal assumption; values beyond the pooled range
-are not generated. The sampler's use of it (``grid_quantile``) is elementwise per row, so
-one cell sampled alone and many cells sampled in one batch give bit-identical values.
+over cells, define the quantile functions of an outcome (design-weighted). Skew and heavy
+tails on the link scale come from the data, not from a normal assumption; values beyond the
+pooled range are not generated.
+
+The residuals' shape and spread may change with the location: ages given a household's
+composition are bimodal where the household holds children and parents and not where it
+holds one pensioner; the spread of a log income differs between the young and the middle-aged.
+So a survey with enough answers has its residuals split into bins of their fitted location
+eta = a + f'b + d_c (weighted quantiles; up to ``MAX_BINS``, each with a Kish effective size
+of ``MIN_BIN_N`` or more), each bin its own quantile function, centred on its own mean (so a
+cell's location keeps its meaning whatever bins its records fall in) and keeping its spread
+relative to the others (the bins' mean variance is 1, so the cell scale keeps its meaning). A
+record draws its residual from the bin of its own location. A survey too small for two bins has
+one quantile function of mean 0 and sd 1 over every residual.
+
+Approximation: the cell scale s_c is fitted from the cell's residuals whatever their bins, so
+a cell whose answers all lie in a wide bin has that width counted in s_c and again in its
+bin's spread; over a cell whose answers spread across the bins the two agree.
+
+The sampler's use (``Texture.quantile``) is elementwise per row, so one cell sampled alone
+and many cells sampled in one batch give bit-identical values.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+#: most location bins of an outcome's residuals
+MAX_BINS = 5
+#: least Kish effective number of answers in a bin
+MIN_BIN_N = 400
 
 
 def weighted_quantile_grid(r: np.ndarray, w: np.ndarray, n_points: int = 1025):
@@ -23,6 +46,16 @@ def weighted_quantile_grid(r: np.ndarray, w: np.ndarray, n_points: int = 1025):
     if r.size < 2 or np.ptp(r) == 0:
         p = np.array([0.0, 0.5, 1.0])
         return p, np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5)
+    P, Q = _raw_grid(r, w, n_points)
+    mean, sd = _piecewise_moments(P, Q)
+    return P, (Q - mean) / sd
+
+
+def _raw_grid(r: np.ndarray, w: np.ndarray, n_points: int = 1025):
+    """(P, Q) of the weighted sample ``r`` on its own scale (``weighted_quantile_grid``)."""
+    if r.size < 2 or np.ptp(r) == 0:  # a bin whose residuals are all alike: no spread
+        p = np.linspace(0.0, 1.0, n_points)
+        return p, np.full(n_points, float(r[0]) if r.size else 0.0)
     order = np.argsort(r, kind="mergesort")
     rs, ws = r[order], w[order]
     cw = np.cumsum(ws)
@@ -35,9 +68,7 @@ def weighted_quantile_grid(r: np.ndarray, w: np.ndarray, n_points: int = 1025):
     P = np.concatenate([[0.0], inner, [1.0]])
     Q = np.interp(P, pos, rs)
     Q[0], Q[-1] = rs[0], rs[-1]
-    Q = np.maximum.accumulate(Q)
-    mean, sd = _piecewise_moments(P, Q)
-    return P, (Q - mean) / sd
+    return P, np.maximum.accumulate(Q)
 
 
 def _piecewise_moments(P: np.ndarray, Q: np.ndarray) -> tuple[float, float]:
@@ -49,10 +80,75 @@ def _piecewise_moments(P: np.ndarray, Q: np.ndarray) -> tuple[float, float]:
     return m1, float(np.sqrt(max(m2 - m1 * m1, 1e-12)))
 
 
-def grid_cdf(r: np.ndarray, P: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Position of r in the pooled residual distribution (inverse of the grid)."""
-    return np.interp(r, Q, P)
+@dataclass(frozen=True)
+class Texture:
+    """An outcome's residual quantile functions: bin k (locations between edges[k - 1] and
+    edges[k]) has the grid (P[k], Q[k])."""
+
+    edges: np.ndarray  # (K - 1,) link-scale location cut points
+    P: np.ndarray  # (K, points)
+    Q: np.ndarray  # (K, points)
+
+    def _apply(self, f, x: np.ndarray, eta: np.ndarray, a: np.ndarray, b: np.ndarray):
+        if len(a) == 1:
+            return f(x, a[0], b[0])
+        bins = np.searchsorted(self.edges, eta, side="right")
+        out = np.empty(np.shape(x))
+        for k in range(len(a)):
+            rows = bins == k
+            out[rows] = f(x[rows], a[k], b[k])
+        return out
+
+    def cdf(self, r: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """Position of each row's residual r in the distribution of its location's bin."""
+        return self._apply(np.interp, r, eta, self.Q, self.P)
+
+    def quantile(self, v: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """Residual at position v of each row's location's bin."""
+        return self._apply(np.interp, v, eta, self.P, self.Q)
 
 
-def grid_quantile(v: np.ndarray, P: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    return np.interp(v, P, Q)
+def texture(r: np.ndarray, w: np.ndarray, eta: np.ndarray) -> Texture:
+    """The residuals' quantile functions by bins of their fitted location ``eta`` (module
+    docstring); one bin when the answers are too few for two."""
+    ok = np.isfinite(r) & np.isfinite(w) & (w > 0) & np.isfinite(eta)
+    r, w, eta = r[ok], w[ok], eta[ok]
+    for k in range(_n_bins(w), 1, -1):
+        edges = _edges(eta, w, k)
+        bins = np.searchsorted(edges, eta, side="right")
+        if len(edges) == k - 1 and all(_kish(w[bins == j]) >= MIN_BIN_N for j in range(k)):
+            return _binned(r, w, bins, edges)
+    P, Q = weighted_quantile_grid(r, w)
+    return Texture(np.zeros(0), P[None, :], Q[None, :])
+
+
+def _kish(w: np.ndarray) -> float:
+    return float(w.sum() ** 2 / (w * w).sum()) if w.size else 0.0
+
+
+def _n_bins(w: np.ndarray) -> int:
+    return int(min(MAX_BINS, max(1, _kish(w) // MIN_BIN_N))) if w.size else 1
+
+
+def _edges(eta: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """k - 1 distinct weighted quantiles of ``eta`` that cut it into k bins of equal weight."""
+    order = np.argsort(eta, kind="stable")
+    cw = np.cumsum(w[order])
+    q = np.interp(np.arange(1, k) / k * cw[-1], cw, eta[order])
+    return np.unique(q)
+
+
+def _binned(r: np.ndarray, w: np.ndarray, bins: np.ndarray, edges: np.ndarray) -> Texture:
+    """Each bin's grid centred on its mean; the bins' weighted mean variance scaled to 1."""
+    grids, share, var = [], [], []
+    for j in range(len(edges) + 1):
+        rows = bins == j
+        P, Q = _raw_grid(r[rows], w[rows])
+        mean, sd = _piecewise_moments(P, Q)
+        grids.append((P, Q - mean))
+        share.append(w[rows].sum())
+        var.append(sd * sd)
+    scale = np.sqrt(np.average(var, weights=share))
+    P = np.stack([g[0] for g in grids])
+    Q = np.stack([g[1] for g in grids]) / scale
+    return Texture(edges, P, Q)

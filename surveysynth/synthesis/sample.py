@@ -37,7 +37,6 @@ from scipy.special import expit
 from surveysynth.contract.inputs import CELL_ID, SynthInputError
 from surveysynth.contract.rules import enforce, isin
 from surveysynth.seeding import cell_rng
-from surveysynth.synthesis import residuals
 from surveysynth.synthesis.features import beyond_range, design
 from surveysynth.synthesis.fit import (
     RANGE_COLUMNS,
@@ -283,9 +282,9 @@ def _extrapolation(draw: Draw, om: OutcomeModel, eta: np.ndarray) -> np.ndarray 
 
 
 def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
-    """The continuous part by the inverse CDF of the pooled residual distribution, truncated
-    to the row's structural bounds ``lo``/``hi``: mass that is impossible there is spread over
-    what is allowed, in proportion. Then clipped to the cell's range (``fit._cell_ranges``):
+    """The continuous part by the inverse CDF of the residual distribution of the row's
+    location's bin (``residuals.Texture``), truncated to the row's structural bounds
+    ``lo``/``hi``: mass that is impossible there is spread over what is allowed, in proportion. Then clipped to the cell's range (``fit._cell_ranges``):
     that range only stops extrapolation, so a tail beyond it is kept, at its edge (truncating
     there too lowered the EU-SILC domain means' interval coverage from 0.948 to 0.915 in
     scripts/eval/eval_real_sae.py). A row whose register lies beyond the respondents' has that
@@ -297,9 +296,9 @@ def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
     scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
     half = 0.5 if o.type == "count" else 0.0
     zlo, zhi = to_link(lo - half, o), to_link(hi + half, o)
-    p_lo, p_hi = (residuals.grid_cdf((z - eta) / scale, om.grid_p, om.grid_q) for z in (zlo, zhi))
+    p_lo, p_hi = (om.texture.cdf((z - eta) / scale, eta) for z in (zlo, zhi))
     v = p_lo + u * np.maximum(p_hi - p_lo, 0.0)
-    z = np.clip(eta + scale * residuals.grid_quantile(v, om.grid_p, om.grid_q), zlo, zhi)
+    z = np.clip(eta + scale * om.texture.quantile(v, eta), zlo, zhi)
     blo, bhi = draw.z_bounds(om)
     shift = _extrapolation(draw, om, eta)
     if shift is not None:

@@ -1,0 +1,110 @@
+"""The residuals' distribution given the location: a numeric answer whose spread (or shape)
+changes with what predicts it keeps that change in the synthetic records, and a survey too
+small to split keeps one pooled distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surveysynth.contract.config import SynthConfig
+from surveysynth.synthesis import residuals
+from surveysynth.synthesis.api import support_table, synthesize
+
+OUTCOMES = {"x": {"type": "continuous"}, "y": {"type": "continuous"}}
+N = 6000
+
+
+def heteroscedastic(seed: int = 4) -> pd.DataFrame:
+    """y = x + e with sd(e) = 0.2 where x is low and 1.2 where it is high (identity scale)."""
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["a", "b", "c"], N)
+    x = rng.normal(0, 1, N)
+    sd = np.where(x < 0, 0.2, 1.2)
+    return pd.DataFrame(
+        {
+            "unit_id": [f"u{i:05d}" for i in range(N)],
+            "wave": 1,
+            "region": region,
+            "x": x.round(4),
+            "y": (x + sd * rng.normal(0, 1, N)).round(4),
+        }
+    )
+
+
+def replica(real: pd.DataFrame) -> pd.DataFrame:
+    cfg = SynthConfig.from_vars(
+        {
+            "ss_unit_id": "unit_id",
+            "ss_wave": "wave",
+            "ss_cell_dims": ["region"],
+            "ss_design_weight": None,
+            "ss_outcomes": OUTCOMES,
+            "ss_synth_mode": "replica",
+            "ss_synth_m": 1,
+            "ss_seed": 9,
+        }
+    )
+    totals = real.groupby("region").size().rename("n_population").reset_index()
+    return synthesize(real, None, support_table(real, cfg, totals=totals), cfg)
+
+
+def spread_ratio(f: pd.DataFrame) -> float:
+    """sd of y - x where x > 0.5 over where x < -0.5."""
+    x, e = f["x"].to_numpy(float), (f["y"] - f["x"]).to_numpy(float)
+    return float(e[x > 0.5].std() / e[x < -0.5].std())
+
+
+def test_the_spread_follows_the_location():
+    real = heteroscedastic()
+    want = spread_ratio(real)  # about 6
+    assert want > 4
+    got = spread_ratio(replica(real))
+    assert got == pytest.approx(want, rel=0.35), (got, want)
+
+
+def test_one_pooled_distribution_loses_it(monkeypatch):
+    """The same check fails when the residuals are pooled over every location."""
+    monkeypatch.setattr(residuals, "MAX_BINS", 1)
+    real = heteroscedastic()
+    got = spread_ratio(replica(real))
+    assert got < 0.65 * spread_ratio(real), got
+
+
+def test_bins_are_centred_with_mean_variance_one():
+    rng = np.random.default_rng(1)
+    eta = rng.normal(0, 1, 5000)
+    r = np.where(eta > 0, rng.exponential(2.0, 5000), rng.normal(3, 0.5, 5000))
+    w = rng.uniform(1, 3, 5000)
+    t = residuals.texture(r, w, eta)
+    assert len(t.P) == residuals.MAX_BINS
+    share, var = [], []
+    bins = np.searchsorted(t.edges, eta, side="right")
+    for k in range(len(t.P)):
+        mean, sd = residuals._piecewise_moments(t.P[k], t.Q[k])
+        assert abs(mean) < 1e-9
+        share.append(w[bins == k].sum())
+        var.append(sd * sd)
+    assert np.average(var, weights=share) == pytest.approx(1.0, abs=1e-9)
+    # bins of high eta hold the exponential's spread, those of low eta the normal's
+    assert var[-1] > 4 * var[0]
+
+
+def test_a_small_survey_keeps_one_pooled_distribution():
+    rng = np.random.default_rng(2)
+    r, w, eta = rng.normal(0, 1, 600), np.ones(600), rng.normal(0, 1, 600)
+    t = residuals.texture(r, w, eta)
+    P, Q = residuals.weighted_quantile_grid(r, w)
+    assert len(t.P) == 1 and np.array_equal(t.P[0], P) and np.array_equal(t.Q[0], Q)
+
+
+def test_draws_are_elementwise():
+    rng = np.random.default_rng(3)
+    eta = rng.normal(0, 1, 4000)
+    t = residuals.texture(rng.normal(0, 1 + (eta > 0), 4000), np.ones(4000), eta)
+    v, e = rng.random(300), rng.normal(0, 1.5, 300)
+    batch = t.quantile(v, e)
+    alone = np.array([t.quantile(v[i : i + 1], e[i : i + 1])[0] for i in range(300)])
+    assert np.array_equal(batch, alone)
+    assert np.allclose(t.cdf(batch, e), v, atol=1e-6)
