@@ -89,23 +89,29 @@ class Texture:
     P: np.ndarray  # (K, points)
     Q: np.ndarray  # (K, points)
 
-    def _apply(self, f, x: np.ndarray, eta: np.ndarray, a: np.ndarray, b: np.ndarray):
-        if len(a) == 1:
-            return f(x, a[0], b[0])
-        bins = np.searchsorted(self.edges, eta, side="right")
+    def bins(self, eta: np.ndarray) -> list[np.ndarray] | None:
+        """Each bin's rows for locations ``eta``; None when there is one bin."""
+        if len(self.P) == 1:
+            return None
+        b = np.searchsorted(self.edges, eta, side="right")
+        return [b == k for k in range(len(self.P))]
+
+    @staticmethod
+    def _interp(x: np.ndarray, bins, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+        if bins is None:
+            return np.interp(x, xp[0], fp[0])
         out = np.empty(np.shape(x))
-        for k in range(len(a)):
-            rows = bins == k
-            out[rows] = f(x[rows], a[k], b[k])
+        for k, rows in enumerate(bins):
+            out[rows] = np.interp(x[rows], xp[k], fp[k])
         return out
 
-    def cdf(self, r: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """Position of each row's residual r in the distribution of its location's bin."""
-        return self._apply(np.interp, r, eta, self.Q, self.P)
+    def cdf(self, r: np.ndarray, bins) -> np.ndarray:
+        """Position of each row's residual r in the distribution of its bin (``bins``)."""
+        return self._interp(r, bins, self.Q, self.P)
 
-    def quantile(self, v: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """Residual at position v of each row's location's bin."""
-        return self._apply(np.interp, v, eta, self.P, self.Q)
+    def quantile(self, v: np.ndarray, bins) -> np.ndarray:
+        """Residual at position v of each row's bin (``bins``)."""
+        return self._interp(v, bins, self.P, self.Q)
 
 
 def texture(r: np.ndarray, w: np.ndarray, eta: np.ndarray) -> Texture:

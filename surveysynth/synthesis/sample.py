@@ -296,9 +296,10 @@ def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
     scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
     half = 0.5 if o.type == "count" else 0.0
     zlo, zhi = to_link(lo - half, o), to_link(hi + half, o)
-    p_lo, p_hi = (om.texture.cdf((z - eta) / scale, eta) for z in (zlo, zhi))
+    bins = om.texture.bins(eta)
+    p_lo, p_hi = (om.texture.cdf((z - eta) / scale, bins) for z in (zlo, zhi))
     v = p_lo + u * np.maximum(p_hi - p_lo, 0.0)
-    z = np.clip(eta + scale * om.texture.quantile(v, eta), zlo, zhi)
+    z = np.clip(eta + scale * om.texture.quantile(v, bins), zlo, zhi)
     blo, bhi = draw.z_bounds(om)
     shift = _extrapolation(draw, om, eta)
     if shift is not None:
