@@ -17,7 +17,11 @@ synthetic ones without any mismatch:
   respondents the spline goes on with its last segment's slope, for as far again as the
   range the fit saw (a register value far outside, say a 0 under a log, is not extrapolated
   without end);
-* discrete outcome: one indicator per level after the first, and one for "missing".
+* discrete outcome: one indicator per level after the first, and one for "missing"; an
+  ordinal one with more than two levels also its standardised rank, a source of its own
+  (``learn_score``): the slopes are penalised a source at a time, and with many levels (an
+  equivalence scale of 30 values) the indicators of the rare ones shrink toward no effect and
+  a monotone trend with them.
 
 Missing values enter as 0 with their indicator, so a structural skip (hours missing when
 not employed) is a predictor of what follows. All transforms are elementwise: building the
@@ -61,6 +65,8 @@ class Source:
         c = self.column
         if self.kind == "discrete":
             out = [f"{c}=={lv}" for lv in self.levels[1:]]
+        elif self.kind == "score":
+            out = [f"{c}#score"]
         else:
             out = [f"{c}", *(f"{c}>k{i}" for i in range(len(self.knots)))]
             out += [f"{c}=={s:g}" for s in self.spikes]
@@ -149,6 +155,20 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
     )
 
 
+def learn_score(column: str, codes: np.ndarray, w: np.ndarray) -> Source:
+    """An ordinal answer's score: its level's rank, standardised over the answers (0 where
+    missing; the levels' source has the missing indicator). With many levels (an equivalence
+    scale of 30 values) the level indicators, penalised as one group, shrink toward no effect,
+    and so does a monotone trend across them; the score carries the trend in one slope."""
+    ok = codes >= 0
+    if ok.sum() < 2:
+        return Source(column, "score")
+    c = codes[ok].astype(float)
+    center = float(np.average(c, weights=w[ok]))
+    scale = float(np.sqrt(np.average((c - center) ** 2, weights=w[ok]))) or 1.0
+    return Source(column, "score", center=center, scale=scale)
+
+
 def learn_discrete(column: str, o: OutcomeSpec, present: np.ndarray) -> Source:
     return Source(
         column,
@@ -184,6 +204,8 @@ def source_columns(
         if source.has_missing:
             cols.append((code < 0).astype(float))
         return cols
+    if source.kind == "score":
+        return [np.where(values >= 0, (values - source.center) / source.scale, 0.0)]
     s, ok = _standardised(source, values)
     if source.clamp if clamp is None else clamp:
         s = np.clip(s, source.low, source.high)
@@ -242,7 +264,7 @@ def raw_values(df: pd.DataFrame, source: Source) -> np.ndarray:
     """Raw values of a source column of a DataFrame: floats (nan for null) for numeric
     sources, level codes (-1 for null) for discrete ones."""
     s = df[source.column]
-    if source.kind != "discrete":
+    if source.kind not in ("discrete", "score"):
         return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return level_codes(s, source.outcome)
 

@@ -75,6 +75,7 @@ from surveysynth.synthesis.features import (
     design,
     learn_discrete,
     learn_numeric,
+    learn_score,
     level_codes,
 )
 from surveysynth.synthesis.links import from_link, to_link
@@ -276,7 +277,7 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
             models.append(om)
             if om.relation is None:
                 yield _plan_outcome(om, data, config)
-                sources.append(_outcome_source(om, data))
+                sources.extend(_outcome_sources(om, data))
             else:
                 checks.append(Source(name, "discrete" if om.spec.is_discrete else "numeric"))
 
@@ -391,6 +392,16 @@ def _aux_sources(inputs: Inputs, c: SynthConfig, data: FitData) -> list[Source]:
         how = aux_transform_of(inputs.frame[a].to_numpy(dtype=float))
         out.append(learn_numeric(a, "aux", data.raw[a], data.w, transform=how))
     return out
+
+
+def _outcome_sources(om: OutcomeModel, data: FitData) -> list[Source]:
+    """The sources an answer gives the answers after it: a numeric or discrete one, and an
+    ordinal answer's score besides its levels (``features.learn_score``)."""
+    o = om.spec
+    x = data.raw[o.name]
+    if o.type == "ordinal" and len(o.category_levels) > 2:
+        return [learn_discrete(o.name, o, x >= 0), learn_score(o.name, x, data.w)]
+    return [_outcome_source(om, data)]
 
 
 def _outcome_source(om: OutcomeModel, data: FitData) -> Source:
