@@ -140,18 +140,15 @@ def _slope(f: pd.DataFrame) -> float:
     return float(np.polyfit(code, f["y"].astype(float).to_numpy(), 1)[0])
 
 
-def test_an_ordinal_answers_trend_reaches_its_rare_levels():
-    """Real slope 0.292; the records' 0.298 (each implicate 0.290-0.303)."""
-    real = _ordinal_world()
-    assert abs(_slope(_ordinal_replica(real)) - _slope(real)) < 0.01
-
-
-def test_without_the_score_the_rare_levels_shrink_to_the_rest(monkeypatch):
-    """The planted mutation: the ordinal gives only its level indicators, which the group's
-    penalty shrinks toward no effect where a level is rare: slope 0.279 (each implicate
-    0.267-0.286)."""
+def test_an_ordinal_answers_trend_reaches_its_rare_levels(monkeypatch):
+    """Real slope 0.292; the records' 0.298 (each implicate 0.290-0.303). The planted mutation
+    (the ordinal gives only its level indicators, which the group's penalty shrinks toward no
+    effect where a level is rare) gives 0.279: the rank's records are compared with those, on
+    the same world and seeds (over world seeds 1, 2, 3 and 6 the gap is 0.018-0.022)."""
     from surveysynth.synthesis import fit
 
-    monkeypatch.setattr(fit, "_outcome_sources", lambda om, data: [fit._outcome_source(om, data)])
     real = _ordinal_world()
-    assert _slope(real) - _slope(_ordinal_replica(real)) > 0.01
+    with_rank = _slope(_ordinal_replica(real))
+    assert abs(with_rank - _slope(real)) < 0.01
+    monkeypatch.setattr(fit, "_outcome_sources", lambda om, data: [fit._outcome_source(om, data)])
+    assert with_rank - _slope(_ordinal_replica(real)) > 0.01

@@ -46,7 +46,7 @@ class Source:
     """One source column and how it becomes features."""
 
     column: str
-    kind: str  # aux | numeric | discrete
+    kind: str  # aux | numeric | discrete | score (an ordinal's rank)
     transform: str = "identity"  # aux: identity | log | log1p
     outcome: OutcomeSpec | None = None  # numeric / discrete outcomes
     center: float = 0.0
@@ -155,18 +155,18 @@ def learn_numeric(column: str, kind: str, x: np.ndarray, w: np.ndarray, **extra)
     )
 
 
-def learn_score(column: str, codes: np.ndarray, w: np.ndarray) -> Source:
+def learn_score(column: str, o: OutcomeSpec, codes: np.ndarray, w: np.ndarray) -> Source:
     """An ordinal answer's score: its level's rank, standardised over the answers (0 where
     missing; the levels' source has the missing indicator). With many levels (an equivalence
     scale of 30 values) the level indicators, penalised as one group, shrink toward no effect,
     and so does a monotone trend across them; the score carries the trend in one slope."""
     ok = codes >= 0
     if ok.sum() < 2:
-        return Source(column, "score")
+        return Source(column, "score", outcome=o)
     c = codes[ok].astype(float)
     center = float(np.average(c, weights=w[ok]))
     scale = float(np.sqrt(np.average((c - center) ** 2, weights=w[ok]))) or 1.0
-    return Source(column, "score", center=center, scale=scale)
+    return Source(column, "score", outcome=o, center=center, scale=scale)
 
 
 def learn_discrete(column: str, o: OutcomeSpec, present: np.ndarray) -> Source:

@@ -101,7 +101,9 @@ SLOPE_ROWS = 12_000
 # unbounded working response.
 MAX_CELL_STEP = 4.0
 CELL_COLUMNS = ("hat", "psi", "prior", "priorvar")
-RANGE_COLUMNS = ("zlo", "zhi")  # a cell's link-scale range of a numeric outcome (``_cell_ranges``)
+# a numeric outcome's location columns per cell: its link-scale range (``_cell_ranges``) and the
+# factor its residual draws are divided by, the sd its bins give it (``residuals.Texture.cell_sd``)
+LOC_COLUMNS = ("zlo", "zhi", "bin_sd")
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ class SamplerSpec:
     @property
     def param_columns(self) -> list[str]:
         cols = [c.col(w) for c in self.components for w in CELL_COLUMNS]
-        cols += [om.loc.col(w) for om in self.models if om.loc for w in RANGE_COLUMNS]
+        cols += [om.loc.col(w) for om in self.models if om.loc for w in LOC_COLUMNS]
         return cols + [term_column(i) for i in range(self.n_terms)]
 
     @property
@@ -400,7 +402,7 @@ def _outcome_sources(om: OutcomeModel, data: FitData) -> list[Source]:
     o = om.spec
     x = data.raw[o.name]
     if o.type == "ordinal" and len(o.category_levels) > 2:
-        return [learn_discrete(o.name, o, x >= 0), learn_score(o.name, x, data.w)]
+        return [learn_discrete(o.name, o, x >= 0), learn_score(o.name, o, x, data.w)]
     return [_outcome_source(om, data)]
 
 
@@ -487,8 +489,8 @@ def _store_outcome(plan: _OutcomePlan, fits: list[dict], ranges: dict, cols: dic
 
 
 def _outcome_ranges(plan: _OutcomePlan, fits: list[dict], data: FitData) -> dict:
-    """Set the quantile grid, ranges and bounds the location's draws keep to; return the
-    cell ranges' columns (none without a location)."""
+    """Set the residuals' texture, the ranges and the bounds the location's draws keep to;
+    return the cells' location columns (none without a location)."""
     om, raw = plan.om, data.raw[plan.om.spec.name]
     if om.loc is None:
         return {}
@@ -499,7 +501,8 @@ def _outcome_ranges(plan: _OutcomePlan, fits: list[dict], data: FitData) -> dict
     om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
     bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
     om.value_bounds = structure.value_bounds(raw, answered, [*om.sources, *om.checks], data.raw)
-    return {om.loc.col(what): bound for what, bound in zip(RANGE_COLUMNS, bounds)}
+    bin_sd = om.texture.cell_sd(f["fitted"], f["resid_w"], f["resid_g"], data.n_groups)
+    return {om.loc.col(what): v for what, v in zip(LOC_COLUMNS, (*bounds, bin_sd))}
 
 
 #: how far beyond the respondents' range a synthetic value may go, as a share of that range's
@@ -892,6 +895,7 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
         out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
         out["fitted"] = (eta + post[data.g, k])[rows]
         out["resid_w"] = data.w[rows]
+        out["resid_g"] = data.g[rows]
         out["z"] = t["y"][rows]
     return out
 

@@ -3,7 +3,7 @@
 Residuals of the continuous part on the link scale, r = (z - a - f'b - d_c) / s_c, pooled
 over cells, define the quantile functions of an outcome (design-weighted). Skew and heavy
 tails on the link scale come from the data, not from a normal assumption; values beyond the
-pooled range are not generated.
+range of a record's bin (below) are not generated.
 
 The residuals' shape and spread may change with the location: ages given a household's
 composition are bimodal where the household holds children and parents and not where it
@@ -14,11 +14,17 @@ of ``MIN_BIN_N`` or more), each bin its own quantile function, centred on its ow
 cell's location keeps its meaning whatever bins its records fall in) and keeping its spread
 relative to the others (the bins' mean variance is 1, so the cell scale keeps its meaning). A
 record draws its residual from the bin of its own location. A survey too small for two bins has
-one quantile function of mean 0 and sd 1 over every residual.
+one quantile function of mean 0 and sd 1 over every residual. The spread changes at a bin's
+edge in one step.
 
-Approximation: the cell scale s_c is fitted from the cell's residuals whatever their bins, so
-a cell whose answers all lie in a wide bin has that width counted in s_c and again in its
-bin's spread; over a cell whose answers spread across the bins the two agree.
+The cell scale s_c is fitted from the cell's residuals whatever their bins, so it already holds
+the spread of the bins its answers lie in. A cell's draws are therefore divided by
+kappa_c = sqrt(sum_i w_i v_b(i) / sum_i w_i) over its answers (v_b the relative variance of bin
+b, ``Texture.cell_sd``): the cell keeps its fitted spread s_c, and within it the spread still
+follows the location. Without that, a cell whose answers all lie in a wide bin counted the
+width twice (a planted world with residual sd 0.3 below and 1.0 above a predictor's 0: the wide
+cells' answer-scale means 9-13% too high). A cell without answers takes kappa = 1 (its s_c
+comes from the pooled model, which is the bins' average).
 
 The sampler's use (``Texture.quantile``) is elementwise per row, so one cell sampled alone
 and many cells sampled in one batch give bit-identical values.
@@ -88,6 +94,7 @@ class Texture:
     edges: np.ndarray  # (K - 1,) link-scale location cut points
     P: np.ndarray  # (K, points)
     Q: np.ndarray  # (K, points)
+    var: np.ndarray  # (K,) each bin's variance (their weighted mean is 1)
 
     def bins(self, eta: np.ndarray) -> list[np.ndarray] | None:
         """Each bin's rows for locations ``eta``; None when there is one bin."""
@@ -104,6 +111,19 @@ class Texture:
         for k, rows in enumerate(bins):
             out[rows] = np.interp(x[rows], xp[k], fp[k])
         return out
+
+    def cell_sd(self, eta: np.ndarray, w: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
+        """kappa per group: the root of the weighted mean bin variance over the answers with
+        fitted locations ``eta``, weights ``w`` and groups ``g``; 1 for a group without answers
+        (and for every group when there is one bin)."""
+        if len(self.P) == 1:
+            return np.ones(n_groups)
+        ok = np.isfinite(eta) & np.isfinite(w) & (w > 0)
+        v = self.var[np.searchsorted(self.edges, eta[ok], side="right")]
+        sw = np.bincount(g[ok], weights=w[ok], minlength=n_groups)
+        swv = np.bincount(g[ok], weights=w[ok] * v, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(sw > 0, np.sqrt(swv / sw), 1.0)
 
     def cdf(self, r: np.ndarray, bins) -> np.ndarray:
         """Position of each row's residual r in the distribution of its bin (``bins``)."""
@@ -125,7 +145,7 @@ def texture(r: np.ndarray, w: np.ndarray, eta: np.ndarray) -> Texture:
         if len(edges) == k - 1 and all(_kish(w[bins == j]) >= MIN_BIN_N for j in range(k)):
             return _binned(r, w, bins, edges)
     P, Q = weighted_quantile_grid(r, w)
-    return Texture(np.zeros(0), P[None, :], Q[None, :])
+    return Texture(np.zeros(0), P[None, :], Q[None, :], np.ones(1))
 
 
 def _kish(w: np.ndarray) -> float:
@@ -137,7 +157,8 @@ def _n_bins(w: np.ndarray) -> int:
 
 
 def _edges(eta: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-    """k - 1 distinct weighted quantiles of ``eta`` that cut it into k bins of equal weight."""
+    """The weighted quantiles of ``eta`` that cut it into k bins of equal weight, without
+    repeats (fewer than k - 1 where eta has ties)."""
     order = np.argsort(eta, kind="stable")
     cw = np.cumsum(w[order])
     q = np.interp(np.arange(1, k) / k * cw[-1], cw, eta[order])
@@ -154,7 +175,7 @@ def _binned(r: np.ndarray, w: np.ndarray, bins: np.ndarray, edges: np.ndarray) -
         grids.append((P, Q - mean))
         share.append(w[rows].sum())
         var.append(sd * sd)
-    scale = np.sqrt(np.average(var, weights=share))
+    scale2 = np.average(var, weights=share)
     P = np.stack([g[0] for g in grids])
-    Q = np.stack([g[1] for g in grids]) / scale
-    return Texture(edges, P, Q)
+    Q = np.stack([g[1] for g in grids]) / np.sqrt(scale2)
+    return Texture(edges, P, Q, np.asarray(var) / scale2)

@@ -39,7 +39,7 @@ from surveysynth.contract.rules import enforce, isin
 from surveysynth.seeding import cell_rng
 from surveysynth.synthesis.features import beyond_range, design
 from surveysynth.synthesis.fit import (
-    RANGE_COLUMNS,
+    LOC_COLUMNS,
     Component,
     OutcomeModel,
     SamplerSpec,
@@ -114,12 +114,13 @@ def prior_deviation(spec: SamplerSpec, name: str, cells: pd.DataFrame, imps, a: 
 
 
 def cell_ranges(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each group's link-scale range of every numeric outcome with a continuous part
-    (outcome -> groups x 2), from the cell's range columns (``fit._cell_ranges``)."""
+    """Each group's location columns of every numeric outcome with a continuous part
+    (outcome -> groups x 3: the link-scale range, ``fit._cell_ranges``, and the residuals'
+    residuals' sd from their bins, ``residuals.Texture.cell_sd``)."""
     out = {}
     for om in spec.models:
         if om.loc is not None and om.relation is None:
-            cols = [om.loc.col(w) for w in RANGE_COLUMNS]
+            cols = [om.loc.col(w) for w in LOC_COLUMNS]
             out[om.spec.name] = cells[cols].to_numpy(dtype=float)
     return out
 
@@ -131,7 +132,7 @@ class Draw:
     def __init__(self, spec, rows, delta, gidx, imps, u, u2, v, ranges=None):
         self.spec, self.rows, self.delta, self.gidx, self.imps = spec, rows, delta, gidx, imps
         self.u, self.u2, self.v = u, u2, v
-        self.ranges = ranges or {}  # outcome -> (groups x 2) link-scale range
+        self.ranges = ranges or {}  # outcome -> (groups x 3) link-scale range, bin sd
         self.n = len(rows)
         self.index = {c.name: k for k, c in enumerate(spec.components)}
         self.raw: dict[str, np.ndarray] = {}
@@ -171,6 +172,11 @@ class Draw:
                 else [(int(i), self.imps == i) for i in imps]
             )
         return self._implicate_rows
+
+    def bin_sd(self, om: OutcomeModel):
+        """Each row's cell sd of ``om``'s residual bins (1 where none was fitted)."""
+        r = self.ranges.get(om.spec.name)
+        return 1.0 if r is None else r[self.gidx, 2]
 
     def z_bounds(self, om: OutcomeModel):
         """Each row's link-scale range of ``om``: its cell's, else the outcome's."""
@@ -284,16 +290,19 @@ def _extrapolation(draw: Draw, om: OutcomeModel, eta: np.ndarray) -> np.ndarray 
 def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
     """The continuous part by the inverse CDF of the residual distribution of the row's
     location's bin (``residuals.Texture``), truncated to the row's structural bounds
-    ``lo``/``hi``: mass that is impossible there is spread over what is allowed, in proportion. Then clipped to the cell's range (``fit._cell_ranges``):
-    that range only stops extrapolation, so a tail beyond it is kept, at its edge (truncating
-    there too lowered the EU-SILC domain means' interval coverage from 0.948 to 0.915 in
-    scripts/eval/eval_real_sae.py). A row whose register lies beyond the respondents' has that
-    range moved by ``shift`` (``_extrapolation``): the range bounds the residual's tail, not the
-    location the register gives (a commune twice the size of the largest sampled one is not
-    capped at its income). Elementwise per row."""
+    ``lo``/``hi``: mass that is impossible there is spread over what is allowed, in proportion.
+    The cell scale is divided by the sd the bins give the cell's answers (``Draw.bin_sd``), so
+    the cell's spread is its fitted scale whatever bins its answers fall in. Then clipped to
+    the cell's range (``fit._cell_ranges``): that range only stops extrapolation, so a tail
+    beyond it is kept, at its edge (truncating there too lowered the EU-SILC domain means'
+    interval coverage from 0.948 to 0.915 in scripts/eval/eval_real_sae.py). A row whose
+    register lies beyond the respondents' has that range moved by ``shift``
+    (``_extrapolation``): the range bounds the residual's tail, not the location the register
+    gives (a commune twice the size of the largest sampled one is not capped at its income).
+    Elementwise per row."""
     o = om.spec
     eta = draw.eta(om.loc, X)
-    scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]])
+    scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]]) / draw.bin_sd(om)
     half = 0.5 if o.type == "count" else 0.0
     zlo, zhi = to_link(lo - half, o), to_link(hi + half, o)
     bins = om.texture.bins(eta)
