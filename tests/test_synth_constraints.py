@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from replica_worlds import replica, replica_config
 
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import support_table
@@ -86,24 +87,12 @@ def _derived_world(seed: int = 8) -> pd.DataFrame:
 
 
 def _derived_replica(df: pd.DataFrame) -> pd.DataFrame:
-    config = SynthConfig.from_vars(
-        {
-            "ss_unit_id": "unit",
-            "ss_wave": "period",
-            "ss_cell_dims": ["region"],
-            "ss_design_weight": None,
-            "ss_outcomes": {
-                "code": {"type": "categorical", "levels": [f"c{c:02d}" for c in range(40)]},
-                "band": {"type": "count", "min": 1},
-                "flag": {"type": "binary"},
-            },
-            "ss_seed": 4,
-            "ss_synth_mode": "replica",
-            "ss_synth_m": 4,
-        }
-    )
-    totals = df.groupby("region").size().rename("n_population").reset_index()
-    return synthesize(df, None, support_table(df, config, totals=totals), config)
+    outcomes = {
+        "code": {"type": "categorical", "levels": [f"c{c:02d}" for c in range(40)]},
+        "band": {"type": "count", "min": 1},
+        "flag": {"type": "binary"},
+    }
+    return replica(df, replica_config(outcomes, 4).with_(m=4))
 
 
 def _flagged_in_band_8(syn: pd.DataFrame) -> tuple[int, int]:

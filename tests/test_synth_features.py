@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from replica_worlds import replica, replica_config
 
 from surveysynth.contract.config import OutcomeSpec, SynthConfig
 from surveysynth.contract.inputs import support_table
@@ -116,22 +117,8 @@ def _ordinal_world(seed: int = 6, n: int = 3000) -> pd.DataFrame:
 
 
 def _ordinal_replica(df: pd.DataFrame) -> pd.DataFrame:
-    cfg = SynthConfig.from_vars(
-        {
-            "ss_unit_id": "unit",
-            "ss_wave": "period",
-            "ss_cell_dims": ["region"],
-            "ss_design_weight": None,
-            "ss_outcomes": {
-                "scale": {"type": "ordinal", "levels": SCALE},
-                "y": {"type": "continuous"},
-            },
-            "ss_seed": 2,
-            "ss_synth_mode": "replica",
-        }
-    )
-    totals = df.groupby("region").size().rename("n_population").reset_index()
-    return synthesize(df, None, support_table(df, cfg, totals=totals), cfg)
+    outcomes = {"scale": {"type": "ordinal", "levels": SCALE}, "y": {"type": "continuous"}}
+    return replica(df, replica_config(outcomes, 2).with_(m=5))
 
 
 def _slope(f: pd.DataFrame) -> float:

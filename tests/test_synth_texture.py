@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import replica_worlds
+from replica_worlds import replica_config
 
-from surveysynth.contract.config import SynthConfig
 from surveysynth.synthesis import residuals
-from surveysynth.synthesis.api import support_table, synthesize
 
 OUTCOMES = {"x": {"type": "continuous"}, "y": {"type": "continuous"}}
 N = 6000
@@ -24,8 +24,8 @@ def heteroscedastic(seed: int = 4) -> pd.DataFrame:
     sd = np.where(x < 0, 0.2, 1.2)
     return pd.DataFrame(
         {
-            "unit_id": [f"u{i:05d}" for i in range(N)],
-            "wave": 1,
+            "unit": [f"u{i:05d}" for i in range(N)],
+            "period": 1,
             "region": region,
             "x": x.round(4),
             "y": (x + sd * rng.normal(0, 1, N)).round(4),
@@ -34,20 +34,7 @@ def heteroscedastic(seed: int = 4) -> pd.DataFrame:
 
 
 def replica(real: pd.DataFrame) -> pd.DataFrame:
-    cfg = SynthConfig.from_vars(
-        {
-            "ss_unit_id": "unit_id",
-            "ss_wave": "wave",
-            "ss_cell_dims": ["region"],
-            "ss_design_weight": None,
-            "ss_outcomes": OUTCOMES,
-            "ss_synth_mode": "replica",
-            "ss_synth_m": 1,
-            "ss_seed": 9,
-        }
-    )
-    totals = real.groupby("region").size().rename("n_population").reset_index()
-    return synthesize(real, None, support_table(real, cfg, totals=totals), cfg)
+    return replica_worlds.replica(real, replica_config(OUTCOMES, 9))
 
 
 def spread_ratio(f: pd.DataFrame) -> float:
@@ -82,8 +69,8 @@ def log_world(seed: int = 3, n: int = 20000) -> pd.DataFrame:
     e = np.where(x < 0, 0.3, 1.0) * rng.normal(0, 1, n)
     return pd.DataFrame(
         {
-            "unit_id": [f"u{i:05d}" for i in range(n)],
-            "wave": 1,
+            "unit": [f"u{i:05d}" for i in range(n)],
+            "period": 1,
             "region": region,
             "x": x.round(4),
             "y": np.exp(x + e).round(4),
@@ -98,20 +85,7 @@ def region_spread(f: pd.DataFrame) -> pd.Series:
 
 def log_replica(real: pd.DataFrame) -> pd.DataFrame:
     outcomes = {"x": {"type": "continuous"}, "y": {"type": "continuous", "min": 0}}
-    cfg = SynthConfig.from_vars(
-        {
-            "ss_unit_id": "unit_id",
-            "ss_wave": "wave",
-            "ss_cell_dims": ["region"],
-            "ss_design_weight": None,
-            "ss_outcomes": outcomes,
-            "ss_synth_mode": "replica",
-            "ss_synth_m": 3,
-            "ss_seed": 9,
-        }
-    )
-    totals = real.groupby("region").size().rename("n_population").reset_index()
-    return synthesize(real, None, support_table(real, cfg, totals=totals), cfg)
+    return replica_worlds.replica(real, replica_config(outcomes, 9).with_(m=3))
 
 
 def test_a_cell_keeps_its_spread_where_the_bins_line_up_with_the_cells():
