@@ -23,7 +23,7 @@ kappa_c = sqrt(sum_i w_i v_b(i) / sum_i w_i) over its answers (v_b the relative 
 b, ``Texture.cell_sd``): the cell keeps its fitted spread s_c, and within it the spread still
 follows the location. Without that, a cell whose answers all lie in a wide bin counted the
 width twice (a planted world with residual sd 0.3 below and 1.0 above a predictor's 0: the wide
-cells' answer-scale means 9-13% too high). A cell without answers takes kappa = 1 (its s_c
+cells' answer-scale means 4-13% too high). A cell without answers takes kappa = 1 (its s_c
 comes from the pooled model, which is the bins' average).
 
 The sampler's use (``Texture.quantile``) is elementwise per row, so one cell sampled alone
@@ -113,9 +113,9 @@ class Texture:
         return out
 
     def cell_sd(self, eta: np.ndarray, w: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
-        """kappa per group: the root of the weighted mean bin variance over the answers with
-        fitted locations ``eta``, weights ``w`` and groups ``g``; 1 for a group without answers
-        (and for every group when there is one bin)."""
+        """The bin sd kappa per group: the root of the weighted mean bin variance over the
+        answers with fitted locations ``eta``, weights ``w`` and groups ``g``; 1 for a group
+        without answers (and for every group when there is one bin)."""
         if len(self.P) == 1:
             return np.ones(n_groups)
         ok = np.isfinite(eta) & np.isfinite(w) & (w > 0)
