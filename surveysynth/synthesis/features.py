@@ -18,10 +18,10 @@ synthetic ones without any mismatch:
   range the fit saw (a register value far outside, say a 0 under a log, is not extrapolated
   without end);
 * discrete outcome: one indicator per level after the first, and one for "missing"; an
-  ordinal one with more than two levels also its standardised rank, a source of its own
-  (``learn_score``): the slopes are penalised a source at a time, and with many levels (an
-  equivalence scale of 30 values) the indicators of the rare ones shrink toward no effect and
-  a monotone trend with them.
+  ordinal one of many levels (``fit.SCORE_MIN_LEVELS``) also its standardised rank, a source
+  of its own (``learn_score``): the slopes are penalised a source at a time, and with many
+  levels (an equivalence scale of 30 values) the indicators of the rare ones shrink toward no
+  effect and a monotone trend with them.
 
 Missing values enter as 0 with their indicator, so a structural skip (hours missing when
 not employed) is a predictor of what follows. All transforms are elementwise: building the
