@@ -100,7 +100,7 @@ class Texture:
         """Each bin's rows for locations ``eta``; None when there is one bin."""
         if len(self.P) == 1:
             return None
-        b = np.searchsorted(self.edges, eta, side="right")
+        b = _bin_index(self.edges, eta)
         return [b == k for k in range(len(self.P))]
 
     @staticmethod
@@ -119,7 +119,7 @@ class Texture:
         if len(self.P) == 1:
             return np.ones(n_groups)
         ok = np.isfinite(eta) & np.isfinite(w) & (w > 0)
-        v = self.var[np.searchsorted(self.edges, eta[ok], side="right")]
+        v = self.var[_bin_index(self.edges, eta[ok])]
         sw = np.bincount(g[ok], weights=w[ok], minlength=n_groups)
         swv = np.bincount(g[ok], weights=w[ok] * v, minlength=n_groups)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -141,11 +141,16 @@ def texture(r: np.ndarray, w: np.ndarray, eta: np.ndarray) -> Texture:
     r, w, eta = r[ok], w[ok], eta[ok]
     for k in range(_n_bins(w), 1, -1):
         edges = _edges(eta, w, k)
-        bins = np.searchsorted(edges, eta, side="right")
+        bins = _bin_index(edges, eta)
         if len(edges) == k - 1 and all(_kish(w[bins == j]) >= MIN_BIN_N for j in range(k)):
             return _binned(r, w, bins, edges)
     P, Q = weighted_quantile_grid(r, w)
     return Texture(np.zeros(0), P[None, :], Q[None, :], np.ones(1))
+
+
+def _bin_index(edges: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """The bin of each location: k for edges[k - 1] <= eta < edges[k]."""
+    return np.searchsorted(edges, eta, side="right")
 
 
 def _kish(w: np.ndarray) -> float:

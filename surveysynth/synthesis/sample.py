@@ -116,7 +116,7 @@ def prior_deviation(spec: SamplerSpec, name: str, cells: pd.DataFrame, imps, a: 
 def cell_ranges(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each group's location columns of every numeric outcome with a continuous part
     (outcome -> groups x 3: the link-scale range, ``fit._cell_ranges``, and the residuals'
-    residuals' sd from their bins, ``residuals.Texture.cell_sd``)."""
+    sd from their bins, ``residuals.Texture.cell_sd``)."""
     out = {}
     for om in spec.models:
         if om.loc is not None and om.relation is None:
