@@ -85,9 +85,9 @@ def test_choose_cells_only_supported_everywhere(world):
 def test_fallback_cells_are_held_out_a_group_at_a_time(world):
     """A survey with no supported cell: sparse cells with 2+ respondents in every wave are held
     out in turn, each replicate holding out at most about a tenth of the respondents, every such
-    cell in one replicate of each cycle. Those with 2 + 2 respondents or more keep 2 (the smallest
-    size), but 5 are emptied (so that both sizes are measured on 5 cells); the reference of every
-    one is the direct estimate of the respondents held out, and none is a gate row."""
+    cell in one replicate of each cycle. Those with 1 + 2 respondents or more keep 1, but 5 are
+    emptied (so that both sizes are measured on 5 cells); the reference of every one is the direct
+    estimate of the respondents held out, and none is a gate row."""
     s = world["support"].copy()
     cfg, r = world["config"], world["responses"]
     s["support_class"] = "sparse"
@@ -96,7 +96,7 @@ def test_fallback_cells_are_held_out_a_group_at_a_time(world):
     bt = BacktestConfig(n_cells=20, sizes=(2, 3, 5), repeats=2, max_records=40, seed=4)
     chosen = choose_cells(s, cfg, bt)
     assert chosen["fallback"].all() and len(chosen) == 20 and one not in set(chosen["cell_id"])
-    assert list(chosen["fallback_size"]) == [2] * 15 + [0] * 5  # the last ones emptied
+    assert list(chosen["fallback_size"]) == [1] * 15 + [0] * 5  # the last ones emptied
     n_groups = int(chosen["n_groups"].iloc[0])
     assert n_groups >= 3 and sorted(chosen["group"].unique()) == list(range(n_groups))
     size = dict(zip(chosen["cell_id"], chosen["fallback_size"]))
@@ -106,7 +106,7 @@ def test_fallback_cells_are_held_out_a_group_at_a_time(world):
         times[plan["cell_id"].unique()] += 1
         assert (plan["n_thinned"] == plan["cell_id"].map(size)).all() and plan["held_out"].all()
         kept = out[out["cell_id"].isin(plan["cell_id"])].groupby(["cell_id", cfg.wave]).size()
-        assert (kept == 2).all()
+        assert (kept == 1).all()
         held = plan["n_full"].sum() - plan["n_thinned"].sum()
         assert len(r) - len(out) == held <= 0.1 * len(r) + plan["n_full"].max() * 2
         seen |= set(plan["cell_id"])
@@ -118,10 +118,10 @@ def test_fallback_cells_are_held_out_a_group_at_a_time(world):
     emptied = [thin(r, few, cfg, bt, replicate=k)[1]["cell_id"].nunique() for k in range(9)]
     assert sum(emptied) == 6
     res = run_backtest(r, world["frame"], s, cfg, bt)
-    assert res["replicate"].nunique() == n_groups and set(res["n_thinned"]) == {0, 2}
+    assert res["replicate"].nunique() == n_groups and set(res["n_thinned"]) == {0, 1}
     assert (res["reference"] == "held_out").all() and res["augmented_estimate"].notna().all()
     assert res.loc[res.n_thinned == 0, "direct_estimate"].isna().all()
-    assert res.loc[res.n_thinned == 2, "direct_estimate"].notna().all()
+    assert res.loc[res.n_thinned == 1, "direct_estimate"].notna().mean() > 0.8  # item missing
     assert res["full_sample_se"].notna().mean() > 0.9
     assert summarize(res, THRESHOLDS)["status"].isin(["not_assessable", "report"]).all()
     _reference_is_the_held_out_respondents(res, r, chosen, cfg, bt)
@@ -129,12 +129,12 @@ def test_fallback_cells_are_held_out_a_group_at_a_time(world):
 
 def _reference_is_the_held_out_respondents(res, r, chosen, cfg, bt):
     """A thinned fallback cell's reference: the weighted mean of the respondents its replicate
-    dropped, disjoint from the two its direct estimate uses."""
-    row = res[(res.n_thinned == 2) & (res.indicator == "sales")].iloc[0]
+    dropped, disjoint from the one its direct estimate uses."""
+    row = res[(res.n_thinned == 1) & (res.indicator == "sales")].iloc[0]
     out, _ = thin(r, chosen, cfg, bt, replicate=int(row.replicate) - 1)
     here = r[(r.cell_id == row.cell_id) & (r[cfg.wave] == getattr(row, cfg.wave))]
     kept = here[cfg.unit_id].isin(out[cfg.unit_id])
-    assert kept.sum() == 2
+    assert kept.sum() == 1
     held = here[~kept & here.sales.notna()]
     want = (held.weight * held.sales).sum() / held.weight.sum()
     assert row.full_sample_value == pytest.approx(want, rel=1e-10)
@@ -143,19 +143,16 @@ def _reference_is_the_held_out_respondents(res, r, chosen, cfg, bt):
 
 
 def test_fallback_sizes():
-    """Thin (to the smallest size) the fallback cells that keep 2 held out, when 5 or more can be
-    thinned and 5 or more are emptied; the cells that could be thinned are emptied from the last
-    while fewer than 5 are."""
-    bt = BacktestConfig(sizes=(3, 2, 5))
-    got = fallback_sizes(np.array([4, 9, 2, 3, 6, 7, 8, 4, 5, 2, 2, 2]), bt)
-    assert list(got) == [2, 2, 0, 0, 2, 2, 2, 2, 2, 0, 0, 0]  # 7 can, 5 cannot: all 7 thinned
-    got = fallback_sizes(np.array([4, 9, 2, 3, 6, 7, 8, 4, 5, 4, 4, 2]), bt)
-    assert list(got) == [2, 2, 0, 0, 2, 2, 2, 2, 2, 0, 0, 0]  # the last two emptied to make 5
-    assert not fallback_sizes(np.array([4] * 9), bt).any()  # 4 left to thin: too few
-    assert list(fallback_sizes(np.array([6] * 10), BacktestConfig(sizes=(0, 5)))) == [0] * 10
-    assert (
-        list(fallback_sizes(np.array([7] * 10), BacktestConfig(sizes=(0, 5)))) == [5] * 5 + [0] * 5
-    )
+    """Without 5 supported cells, thin to 1 the fallback cells that keep 2 held out, when 5 or
+    more can be thinned and 5 or more are emptied; the cells that could be thinned are emptied
+    from the last while fewer than 5 are. With 5 supported cells every fallback cell is emptied
+    (the supported ones measure the sizes >= 1)."""
+    got = fallback_sizes(np.array([3, 9, 2, 2, 6, 7, 8, 3, 5, 2, 2, 2]), 0)
+    assert list(got) == [1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]  # 7 can, 5 cannot: all 7 thinned
+    got = fallback_sizes(np.array([3, 9, 2, 2, 6, 7, 8, 3, 5, 4, 4, 2]), 4)
+    assert list(got) == [1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]  # the last two emptied to make 5
+    assert not fallback_sizes(np.array([3] * 9), 0).any()  # 4 left to thin: too few
+    assert not fallback_sizes(np.array([3, 9, 2, 2, 6, 7, 8, 3, 5, 2, 2, 2]), 5).any()
 
 
 def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):

@@ -30,15 +30,16 @@ A survey with few supported cells (fewer than ``ss_backtest_cells``) would measu
 nothing, and its published estimates would carry no bias allowance. The list is then filled with
 other cells (sparse, mostly) of 2+ respondents in every wave, 5 at least (the fallback cells),
 held out a group at a time (each replicate holds out about a tenth of the respondents at most,
-so the replicate's fit stays close to the survey's). A fallback cell with k + 2 respondents or
-more in every wave, k the smallest size >= 1 of ``ss_backtest_sizes``, keeps k of them; the
-others are emptied (:func:`fallback_sizes`). The reference of a fallback cell is the direct
+so the replicate's fit stays close to the survey's). When the supported cells are fewer than 5
+(too few to measure a size >= 1 that domain_estimates uses), a fallback cell with 3 respondents
+or more in every wave keeps 1 of them; the others are emptied (:func:`fallback_sizes`). The
+reference of a fallback cell is the direct
 estimate of the respondents held out, whom neither the fit nor the estimates scored saw, so it is
 independent of them (E (a - f)^2 = MSE_a + V_f: the allowance takes V_f out). For an outcome with
 a ratio auxiliary (``ss_ratio_estimators``) a held-out reference is the ratio estimator's mean: a
 skewed total's Hajek mean of 2 or 3 units mostly misses the large units, with a small SE too, and
 the allowance measured against it would be the reference's own error. The emptied cells measure
-the allowance of size 0 (empty domains), the thinned ones that of size k (cells with
+the allowance of size 0 (empty domains), the thinned ones that of size 1 (cells with
 respondents: the allowance measured on emptied cells overstates theirs, since the model part of a
 cell with respondents leans on them through the cell effect; domain_estimates gives a cell size 0
 only when no size >= 1 was measured). A held-out reference is not the nested one the gate's
@@ -187,6 +188,10 @@ MIN_FALLBACK_CELLS = 5
 #: the fewest respondents a thinned fallback cell holds out in every wave: its reference is their
 #: direct estimate, and a linearised SE needs 2
 MIN_HELD_OUT = 2
+#: the respondents a thinned fallback cell keeps: 1, the size of most cells with respondents in a
+#: survey without supported cells (Belgian communes: 24 of 54 such cells), and the one that lets
+#: the most cells be thinned (3 respondents a wave suffice), so the allowance rests on the most
+FALLBACK_KEEP = 1
 
 
 def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig) -> pd.DataFrame:
@@ -201,8 +206,8 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     reference is the direct estimate of the respondents the replicate holds out, which the
     replicate's fit did not see, so it is independent of the augmented estimate
     (E (a - f)^2 = MSE_a + V_f, the form augmented_error_allowance takes V_f out of). Each is
-    either emptied (size 0: every respondent held out) or thinned to the smallest size >= 1 of
-    ``bt.sizes`` (:func:`fallback_sizes`), in the replicate of its ``group``
+    either emptied (size 0: every respondent held out) or thinned to FALLBACK_KEEP respondents
+    (:func:`fallback_sizes`), in the replicate of its ``group``
     (:func:`fallback_groups`; -1 for the others); ``fallback_size`` is that size (-1 for the
     supported cells, whose sizes take turns)."""
     s = support.copy()
@@ -223,7 +228,7 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     fallback = _seeded_order(spare[spare].index, bt).head(max(bt.n_cells - len(cells), 0))
     if len(fallback) < MIN_FALLBACK_CELLS:  # too few to measure an allowance domain_estimates uses
         fallback = fallback.iloc[:0]
-    size = fallback_sizes(n_min.reindex(fallback).to_numpy(), bt)
+    size = fallback_sizes(n_min.reindex(fallback).to_numpy(), len(cells))
     out = pd.DataFrame(
         {
             CELL_ID: pd.concat([cells, fallback], ignore_index=True),
@@ -238,22 +243,26 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     return out
 
 
-def fallback_sizes(n_min: np.ndarray, bt: BacktestConfig) -> np.ndarray:
+def fallback_sizes(n_min: np.ndarray, n_supported: int) -> np.ndarray:
     """The respondents each fallback cell keeps (in the seeded order; ``n_min`` its fewest
-    respondents in a wave): k, the smallest size >= 1 of ``bt.sizes``, for the cells that can keep
-    k and still hold out MIN_HELD_OUT in every wave, 0 (emptied) for the others. A cell with
-    respondents takes the allowance measured at a size it has (domain_estimates), and one measured
-    on emptied cells only overstates it: the model part of a cell with respondents leans on them
-    through the cell effect. Both sizes need MIN_FALLBACK_CELLS cells to be used: cells that could
-    be thinned are emptied instead, the last first, while fewer than that are emptied, and none is
-    thinned when fewer than that would be."""
-    k = int(min(s for s in bt.sizes if s >= 1))
-    can = n_min >= k + MIN_HELD_OUT
+    respondents in a wave): FALLBACK_KEEP for the cells that can keep it and still hold out
+    MIN_HELD_OUT in every wave, 0 (emptied) for the others, when the supported cells thinned
+    (``n_supported``) are too few to measure a size >= 1 that domain_estimates uses (else every
+    fallback cell is emptied). A cell with respondents takes the allowance measured at a size it
+    has (domain_estimates), and one measured on emptied cells only overstates it: the model part
+    of a cell with respondents leans on them through the cell effect. Both sizes need
+    MIN_FALLBACK_CELLS cells to be used: cells that could be thinned are emptied instead, the
+    last first, while fewer than that are emptied, and none is thinned when fewer than that
+    would be."""
+    none = np.zeros(len(n_min), dtype=np.int64)
+    if n_supported >= MIN_FALLBACK_CELLS:
+        return none
+    can = n_min >= FALLBACK_KEEP + MIN_HELD_OUT
     n_thin = int(can.sum()) - max(MIN_FALLBACK_CELLS - int((~can).sum()), 0)
     if n_thin < MIN_FALLBACK_CELLS:
-        return np.zeros(len(n_min), dtype=np.int64)
+        return none
     thinned = can & (np.cumsum(can) <= n_thin)
-    return np.where(thinned, k, 0).astype(np.int64)
+    return np.where(thinned, FALLBACK_KEEP, 0).astype(np.int64)
 
 
 def _seeded_order(cells: pd.Index, bt: BacktestConfig) -> pd.Series:
