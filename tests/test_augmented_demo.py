@@ -275,52 +275,6 @@ def test_allowance_bias_is_freed_of_its_own_noise(demo, tmp_path):
             assert abs(row.bias_mean) < abs(b) + 1e-12 and abs(row.bias_mean) < 0.1
 
 
-def test_error_correlation_is_net_of_a_held_out_references_noise(demo, tmp_path):
-    """Against a held-out reference f (a fallback cell's, independent of both estimates) the
-    augmented and direct errors a - f and d - f share f's own error, so their raw correlation is
-    mostly the reference's noise. augmented_error_allowance takes mean(v_ref) out of the
-    covariance and variances: planted independent errors (sd 0.05, the reference's 0.05) give an
-    error_corr near 0 (raw about 0.5), planted errors of correlation 0.6 give about 0.6 (raw 0.8);
-    the same rows marked full_sample keep the raw correlation (a nested reference shares no noise
-    that way)."""
-    _work, vars_, res, _ = demo
-    rng = np.random.default_rng(5)
-    with duckdb.connect(str(res.db_path), read_only=True) as con:
-        bt = con.sql("select * from backtest_results").df()
-    bt = bt[(bt.measure == "share") & bt.direct_estimate.notna()].copy()
-    t, n = bt.true_value.to_numpy(), len(bt)
-    common = rng.normal(0, 0.05, n)
-    f_err = rng.normal(0, 0.05, n)
-    got = {}
-    for label, rho in (("independent", 0.0), ("correlated", 0.6)):
-        for reference in ("held_out", "full_sample"):
-            planted = bt.assign(
-                augmented_estimate=t
-                + np.sqrt(rho) * common
-                + np.sqrt(1 - rho) * rng.normal(0, 0.05, n),
-                direct_estimate=t
-                + np.sqrt(rho) * common
-                + np.sqrt(1 - rho) * rng.normal(0, 0.05, n),
-                full_sample_value=t + f_err,
-                full_sample_se=0.05,
-                true_value=np.nan,
-                reference=reference,
-            )
-            work = tmp_path / f"{label}_{reference}"
-            work.mkdir()
-            shutil.copy(res.db_path, work / "warehouse.duckdb")
-            with duckdb.connect(str(work / "warehouse.duckdb")) as con:
-                con.register("planted", planted)
-                con.sql("create or replace table backtest_results as select * from planted")
-            run = run_dbt(work, vars=vars_, select="augmented_error_allowance", command="run")
-            assert run.ok, run.output[-5000:]
-            a = run.query("select * from augmented_error_allowance where measure = 'share'")
-            got[label, reference] = a.error_corr.mean()
-    assert got["independent", "held_out"] < 0.2 and got["independent", "full_sample"] > 0.4
-    assert got["correlated", "held_out"] == pytest.approx(0.6, abs=0.12)
-    assert got["correlated", "full_sample"] > 0.7
-
-
 def test_direct_mean_of_a_ratio_outcome_is_the_ratio_estimate(demo):
     """The demo declares ss_ratio_estimators {turnover: register_turnover, employees:
     register_employment}: domain_estimates' direct mean of each is direct_estimates' ratio

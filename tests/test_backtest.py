@@ -14,7 +14,6 @@ from surveysynth.checks.backtest import (
     BacktestConfig,
     BacktestConfigError,
     choose_cells,
-    fallback_sizes,
     run_backtest,
     sabotage,
     summarize,
@@ -82,12 +81,10 @@ def test_choose_cells_only_supported_everywhere(world):
     assert set(filled.loc[filled["fallback"], "cell_id"]) == set(six)  # emptied only
 
 
-def test_fallback_cells_are_held_out_a_group_at_a_time(world):
-    """A survey with no supported cell: sparse cells with 2+ respondents in every wave are held
-    out in turn, each replicate holding out at most about a tenth of the respondents, every such
-    cell in one replicate of each cycle. Those with 1 + 2 respondents or more keep 1, but 5 are
-    emptied (so that both sizes are measured on 5 cells); the reference of every one is the direct
-    estimate of the respondents held out, and none is a gate row."""
+def test_fallback_cells_are_emptied_a_group_at_a_time(world):
+    """A survey with no supported cell: sparse cells with 2+ respondents in every wave are only
+    ever emptied, each replicate holding out at most about a tenth of the respondents, every such
+    cell in one replicate of each cycle; the back-test then measures the allowance of size 0."""
     s = world["support"].copy()
     cfg, r = world["config"], world["responses"]
     s["support_class"] = "sparse"
@@ -96,63 +93,26 @@ def test_fallback_cells_are_held_out_a_group_at_a_time(world):
     bt = BacktestConfig(n_cells=20, sizes=(2, 3, 5), repeats=2, max_records=40, seed=4)
     chosen = choose_cells(s, cfg, bt)
     assert chosen["fallback"].all() and len(chosen) == 20 and one not in set(chosen["cell_id"])
-    assert list(chosen["fallback_size"]) == [1] * 15 + [0] * 5  # the last ones emptied
     n_groups = int(chosen["n_groups"].iloc[0])
     assert n_groups >= 3 and sorted(chosen["group"].unique()) == list(range(n_groups))
-    size = dict(zip(chosen["cell_id"], chosen["fallback_size"]))
     seen, times = set(), pd.Series(0, index=chosen["cell_id"])
     for rep in range(n_groups):
         out, plan = thin(r, chosen, cfg, bt, replicate=rep)
         times[plan["cell_id"].unique()] += 1
-        assert (plan["n_thinned"] == plan["cell_id"].map(size)).all() and plan["held_out"].all()
-        kept = out[out["cell_id"].isin(plan["cell_id"])].groupby(["cell_id", cfg.wave]).size()
-        assert (kept == 1).all()
-        held = plan["n_full"].sum() - plan["n_thinned"].sum()
-        assert len(r) - len(out) == held <= 0.1 * len(r) + plan["n_full"].max() * 2
+        assert (plan["n_thinned"] == 0).all() and not out["cell_id"].isin(plan["cell_id"]).any()
+        largest = plan.groupby("cell_id")["n_full"].sum().max()
+        assert len(r) - len(out) <= 0.1 * len(r) + largest  # dealt in turn: one cell over at most
         seen |= set(plan["cell_id"])
-    assert seen == set(chosen["cell_id"]) and (times == 1).all()  # each held out once per cycle
-    # fewer cells than the repeats: still one replicate per group and each cell held out once
+    assert seen == set(chosen["cell_id"]) and (times == 1).all()  # each emptied once per cycle
+    # fewer cells than the repeats: still one replicate per group and each cell emptied once
     few = choose_cells(s, cfg, replace(bt, n_cells=6, repeats=9))
     assert few["fallback"].all() and int(few["n_groups"].iloc[0]) == 9
-    assert (few["fallback_size"] == 0).all()  # 5 to empty leave 1 to thin: too few, none is
     emptied = [thin(r, few, cfg, bt, replicate=k)[1]["cell_id"].nunique() for k in range(9)]
     assert sum(emptied) == 6
     res = run_backtest(r, world["frame"], s, cfg, bt)
-    assert res["replicate"].nunique() == n_groups and set(res["n_thinned"]) == {0, 1}
-    assert (res["reference"] == "held_out").all() and res["augmented_estimate"].notna().all()
-    assert res.loc[res.n_thinned == 0, "direct_estimate"].isna().all()
-    assert res.loc[res.n_thinned == 1, "direct_estimate"].notna().mean() > 0.8  # item missing
+    assert res["replicate"].nunique() == n_groups and (res["n_thinned"] == 0).all()
+    assert res["augmented_estimate"].notna().all() and res["direct_estimate"].isna().all()
     assert res["full_sample_se"].notna().mean() > 0.9
-    assert summarize(res, THRESHOLDS)["status"].isin(["not_assessable", "report"]).all()
-    _reference_is_the_held_out_respondents(res, r, chosen, cfg, bt)
-
-
-def _reference_is_the_held_out_respondents(res, r, chosen, cfg, bt):
-    """A thinned fallback cell's reference: the weighted mean of the respondents its replicate
-    dropped, disjoint from the one its direct estimate uses."""
-    row = res[(res.n_thinned == 1) & (res.indicator == "sales")].iloc[0]
-    out, _ = thin(r, chosen, cfg, bt, replicate=int(row.replicate) - 1)
-    here = r[(r.cell_id == row.cell_id) & (r[cfg.wave] == getattr(row, cfg.wave))]
-    kept = here[cfg.unit_id].isin(out[cfg.unit_id])
-    assert kept.sum() == 1
-    held = here[~kept & here.sales.notna()]
-    want = (held.weight * held.sales).sum() / held.weight.sum()
-    assert row.full_sample_value == pytest.approx(want, rel=1e-10)
-    whole = (here.weight * here.sales).sum() / here.weight.sum()
-    assert abs(row.full_sample_value - whole) > 1e-6
-
-
-def test_fallback_sizes():
-    """Without 5 supported cells, thin to 1 the fallback cells that keep 2 held out, when 5 or
-    more can be thinned and 5 or more are emptied; the cells that could be thinned are emptied
-    from the last while fewer than 5 are. With 5 supported cells every fallback cell is emptied
-    (the supported ones measure the sizes >= 1)."""
-    got = fallback_sizes(np.array([3, 9, 2, 2, 6, 7, 8, 3, 5, 2, 2, 2]), 0)
-    assert list(got) == [1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]  # 7 can, 5 cannot: all 7 thinned
-    got = fallback_sizes(np.array([3, 9, 2, 2, 6, 7, 8, 3, 5, 4, 4, 2]), 4)
-    assert list(got) == [1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]  # the last two emptied to make 5
-    assert not fallback_sizes(np.array([3] * 9), 0).any()  # 4 left to thin: too few
-    assert not fallback_sizes(np.array([3, 9, 2, 2, 6, 7, 8, 3, 5, 2, 2, 2]), 5).any()
 
 
 def test_thin_keeps_n_per_cell_wave_and_scales_weights(world):

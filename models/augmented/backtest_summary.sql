@@ -1,10 +1,9 @@
 {{ surveysynth.validate_config() }}
 {{ config(enabled=var('ss_backtest_enabled', true)) }}
 {#- The back-test gate, one row per metric: value, threshold (a var), the one-sided confidence bound
-    that is judged, status and passed. Over the rows of backtest_results where both estimates exist
-    and the reference is the full sample (a held-out reference, of a fallback cell, is no nested
-    one: the forms below do not hold for it); the reference is the true value when every row has
-    one (ss_backtest_truth), else the full-sample direct estimate. Errors are divided by the standard deviation of the reference over the back-test
+    that is judged, status and passed. Over the rows of backtest_results where both estimates exist;
+    the reference is the true value when every row has one (ss_backtest_truth), else the full-sample
+    direct estimate. Errors are divided by the standard deviation of the reference over the back-test
     rows of their indicator (the same divisor for both methods).
 
     A full-sample reference is an estimate too, and real users have no truth table, so its variance
@@ -41,7 +40,6 @@ with results as (
     select * from {{ ref('backtest_results') }}
     where direct_estimate is not null
         and augmented_estimate is not null
-        and reference = 'full_sample'
 
 ),
 

@@ -4,12 +4,10 @@
     domain_estimates adds to Rubin's variance when it chooses a method by estimated MSE
     (docs/estimation.md, "Method by estimated error").
 
-    Per back-test row r (a cell thinned to n_r respondents, completed by the synthesizer):
+    Per back-test row r (a supported cell thinned to n_r respondents, completed by the synthesizer):
     s_r = (N_r - n_r) / N_r, the share of the cell the synthetic records stand for; e_r the error of
     the augmented estimate against the reference (the truth where every row has one, else the
-    direct estimate of the cell's full sample, or of the respondents held out for a fallback cell
-    of a survey with few supported cells, backtest_results.reference; its variance v_ref is then
-    subtracted); T_r = augmented_se^2. Errors
+    full-sample estimate, whose variance v_ref is then subtracted); T_r = augmented_se^2. Errors
     are absolute for shares and relative to |augmented estimate| for means (scale), so that cells of
     different size pool. The scale is the augmented estimate's, as domain_estimates applies the
     allowance (times |augmented estimate|), and because a full-sample reference of 2 or 3 units is
@@ -24,11 +22,7 @@
                    part beyond what Rubin's variance already counts, per unit of model share^2
       excess_var   max(0, excess_ms - bias_mean^2): the part of it that varies between cells
       error_corr   correlation of the augmented and the direct errors (the two share the cell's
-                   respondents), clipped to [0, 0.95]. Against a held-out reference f both errors
-                   carry f's own error, which adds V_f to their covariance and variances: the
-                   moments are taken net of mean(v_ref) over those rows (shared_var), so the
-                   correlation is that of the estimates' errors, not of the reference's noise
-                   (Belgian communes: 0.95 raw, from 2 to 7 held-out communes a cell)
+                   respondents), clipped to [0, 0.95]
     n_cells counts the distinct cells behind a row: domain_estimates uses an indicator x size
     measured on 5 cells or more only (the back-test gate's least), since the rows of one cell share
     its error and a single cell's error is not an allowance (EU-SILC: one supported cell gave a
@@ -63,7 +57,6 @@ scored as (
         cast(results.n_population - results.n_thinned as {{ surveysynth.type_double() }}) / results.n_population as s,
         case when flags.n_truth = flags.n_all then results.true_value else results.full_sample_value end as ref_value,
         case when flags.n_truth = flags.n_all then 0e0 else coalesce(results.full_sample_se, 0e0) end as ref_se,
-        case when flags.n_truth < flags.n_all and results.reference = 'held_out' then 1e0 else 0e0 end as held,
         results.augmented_estimate,
         results.augmented_se,
         results.direct_estimate
@@ -84,8 +77,7 @@ scaled as (
         augmented_estimate - ref_value as ea,
         direct_estimate - ref_value as ed,
         augmented_se * augmented_se as t_var,
-        ref_se * ref_se as ref_var,
-        held
+        ref_se * ref_se as ref_var
     from scored
     where ref_value is not null
         and s > 0
@@ -103,8 +95,7 @@ rows_ as (
         ea / scale as e,
         ed / scale as d,
         t_var / (scale * scale) as t_var,
-        ref_var / (scale * scale) as ref_var,
-        case when ed is not null then held * ref_var / (scale * scale) end as shared_var
+        ref_var / (scale * scale) as ref_var
     from scaled
     where scale > 0
 
@@ -122,9 +113,7 @@ moments as (
         avg(e / s) as bias_raw,
         coalesce(var_samp(e / s), 0e0) / count(*) as bias_raw_var,
         greatest(avg((e * e - t_var - ref_var) / (s * s)), 0e0) as excess_ms,
-        coalesce(covar_samp(e, d), 0e0) - coalesce(avg(shared_var), 0e0) as cov_ed,
-        var_samp(case when d is not null then e end) - coalesce(avg(shared_var), 0e0) as var_e,
-        var_samp(d) - coalesce(avg(shared_var), 0e0) as var_d,
+        least(greatest(coalesce(corr(e, d), 0e0), 0e0), 0.95e0) as error_corr,
         sqrt(avg(e * e)) as rmse_augmented,
         sqrt(avg(d * d)) as rmse_direct
     from rows_
@@ -138,9 +127,7 @@ debiased as (
 
     select
         moments.*,
-        sign(bias_raw) * sqrt(greatest(bias_raw * bias_raw - bias_raw_var, 0e0)) as bias_mean,
-        case when var_e > 0 and var_d > 0
-            then least(greatest(cov_ed / sqrt(var_e * var_d), 0e0), 0.95e0) else 0e0 end as error_corr
+        sign(bias_raw) * sqrt(greatest(bias_raw * bias_raw - bias_raw_var, 0e0)) as bias_mean
     from moments
 
 ),

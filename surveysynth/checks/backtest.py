@@ -28,23 +28,17 @@ comparisons with the direct estimate and serve the bias allowance of empty domai
 
 A survey with few supported cells (fewer than ``ss_backtest_cells``) would measure little or
 nothing, and its published estimates would carry no bias allowance. The list is then filled with
-other cells (sparse, mostly) of 2+ respondents in every wave, 5 at least (the fallback cells),
-held out a group at a time (each replicate holds out about a tenth of the respondents at most,
-so the replicate's fit stays close to the survey's). When the supported cells are fewer than 5
-(too few to measure a size >= 1 that domain_estimates uses), a fallback cell with 3 respondents
-or more in every wave keeps 1 of them; the others are emptied (:func:`fallback_sizes`). The
-reference of a fallback cell is the direct
-estimate of the respondents held out, whom neither the fit nor the estimates scored saw, so it is
-independent of them (E (a - f)^2 = MSE_a + V_f: the allowance takes V_f out). For an outcome with
-a ratio auxiliary (``ss_ratio_estimators``) a held-out reference is the ratio estimator's mean: a
-skewed total's Hajek mean of 2 or 3 units mostly misses the large units, with a small SE too, and
-the allowance measured against it would be the reference's own error. The emptied cells measure
-the allowance of size 0 (empty domains), the thinned ones that of size 1 (cells with
-respondents: the allowance measured on emptied cells overstates theirs, since the model part of a
-cell with respondents leans on them through the cell effect; domain_estimates gives a cell size 0
-only when no size >= 1 was measured). A held-out reference is not the nested one the gate's
-comparison with the direct estimate assumes, so those rows (``reference`` held_out) are left out
-of the gate.
+other cells (sparse, mostly) of 2+ respondents in every wave, 5 at least, which are only ever
+emptied, a group at a time (each
+replicate holds out about a tenth of the respondents at most, so the replicate's fit stays close
+to the survey's): their full-sample direct estimate comes from respondents the fit did not see, so
+it is a reference independent of the augmented estimate, whose variance the allowance takes out.
+For an outcome with a ratio auxiliary (``ss_ratio_estimators``) an emptied cell's reference is the
+ratio estimator's mean: a skewed total's Hajek mean of 2 or 3 units mostly misses the large units,
+with a small SE too, and the allowance measured against it would be the reference's own error.
+They measure the allowance of size 0, which domain_estimates also gives cells with respondents
+when no size >= 1 was measured (the empty cell's allowance bounds theirs: the model part of a
+cell with respondents leans on them through the cell effect).
 
 Sabotage (back-test only, to prove the gate can fail): ``ignore_cells`` replaces every synthetic
 record's outcomes with those of a respondent drawn from the whole wave (a synthesizer blind to
@@ -182,16 +176,9 @@ def _group_sums(codes: np.ndarray, n_groups: int, w: np.ndarray, Y: np.ndarray):
 #: (choose_cells' fallback): with more held out at once, the replicate's fit would be much poorer
 #: than the survey's own, and the allowance measured too large
 FALLBACK_DROP_SHARE = 0.10
-#: the fewest fallback cells worth emptying (or thinning): domain_estimates uses an allowance
-#: measured on 5 cells or more only (augmented_error_allowance.n_cells)
+#: the fewest fallback cells worth emptying: domain_estimates uses an allowance measured on 5 cells
+#: or more only (augmented_error_allowance.n_cells)
 MIN_FALLBACK_CELLS = 5
-#: the fewest respondents a thinned fallback cell holds out in every wave: its reference is their
-#: direct estimate, and a linearised SE needs 2
-MIN_HELD_OUT = 2
-#: the respondents a thinned fallback cell keeps: 1, the size of most cells with respondents in a
-#: survey without supported cells (Belgian communes: 24 of 54 such cells), and the one that lets
-#: the most cells be thinned (3 respondents a wave suffice), so the allowance rests on the most
-FALLBACK_KEEP = 1
 
 
 def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig) -> pd.DataFrame:
@@ -202,14 +189,12 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
 
     Fallback, when fewer than ``bt.n_cells`` cells qualify (a survey whose cells are nearly all
     sparse): the list is filled with cells of any support class that have at least 2 respondents
-    in every wave and more population units than respondents (``fallback`` true). Their
-    reference is the direct estimate of the respondents the replicate holds out, which the
-    replicate's fit did not see, so it is independent of the augmented estimate
-    (E (a - f)^2 = MSE_a + V_f, the form augmented_error_allowance takes V_f out of). Each is
-    either emptied (size 0: every respondent held out) or thinned to FALLBACK_KEEP respondents
-    (:func:`fallback_sizes`), in the replicate of its ``group``
-    (:func:`fallback_groups`; -1 for the others); ``fallback_size`` is that size (-1 for the
-    supported cells, whose sizes take turns)."""
+    in every wave and more population units than respondents (``fallback`` true). They are only
+    ever emptied (size 0: every respondent held out), so that their full-sample estimate, from
+    respondents the replicate's fit did not see, is a reference independent of the augmented one
+    (E (a - f)^2 = MSE_a + V_f, the form augmented_error_allowance takes V_f out of). ``group``
+    is the replicate group a fallback cell is emptied in (:func:`fallback_groups`; -1 for the
+    others)."""
     s = support.copy()
     if CELL_ID not in s.columns:
         s[CELL_ID] = make_cell_id(s, config.cell_dims)
@@ -228,41 +213,16 @@ def choose_cells(support: pd.DataFrame, config: SynthConfig, bt: BacktestConfig)
     fallback = _seeded_order(spare[spare].index, bt).head(max(bt.n_cells - len(cells), 0))
     if len(fallback) < MIN_FALLBACK_CELLS:  # too few to measure an allowance domain_estimates uses
         fallback = fallback.iloc[:0]
-    size = fallback_sizes(n_min.reindex(fallback).to_numpy(), len(cells))
     out = pd.DataFrame(
         {
             CELL_ID: pd.concat([cells, fallback], ignore_index=True),
             "fallback": np.r_[np.zeros(len(cells), bool), np.ones(len(fallback), bool)],
-            "fallback_size": np.r_[np.full(len(cells), -1, np.int64), size],
         }
     )
     out["cell_index"] = np.arange(len(out))
-    n_waves = g[config.wave].nunique().reindex(fallback).to_numpy()
-    held_out = float((g["n_respondents"].sum().reindex(fallback) - size * n_waves).sum())
+    held_out = float(g["n_respondents"].sum().reindex(fallback).sum())
     out["group"], out["n_groups"] = fallback_groups(out["fallback"].to_numpy(), held_out, s, bt)
     return out
-
-
-def fallback_sizes(n_min: np.ndarray, n_supported: int) -> np.ndarray:
-    """The respondents each fallback cell keeps (in the seeded order; ``n_min`` its fewest
-    respondents in a wave): FALLBACK_KEEP for the cells that can keep it and still hold out
-    MIN_HELD_OUT in every wave, 0 (emptied) for the others, when the supported cells thinned
-    (``n_supported``) are too few to measure a size >= 1 that domain_estimates uses (else every
-    fallback cell is emptied). A cell with respondents takes the allowance measured at a size it
-    has (domain_estimates), and one measured on emptied cells only overstates it: the model part
-    of a cell with respondents leans on them through the cell effect. Both sizes need
-    MIN_FALLBACK_CELLS cells to be used: cells that could be thinned are emptied instead, the
-    last first, while fewer than that are emptied, and none is thinned when fewer than that
-    would be."""
-    none = np.zeros(len(n_min), dtype=np.int64)
-    if n_supported >= MIN_FALLBACK_CELLS:
-        return none
-    can = n_min >= FALLBACK_KEEP + MIN_HELD_OUT
-    n_thin = int(can.sum()) - max(MIN_FALLBACK_CELLS - int((~can).sum()), 0)
-    if n_thin < MIN_FALLBACK_CELLS:
-        return none
-    thinned = can & (np.cumsum(can) <= n_thin)
-    return np.where(thinned, FALLBACK_KEEP, 0).astype(np.int64)
 
 
 def _seeded_order(cells: pd.Index, bt: BacktestConfig) -> pd.Series:
@@ -319,19 +279,16 @@ def thin(
     replicate: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Thinned responses (the chosen cells keep n of their respondents per wave, weights scaled by
-    n_full / n) and the thinning plan (cell x wave: n_full, n_thinned, held_out). A fallback cell
-    (:func:`choose_cells`) keeps its fallback_size in the replicates of its group and is left
-    whole in the others. ``held_out`` marks the plan rows whose reference is the direct estimate
-    of the respondents dropped (fallback and emptied cells); the others' is the full sample's."""
+    n_full / n) and the thinning plan (cell x wave: n_full, n_thinned). A fallback cell
+    (:func:`choose_cells`) is emptied in the replicates of its group and left whole in the
+    others."""
     r = responses
     waves = np.sort(r[config.wave].unique())
     wave_pos = {w: i for i, w in enumerate(waves)}
     chosen = _this_replicate(chosen, replicate)
     sel = r[CELL_ID].isin(chosen[CELL_ID]).to_numpy()
     if not sel.any():  # a replicate whose group has no cell (fewer fallback cells than groups)
-        plan = pd.DataFrame(
-            {CELL_ID: [], config.wave: [], "n_full": [], "n_thinned": [], "held_out": []}
-        )
+        plan = pd.DataFrame({CELL_ID: [], config.wave: [], "n_full": [], "n_thinned": []})
         return r.reset_index(drop=True), plan
     sub = r.loc[sel, [config.unit_id, config.wave, CELL_ID]].copy()
     sub["_row"] = np.flatnonzero(sel)
@@ -339,9 +296,8 @@ def thin(
     sub["n_thinned"] = thinned_sizes(
         sub[CELL_ID].map(cidx).to_numpy(), sub[config.wave].map(wave_pos).to_numpy(), bt, replicate
     )
-    held_out = _held_out_cells(chosen)
-    fixed = sub[CELL_ID].map(held_out)
-    sub["n_thinned"] = np.where(fixed.notna(), fixed, sub["n_thinned"]).astype(np.int64)
+    emptied = set(chosen.loc[chosen["fallback"], CELL_ID]) if "fallback" in chosen else set()
+    sub.loc[sub[CELL_ID].isin(emptied), "n_thinned"] = 0
     seed_r = stable_int_hash(("backtest-thin", bt.seed, replicate)) & 0x7FFFFFFFFFFFFFFF
     sub["_key"] = unit_keys(seed_r, sub[config.unit_id], sub[config.wave])
     sub = sub.sort_values([CELL_ID, config.wave, "_key"], kind="mergesort")
@@ -358,21 +314,11 @@ def thin(
         .agg(n_full=("n_full", "first"), n_thinned=("n_thinned", "first"))
         .reset_index()
     )
-    plan["held_out"] = plan[CELL_ID].isin(held_out.index) | (plan["n_thinned"] == 0)
     if config.weight:
         f = out[[CELL_ID, config.wave]].merge(plan, on=[CELL_ID, config.wave], how="left")
         scale = np.where(f["n_full"].notna(), f["n_full"] / f["n_thinned"], 1.0)
         out[config.weight] = out[config.weight].to_numpy(dtype=float) * scale
     return out.reset_index(drop=True), plan
-
-
-def _held_out_cells(chosen: pd.DataFrame) -> pd.Series:
-    """The fallback cells' kept respondents (cell_id -> fallback_size)."""
-    if "fallback" not in chosen:
-        return pd.Series(dtype=np.int64)
-    fb = chosen[chosen["fallback"]]
-    size = fb["fallback_size"] if "fallback_size" in fb else pd.Series(0, index=fb.index)
-    return pd.Series(size.to_numpy(dtype=np.int64), index=fb[CELL_ID].to_numpy())
 
 
 def _this_replicate(chosen: pd.DataFrame, replicate: int) -> pd.DataFrame:
@@ -434,10 +380,9 @@ def _cell_estimates(
 
     N = pd.to_numeric(plan["n_population"], errors="coerce").to_numpy(dtype=float)[:, None]
     direct = _direct_estimates(thinned, codes, N, config)
-    ref_rows = reference_rows(full, thinned, plan, config)
-    reference = _direct_estimates(ref_rows, codes, N, config)
+    reference = _direct_estimates(full, codes, N, config)
     if ratio is not None:
-        _ratio_reference(reference, plan, ref_rows, codes, config, ratio)
+        _ratio_reference(reference, plan, full, codes, config, ratio)
     Q, n_syn = _implicate_estimates(thinned, synthetic, codes, len(plan), config, m)
     with np.errstate(invalid="ignore"):
         qbar = np.nanmean(Q, axis=0) if m else np.full(Q.shape[1:], np.nan)
@@ -447,8 +392,7 @@ def _cell_estimates(
     tq = t_quantile(df)
     se_aug = np.sqrt(T)
 
-    base = plan[[*keys, "n_full", "n_thinned", "n_population"]].copy()
-    base["reference"] = np.where(plan["held_out"].astype(bool), "held_out", "full_sample")
+    base = plan[[*keys, "n_full", "n_thinned", "n_population"]]
     parts = []
     for k, name in enumerate(indicator_names(config)):
         d = base.copy()
@@ -471,23 +415,6 @@ def _cell_estimates(
     out["direct_ci_high"] = out["direct_estimate"] + Z975 * out["direct_se"]
     out["m"] = m
     return out
-
-
-def reference_rows(
-    full: pd.DataFrame, thinned: pd.DataFrame, plan: pd.DataFrame, config: SynthConfig
-) -> pd.DataFrame:
-    """The respondents behind each plan row's reference: every respondent of the cell x wave
-    (the full sample, a nested reference: the gate's comparison with the direct estimate), but
-    for a ``held_out`` row only those the replicate dropped, so that the reference is independent
-    of the estimates it scores (an emptied cell drops them all)."""
-    keys = [CELL_ID, config.wave]
-    held = plan.loc[plan["held_out"].astype(bool), keys]
-    if held.empty:
-        return full
-    in_held = pd.MultiIndex.from_frame(full[keys]).isin(pd.MultiIndex.from_frame(held))
-    kept = pd.MultiIndex.from_frame(thinned[[config.unit_id, config.wave]])
-    was_kept = pd.MultiIndex.from_frame(full[[config.unit_id, config.wave]]).isin(kept)
-    return full[~(in_held & was_kept)]
 
 
 @dataclass(frozen=True)
@@ -538,18 +465,17 @@ def ratio_reference(
 
 
 def _ratio_reference(reference, plan, full, codes, config: SynthConfig, ratio: RatioReference):
-    """For a held-out reference (an emptied or fallback cell, ``plan.held_out``) and an outcome
-    with a ratio auxiliary x: the reference is the ratio estimator's mean from the held-out
-    respondents (``full``: :func:`reference_rows`), R X_bar with R = sum w y / sum w x, and
+    """For an emptied cell (n_thinned 0) and an outcome with a ratio auxiliary x: the reference is
+    the ratio estimator's mean from the cell's full sample, R X_bar with R = sum w y / sum w x, and
     its linearised SE, (X_bar / x_bar_w) times that of the weighted mean of y - R x (the form of
     _direct_estimates). A skewed total's Hajek mean of 2 or 3 units misses its large units most
     of the time, and its SE is then small too, so the allowance measured against it is mostly the
-    reference's own error; the ratio estimator follows the register. Supported cells thinned to
-    n >= 1 keep the Hajek reference (the back-test gate's nested comparison with the direct
-    estimate needs it); the held-out rows have no gate row."""
+    reference's own error; the ratio estimator follows the register. Cells thinned to n >= 1 keep
+    the Hajek reference (the back-test gate's nested comparison with the direct estimate needs
+    it); the emptied ones have no direct estimate and no gate row."""
     q_all, se_all, _ = reference
     names = indicator_names(config)
-    held = plan["held_out"].to_numpy(dtype=bool)
+    emptied = (plan["n_thinned"] == 0).to_numpy()
     c = codes(full)
     rows = full[c >= 0]
     c = c[c >= 0]
@@ -567,7 +493,7 @@ def _ratio_reference(reference, plan, full, codes, config: SynthConfig, ratio: R
             se_z = _weighted_means(c[ok], N, w[ok], z[:, None])[1][:, 0]
             q = R * x_bar
             se = np.abs(x_bar / means[:, 1]) * se_z
-        use = held & np.isfinite(q) & (n >= 2)  # a reference with an SE, or none replaced
+        use = emptied & np.isfinite(q) & (n >= 2)  # a reference with an SE, or none replaced
         q_all[use, k] = q[use]
         se_all[use, k] = se[use]
 
@@ -669,14 +595,12 @@ def run_backtest(
     if n_fallback:
         log.warning(
             "back-test: %d cells are supported in every wave with more than %d respondents; "
-            "%d other cells with 2+ respondents are held out in turn instead (%d thinned to "
-            "%d, the others emptied), the direct estimate of the respondents held out the "
-            "reference (no gate row)",
+            "%d other cells with 2+ respondents are emptied in turn instead, their full-sample "
+            "estimate the reference (the gate compares with the direct estimate only where "
+            "there is one)",
             len(chosen) - n_fallback,
             max(bt.sizes),
             n_fallback,
-            int((chosen["fallback_size"] > 0).sum()),
-            max(int(chosen["fallback_size"].max()), 0),
         )
     repeats = n_replicates(chosen, bt)
     ratio, r_x = ratio_reference(r, frame, c, bt)
@@ -745,7 +669,6 @@ def result_columns(config: SynthConfig) -> list[str]:
         "full_sample_value",
         "full_sample_se",
         "true_value",
-        "reference",
         "direct_estimate",
         "direct_se",
         "direct_ci_low",
@@ -762,7 +685,7 @@ def result_columns(config: SynthConfig) -> list[str]:
 
 def empty_results(config: SynthConfig) -> pd.DataFrame:
     cols = result_columns(config)
-    text = {CELL_ID, *config.cell_dims, "indicator", "measure", "reference", "sabotage"}
+    text = {CELL_ID, *config.cell_dims, "indicator", "measure", "sabotage"}
     return pd.DataFrame({c: pd.Series(dtype="object" if c in text else "float64") for c in cols})
 
 
@@ -827,10 +750,7 @@ def _scaled_errors(results: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """The rows with both estimates and a reference (the truth where every row has it, else the
     full-sample value and its SE), errors, coverage and widths scaled by the reference's sd per
     indicator; (rows, whether the truth is the reference)."""
-    d = results.dropna(subset=["direct_estimate", "augmented_estimate"])
-    if "reference" in d.columns:  # a held-out reference is no nested one: no gate row
-        d = d[d["reference"] != "held_out"]
-    d = d.copy()
+    d = results.dropna(subset=["direct_estimate", "augmented_estimate"]).copy()
     use_truth = len(d) > 0 and bool(d["true_value"].notna().all())
     ref = "true_value" if use_truth else "full_sample_value"
     d = d[d[ref].notna()]
