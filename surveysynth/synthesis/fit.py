@@ -510,9 +510,16 @@ def _outcome_ranges(plan: _OutcomePlan, fits: list[dict], data: FitData) -> dict
     answered = plan.answered
     om.answer_range = (float(np.nanmin(raw[answered])), float(np.nanmax(raw[answered])))
     bounds = _cell_ranges(raw[answered], data.g[answered], data, om)
-    om.value_bounds = structure.value_bounds(raw, answered, [*om.sources, *om.checks], data.raw)
+    om.value_bounds = structure.value_bounds(raw, answered, _searched(om), data.raw)
     bin_sd = om.texture.cell_sd(f["fitted"], f["resid_w"], f["resid_g"], data.n_groups)
     return {om.loc.col(what): v for what, v in zip(LOC_COLUMNS, (*bounds, bin_sd))}
+
+
+def _searched(om: OutcomeModel) -> list:
+    """The earlier answers an outcome's structural zeros and bounds are searched on: its sources
+    and the derived answers it is checked against, without an ordinal's rank (the ordinal's
+    levels are searched as its discrete source)."""
+    return [s for s in (*om.sources, *om.checks) if s.kind != "score"]
 
 
 #: how far beyond the respondents' range a synthetic value may go, as a share of that range's
@@ -603,7 +610,7 @@ def _level_ranges(y: np.ndarray, lev: np.ndarray, n_lev: int, om: OutcomeModel, 
 def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     """The rows and response of every component of ``om`` (sets its component fields)."""
     o, out = om.spec, []
-    srcs = [*om.sources, *om.checks]
+    srcs = _searched(om)
 
     def add(name, kind, event, rows, level=-1):
         cons = structure.structural_constraints(event, rows, srcs, data.raw)

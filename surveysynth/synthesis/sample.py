@@ -113,7 +113,7 @@ def prior_deviation(spec: SamplerSpec, name: str, cells: pd.DataFrame, imps, a: 
     return dev * scale
 
 
-def cell_ranges(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]:
+def cell_locations(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each group's location columns of every numeric outcome with a continuous part
     (outcome -> groups x 3: the link-scale range, ``fit._cell_ranges``, and the residuals'
     sd from their bins, ``residuals.Texture.cell_sd``)."""
@@ -129,10 +129,11 @@ def cell_ranges(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarray]
 class Draw:
     """The state of a batch of records while their answers are drawn in order."""
 
-    def __init__(self, spec, rows, delta, gidx, imps, u, u2, v, ranges=None):
+    def __init__(self, spec, rows, delta, gidx, imps, u, u2, v, locations=None):
         self.spec, self.rows, self.delta, self.gidx, self.imps = spec, rows, delta, gidx, imps
         self.u, self.u2, self.v = u, u2, v
-        self.ranges = ranges or {}  # outcome -> (groups x 3) link-scale range, bin sd
+        # outcome -> (groups x LOC_COLUMNS): each cell's link-scale range and residual bin sd
+        self.locations = locations or {}
         self.n = len(rows)
         self.index = {c.name: k for k, c in enumerate(spec.components)}
         self.raw: dict[str, np.ndarray] = {}
@@ -175,12 +176,12 @@ class Draw:
 
     def bin_sd(self, om: OutcomeModel):
         """Each row's cell sd of ``om``'s residual bins (1 where none was fitted)."""
-        r = self.ranges.get(om.spec.name)
+        r = self.locations.get(om.spec.name)
         return 1.0 if r is None else r[self.gidx, 2]
 
     def z_bounds(self, om: OutcomeModel):
         """Each row's link-scale range of ``om``: its cell's, else the outcome's."""
-        r = self.ranges.get(om.spec.name)
+        r = self.locations.get(om.spec.name)
         if r is None:
             return om.z_range
         return r[self.gidx, 0], r[self.gidx, 1]
@@ -468,8 +469,7 @@ def sample_cell(pdf: pd.DataFrame, spec: SamplerSpec) -> pd.DataFrame:
     delta = cell_effects(spec, pdf.iloc[:1], np.array([imp]), eps[None, :])
     imps = np.full(len(pdf), imp, dtype=np.int64)
     gidx = np.zeros(len(pdf), dtype=np.int64)
-    ranges = cell_ranges(spec, pdf.iloc[:1])
-    draw = Draw(spec, pdf, delta, gidx, imps, u, u2, v, ranges)
+    draw = Draw(spec, pdf, delta, gidx, imps, u, u2, v, cell_locations(spec, pdf.iloc[:1]))
     generate(draw)
     return assemble(spec, pdf, draw)
 
@@ -600,7 +600,7 @@ def _sample_part(
     imps = im.astype(np.int64)
     delta = cell_effects(spec, cells, imps[starts], eps)
     gidx = np.repeat(np.arange(n_groups), ends - starts)
-    draw = Draw(spec, plan, delta, gidx, imps, u, u2, v, cell_ranges(spec, cells))
+    draw = Draw(spec, plan, delta, gidx, imps, u, u2, v, cell_locations(spec, cells))
     generate(draw)
     out = assemble(spec, plan, draw)
     log.info("synth sample: %d rows in %d groups, %.1fs", len(out), n_groups, time.monotonic() - t0)

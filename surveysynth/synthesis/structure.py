@@ -209,8 +209,6 @@ def structural_constraints(
     n, k = int(e.size), int(np.count_nonzero(e))
     everyone = at_risk.dtype == bool and n == len(at_risk)  # the sources as they are
     for s in sources:
-        if s.kind == "score":  # an ordinal's levels are searched as its discrete source
-            continue
         x = raw[s.column] if everyone else raw[s.column][at_risk]
         if s.kind == "discrete":
             lo = int(x.min()) if x.dtype.kind in "iu" else 0
