@@ -9,6 +9,7 @@ import pytest
 
 from surveysynth.contract.rules import violations
 from surveysynth.seeding import content_hash
+from surveysynth.synthesis import fit as synth_fit
 from surveysynth.synthesis.api import (
     SynthInputError,
     fit_model,
@@ -109,15 +110,19 @@ def test_per_cell_function_equals_batched_path(world, synthetic):
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_per_cell_function_equals_batched_path_with_residual_bins():
+def test_per_cell_function_equals_batched_path_with_residual_bins(monkeypatch):
     """The same on a world large enough for the residuals' location bins (a numeric answer's
-    draws read its bin and its cell's bin sd)."""
+    draws read its bin and its cell's bin sd), and with an ordinal's rank as a predictor (the
+    planted ordinals have fewer than fit.SCORE_MIN_LEVELS levels: the limit is lowered here so
+    that the rank's columns go through both paths too)."""
+    monkeypatch.setattr(synth_fit, "SCORE_MIN_LEVELS", 3)
     w = planted_survey(n_per_cell=60, seed=2)
     cfg = w["config"].with_(mode="replica")
     r, f, s = w["responses"], w["frame"], w["support"]
     model = fit_model(r, f, s, cfg)
     binned = [om.spec.name for om in model.spec.models if om.texture and len(om.texture.P) > 1]
     assert binned, "no outcome has residual bins: the world is too small for the test"
+    assert any(src.kind == "score" for om in model.spec.models for src in om.sources)
     sdf = spark_input(plan_records(r, f, s, cfg), model).sample(frac=1.0, random_state=2)
     fn = make_cell_sampler(model.spec)
     parts = [fn(g) for _, g in sdf.groupby(["cell_id", "period", "implicate"], sort=False)]
