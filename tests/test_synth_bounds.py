@@ -12,7 +12,7 @@ from replica_worlds import replica, replica_config
 
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import support_table
-from surveysynth.synthesis import structure
+from surveysynth.synthesis import fit, structure
 from surveysynth.synthesis.api import synthesize
 from surveysynth.synthesis.features import learn_discrete, learn_numeric
 from surveysynth.synthesis.sample import _off_spikes
@@ -153,3 +153,62 @@ def test_count_spike_share_kept():
     real, syn = np.mean(edu == 12), np.mean(out["edu"].astype(float) == 12)
     se = np.sqrt(real * (1 - real) * (1 / n + 1 / len(out)))
     assert abs(syn - real) < 3 * se
+
+
+def _cell_world(seed: int, n: int = 600) -> pd.DataFrame:
+    """Three regions of ``n`` persons: region a's benefit never passes 100 (a cap of its own;
+    the others' reach the thousands) and a's persons never rent social housing (30% elsewhere)."""
+    rng = np.random.default_rng(seed)
+    region = np.repeat(["a", "b", "c"], n)
+    in_a = region == "a"
+    benefit = np.where(in_a, np.minimum(rng.lognormal(3.5, 1.0, 3 * n), 100.0), 0.0)
+    benefit = np.where(in_a, benefit, rng.lognormal(5.0, 1.0, 3 * n))
+    social = ~in_a & (rng.random(3 * n) < 0.3)
+    return pd.DataFrame(
+        {
+            "unit": [f"p{i:05d}" for i in range(3 * n)],
+            "period": 1,
+            "region": region,
+            "tenure": np.where(social, "social", "other"),
+            "benefit": np.round(benefit, 2),
+        }
+    )
+
+
+CELL_OUTCOMES = {
+    "tenure": {"type": "categorical", "levels": ["other", "social"]},
+    "benefit": {"type": "continuous", "min": 0},
+}
+
+
+def _cell_violations(f: pd.DataFrame, real: pd.DataFrame) -> tuple[int, int]:
+    a = f["region"] == "a"
+    cap = real.loc[real["region"] == "a", "benefit"].max()
+    return int((a & (f["tenure"] == "social")).sum()), int((a & (f["benefit"] > cap)).sum())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_records_keep_their_cells_structural_zeros_and_bounds(seed, monkeypatch):
+    """A cell's own zero (a category its many respondents never give) and bound (a value they
+    never pass while the other cells' answers pass it in hundreds of rows) hold in its records;
+    without the cell as a searched source, the pooled model breaks both."""
+    resp = _cell_world(seed)
+    cfg = replica_config(CELL_OUTCOMES, seed)
+    assert _cell_violations(replica(resp, cfg), resp) == (0, 0)
+    monkeypatch.setattr(fit, "_searched", lambda om: [s for s in om.sources if s.kind != "score"])
+    social, above = _cell_violations(replica(resp, cfg), resp)
+    assert social > 0 and above > 0
+
+
+def test_cell_bounds_need_evidence():
+    """Cells drawn alike (600 rows each, lognormal answers): no cell takes a bound of its own,
+    over 20 seeds; the closed-form chance agrees with the level-by-level rule."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        codes = np.repeat(np.arange(3, dtype=np.int64), 600)
+        y = rng.lognormal(3.0, 1.0, codes.size)
+        assert structure._cell_bounds(y, codes, "c") == []
+    y = np.where(codes == 0, np.minimum(y, 20.0), y)
+    by_cell = structure._cell_bounds(y, codes, "c")
+    by_level = structure._level_bounds(y, codes, "c", "level")
+    assert by_cell == by_level == [structure.ValueBound(by_cell[0].where, "hi", 20.0)]

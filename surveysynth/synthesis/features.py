@@ -46,7 +46,7 @@ class Source:
     """One source column and how it becomes features."""
 
     column: str
-    kind: str  # aux | numeric | discrete | score (an ordinal's rank)
+    kind: str  # aux | numeric | discrete | score (an ordinal's rank) | cell (searched only)
     transform: str = "identity"  # aux: identity | log | log1p
     outcome: OutcomeSpec | None = None  # numeric / discrete outcomes
     center: float = 0.0

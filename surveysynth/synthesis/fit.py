@@ -157,6 +157,12 @@ class OutcomeModel:
         return out
 
 
+#: the cell (pooled over the waves) as a searched source of structural zeros and bounds: its key
+#: in the fit's and the sampler's answers, and the params column with each cell x wave's code
+CELL_SOURCE = "__cell__"
+CELL_CODE_COLUMN = f"{PARAM_PREFIX}cell_code"
+
+
 def term_column(i: int) -> str:
     """The params column holding each cell x wave's level code of prior term ``i``."""
     return f"{PARAM_PREFIX}term__{i}"
@@ -205,7 +211,7 @@ class SamplerSpec:
     def param_columns(self) -> list[str]:
         cols = [c.col(w) for c in self.components for w in CELL_COLUMNS]
         cols += [om.loc.col(w) for om in self.models if om.loc for w in LOC_COLUMNS]
-        return cols + [term_column(i) for i in range(self.n_terms)]
+        return cols + [term_column(i) for i in range(self.n_terms)] + [CELL_CODE_COLUMN]
 
     @property
     def output_columns(self) -> list[str]:
@@ -236,6 +242,7 @@ class FitData:
     free: dict[str, np.ndarray]  # outcome -> rows where no rule fixes it
     seed: int = 0
     dim_codes: tuple[np.ndarray, ...] = ()  # per cell dimension: level code of each support row
+    cell_codes: np.ndarray | None = None  # each support row's cell code (its waves share it)
     stack: object = None  # the terms stacked for the pooling (``pooling.stack_terms``), built once
 
 
@@ -288,6 +295,7 @@ def _fit(inputs: Inputs, config: SynthConfig, run_id: str, method: str) -> Synth
         _store_outcome(plan, fits, ranges, cols, diags)
     for i, codes in enumerate(data.terms.values()):
         cols[term_column(i)] = codes
+    cols[CELL_CODE_COLUMN] = data.cell_codes
     params = pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
     spec = SamplerSpec(
         seed=config.seed,
@@ -334,7 +342,9 @@ def _fit_data(inputs: Inputs, config: SynthConfig) -> FitData:
     terms = pooling_terms(table, c.cell_dims, c.wave, c.interactions)
     dims = tuple(pd.factorize(table[d], sort=True)[0].astype(np.int64) for d in c.cell_dims)
     stack = stack_terms(terms, n_groups)
-    return FitData(g, w, n_groups, terms, raw, free, c.seed, dims, stack)
+    cells = pd.factorize(table[CELL_ID], sort=True)[0].astype(np.int64)
+    raw[CELL_SOURCE] = cells[g]
+    return FitData(g, w, n_groups, terms, raw, free, c.seed, dims, cells, stack)
 
 
 def _weights(inputs: Inputs, c: SynthConfig) -> np.ndarray:
@@ -516,10 +526,15 @@ def _outcome_ranges(plan: _OutcomePlan, fits: list[dict], data: FitData) -> dict
 
 
 def _searched(om: OutcomeModel) -> list:
-    """The earlier answers an outcome's structural zeros and bounds are searched on: its sources
-    and the derived answers it is checked against, without an ordinal's rank (the ordinal's
-    levels are searched as its discrete source)."""
-    return [s for s in (*om.sources, *om.checks) if s.kind != "score"]
+    """What an outcome's structural zeros and bounds are searched on: its sources and the
+    derived answers it is checked against, without an ordinal's rank (the ordinal's levels are
+    searched as its discrete source), and the cell. A cell is the finest level the sampler
+    knows, so a zero or bound of its own says nothing of cells its respondents never meet (a
+    level of one dimension would cap the other dimensions' levels it has no answers from): a
+    state whose under-16s' income never passes 1,442 while the other states' passes it in
+    hundreds of rows keeps below it, where the padded cell range (``RANGE_PAD``) would not."""
+    cell = [Source(CELL_SOURCE, "cell")]
+    return [s for s in (*om.sources, *om.checks) if s.kind != "score"] + cell
 
 
 #: how far beyond the respondents' range a synthetic value may go, as a share of that range's

@@ -39,6 +39,8 @@ from surveysynth.contract.rules import enforce, isin
 from surveysynth.seeding import cell_rng
 from surveysynth.synthesis.features import beyond_range, design
 from surveysynth.synthesis.fit import (
+    CELL_CODE_COLUMN,
+    CELL_SOURCE,
     LOC_COLUMNS,
     Component,
     OutcomeModel,
@@ -129,14 +131,18 @@ def cell_locations(spec: SamplerSpec, cells: pd.DataFrame) -> dict[str, np.ndarr
 class Draw:
     """The state of a batch of records while their answers are drawn in order."""
 
-    def __init__(self, spec, rows, delta, gidx, imps, u, u2, v, locations=None):
+    def __init__(self, spec, rows, delta, gidx, imps, u, u2, v, cells: pd.DataFrame):
+        """``cells``: each group's params row (``SynthModel.params``), in group order."""
         self.spec, self.rows, self.delta, self.gidx, self.imps = spec, rows, delta, gidx, imps
         self.u, self.u2, self.v = u, u2, v
         # outcome -> (groups x LOC_COLUMNS): each cell's link-scale range and residual bin sd
-        self.locations = locations or {}
+        self.locations = cell_locations(spec, cells)
         self.n = len(rows)
         self.index = {c.name: k for k, c in enumerate(spec.components)}
-        self.raw: dict[str, np.ndarray] = {}
+        # the cell's code, for the structural zeros and bounds found per cell
+        self.raw: dict[str, np.ndarray] = {
+            CELL_SOURCE: cells[CELL_CODE_COLUMN].to_numpy(dtype=np.int64)[gidx]
+        }
         for a in spec.auxiliaries:
             if a in rows.columns:
                 self.raw[a] = pd.to_numeric(rows[a], errors="coerce").to_numpy(
@@ -191,21 +197,44 @@ class Draw:
         on the answers drawn so far (-inf, inf where none holds; both dropped where they
         conflict)."""
         lo, hi = np.full(self.n, -np.inf), np.full(self.n, np.inf)
+        own = [b for b in om.value_bounds if b.where.column == CELL_SOURCE]
         for b in om.value_bounds:
+            if b.where.column == CELL_SOURCE:
+                continue
             hit = b.where.mask(self.raw[b.where.column])
             if b.side == "lo":
                 lo = np.where(hit, np.maximum(lo, b.value), lo)
             else:
                 hi = np.where(hit, np.minimum(hi, b.value), hi)
+        cell_lo = self.by_cell([(b.where.level, b.value) for b in own if b.side == "lo"])
+        cell_hi = self.by_cell([(b.where.level, b.value) for b in own if b.side == "hi"])
+        lo = lo if cell_lo is None else np.fmax(lo, cell_lo)  # fmax / fmin skip the NaN
+        hi = hi if cell_hi is None else np.fmin(hi, cell_hi)
         clash = lo > hi
         return np.where(clash, -np.inf, lo), np.where(clash, np.inf, hi)
 
     def prob(self, comp: Component, X: np.ndarray) -> np.ndarray:
         p = expit(self.eta(comp, X))
+        own = []  # the cells' own zeros, last in the constraints (``fit._searched``)
         for k in comp.constraints:
+            if k.column == CELL_SOURCE and k.kind == "level":
+                own.append((k.level, k.value))
+                continue
             hit = np.ones(self.n, dtype=bool) if k.kind == "all" else k.mask(self.raw[k.column])
             p = np.where(hit, k.value, p)
-        return p
+        fixed = self.by_cell(own)
+        return p if fixed is None else np.where(np.isnan(fixed), p, fixed)
+
+    def by_cell(self, values: list[tuple[int, float]]) -> np.ndarray | None:
+        """Each row's value from (cell code, value) pairs, NaN where its cell has none; None
+        without pairs. One lookup instead of a mask per cell (the demo has hundreds)."""
+        if not values:
+            return None
+        codes = self.raw[CELL_SOURCE]
+        table = np.full(max(int(codes.max(initial=0)), *(c for c, _ in values)) + 1, np.nan)
+        for code, value in values:
+            table[code] = value
+        return table[codes]
 
 
 def generate(draw: Draw) -> None:
@@ -469,7 +498,7 @@ def sample_cell(pdf: pd.DataFrame, spec: SamplerSpec) -> pd.DataFrame:
     delta = cell_effects(spec, pdf.iloc[:1], np.array([imp]), eps[None, :])
     imps = np.full(len(pdf), imp, dtype=np.int64)
     gidx = np.zeros(len(pdf), dtype=np.int64)
-    draw = Draw(spec, pdf, delta, gidx, imps, u, u2, v, cell_locations(spec, pdf.iloc[:1]))
+    draw = Draw(spec, pdf, delta, gidx, imps, u, u2, v, pdf.iloc[:1])
     generate(draw)
     return assemble(spec, pdf, draw)
 
@@ -600,7 +629,7 @@ def _sample_part(
     imps = im.astype(np.int64)
     delta = cell_effects(spec, cells, imps[starts], eps)
     gidx = np.repeat(np.arange(n_groups), ends - starts)
-    draw = Draw(spec, plan, delta, gidx, imps, u, u2, v, cell_locations(spec, cells))
+    draw = Draw(spec, plan, delta, gidx, imps, u, u2, v, cells)
     generate(draw)
     out = assemble(spec, plan, draw)
     log.info("synth sample: %d rows in %d groups, %.1fs", len(out), n_groups, time.monotonic() - t0)

@@ -20,6 +20,9 @@ structural zeros.
   event's rate elsewhere predicts at least ``MIN_EXPECTED`` occurrences there (a chance
   zero has probability below exp(-7), about 0.1%). Its probability is then fixed at 0
   (or 1 for "always"), which a logit with a ridge penalty would only approach.
+* The cell's own: the cell (pooled over the waves) is searched for zeros and bounds like a
+  level of an earlier answer when it has ``MIN_CELL_ROWS`` answers at risk (``fit._searched``;
+  ``_cell_bounds`` finds every cell's bounds from one sort).
 * Skip cut points: a numeric answer's value below (above) which a later item is never
   answered, beyond chance (no personal income below age 16). The synthesizer then models
   the side of the cut as its own event before the continuous part (``skip_splits``), so the
@@ -39,11 +42,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from surveysynth.contract.config import OutcomeSpec, Rule
 from surveysynth.synthesis.features import Source, more_values_than
 
 MIN_EXPECTED = 7.0
+#: a cell (searched as a source, ``fit._searched``) with fewer answers at risk than this has no
+#: zero or bound of its own: a thin cell's gaps are what its random effect and the pooling are
+#: for, and a bound at the largest of n answers cuts about 1 / (n + 1) of its tail (the rule of
+#: the cell ranges' ``fit.MIN_LEVEL_ROWS``)
+MIN_CELL_ROWS = 30
 MAX_SPIKES = 5
 MIN_SPIKE_ROWS = 10
 
@@ -210,12 +219,14 @@ def structural_constraints(
     everyone = at_risk.dtype == bool and n == len(at_risk)  # the sources as they are
     for s in sources:
         x = raw[s.column] if everyone else raw[s.column][at_risk]
-        if s.kind == "discrete":
+        if s.kind in ("discrete", "cell"):
+            few = MIN_CELL_ROWS if s.kind == "cell" else 1
             lo = int(x.min()) if x.dtype.kind in "iu" else 0
             if x.dtype.kind in "iu" and int(x.max()) - lo <= 4 * n + 1024:
                 cnt = np.bincount(x - lo)
                 hit = np.bincount(x[e] - lo, minlength=len(cnt))
-                for j in np.flatnonzero(cnt):
+                # only a level where the event never (always) happens can be a zero (a one)
+                for j in np.flatnonzero((cnt >= few) & ((hit == 0) | (hit == cnt))):
                     out += _check(
                         int(cnt[j]), int(hit[j]), n, k, s.column, "level", level=int(j) + lo
                     )
@@ -223,7 +234,8 @@ def structural_constraints(
             for lv in np.unique(x):
                 sel = x == lv
                 n_in, k_in = int(np.count_nonzero(sel)), int(np.count_nonzero(sel & e))
-                out += _check(n_in, k_in, n, k, s.column, "level", level=int(lv))
+                if n_in >= few:
+                    out += _check(n_in, k_in, n, k, s.column, "level", level=int(lv))
         else:
             fin = np.isfinite(x)
             if fin.sum() < 2 or not (fin & e).any() or not (fin & ~e).any():
@@ -355,7 +367,9 @@ def value_bounds(
     out: list[ValueBound] = []
     for s in sources:
         x = raw[s.column][rows]
-        if s.kind == "discrete":
+        if s.kind == "cell":
+            out += _cell_bounds(yr, x, s.column)
+        elif s.kind == "discrete":
             out += _level_bounds(yr, x, s.column, "level")
         elif s.kind == "numeric" and not more_values_than(x[np.isfinite(x)], MAX_BOUND_LEVELS):
             out += _level_bounds(yr, x, s.column, "equal")
@@ -382,6 +396,40 @@ def _level_bounds(y: np.ndarray, x: np.ndarray, column: str, kind: str) -> list[
         else:
             where = Constraint(column, "equal", 0.0, bound=float(lv))
         out += _bounded(y, x == lv, where)
+    return out
+
+
+def _cell_bounds(y: np.ndarray, x: np.ndarray, column: str) -> list[ValueBound]:
+    """``_level_bounds`` of the cells (integer codes, thousands of them): every cell's extremes
+    and the count of answers beyond them from one sort, the chance of ``_log_chance`` in closed
+    form, so the search does not scan the rows once per cell."""
+    if not x.size:
+        return []
+    lo0 = int(x.min())
+    c = x - lo0
+    n_in = np.bincount(c)
+    y_min, y_max = np.full(n_in.size, np.inf), np.full(n_in.size, -np.inf)
+    np.minimum.at(y_min, c, y)
+    np.maximum.at(y_max, c, y)
+    ys, n = np.sort(y), y.size
+    beyond = {
+        "lo": (np.searchsorted(ys, y_min, "left"), y_min),  # every such answer is outside
+        "hi": (n - np.searchsorted(ys, y_max, "right"), y_max),
+    }
+    out = []
+    for side, (k, value) in beyond.items():
+        n_out = n - n_in
+        with np.errstate(invalid="ignore"):
+            chance = (
+                special.gammaln(n_out + 1)
+                - special.gammaln(n_out - k + 1)
+                - special.gammaln(n + 1)
+                + special.gammaln(n - k + 1)
+            )
+        hits = (n_in >= MIN_CELL_ROWS) & (n_out > 0) & (k > 0) & (chance <= -MIN_EXPECTED)
+        for j in np.flatnonzero(hits):
+            where = Constraint(column, "level", 0.0, level=int(j) + lo0)
+            out.append(ValueBound(where, side, float(value[j])))
     return out
 
 
