@@ -679,10 +679,20 @@ def _constant(x: np.ndarray) -> bool:
 
 
 def _constrained(cons, raw: dict) -> np.ndarray:
+    """The rows some constraint of ``cons`` fixes (the cells' own from one lookup)."""
     n = len(next(iter(raw.values())))
     m = np.zeros(n, dtype=bool)
+    cells = [k.level for k in cons if k.column == CELL_SOURCE and k.kind == "level"]
     for k in cons:
-        m |= k.mask(raw[k.column]) if k.kind != "all" else np.ones(n, dtype=bool)
+        if k.kind == "all":
+            m[:] = True
+        elif not (k.column == CELL_SOURCE and k.kind == "level"):
+            m |= k.mask(raw[k.column])
+    if cells:
+        codes = raw[CELL_SOURCE]
+        fixed = np.zeros(max(int(codes.max()), *cells) + 1, dtype=bool)
+        fixed[cells] = True
+        m |= fixed[codes]
     return m
 
 
