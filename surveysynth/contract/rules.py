@@ -3,7 +3,7 @@
 Synthetic rows meet every rule by construction: the synthesizer samples, then
 :func:`enforce` applies the declared rules (to a fixed point) and the ranges. The
 synthesizer also fits a rule's target on the rows where no rule fires, so forcing the
-rule afterwards does not bias the target's distribution (see ``synth_fit``).
+rule afterwards does not bias the target's distribution (see ``synthesis.fit``).
 :func:`violations` is the independent check used by tests and gates.
 
 Rule grammar (list entries of the ``ss_synth_rules`` var)::

@@ -4,16 +4,16 @@
     synthetic = synthesize(responses, frame, support, config)   # pandas in, pandas out
     info = manifest(responses, frame, support, config, output=synthetic)
 
-Method (backend ``hierarchical``; details in ``pooling``, ``synth_fit``, ``copula``,
-``synth_sample``): every cell x wave parameter (category probabilities, zero shares,
-locations and scales of numeric outcomes, missingness rates) is estimated with design
-weights and shrunk toward a hierarchical model of the cell dimensions and wave (main
-effects + pooled two-way interactions) in proportion to its sampling variance; texture
-(within-cell shape, dependence between variables) comes from a pooled Gaussian copula on
-cell-standardised scores; records are generated for each sparse/empty cell's
-non-responding frame units conditional on their register auxiliaries; each of the m
-implicates draws the cell parameters from their posterior; business rules hold by
-construction.
+Method (backend ``hierarchical``; docs/synthesizer.md, and the pipeline's modules
+``structure``, ``fit``, ``plan``, ``sample``): outcomes are synthesized one after another, each
+from a model conditional on the cell (its direct estimate shrunk toward main effects and two-way
+interactions of the cell dimensions and wave, in proportion to its sampling variance), the
+unit's register auxiliaries and the answers drawn before it: continuation-ratio logits for
+discrete answers, spikes and missingness, and a location-scale model with the data's own
+residual distribution for numeric ones. Structure found in the data (exact relations, spikes,
+structural zeros and bounds, skip cut points) holds by construction, as do the business rules.
+Records are generated for each sparse/empty cell's non-responding frame units; each of the m
+implicates draws the slopes, the prior means and the cell effects from their posterior.
 
 Modes: ``augment`` generates records for the non-responding frame units of sparse and
 empty cells x waves (capped per cell by a seeded sample without replacement;
