@@ -73,6 +73,7 @@ def _register_world(seed: int = 4) -> dict:
             "ss_design_weight": "weight",
             "ss_outcomes": {"turnover": {"type": "continuous", "min": 0}},
             "ss_frame_auxiliaries": ["reg_x"],
+            "ss_synth_m": 5,
             "ss_seed": 7,
         }
     )

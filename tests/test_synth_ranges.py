@@ -26,6 +26,7 @@ def _config() -> SynthConfig:
             "ss_cell_dims": ["region", "sector", "size"],
             "ss_design_weight": "weight",
             "ss_outcomes": {"staff": {"type": "continuous", "min": 0}},
+            "ss_synth_m": 5,
             "ss_seed": 11,
         }
     )

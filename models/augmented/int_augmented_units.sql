@@ -25,7 +25,7 @@
 {%- set strata = surveysynth.design_strata() -%}
 {%- set outs = surveysynth.outcomes() -%}
 {%- set aux = surveysynth.frame_auxiliaries() if surveysynth.has_frame() else [] -%}
-{%- set m = var('ss_synth_m', 5) | int -%}
+{%- set m = var('ss_synth_m', 20) | int -%}
 {%- set replica = var('ss_synth_mode', 'augment') == 'replica' -%}
 {%- set classes = var('ss_synth_augment_classes', ['sparse', 'empty']) -%}
 {%- set records_for_all = var('ss_synth_augment_units', 'nonrespondents') == 'all' -%}

@@ -939,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         help="repeat for several (default: swiss and belgian)",
     )
     ap.add_argument("--reps", type=int, default=100)
-    ap.add_argument("--m", type=int, default=5, help="implicates (ss_synth_m)")
+    ap.add_argument("--m", type=int, default=20, help="implicates (ss_synth_m)")
     ap.add_argument("--seed", type=int, default=20260101)
     ap.add_argument("--quick", action="store_true", help="10 replicates")
     ap.add_argument("--dbt", type=int, default=2, help="samples also run through dbt (0: none)")

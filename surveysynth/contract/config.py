@@ -185,7 +185,7 @@ class SynthConfig:
             "outcomes": parse_outcomes(outcomes_raw),
             "weight": v.get("ss_design_weight"),
             "auxiliaries": tuple(str(a) for a in aux),
-            "m": int(v.get("ss_synth_m", 5)),
+            "m": int(v.get("ss_synth_m", 20)),
             "seed": int(v.get("ss_seed", 0)),
             "mode": str(v.get("ss_synth_mode", "augment")),
             "backend": str(v.get("ss_synth_backend", "hierarchical")),
