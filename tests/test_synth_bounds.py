@@ -12,7 +12,7 @@ from replica_worlds import replica, replica_config
 
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import support_table
-from surveysynth.synthesis import fit, structure
+from surveysynth.synthesis import fit, sample, structure
 from surveysynth.synthesis.api import synthesize
 from surveysynth.synthesis.features import learn_discrete, learn_numeric
 from surveysynth.synthesis.sample import _off_spikes
@@ -212,3 +212,51 @@ def test_cell_bounds_need_evidence():
     by_cell = structure._cell_bounds(y, codes, "c")
     by_level = structure._level_bounds(y, codes, "c", "level")
     assert by_cell == by_level == [structure.ValueBound(by_cell[0].where, "hi", 20.0)]
+
+
+def _floor_world(seed: int, n: int = 1500) -> pd.DataFrame:
+    """An income that 40% of persons have at 0 and the rest above it (no minimum declared, as
+    for a table where some other sample shows a loss), and weekly hours top-coded at 60 (a
+    third of region c's answers, whose usual hours are near it)."""
+    rng = np.random.default_rng(seed)
+    income = np.where(rng.random(n) < 0.4, 0.0, np.round(rng.gamma(2.0, 800.0, n), 2) + 1.0)
+    region = rng.choice(["a", "b", "c"], n)
+    usual = pd.Series(region).map({"a": 35.0, "b": 45.0, "c": 56.0}).to_numpy()
+    hours = np.minimum(np.round(rng.normal(usual, 8.0), 1), 60.0)
+    return pd.DataFrame(
+        {
+            "unit": [f"p{i:05d}" for i in range(n)],
+            "period": 1,
+            "region": region,
+            "hours": hours,
+            "income": income,
+        }
+    )
+
+
+FLOOR_OUTCOMES = {
+    "hours": {"type": "continuous", "min": 0},
+    "income": {"type": "continuous"},
+}
+
+
+def _beyond(f: pd.DataFrame) -> tuple[int, int]:
+    return int((f["income"].astype(float) < 0).sum()), int((f["hours"].astype(float) > 60).sum())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_spike_at_the_smallest_or_largest_answer_bounds_the_draws(seed, monkeypatch):
+    """No negative income where the answers pile at 0 and none is below; no hours above their top
+    code. Without the rule (the declared bounds only), the range's padding draws both."""
+    resp = _floor_world(seed)
+    cfg = replica_config(FLOOR_OUTCOMES, seed).with_(m=3)
+    assert _beyond(replica(resp, cfg)) == (0, 0)
+
+    def declared_only(om):
+        o = om.spec
+        lo = -np.inf if o.lower is None else o.lower
+        return lo + (o.type == "count" and lo in om.spikes), np.inf if o.max is None else o.max
+
+    monkeypatch.setattr(sample, "_support", declared_only)
+    below, above = _beyond(replica(resp, cfg))
+    assert below > 0 and above > 0

@@ -296,14 +296,25 @@ def _split_side(om: OutcomeModel, side: np.ndarray, lo: np.ndarray, hi: np.ndarr
 def _support(om: OutcomeModel) -> tuple[float, float]:
     """The answer-scale support of ``om``'s continuous part: above the declared minimum (a
     count's next value when the minimum is a spike, which holds the answers at it) and up to
-    the declared maximum. The draw is truncated there, not clipped: on an identity scale a
-    clip piled the lower tail onto the bound (EU-SILC ages: 288 synthetic persons aged 0
-    against 75 real)."""
+    the declared maximum; for a continuous answer also never beyond a spike at the respondents'
+    smallest or largest answer, a floor (an income of 0 with no negative answer) or a top code,
+    not a sample's extreme (EU-SILC employee income, no minimum declared as negatives occur in
+    the table: a training half with none drew 80 negative incomes, down to -11,206, from the
+    range's 10% padding). Not for a count: CPS1988's schooling, top-coded at 18, lost its
+    19s and 20s (53 records a split) but its S_pMSE rose on three of three splits (1.27 / 0.95
+    / 1.21 to 1.42 / 0.98 / 1.28), the truncation moving every draw of the cells near the top.
+    The draw is truncated there, not clipped: on an identity scale a clip piled the lower tail
+    onto the bound (EU-SILC ages: 288 synthetic persons aged 0 against 75 real)."""
     o = om.spec
     lo = -np.inf if o.lower is None else o.lower
-    if o.type == "count" and o.lower is not None and o.lower in om.spikes:
-        lo = o.lower + 1.0
-    return lo, np.inf if o.max is None else o.max
+    hi = np.inf if o.max is None else o.max
+    if o.type == "count":
+        return lo + 1.0 * (lo in om.spikes), hi
+    smallest, largest = om.answer_range
+    return (
+        max(lo, smallest) if smallest in om.spikes else lo,
+        min(hi, largest) if largest in om.spikes else hi,
+    )
 
 
 def _extrapolation(draw: Draw, om: OutcomeModel, eta: np.ndarray) -> np.ndarray | None:
