@@ -130,7 +130,7 @@ class SynthConfig:
     outcomes: tuple[OutcomeSpec, ...]
     weight: str | None = None
     auxiliaries: tuple[str, ...] = ()
-    m: int = 5
+    m: int = 20  # ss_synth_m's default (docs/estimation.md, "How many implicates")
     seed: int = 0
     mode: str = "augment"
     backend: str = "hierarchical"

@@ -37,6 +37,8 @@ def planted_config(**overrides) -> SynthConfig:
         },
         "ss_frame_auxiliaries": ["reg_sales"],
         "ss_seed": 7,
+        # the package's default is 20; these worlds are for tests and benchmarks, run many times
+        "ss_synth_m": 5,
         "ss_synth_rules": [
             {
                 "name": "idle_no_sales",
