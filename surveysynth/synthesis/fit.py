@@ -159,7 +159,7 @@ class OutcomeModel:
 
 #: the cell (pooled over the waves) as a searched source of structural zeros and bounds: its key
 #: in the fit's and the sampler's answers, and the params column with each cell x wave's code
-CELL_SOURCE = "__cell__"
+CELL_SOURCE = structure.CELL_SOURCE
 CELL_CODE_COLUMN = f"{PARAM_PREFIX}cell_code"
 
 
@@ -682,11 +682,11 @@ def _constrained(cons, raw: dict) -> np.ndarray:
     """The rows some constraint of ``cons`` fixes (the cells' own from one lookup)."""
     n = len(next(iter(raw.values())))
     m = np.zeros(n, dtype=bool)
-    cells = [k.level for k in cons if k.column == CELL_SOURCE and k.kind == "level"]
+    cells = [k.level for k in cons if k.of_cell]
     for k in cons:
         if k.kind == "all":
             m[:] = True
-        elif not (k.column == CELL_SOURCE and k.kind == "level"):
+        elif not k.of_cell:
             m |= k.mask(raw[k.column])
     if cells:
         codes = raw[CELL_SOURCE]

@@ -217,7 +217,7 @@ class Draw:
         p = expit(self.eta(comp, X))
         own = []  # the cells' own zeros, last in the constraints (``fit._searched``)
         for k in comp.constraints:
-            if k.column == CELL_SOURCE and k.kind == "level":
+            if k.of_cell:
                 own.append((k.level, k.value))
                 continue
             hit = np.ones(self.n, dtype=bool) if k.kind == "all" else k.mask(self.raw[k.column])

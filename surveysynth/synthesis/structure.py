@@ -48,6 +48,9 @@ from surveysynth.contract.config import OutcomeSpec, Rule
 from surveysynth.synthesis.features import Source, more_values_than
 
 MIN_EXPECTED = 7.0
+#: the cell (pooled over the waves) as a searched source: its key in the fit's and the sampler's
+#: answers
+CELL_SOURCE = "__cell__"
 #: a cell (searched as a source, ``fit._searched``) with fewer answers at risk than this has no
 #: zero or bound of its own: a thin cell's gaps are what its random effect and the pooling are
 #: for, and a bound at the largest of n answers cuts about 1 / (n + 1) of its tail (the rule of
@@ -68,6 +71,11 @@ class Constraint:
     value: float
     level: int = 0
     bound: float = 0.0
+
+    @property
+    def of_cell(self) -> bool:
+        """Whether this is a cell's own zero (read from one lookup, ``fit._searched``)."""
+        return self.column == CELL_SOURCE and self.kind == "level"
 
     def mask(self, raw: np.ndarray) -> np.ndarray:
         if self.kind == "all":
