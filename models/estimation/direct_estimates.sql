@@ -41,6 +41,11 @@
 {%- set dbl = surveysynth.type_double() -%}
 {%- set t = surveysynth.as_text -%}
 {%- set calv = surveysynth.calibrated_variance_enabled() -%}
+{#- PostgreSQL's planner misjudges the join of the units with their cells' means (1 row for
+    thousands: nested loops over ~1e9 pairs), so there the centres are window averages over the
+    same partition; other engines join (DuckDB's ordered averages keep their bits) -#}
+{%- set windowed = target.type == 'postgres' -%}
+{%- set cm = 'units.' if windowed else 'cm.' -%}
 
 {#- indicators: [{indicator, expr, kind (mean|share)}], numbered k = 1.. -#}
 {%- set indicators = [] -%}
@@ -128,6 +133,24 @@ units as (
 
 {#- per wave x cell: the cell's (unweighted) mean of every indicator, the centre of the moments
     below, so that sums of squares do not cancel where answers hardly vary -#}
+{% if windowed -%}
+centred as (
+
+    select
+        units.*,
+        {% for ind in indicators -%}
+        avg(y_{{ loop.index }}) over cell as m_{{ loop.index }},
+        {% endfor -%}
+        {% for r in ratio_list -%}
+        avg(ry_{{ loop.index }}) over cell as rmy_{{ loop.index }},
+        avg(rx_{{ loop.index }}) over cell as rmx_{{ loop.index }},
+        {% endfor -%}
+        1 as centred
+    from units
+    window cell as (partition by wave{% for d in dims %}, {{ d }}{% endfor %})
+
+),
+{%- else -%}
 cell_means as (
 
     select
@@ -147,6 +170,7 @@ cell_means as (
     group by wave{% for d in dims %}, {{ d }}{% endfor %}
 
 ),
+{%- endif %}
 
 {#- per wave x cell: weighted moments of u = y - m (and v = x - m_x for ratios) over item
     respondents; every estimate and its linearised variance is built from them -#}
@@ -160,9 +184,9 @@ moments as (
         units.stratum_id,
         {% for ind in indicators -%}
         {%- set k = loop.index -%}
-        {%- set u = '(units.y_' ~ k ~ ' - cm.m_' ~ k ~ ')' -%}
+        {%- set u = '(units.y_' ~ k ~ ' - ' ~ cm ~ 'm_' ~ k ~ ')' -%}
         count(units.y_{{ k }}) as n_{{ k }},
-        max(cm.m_{{ k }}) as ma_{{ k }},
+        max({{ cm }}m_{{ k }}) as ma_{{ k }},
         {% call surveysynth.dagg() %}case when units.y_{{ k }} is not null then units.w end{% endcall %} as sw_{{ k }},
         {% call surveysynth.dagg() %}case when units.y_{{ k }} is not null then units.w * units.w end{% endcall %} as sww_{{ k }},
         {% call surveysynth.dagg() %}units.w * {{ u }}{% endcall %} as su_{{ k }},
@@ -171,11 +195,11 @@ moments as (
         {% endfor -%}
         {% for r in ratio_list -%}
         {%- set k = loop.index -%}
-        {%- set u = '(units.ry_' ~ k ~ ' - cm.rmy_' ~ k ~ ')' -%}
-        {%- set v = '(units.rx_' ~ k ~ ' - cm.rmx_' ~ k ~ ')' -%}
+        {%- set u = '(units.ry_' ~ k ~ ' - ' ~ cm ~ 'rmy_' ~ k ~ ')' -%}
+        {%- set v = '(units.rx_' ~ k ~ ' - ' ~ cm ~ 'rmx_' ~ k ~ ')' -%}
         count(units.ry_{{ k }}) as rn_{{ k }},
-        max(cm.rmy_{{ k }}) as rma_{{ k }},
-        max(cm.rmx_{{ k }}) as rmb_{{ k }},
+        max({{ cm }}rmy_{{ k }}) as rma_{{ k }},
+        max({{ cm }}rmx_{{ k }}) as rmb_{{ k }},
         {% call surveysynth.dagg() %}case when units.ry_{{ k }} is not null then units.w end{% endcall %} as rsw_{{ k }},
         {% call surveysynth.dagg() %}case when units.ry_{{ k }} is not null then units.w * units.w end{% endcall %} as rsww_{{ k }},
         {% call surveysynth.dagg() %}units.w * {{ u }}{% endcall %} as rsu_{{ k }},
@@ -188,12 +212,16 @@ moments as (
         {% endfor -%}
         {% call surveysynth.dagg() %}units.w{% endcall %} as sw_all,
         count(*) as n_units
+    {% if windowed -%}
+    from centred as units
+    {%- else -%}
     from units
     inner join cell_means as cm
         on units.wave = cm.wave
         {% for d in dims -%}
         and units.{{ d }} = cm.{{ d }}
         {% endfor %}
+    {%- endif %}
     group by units.wave, {% for d in dims %}units.{{ d }}, {% endfor %}units.stratum_id
 
 ),
