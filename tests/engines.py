@@ -129,7 +129,7 @@ class PostgresServer:
         with contextlib.closing(self.connect()) as con:
             with con.cursor() as cur:
                 cur.execute(f"create schema if not exists {schema}")
-                cur.execute(f"drop table if exists {schema}.{table}")
+                cur.execute(f"drop table if exists {schema}.{table} cascade")
                 cur.execute(f"create table {schema}.{table} ({cols})")
                 cur.copy_expert(
                     f"copy {schema}.{table} from stdin with (format csv)", io.BytesIO(data)
