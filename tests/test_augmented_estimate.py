@@ -15,7 +15,12 @@ import pytest
 from harness import run_dbt
 from scipy import stats
 
-from surveysynth.estimation.combining import combine_arrays, implicate_estimates
+from surveysynth.estimation.combining import (
+    between_variance,
+    combine_arrays,
+    implicate_estimates,
+    t_quantile,
+)
 
 M = 3
 
@@ -118,7 +123,32 @@ def worked_example() -> pd.DataFrame:
                     "uid": f"t{i}",
                 }
             )
+        rows.extend(_residue_domain(imp, rng))
     return pd.DataFrame(rows)
+
+
+def _residue_domain(imp: int, rng: np.random.Generator) -> list[dict]:
+    """Domain C: an observed stratum whose three weighted answers w y are all 0.1, so the design
+    variance of its total is a rounding residue (their mean in floating point is not exactly 0.1),
+    beside a completed cell whose synthetic records differ between implicates."""
+    base = {"implicate": imp, "g": "C", "w": 1.0}
+    rows = [
+        {**base, "h": "s5", "fpc": 0.5, "is_syn": False, "y": 0.1, "cat": c, "uid": f"e{i}"}
+        for i, c in enumerate("aba")
+    ]
+    rows += [
+        {
+            **base,
+            "h": "c2",
+            "fpc": 0.0,
+            "is_syn": True,
+            "y": float(np.round(rng.normal(2 + imp, 1), 3)),
+            "cat": "a" if rng.random() < 0.5 else "b",
+            "uid": f"f{i}",
+        }
+        for i in range(3)
+    ]
+    return rows
 
 
 # case id -> (macro arguments, python arguments)
@@ -134,6 +164,10 @@ CASES = {
     "total_partial": (
         "measure='total', column='y', group_by=['g'], rule='partial'",
         {"measure": "total", "y": "y", "rule": "partial"},
+    ),
+    "total_mi": (
+        "measure='total', column='y', group_by=['g'], rule='mi'",
+        {"measure": "total", "y": "y", "rule": "mi"},
     ),
     "mean_full_90": (
         "measure='mean', column='y', group_by=['g'], rule='full', conf_level=0.9",
@@ -189,7 +223,7 @@ def macro_results(tmp_path_factory) -> pd.DataFrame:
         con.register("w_df", worked_example())
         con.sql("create table worked as select * from w_df")
         con.sql(
-            "create table dfs as select * from (values (1.0), (2.0), (2.5), (3.0), (4.0), (4.7), (7.0),"
+            "create table dfs as select * from (values (1.0), (1.2), (1.5), (1.9), (1.999999), (2.0), (2.5), (3.0), (4.0), (4.7), (7.0),"
             " (12.0), (30.0), (100.0), (1000.0), (1e6), (null)) as t(df)"
         )
     parts = []
@@ -276,6 +310,18 @@ def test_worked_example_exercises_every_branch(macro_results):
     assert (got.n_synthetic.astype(int) > 0).all()
 
 
+def test_rounding_residue_within_variance_counts_as_zero(macro_results):
+    """Domain C's mean has a u_bar that is a rounding residue: taken at face value 1 - lambda is 0,
+    so Barnard-Rubin's df_obs = 0 and df = 0 (t_1 = 12.7; PostgreSQL divides by zero). Read as 0,
+    df = df_old = m - 1."""
+    got = macro_results[0]
+    c = got[(got.case_id == "mean_mi") & (got.g == "C")].iloc[0]
+    assert 0 < float(c.within_var) < 1e-12 * float(c.between_var)
+    assert float(c.df) == pytest.approx(M - 1, rel=1e-9)
+    half = (float(c.ci_high) - float(c.ci_low)) / 2
+    assert half == pytest.approx(stats.t.ppf(0.975, M - 1) * float(c.se), rel=5e-4)
+
+
 def test_completed_cell_alone_gives_t_with_m_minus_1_df(macro_results):
     """A domain that is only a completed cell has u_bar = 0: T = (1 + 1/m) b, df = m - 1."""
     df = worked_example()
@@ -302,5 +348,29 @@ def test_sql_t_quantile_matches_scipy(macro_results):
             else stats.t.ppf(1 - p / 2, float(df))
         )
         if df is not None and not pd.isna(df) and 1 < float(df) < 2:
-            exact = stats.t.ppf(1 - p / 2, 1.0)  # documented: (1, 2) uses df = 1 (wider)
+            # documented: (1, 2) interpolates ln t in 1 / df, conservative and within 4%
+            assert exact <= float(r.es_tq) <= 1.04 * exact, (df, p)
+            exact = float(t_quantile(float(df), 1 - p))
         assert float(r.es_tq) == pytest.approx(exact, rel=5e-4), (df, p)
+
+
+def test_t_quantile_has_no_jump_at_two_df():
+    """Just below df = 2 the quantile is t_2 (it was t_1, three times wider, before)."""
+    for conf in (0.8, 0.9, 0.95, 0.99):
+        below, at = t_quantile(np.array([2 - 1e-9, 2.0]), conf)
+        assert below == pytest.approx(at, rel=1e-6)
+        grid = t_quantile(np.linspace(1.0, 3.0, 201), conf)
+        assert np.all(np.diff(grid) <= 1e-12), conf
+
+
+def test_between_variance_reads_a_rounding_residue_as_zero():
+    """Implicates equal but for the last bits (sums taken in another order) have b = 0, so df is
+    infinite on every engine; a real spread, however small against the estimate, and a missing
+    implicate estimate are kept."""
+    q = np.array([0.1 + 0.2, 0.3, 0.30000000000000004, 0.3])
+    assert q.var(ddof=1) > 0 and between_variance(q) == 0.0
+    real = np.array([1e6, 1e6 + 1e-2, 1e6 - 1e-2])
+    assert between_variance(real) == pytest.approx(real.var(ddof=1))
+    assert np.isnan(between_variance(np.array([1.0, np.nan, 2.0])))
+    res = combine_arrays(q, np.zeros(4), "mi")
+    assert res["b"] == 0.0 and np.isinf(res["df"])

@@ -24,6 +24,7 @@ Time (2 shared cores, idle): world and DuckDB reference ~30 s, PostgreSQL ~30 s,
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -168,13 +169,7 @@ class Reference:
 
     def downstream_of_python(self) -> set[str]:
         """The Python models and every model built from one of them."""
-        seen, todo = set(), list(self.python_models)
-        while todo:
-            name = todo.pop()
-            if name not in seen:
-                seen.add(name)
-                todo.extend(self.children.get(name, ()))
-        return seen
+        return _closure(self.python_models, self.children)
 
     def upstream(self, name: str) -> set[str]:
         """``name`` and every model it is built from (dbt's ``+name``)."""
@@ -182,17 +177,22 @@ class Reference:
         for p, kids in self.children.items():
             for k in kids:
                 parents.setdefault(k, set()).add(p)
-        seen, todo = set(), [name]
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(parents.get(n, ()))
-        return seen
+        return _closure([name], parents)
 
     def query(self, model: str) -> pd.DataFrame:
         m = self.models[model]
         return self.run.query(f"select * from {m.duckdb_schema}.{m.relation}")
+
+
+def _closure(start: list[str], edges: dict[str, set[str]]) -> set[str]:
+    """``start`` and every name reachable from it along ``edges``."""
+    seen, todo = set(), list(start)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, ()))
+    return seen
 
 
 def _read_manifest(result: DbtResult) -> tuple[dict, dict, dict]:
@@ -251,13 +251,17 @@ def reference(world, tmp_path_factory) -> Reference:
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as float64 (PostgreSQL gives Decimal, Spark int32 where DuckDB gives int64), text
-    as str, nulls as None, so that engines can be compared column by column."""
+    """Numbers as float64 (PostgreSQL gives Decimal, Spark int32 where DuckDB gives int64), dates
+    as timestamps (PostgreSQL gives datetime.date where DuckDB gives a timestamp), text as str,
+    nulls as None, so that engines can be compared column by column."""
     df = df.copy()
     df.columns = [c.lower() for c in df.columns]
     for col in df.columns:
         s = df[col]
         values = s.dropna()
+        if len(values) and all(isinstance(v, datetime.date) for v in values):
+            df[col] = pd.to_datetime(s)
+            continue
         numeric = len(values) and all(
             isinstance(v, (int, float, np.integer, np.floating)) or type(v).__name__ == "Decimal"
             for v in values
@@ -420,6 +424,16 @@ def _schema(model: Model) -> str:
 # --------------------------------------------------------------------------------- engines
 
 
+def _postgres_vars(world, pg) -> dict:
+    """The world's vars with its two inputs loaded as PostgreSQL tables (PostgreSQL cannot read
+    files): '<schema>.<table>' in place of 'file:' paths."""
+    return {
+        **world.file_vars(),
+        "ss_responses": pg.load_parquet(world.responses, "survey_input", "responses"),
+        "ss_frame": pg.load_parquet(world.frame, "survey_input", "frame"),
+    }
+
+
 def test_postgres_builds_the_direct_estimates_and_matches_duckdb(
     world, reference, postgres_server, tmp_path
 ):
@@ -428,11 +442,7 @@ def test_postgres_builds_the_direct_estimates_and_matches_duckdb(
     of the units with their cells' means for 1 row where there were thousands and nested loops
     over ~1.2e9 pairs, over 12 minutes on this world.)"""
     pg = postgres_server
-    vars = {
-        **world.file_vars(),
-        "ss_responses": pg.load_parquet(world.responses, "survey_input", "responses"),
-        "ss_frame": pg.load_parquet(world.frame, "survey_input", "frame"),
-    }
+    vars = _postgres_vars(world, pg)
     models = reference.upstream("direct_estimates")
     assert not models & set(reference.python_models)
     args = ["--indirect-selection", "cautious"]
@@ -453,28 +463,12 @@ def test_postgres_builds_the_direct_estimates_and_matches_duckdb(
     )
 
 
-@pytest.mark.xfail(
-    run=False,
-    strict=True,
-    reason=(
-        "open gap: on PostgreSQL 15 the full build does not finish: direct_estimates builds (test "
-        "above), but planning domain_estimates's query grew the server past 10-20 GB of memory "
-        "(its CTEs inlined into one another; with 71 of its 138 CTEs `materialized` the plan "
-        "takes 1.4 s) and, so planned, it then stops on a division by zero (DuckDB raises none): "
-        "the estimate macro's Barnard-Rubin df, 1 / (1 / df_old + 1 / df_obs) with df_obs = 0 "
-        "where the within variance is a rounding residue (1e-20; guarded, the query ran in 36 s)"
-    ),
-)
 def test_postgres_builds_and_matches_duckdb(world, reference, postgres_server, tmp_path):
     """PostgreSQL cannot read files, so the inputs and the Python models' outputs are loaded as
     tables, the inputs named '<schema>.<table>' in the vars."""
     pg = postgres_server
     start = time.perf_counter()
-    vars = {
-        **world.file_vars(),
-        "ss_responses": pg.load_parquet(world.responses, "survey_input", "responses"),
-        "ss_frame": pg.load_parquet(world.frame, "survey_input", "frame"),
-    }
+    vars = _postgres_vars(world, pg)
     for name, path in reference.stand_ins.items():
         model = reference.models[name]
         pg.load_parquet(path, _schema(model), model.relation)

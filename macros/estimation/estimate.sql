@@ -41,13 +41,15 @@
                  Barnard & Rubin (1999): lambda = (1 + 1/m) b / T, nu = df_com (item respondents
                  less strata, over strata with fpc > 0; 0 = none: infinite),
                  df_obs = (nu + 1) / (nu + 3) nu (1 - lambda), df = 1 / (1 / df_old + 1 / df_obs)
-                 (df_old alone when nu is infinite or u_bar = 0; df_obs alone when b = 0)
+                 (df_old alone when nu is infinite or u_bar = 0, a u_bar below 1e-9 T counting
+                 as 0; df_obs alone when b = 0)
         partial  T = u_bar + b / m              df = (m - 1) (1 + m u_bar / b)^2
         full     T = (1 + 1/m) b - u_bar        df = (m - 1) (1 - m u_bar / ((m + 1) b))^2,
                  and where T <= 0, u_bar (Reiter 2002, n_syn = n) with a normal reference.
     Interval: q_bar +- t_{df} sqrt(T) for means and totals, t from Hill's (1970, ACM 396)
-    approximation (relative error below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2) uses
-    df = 1, which is wider). A share's interval is built on the empirical logit of the population
+    approximation (relative error below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2)
+    interpolates ln t in 1 / df between them, at most 4% wide of exact; df below 1 reads as 1). A
+    share's interval is built on the empirical logit of the population
     count with N = n_weighted (macros/estimation/intervals.sql, docs/estimation.md): always inside
     [0, 1], and able to reach 0 or 1 in a small domain.
     b = 0 gives df = infinity (a degenerate interval in a completed cell: see the README).
@@ -67,7 +69,7 @@
                   implicate='implicate', stratum='variance_stratum', fpc='fpc',
                   is_synthetic='is_synthetic') %}
     {%- set g = group_by | list -%}
-with es_source as (
+with es_source {{ surveysynth.cte_as() }} (
 
     {{ surveysynth.estimate_moments(relation, measure, column, level, g, indicators, where, weight,
                                     implicate, stratum, fpc, is_synthetic) }}
@@ -193,7 +195,7 @@ with {{ surveysynth._estimate_ctes(moments, group_by | list,
     {%- set z = surveysynth._normal_quantile(conf_level) -%}
     {%- set dbl = surveysynth.type_double() -%}
 {#- moments at the requested grouping (a sum over finer groups) -#}
-es_m as (
+es_m {{ surveysynth.cte_as() }} (
 
     select
         es_imp,
@@ -219,7 +221,7 @@ es_m as (
 ),
 
 {#- n_h (every unit of the stratum in the implicate, in any group) and the fpc -#}
-es_strata as (
+es_strata {{ surveysynth.cte_as() }} (
 
     select
         es_imp,
@@ -232,7 +234,7 @@ es_strata as (
 ),
 
 {#- per implicate x group: the point estimate q_l of every indicator -#}
-es_point as (
+es_point {{ surveysynth.cte_as() }} (
 
     select
         es_imp,
@@ -261,7 +263,7 @@ es_point as (
 {#- per implicate x group: u_l = sum_h fpc_h n_h / (n_h - 1) sum_{i in h} (z_i - zbar_h)^2, from
     sum z = (swy - q sw) / W and sum z^2 = (swwyy - 2 q swwy + q^2 sww) / W^2 (mean, share) or
     swy and swwyy (total) -#}
-es_within as (
+es_within {{ surveysynth.cte_as() }} (
 
     select
         es_zs.es_imp,
@@ -317,7 +319,7 @@ es_within as (
 ),
 
 {#- q_l and u_l side by side (one join), then long: one row per implicate x group x indicator -#}
-es_qu as (
+es_qu {{ surveysynth.cte_as() }} (
 
     select
         es_point.*,
@@ -333,7 +335,7 @@ es_qu as (
 
 ),
 
-es_k as (
+es_k {{ surveysynth.cte_as() }} (
 
     {% for ind in inds -%}
     select {{ loop.index }} as es_idx, {{ surveysynth.sql_literal(ind.name) }} as indicator, '{{ ind.measure }}' as measure
@@ -343,7 +345,7 @@ es_k as (
 ),
 
 {#- unpivoted by a cross join with the indicator list (each CTE is read once) -#}
-es_long as (
+es_long {{ surveysynth.cte_as() }} (
 
     select
         es_qu.es_imp,
@@ -363,31 +365,38 @@ es_long as (
 
 ),
 
-{#- across implicates: q_bar, b, u_bar -#}
-es_pooled as (
+{#- across implicates: q_bar, b, u_bar. Implicates that agree but for rounding (sums taken in
+    another order) give a b of about 1e-32 q_bar^2, and engines differ in it: a b below
+    1e-18 q_bar^2 (an SD below 1e-9 of the estimate) is read as 0 -#}
+es_pooled {{ surveysynth.cte_as() }} (
 
     select
-        {% for c in g -%}
-        {{ c }},
-        {% endfor -%}
-        indicator,
-        measure,
-        count(*) as m,
-        {% call surveysynth.dagg('avg') %}es_q{% endcall %} as es_qbar,
-        {% call surveysynth.dagg('var_samp') %}es_q{% endcall %} as es_b,
-        {% call surveysynth.dagg('avg') %}case when es_u_raw > 0 then es_u_raw else 0e0 end{% endcall %} as es_ubar,
-        max(es_nr) as n_real,
-        max(es_ns) as n_synthetic,
-        max(es_dfc) as df_com,
-        {% call surveysynth.dagg('avg') %}es_wsum{% endcall %} as es_wbar
-    from es_long
-    where es_q is not null
-    group by {% for c in g %}{{ c }}, {% endfor %}indicator, measure
+        es_raw.*,
+        case when es_b_raw <= 1.0e-18 * es_qbar * es_qbar then 0e0 else es_b_raw end as es_b
+    from (
+        select
+            {% for c in g -%}
+            {{ c }},
+            {% endfor -%}
+            indicator,
+            measure,
+            count(*) as m,
+            {% call surveysynth.dagg('avg') %}es_q{% endcall %} as es_qbar,
+            {% call surveysynth.dagg('var_samp') %}es_q{% endcall %} as es_b_raw,
+            {% call surveysynth.dagg('avg') %}case when es_u_raw > 0 then es_u_raw else 0e0 end{% endcall %} as es_ubar,
+            max(es_nr) as n_real,
+            max(es_ns) as n_synthetic,
+            max(es_dfc) as df_com,
+            {% call surveysynth.dagg('avg') %}es_wsum{% endcall %} as es_wbar
+        from es_long
+        where es_q is not null
+        group by {% for c in g %}{{ c }}, {% endfor %}indicator, measure
+    ) as es_raw
 
 ),
 
 {#- the combining rule: T and df (null df = infinite) -#}
-es_rule as (
+es_rule {{ surveysynth.cte_as() }} (
 
     select
         es_pooled.*,
@@ -412,8 +421,10 @@ es_rule as (
 ),
 {% if rule == 'mi' %}
 {#- Barnard & Rubin (1999): df_obs = (nu + 1) / (nu + 3) nu (1 - lambda), lambda = (1 + 1/m) b / T,
-    df = 1 / (1 / df_old + 1 / df_obs); nu = df_com (null or 0: infinite) -#}
-es_br as (
+    df = 1 / (1 / df_old + 1 / df_obs); nu = df_com (null or 0: infinite). u_bar at most 1e-9 T is a
+    rounding residue of a completed cell and counts as 0 (df_old alone): else df_obs is 0 from
+    rounding alone (a division by zero on PostgreSQL, df 0 on DuckDB) -#}
+es_br {{ surveysynth.cte_as() }} (
 
     select
         es_dfo.*,
@@ -425,7 +436,7 @@ es_br as (
     from (
         select
             es_rule.*,
-            case when df_com > 0 and es_ubar > 0 and es_t > 0
+            case when df_com > 0 and es_t > 0 and es_ubar > 1.0e-9 * es_t
                 then (df_com + 1.0e0) / (df_com + 3.0e0) * df_com * (1.0e0 - (1.0e0 + 1.0e0 / m) * coalesce(es_b, 0e0) / es_t)
             end as es_df_obs
         from es_rule
@@ -433,13 +444,13 @@ es_br as (
 
 ),
 {% endif %}
-es_quantile as (
+es_quantile {{ surveysynth.cte_as() }} (
 
     {{ surveysynth._t_quantile_select('es_br' if rule == 'mi' else 'es_rule', 'es_df', 1.0 - conf_level, z) }}
 
 ),
 
-es_final as (
+es_final {{ surveysynth.cte_as() }} (
 
     select
         {% for c in g -%}
@@ -529,17 +540,23 @@ select * from es_final
 
 
 {#- All columns of `source` plus es_tq, the two-sided t quantile of the df column (two-sided level p,
-    normal quantile z for null df). Hill (1970), Algorithm 396, in successive projections. -#}
+    normal quantile z for null df). Hill (1970), Algorithm 396, in successive projections; exact at
+    df = 1 and 2, and between them geometric interpolation in 1 / df, ln t = ln t_2 + (ln t_1 -
+    ln t_2) (2 / df - 1), at most 4% above the exact quantile (conservative, and no jump at 2); df
+    below 1 reads as 1. -#}
 {% macro _t_quantile_select(source, df_col, p, z) %}
     {%- set x = -z -%}
     {%- set pi = 3.141592653589793e0 -%}
     {%- set cot = surveysynth._cot_half_pi(p) -%}
+    {%- set t2 = (2.0 / (p * (2.0 - p)) - 2.0) ** 0.5 -%}
 select
     tq4.*,
     case
         when tq4.tq_n is null then {{ z }}e0
+        when tq4.tq_df > 1 and tq4.tq_df < 2
+            then {{ t2 }}e0 * power({{ cot / t2 }}e0, 2.0e0 / tq4.tq_df - 1.0e0)
         when tq4.tq_n = 1 then {{ cot }}e0
-        when tq4.tq_n = 2 then {{ (2.0 / (p * (2.0 - p)) - 2.0) ** 0.5 }}e0
+        when tq4.tq_n = 2 then {{ t2 }}e0
         when tq4.tq_y0 > 0.05e0 + tq4.tq_a then sqrt(tq4.tq_n * (case when tq4.tq_y2 > 0.002e0 then exp(tq4.tq_y2) - 1.0e0 else 0.5e0 * tq4.tq_y2 * tq4.tq_y2 + tq4.tq_y2 end))
         else sqrt(tq4.tq_n * (((1.0e0 / (((tq4.tq_n + 6.0e0) / (tq4.tq_n * tq4.tq_y0) - 0.089e0 * tq4.tq_d - 0.822e0) * (tq4.tq_n + 2.0e0) * 3.0e0)
                 + 0.5e0 / (tq4.tq_n + 4.0e0)) * tq4.tq_y0 - 1.0e0) * (tq4.tq_n + 1.0e0) / (tq4.tq_n + 2.0e0) + 1.0e0 / tq4.tq_y0))
@@ -566,6 +583,7 @@ from (
                 from (
                     select
                         tq_src.*,
+                        tq_src.{{ df_col }} as tq_df,
                         case when tq_src.{{ df_col }} is null then null
                             when tq_src.{{ df_col }} < 2 then 1.0e0
                             else tq_src.{{ df_col }} end as tq_n,

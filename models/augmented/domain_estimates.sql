@@ -64,7 +64,7 @@
     cells about six-fold: the register's turnover tells of the large businesses the sample missed. -#}
 {%- set direct_cols = dims + ['cell_id', 'domain_level', 'wave', 'indicator', 'auxiliary', 'cv', 'df', 'interval_method', 'n_kish', 'n_respondents', 'n_population', 'grade', 'grade_reason'] %}
 
-with direct as (
+with direct {{ surveysynth.cte_as() }} (
 
     select {% for c in direct_cols %}{{ c }}, {% endfor %}measure, estimate, se, ci_low, ci_high
     from {{ ref('direct_estimates') }}
@@ -83,7 +83,7 @@ with direct as (
 
 ),
 
-support as (
+support {{ surveysynth.cte_as() }} (
 
     select * from {{ ref('cell_support') }}
 
@@ -92,7 +92,7 @@ support as (
 {#- the back-test's allowance per indicator x size, where it was measured on 5 cells or more (the
     back-test gate's least): the rows of one cell share its error, and one cell's error is not an
     allowance -#}
-allowance as (
+allowance {{ surveysynth.cte_as() }} (
 
     select * from {{ ref('augmented_error_allowance') }}
     where n_cells >= 5
@@ -104,7 +104,7 @@ allowance as (
     ss_direct_se_pool_by dimensions) with weights n - 1. A skewed outcome's SE from a few
     respondents is too often small (the sample missed the tail); the published SE of a cell mean
     is the larger of its own and rv_pool est^2 (1 - n/N) / n. -#}
-relvariance as (
+relvariance {{ surveysynth.cte_as() }} (
 
     select
         {% for d in pool_by -%}
@@ -127,14 +127,14 @@ relvariance as (
 
 {#- one pass over augmented_microdata: moments per implicate x cell x wave x stratum; every domain
     level below is a roll-up of them -#}
-moments as (
+moments {{ surveysynth.cte_as() }} (
 
     {{ surveysynth.estimate_moments(ref('augmented_microdata'), indicators=inds, group_by=dims + ['wave'], item_classes=true) }}
 
 ),
 
 {% for dom in domains -%}
-augmented_{{ loop.index }} as (
+augmented_{{ loop.index }} {{ surveysynth.cte_as() }} (
 
     select
         {% for d in dims -%}
@@ -163,7 +163,7 @@ augmented_{{ loop.index }} as (
 
 {% endfor -%}
 
-augmented as (
+augmented {{ surveysynth.cte_as() }} (
 
     {% for dom in domains -%}
     select * from augmented_{{ loop.index }}
@@ -175,7 +175,7 @@ augmented as (
 {#- per cell x wave x implicate: the weight of the synthetic records and of all records, and per
     indicator the weighted sums that give the completed cell's unit variance S^2 -#}
 {%- set einds = surveysynth._estimate_indicators(none, none, none, inds) %}
-cell_implicates as (
+cell_implicates {{ surveysynth.cte_as() }} (
 
     select
         cell_id,
@@ -196,7 +196,7 @@ cell_implicates as (
 
 {#- means over implicates: model share weights and S^2 = sum w (y - ybar)^2 / sum w (a completed
     cell's population variance; in an observed cell the respondents' weighted variance) -#}
-cell_weights as (
+cell_weights {{ surveysynth.cte_as() }} (
 
     select
         cell_id,
@@ -212,7 +212,7 @@ cell_weights as (
 
 ),
 
-cell_unit_variance as (
+cell_unit_variance {{ surveysynth.cte_as() }} (
 
     select
         cell_weights.cell_id,
@@ -229,7 +229,7 @@ cell_unit_variance as (
 
 ),
 
-indicator_list as (
+indicator_list {{ surveysynth.cte_as() }} (
 
     {% for ind in inds -%}
     select {{ surveysynth.sql_literal(surveysynth.ident_name(ind.column) ~ ('=' ~ ind.level if ind.measure == 'share' else '')) }} as indicator
@@ -243,7 +243,7 @@ indicator_list as (
     measured size >= 1, else size 0 (a back-test that could only empty sparse cells: the empty
     cell's allowance bounds the allowance of a cell with respondents). A cell without respondents:
     size 0 where measured, else the smallest measured size. -#}
-allowance_size as (
+allowance_size {{ surveysynth.cte_as() }} (
 
     select
         support.cell_id,
@@ -267,7 +267,7 @@ allowance_size as (
 ),
 
 {#- per cell x wave x indicator: the back-test's allowance for the cell's size (allowance_size) -#}
-cell_allowance as (
+cell_allowance {{ surveysynth.cte_as() }} (
 
     select
         {% for d in dims -%}
@@ -297,7 +297,7 @@ cell_allowance as (
 ),
 
 {% for dom in domains -%}
-allowance_{{ loop.index }} as (
+allowance_{{ loop.index }} {{ surveysynth.cte_as() }} (
 
     select
         {% for d in dims -%}
@@ -319,7 +319,7 @@ allowance_{{ loop.index }} as (
 
 {% endfor -%}
 
-domain_allowance as (
+domain_allowance {{ surveysynth.cte_as() }} (
 
     {% for dom in domains -%}
     select * from allowance_{{ loop.index }}
@@ -328,7 +328,7 @@ domain_allowance as (
 
 ),
 
-joined as (
+joined {{ surveysynth.cte_as() }} (
 
     select
         {% for d in dims -%}
@@ -430,7 +430,7 @@ joined as (
 ),
 
 {#- t quantiles of every df in use (null df: the normal quantile) -#}
-dfs as (
+dfs {{ surveysynth.cte_as() }} (
 
     select distinct direct_df as df from joined
     union
@@ -438,7 +438,7 @@ dfs as (
 
 ),
 
-t_table as (
+t_table {{ surveysynth.cte_as() }} (
 
     select df, es_tq as tq from ({{ surveysynth._t_quantile_select('dfs', 'df', 0.05, z) }}) as tq
 
@@ -447,7 +447,7 @@ t_table as (
 {#- the direct variance used to choose: the largest of its estimate se^2, the variance the
     completed cell's unit variance implies (cells), and for a share the variance its Wilson interval
     implies ((hi - lo) / 2z)^2 (so that p = 0 or 1 with se = 0 is not taken as exact) -#}
-with_t as (
+with_t {{ surveysynth.cte_as() }} (
 
     select
         joined.*,
@@ -462,7 +462,7 @@ with_t as (
 
 ),
 
-floored as (
+floored {{ surveysynth.cte_as() }} (
 
     select
         with_t.*,
@@ -488,7 +488,7 @@ floored as (
 ),
 
 {#- df-penalised error variances: (t_df / z)^2 v -#}
-penalised as (
+penalised {{ surveysynth.cte_as() }} (
 
     select
         floored.*,
@@ -501,7 +501,7 @@ penalised as (
 
 {#- the composite's weight on the direct estimate (cells with a model part and both estimates), and
     the method (macros/estimation/method_rule.sql) -#}
-weighted as (
+weighted {{ surveysynth.cte_as() }} (
 
     select
         penalised.*,
@@ -511,7 +511,7 @@ weighted as (
 
 ),
 
-decided as (
+decided {{ surveysynth.cte_as() }} (
 
     select
         weighted.*,
@@ -523,7 +523,7 @@ decided as (
 
 ),
 
-published as (
+published {{ surveysynth.cte_as() }} (
 
     select
         decided.*,
@@ -550,7 +550,7 @@ published as (
 
 {%- set aug_sh = surveysynth.share_interval_elogit('est', 'rmse', 't_augmented', 'n_population') -%}
 {%- set com_sh = surveysynth.share_interval_elogit('est', 'rmse_pen', z ~ 'e0', 'n_population') %}
-intervals as (
+intervals {{ surveysynth.cte_as() }} (
 
     select
         published.*,
@@ -575,7 +575,7 @@ intervals as (
 
 {#- precision: the interval's half-width in SE units, relative to |estimate| for means, absolute
     for shares, against ss_grade_cv_* and ss_grade_share_se_* -#}
-graded as (
+graded {{ surveysynth.cte_as() }} (
 
     select
         intervals.*,
@@ -597,7 +597,7 @@ graded as (
 
 ),
 
-labelled as (
+labelled {{ surveysynth.cte_as() }} (
 
     select
         graded.*,
@@ -611,7 +611,7 @@ labelled as (
 
 ),
 
-final as (
+final {{ surveysynth.cte_as() }} (
 
     select
         -- domain
@@ -644,7 +644,9 @@ final as (
             when n_respondents = 0 then 'model_based'
             when method_ = 'suppressed' then null
             when model_share_ = 0 then 'design_based'
-            when model_share_ >= 0.5e0 then 'model_based'
+            -- a share of exactly one half (4 of 8 units) is a sum of weights over another, which
+            -- engines round differently: compared with a tolerance, it is model based on every one
+            when model_share_ >= 0.5e0 - 1e-9 then 'model_based'
             else 'model_assisted'
         end as basis,
         case

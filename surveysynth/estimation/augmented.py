@@ -40,7 +40,12 @@ import pandas as pd
 from surveysynth.checks.backtest import indicator_matrix, indicator_names
 from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import CELL_ID, make_cell_id
-from surveysynth.estimation.combining import share_interval, t_quantile
+from surveysynth.estimation.combining import (
+    UBAR_RESIDUE,
+    between_variance,
+    share_interval,
+    t_quantile,
+)
 from surveysynth.seeding import key_str
 
 IMPLICATE = "implicate"
@@ -217,13 +222,12 @@ def _combine(Q, U, n_weighted, dfc, share, conf_level: float, n_real) -> dict[st
     m = Q.shape[0]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         qbar = Q.mean(axis=0)
-        same = (Q == Q[0]).all(axis=0)
-        b = np.where(same, 0.0, Q.var(axis=0, ddof=1)) if m >= 2 else np.full(qbar.shape, np.nan)
+        b = between_variance(Q) if m >= 2 else np.full(qbar.shape, np.nan)
         ubar = U.mean(axis=0)
         T = ubar + (1.0 + 1.0 / m) * b
         df_old = np.where(b > 0, (m - 1) * (1.0 + ubar / ((1.0 + 1.0 / m) * b)) ** 2, np.inf)
         lam = (1.0 + 1.0 / m) * b / T
-        use = (dfc > 0) & (ubar > 0) & (T > 0)
+        use = (dfc > 0) & (T > 0) & (ubar > UBAR_RESIDUE * T)
         df_obs = np.where(use, (dfc + 1.0) / (dfc + 3.0) * dfc * (1.0 - lam), np.inf)
         df = 1.0 / (1.0 / df_old + 1.0 / df_obs)
         df = np.where(np.isfinite(b), df, np.nan)

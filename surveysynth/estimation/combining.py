@@ -35,8 +35,8 @@ records' design df, item respondents less strata, in strata with a finite popula
 above 0) and lambda = (1 + 1/m) b / T,
     df_old = (m - 1) / lambda^2,  df_obs = (nu_com + 1) / (nu_com + 3) nu_com (1 - lambda),
     df = 1 / (1 / df_old + 1 / df_obs);
-nu_com infinite (no observed records: a completed cell alone) or u_bar = 0 leave df = df_old, and
-b = 0 leaves df = df_obs.
+nu_com infinite (no observed records: a completed cell alone) or u_bar = 0 (below 1e-9 T: a
+rounding residue) leave df = df_old, and b = 0 leaves df = df_obs.
 
 Intervals: q_bar +- t_df sqrt(T) for means and totals; a share of a domain of about n_pop units
 (the implicates' mean sum of weights over item respondents) is built on the empirical logit of the
@@ -58,17 +58,41 @@ RULES: tuple[str, ...] = ("mi", "partial", "full")
 
 def t_quantile(df: np.ndarray | float, conf_level: float = 0.95) -> np.ndarray:
     """Two-sided t quantile; df = inf (or nan meaning infinite) gives the normal quantile.
-    df below 2 is read as 1 (as the SQL macro does: wider, never narrower)."""
+    As the SQL macro does: df in (1, 2) interpolates ln t linearly in 1 / df between t_1 and t_2
+    (at most 4% above the exact quantile: conservative, with no jump at df = 2); df below 1 is
+    read as 1."""
     df = np.asarray(df, dtype=float)
     p = 0.5 + conf_level / 2.0
     z = stats.norm.ppf(p)
-    safe = np.where(np.isfinite(df), np.where(df < 2.0, 1.0, df), 1.0)
-    return np.where(np.isfinite(df), stats.t.ppf(p, safe), z)
+    t1, t2 = stats.t.ppf(p, 1.0), stats.t.ppf(p, 2.0)
+    fin = np.isfinite(df)
+    safe = np.where(fin, np.maximum(df, 1.0), 2.0)
+    exact = stats.t.ppf(p, np.where(safe < 2.0, 2.0, safe))
+    between = t2 * (t1 / t2) ** (2.0 / safe - 1.0)
+    return np.where(fin, np.where(safe < 2.0, between, exact), z)
 
 
-def barnard_rubin_df(df_old: float, lam: float, df_com: float, ubar: float) -> float:
-    """Barnard & Rubin (1999) df from Rubin's df_old, lambda = (1 + 1/m) b / T and nu_com."""
-    if not np.isfinite(df_com) or df_com <= 0 or not ubar > 0:
+# Rounding residues read as 0, as the SQL macro does. A within variance below UBAR_RESIDUE T: sums
+# of squares that cancel in a completed cell give 1e-20 where the exact value is 0. A between
+# variance below B_RESIDUE q_bar^2 (an SD below 1e-9 of the estimate): implicates that agree but for
+# the order their sums were taken in, which engines differ in.
+UBAR_RESIDUE = 1e-9
+B_RESIDUE = 1e-18
+
+
+def between_variance(q: np.ndarray, axis: int = 0) -> np.ndarray:
+    """b, the sample variance of the implicates' estimates along ``axis``, with a rounding residue
+    (below ``B_RESIDUE`` q_bar^2) read as 0."""
+    b = np.asarray(q, dtype=float).var(axis=axis, ddof=1)
+    qbar = np.asarray(q, dtype=float).mean(axis=axis)
+    return np.where(b <= B_RESIDUE * qbar * qbar, 0.0, b)  # nan stays nan
+
+
+def barnard_rubin_df(df_old: float, lam: float, df_com: float, ubar: float, T: float) -> float:
+    """Barnard & Rubin (1999) df from Rubin's df_old, lambda = (1 + 1/m) b / T and nu_com.
+    u_bar at most ``UBAR_RESIDUE`` T counts as 0 (df_old alone): otherwise df_obs, proportional
+    to 1 - lambda, would be 0 from rounding alone and the interval unbounded."""
+    if not np.isfinite(df_com) or df_com <= 0 or not ubar > UBAR_RESIDUE * T:
         return float(df_old)
     df_obs = (df_com + 1.0) / (df_com + 3.0) * df_com * (1.0 - lam)
     if not np.isfinite(df_old):
@@ -137,10 +161,10 @@ def combine_arrays(
         }
     qbar = float(q.mean())
     ubar = float(np.nanmean(u)) if np.isfinite(u).any() else 0.0
-    b = float(q.var(ddof=1)) if m >= 2 else nan
+    b = float(between_variance(q)) if m >= 2 else nan
     T, df = _rule(rule, m, b, ubar, n_syn_over_n)
     if rule == "mi" and np.isfinite(T) and T > 0:
-        df = barnard_rubin_df(df, (1 + 1 / m) * b / T, df_com, ubar)
+        df = barnard_rubin_df(df, (1 + 1 / m) * b / T, df_com, ubar, T)
     se = float(np.sqrt(T)) if np.isfinite(T) else nan
     tq = float(t_quantile(df, conf_level)) if np.isfinite(se) else nan
     lo, hi = qbar - tq * se, qbar + tq * se
