@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import engines
 import pytest
 
-# fixtures of the design-layer tests (demo data and build), shared by tests/test_design_*.py
-pytest_plugins = ["design_fixtures"]
+# fixtures of the design-layer tests (demo data and build), shared by tests/test_design_*.py, and
+# the whole demo builds that several modules read (tests/demo_builds.py)
+pytest_plugins = ["design_fixtures", "demo_builds"]
 
 
 @pytest.fixture(scope="session")

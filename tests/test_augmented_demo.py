@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from harness import demo_vars, generate_demo, run_dbt
+from harness import run_dbt
 
 from surveysynth.estimation.combining import combine_arrays, implicate_estimates
 from surveysynth.estimation.evaluate import score, sparse_rows
@@ -24,12 +24,10 @@ CLASSES = ["cell_id", "wave"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("augmented_demo")
-    data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(data, work, ss_backtest_truth=f"file:{data / 'demo_truth.parquet'}")
-    res = run_dbt(work, vars=vars_)
-    return work, vars_, res, pd.read_parquet(data / "demo_truth.parquet")
+def demo(demo_made):
+    """The session's `make demo` build (tests/demo_builds.py); tests that rebuild copy it first."""
+    b = demo_made
+    return b.work, b.vars, b.res, pd.read_parquet(b.data / "demo_truth.parquet")
 
 
 def test_demo_builds_and_every_gate_passes(demo):

@@ -4,16 +4,16 @@ demo exists to show, synthetic records that are reproducible by seed and meet ev
 from __future__ import annotations
 
 import pytest
-from harness import demo_vars, generate_demo, run_dbt
+from demo_builds import writable_copy
+from harness import run_dbt
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(data, work)
-    res = run_dbt(work, vars=vars_)
-    return work, vars_, res
+def demo(demo_made, tmp_path_factory):
+    """A copy of the session's `make demo` build (tests/demo_builds.py): these tests rebuild and
+    edit it."""
+    b = writable_copy(demo_made, tmp_path_factory.mktemp("demo"))
+    return b.work, b.vars, b.res
 
 
 def _hash(res, table: str) -> str:

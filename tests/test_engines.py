@@ -18,8 +18,8 @@ builds, passes and fails exactly what DuckDB does. Numbers agree within 1e-9 (st
 or 1e-6 (iterated or variance-type results); text that quotes numbers agrees but for how each engine
 prints them. The calibrated variance (ss_calibrated_variance) is DuckDB-only: see World.file_vars.
 
-Time (2 shared cores, idle): world and DuckDB reference ~30 s, PostgreSQL ~30 s, Spark ~90 s
-(~200 s with SURVEYSYNTH_ENGINES_FULL=1).
+Time (2 shared cores, idle): world and DuckDB reference ~40 s, PostgreSQL ~90 s (the direct
+estimates ~17 s, the whole build ~71 s), Spark ~90 s (~200 s with SURVEYSYNTH_ENGINES_FULL=1).
 """
 
 from __future__ import annotations

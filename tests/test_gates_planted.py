@@ -11,7 +11,7 @@ end to end in test_release_gates.py; tests/test_gates_small.py does both at abou
 from __future__ import annotations
 
 import pytest
-from harness import demo_vars, generate_demo, project_vars, run_dbt
+from harness import project_vars
 
 from surveysynth.checks.fidelity_gate import fidelity_gate
 from surveysynth.checks.risk_gate import disclosure_gate
@@ -36,16 +36,14 @@ TABLES = [
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("planted_demo")
-    data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(data, work, ss_backtest_enabled=False)
-    res = run_dbt(
-        work, vars=vars_, select="+fidelity_metrics +disclosure_metrics +quarantined_responses"
+def demo(demo_release):
+    """The session's demo build (tests/demo_builds.py: back-test off, register values marked)."""
+    res = demo_release.res
+    return (
+        project_vars(**demo_release.vars),
+        res,
+        {t: res.query(f"select * from {t}") for t in TABLES},
     )
-    assert res.ok, res.output[-5000:]
-    v = project_vars(**vars_)
-    return v, res, {t: res.query(f"select * from {t}") for t in TABLES}
 
 
 def test_honest_demo_passes_both_gates(demo):

@@ -1,12 +1,13 @@
 """Every release gate can fail, and a failing gate leaves the last good release untouched.
 
-The demo is built once (module fixture). Each planted failure then starts from a copy of that
-warehouse: one table is edited in the DuckDB file, everything downstream of it is rebuilt
+The demo is built once for the session (tests/demo_builds.py, `demo_release`: back-test off,
+register values marked as test_release_safety.py needs them). Each planted failure then starts from
+a copy of that warehouse: one table is edited in the DuckDB file, everything downstream of it is rebuilt
 (`dbt build --select <planted>+ --exclude <planted>`), and the test checks that the build failed,
 that the named gate test is among the failures, that the release models were skipped, and that
 every release table is byte-for-byte what it was (content hash and ordered data).
 
-The fixture disables the back-test (ss_backtest_enabled: false) to save its synthesizer runs: its
+That build disables the back-test (ss_backtest_enabled: false) to save its synthesizer runs: its
 gate is proven by the back-test's own tests; every other gate runs as in `make demo`.
 """
 
@@ -20,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from harness import demo_vars, generate_demo, run_dbt
+from harness import run_dbt
 
 RELEASE = [
     "synthetic_microdata_release",
@@ -39,13 +40,9 @@ OUTCOMES = [
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("release_demo")
-    data = generate_demo(work / "data", "--seed", "42")
-    vars_ = demo_vars(data, work, ss_backtest_enabled=False)
-    res = run_dbt(work, vars=vars_)
-    assert res.ok, res.output[-5000:]
-    return work, vars_, res
+def demo(demo_release, tmp_path_factory):
+    """The shared build, with a folder of this module's own for the planted rebuilds."""
+    return tmp_path_factory.mktemp("release_plants"), demo_release.vars, demo_release.res
 
 
 def snapshot(db: Path) -> dict[str, tuple[int, str]]:

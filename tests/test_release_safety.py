@@ -1,10 +1,10 @@
 """Nothing real is released: no frame unit id, no exact register value, no estimate behind a
 suppression, and every released row says which release it belongs to.
 
-The demo world is built once (module fixture, back-test off as in test_release_gates.py). Its
-frame is first *marked*: every register value gets a distinct fractional part (employment 3 becomes
-3.41..., turnover 268037 becomes 268037.87...), so each register value occurs once in the world
-and nowhere else. An exact register value found anywhere in the release can then only have been
+The demo world is built once for the session (tests/demo_builds.py, `demo_release`: back-test
+off). Its frame is first *marked*: every register value gets a distinct fractional part
+(employment 3 becomes 3.41..., turnover 268037 becomes 268037.87...), so each register value occurs
+once in the world and nowhere else. An exact register value found anywhere in the release can then only have been
 copied from the register: a synthetic count of 3 or an estimate of 268037 no longer matches by
 coincidence, which an unmarked integer register would make unavoidable. The same scan run on the
 internal synthetic_microdata (which does carry unit ids and register values) proves it finds them.
@@ -19,7 +19,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from harness import demo_vars, generate_demo, run_dbt
+from demo_builds import writable_copy
+from harness import run_dbt
 from release_checks import (
     RELEASE_SCHEMA,
     RELEASE_TABLES,
@@ -33,30 +34,11 @@ AUX = ("register_employment", "register_turnover")
 NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 
 
-def mark_register(frame: Path) -> None:
-    """Give every register value of the frame its own fractional part in (0.001, 0.999): the k-th
-    unit gets 0.001 + 0.998 * (7919 k mod p) / p, p prime, so no two marks are equal."""
-    p = 1_000_003
-    mark = f"(0.001 + 0.998 * ((row_number() over (order by business_id) * 7919) % {p}) / {p})"
-    marked = frame.with_name("frame_marked.parquet")
-    duckdb.sql(
-        f"copy (select * replace ("
-        f"register_employment + {mark} as register_employment, "
-        f"register_turnover + {mark} as register_turnover) "
-        f"from read_parquet('{frame}') order by business_id) to '{marked}' (format parquet)"
-    )
-    marked.replace(frame)
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("release_safety")
-    data = generate_demo(work / "data", "--seed", "42")
-    mark_register(data / "frame.parquet")
-    vars_ = demo_vars(data, work, ss_backtest_enabled=False)
-    res = run_dbt(work, vars=vars_)
-    assert res.ok, res.output[-5000:]
-    return work, data, vars_, res
+def demo(demo_release):
+    """The session's demo build (tests/demo_builds.py: back-test off, register values marked)."""
+    b = demo_release
+    return b.work, b.data, b.vars, b.res
 
 
 def leaks(db: Path, frame: Path, schema: str, tables=None) -> dict[tuple[str, str], dict]:
@@ -213,11 +195,12 @@ def test_every_released_row_carries_its_release_id(demo):
 # ------------------------------------------------------------------------------ the other option
 
 
-def test_drop_mode_into_a_named_schema_releases_no_auxiliary(demo):
-    work, data, vars_, res = demo
+def test_drop_mode_into_a_named_schema_releases_no_auxiliary(demo_release, tmp_path):
+    copy = writable_copy(demo_release, tmp_path / "drop")  # the rebuild rewrites release_candidate
+    data, vars_, res = copy.data, copy.vars, copy.res
     before = snapshot(res.db_path)
     out = run_dbt(
-        work,
+        copy.work,
         vars={**vars_, "ss_release_auxiliaries": "drop", "ss_release_schema": "public_release"},
         select="release_candidate+",
     )
