@@ -157,6 +157,7 @@ class Reference:
     models: dict[str, Model]
     test_parents: dict[str, set[str]]  # test unique_id -> names of the models it reads
     children: dict[str, set[str]]  # model name -> names of the models that read it
+    parents: dict[str, set[str]]  # model name -> names of the models it reads
     stand_ins: dict[str, Path] = field(default_factory=dict)  # Python model -> its output
 
     @property
@@ -173,11 +174,7 @@ class Reference:
 
     def upstream(self, name: str) -> set[str]:
         """``name`` and every model it is built from (dbt's ``+name``)."""
-        parents: dict[str, set[str]] = {}
-        for p, kids in self.children.items():
-            for k in kids:
-                parents.setdefault(k, set()).add(p)
-        return _closure([name], parents)
+        return _closure([name], self.parents)
 
     def query(self, model: str) -> pd.DataFrame:
         m = self.models[model]
@@ -195,11 +192,12 @@ def _closure(start: list[str], edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def _read_manifest(result: DbtResult) -> tuple[dict, dict, dict]:
-    """Models, the models each test reads, and the models that read each model."""
+def _read_manifest(result: DbtResult) -> tuple[dict, dict, dict, dict]:
+    """Models, the models each test reads, the models that read each model and the models each
+    model reads."""
     manifest = json.loads((result.target_path / "manifest.json").read_text())
     nodes = manifest["nodes"]
-    models, test_parents, children = {}, {}, {}
+    models, test_parents, children, model_parents = {}, {}, {}, {}
     for uid, node in nodes.items():
         if node["resource_type"] == "model" and node["package_name"] == "surveysynth":
             models[node["name"]] = Model(
@@ -216,9 +214,10 @@ def _read_manifest(result: DbtResult) -> tuple[dict, dict, dict]:
         if node["resource_type"] == "test":
             test_parents[uid] = parents
         elif node["resource_type"] == "model":
+            model_parents[node["name"]] = parents
             for p in parents:
                 children.setdefault(p, set()).add(node["name"])
-    return models, test_parents, children
+    return models, test_parents, children, model_parents
 
 
 @pytest.fixture(scope="module")
