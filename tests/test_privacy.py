@@ -188,17 +188,36 @@ def test_small_world_builds_in_dp_mode_and_records_the_budget(tmp_path):
     assert "epsilon = 2" in html
 
 
+#: the fidelity gate's nodes: the only ones a DP demo build may fail (see the test below)
+FIDELITY_NODES = {"fidelity_within_thresholds"}
+
+
 def test_demo_builds_in_dp_mode_and_publishes(tmp_path):
     """The demo world (seed 42) in DP mode with docs/privacy.md's vars, epsilon 8: every node
     builds, every gate passes (the fidelity gate judging the DP records against the respondents
     included), and the release is published with the budget spent in its manifest. Before the
     register entered the DP records, the fidelity gate failed this build at epsilon 8 (the
-    records' dependence on the register: 0.304 against a bound of 0.190)."""
+    records' dependence on the register: 0.304 against a bound of 0.190).
+
+    opendp draws its noise from the system's entropy, not from ss_seed, so each build is a fresh
+    draw, and the fidelity gate fails some of them (docs/privacy.md gives the rate measured). A
+    build that fails must fail on the fidelity gate alone and publish nothing; up to three builds
+    are made, and one of them must publish."""
     data = generate_demo(tmp_path / "data", "--seed", "42")
-    work = tmp_path / "dp"
-    res = run_dbt(work, vars=_dp_vars(data, work, ss_dp_epsilon=8.0, ss_backtest_enabled=True))
-    failing = {k: v for k, v in res.statuses().items() if v not in ("success", "pass", "no-op")}
-    assert res.ok and not failing, (failing, res.output[-3000:])
+    for attempt in range(3):
+        work = tmp_path / f"dp{attempt}"
+        res = run_dbt(work, vars=_dp_vars(data, work, ss_dp_epsilon=8.0, ss_backtest_enabled=True))
+        st = res.statuses()
+        failed = {k for k, v in st.items() if v in ("fail", "error")}
+        if res.ok and not failed:
+            break
+        assert failed <= FIDELITY_NODES, (failed, res.output[-3000:])
+        assert all(st.get(t) == "skipped" for t in ("release_gates", "release_publish")), st
+        assert release_problems(res.db_path) != [], "a release was published past a failed gate"
+    else:
+        pytest.fail("three DP builds in a row failed the fidelity gate")
+    unexpected = {k: v for k, v in st.items() if v not in ("success", "pass", "no-op")}
+    assert not unexpected, unexpected
     syn = res.query("select distinct synth_method from synthetic_microdata")
     assert syn["synth_method"].tolist() == ["dp_fay_herriot"]
     assert release_problems(res.db_path) == []
