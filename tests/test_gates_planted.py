@@ -1,6 +1,7 @@
-"""Planted failures fail their gate at the demo size, judged by the gates' library functions on a
-default demo build's own records (the table gates and the dbt plumbing of every gate are planted
-end to end in test_release_gates.py; tests/test_gates_small.py does both at about 200 responses):
+"""Planted failures fail their gate at the demo size, judged by the gates' library functions on
+the session's demo build's own records (tests/demo_builds.py: back-test off, register values
+marked; the table gates and the dbt plumbing of every gate are planted end to end in
+test_release_gates.py; tests/test_gates_small.py does both at about 200 responses):
 
 - fidelity: every outcome shuffled across the records, answers shuffled independently within
   each cell (the dependence between answers and on the register broken), and whole answer

@@ -1,11 +1,12 @@
 """Every release gate can fail, and a failing gate leaves the last good release untouched.
 
 The demo is built once for the session (tests/demo_builds.py, `demo_release`: back-test off,
-register values marked as test_release_safety.py needs them). Each planted failure then starts from
-a copy of that warehouse: one table is edited in the DuckDB file, everything downstream of it is rebuilt
-(`dbt build --select <planted>+ --exclude <planted>`), and the test checks that the build failed,
-that the named gate test is among the failures, that the release models were skipped, and that
-every release table is byte-for-byte what it was (content hash and ordered data).
+register values marked as test_release_safety.py needs them). Each planted failure then starts
+from a copy of that warehouse: one table is edited in the DuckDB file, everything downstream of it
+is rebuilt (`dbt build --select <planted>+ --exclude <planted>`), and the test checks that the
+build failed, that the named gate test is among the failures, that the release models were
+skipped, and that every release table is byte-for-byte what it was (content hash and ordered
+data).
 
 That build disables the back-test (ss_backtest_enabled: false) to save its synthesizer runs: its
 gate is proven by the back-test's own tests; every other gate runs as in `make demo`.

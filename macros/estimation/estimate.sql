@@ -48,7 +48,7 @@
                  and where T <= 0, u_bar (Reiter 2002, n_syn = n) with a normal reference.
     Interval: q_bar +- t_{df} sqrt(T) for means and totals, t from Hill's (1970, ACM 396)
     approximation (relative error below 5e-4 for df > 2, exact at df = 1 and 2; df in (1, 2)
-    interpolates ln t in 1 / df between them, at most 4% wide of exact; df below 1 reads as 1). A
+    interpolates ln t in 1 / df between them, at most 4% above exact; df below 1 reads as 1). A
     share's interval is built on the empirical logit of the population
     count with N = n_weighted (macros/estimation/intervals.sql, docs/estimation.md): always inside
     [0, 1], and able to reach 0 or 1 in a small domain.
