@@ -553,8 +553,8 @@ select
     tq4.*,
     case
         when tq4.tq_n is null then {{ z }}e0
-        when tq4.tq_df > 1 and tq4.tq_df < 2
-            then {{ t2 }}e0 * power({{ cot / t2 }}e0, 2.0e0 / tq4.tq_df - 1.0e0)
+        when tq4.{{ df_col }} > 1 and tq4.{{ df_col }} < 2
+            then {{ t2 }}e0 * power({{ cot / t2 }}e0, 2.0e0 / tq4.{{ df_col }} - 1.0e0)
         when tq4.tq_n = 1 then {{ cot }}e0
         when tq4.tq_n = 2 then {{ t2 }}e0
         when tq4.tq_y0 > 0.05e0 + tq4.tq_a then sqrt(tq4.tq_n * (case when tq4.tq_y2 > 0.002e0 then exp(tq4.tq_y2) - 1.0e0 else 0.5e0 * tq4.tq_y2 * tq4.tq_y2 + tq4.tq_y2 end))
@@ -583,7 +583,6 @@ from (
                 from (
                     select
                         tq_src.*,
-                        tq_src.{{ df_col }} as tq_df,
                         case when tq_src.{{ df_col }} is null then null
                             when tq_src.{{ df_col }} < 2 then 1.0e0
                             else tq_src.{{ df_col }} end as tq_n,
