@@ -41,7 +41,9 @@ rounding residue) leave df = df_old, and b = 0 leaves df = df_obs.
 Intervals: q_bar +- t_df sqrt(T) for means and totals; a share of a domain of about n_pop units
 (the implicates' mean sum of weights over item respondents) is built on the empirical logit of the
 population count (docs/estimation.md): theta = ln((N q + 1/2) / (N (1 - q) + 1/2)),
-theta +- t_df sqrt(T) dtheta/dq, back by q = ((N + 1) expit(theta) - 1/2) / N, clipped to [0, 1];
+theta +- t_df sqrt(T) dtheta/dq, back by q = ((N + 1) expit(theta) - 1/2) / N, each end moved out
+by half a step 1 / (2N) when T > 0 (the population share is a multiple of 1/N: the equal-tailed
+interval on that lattice, ``LATTICE_HALF_STEP``), clipped to [0, 1];
 at q = 0 or 1 with T = 0 and n real answers in a domain of N > n units, Wilson's interval with n.
 """
 
@@ -108,10 +110,17 @@ def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+#: a share of a domain of N units is a multiple of 1/N; the ends of its continuous interval move
+#: out by this many steps (a half: the equal-tailed interval on that lattice, the lattice point k/N
+#: standing for the continuous interval's mass within half a step of it; docs/estimation.md)
+LATTICE_HALF_STEP = 0.5
+
+
 def share_interval(
     q: float, se: float, tq: float, n_pop: float, n_real: float = 0.0
 ) -> tuple[float, float]:
-    """Empirical-logit interval of a share of a domain of ``n_pop`` units (module docstring).
+    """Empirical-logit interval of a share of a domain of ``n_pop`` units, its ends moved out by
+    half a step of the population share's lattice 1/n_pop (module docstring).
     A share of 0 or 1 with no variance at all (every implicate and every real answer alike) from
     ``n_real`` real answers in a domain of more units is not exact: Wilson's interval with those
     n_real answers, as the direct estimate's would be."""
@@ -123,6 +132,8 @@ def share_interval(
     slope = N / (N * qc + 0.5) + N / (N * (1.0 - qc) + 0.5)
     ends = np.clip(theta + np.array([-1.0, 1.0]) * tq * se * slope, -700.0, 700.0)
     back = ((N + 1.0) / (1.0 + np.exp(-ends)) - 0.5) / N
+    if se > 0:  # a share known without error (a census) stays exact
+        back = back + np.array([-1.0, 1.0]) * LATTICE_HALF_STEP / N
     lo, hi = np.clip(back, 0.0, 1.0)
     return float(lo), float(hi)
 
