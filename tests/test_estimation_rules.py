@@ -130,12 +130,15 @@ def shown(tmp_path_factory):
             con.unregister("df_in")
     wil = "surveysynth.share_interval_wilson('p', 'se', 'n_kish', 'tq')"
     eli = "surveysynth.share_interval_elogit('q', 'se', 'tq', 'n_pop')"
+    elp = "surveysynth.share_interval_elogit('q', 'se', 'tq', 'n_pop', half_step=false)"
     intervals = _show(
         work,
-        f"{{% set a = {wil} %}}{{% set b = {eli} %}}"
+        f"{{% set a = {wil} %}}{{% set b = {eli} %}}{{% set c = {elp} %}}"
         "select 'wilson' as kind, p as est, {{ a.lo }} as lo, {{ a.hi }} as hi, null as se, "
         "null as n_real, null as tq from main.direct_shares "
         "union all select 'elogit', q, {{ b.lo }}, {{ b.hi }}, se, n_pop, tq from main.elogit "
+        "union all select 'elogit_published', q, {{ c.lo }}, {{ c.hi }}, se, n_pop, tq "
+        "from main.elogit "
         "union all select 'estimate_macro', estimate, ci_low, ci_high, se, n_real, null from ("
         "{{ surveysynth.estimate('main.stacked', measure='share', column='y', level=1, group_by=['g'], "
         "rule='mi', weight='w', stratum='h', fpc='fpc', is_synthetic='is_syn') }}) as e",
@@ -152,7 +155,7 @@ def shown(tmp_path_factory):
 
 def test_share_intervals_never_leave_0_1(shown):
     iv, _ = shown
-    assert set(iv.kind) == {"wilson", "elogit", "estimate_macro"}
+    assert set(iv.kind) == {"wilson", "elogit", "elogit_published", "estimate_macro"}
     assert (iv.kind == "wilson").sum() == N_SAMPLES and (iv.kind == "estimate_macro").sum() == 300
     lo, hi, est = iv.lo.astype(float), iv.hi.astype(float), iv.est.astype(float)
     assert lo.notna().all() and hi.notna().all()
@@ -186,22 +189,27 @@ def test_combined_share_of_0_or_1_without_variance_is_not_exact(shown):
 
 
 def test_elogit_interval_holds_the_share_lattice(shown, monkeypatch):
-    """A share of N units is a multiple of 1/N: with an error (se > 0) each end of the
-    empirical-logit interval moves out by half a step 1/(2N), the macro as the library. A domain of
-    4 units whose share is 0, estimated at 0.1: the interval reaches 0 only with the half step."""
+    """A share of N units is a multiple of 1/N: with an error (se > 0) each end of the combined
+    (Rubin) empirical-logit interval moves out by half a step 1/(2N), the macro as the library;
+    the published interval's (``half_step=false``) does not. A domain of 4 units whose share is 0,
+    estimated at 0.1: the interval reaches 0 only with the half step."""
     iv, _ = shown
-    el = iv[iv.kind == "elogit"].astype(float, errors="ignore")
-    assert len(el) == 2400
-    for r in el.itertuples():
-        ends = share_interval(float(r.est), float(r.se), float(r.tq), float(r.n_real))
-        assert (float(r.lo), float(r.hi)) == pytest.approx(ends, abs=1e-9)
+    for kind, half in (("elogit", True), ("elogit_published", False)):
+        el = iv[iv.kind == kind]
+        assert len(el) == 2400
+        for r in el.itertuples():
+            ends = share_interval(
+                float(r.est), float(r.se), float(r.tq), float(r.n_real), half_step=half
+            )
+            assert (float(r.lo), float(r.hi)) == pytest.approx(ends, abs=1e-9)
     from surveysynth.estimation import combining
 
     lo_q, hi_q = share_interval(0.1, 0.05, 1.96, 4.0)
     assert lo_q == 0.0
-    monkeypatch.setattr(combining, "LATTICE_HALF_STEP", 0.0)
-    lo_c, hi_c = combining.share_interval(0.1, 0.05, 1.96, 4.0)
+    lo_c, hi_c = share_interval(0.1, 0.05, 1.96, 4.0, half_step=False)
     assert lo_c > 0.0 and hi_q == pytest.approx(min(1.0, hi_c + 1 / 8), abs=1e-12)
+    monkeypatch.setattr(combining, "LATTICE_HALF_STEP", 0.0)
+    assert combining.share_interval(0.1, 0.05, 1.96, 4.0) == (lo_c, hi_c)
     # no half step without an error (a census stays exact), however small N
     assert combining.share_interval(0.25, 0.0, 1.96, 4.0) == share_interval(0.25, 0.0, 1.96, 4.0)
 

@@ -27,11 +27,13 @@
     built on the empirical logit of the population count, theta = ln((N q + 1/2) / (N (1 - q) + 1/2)),
     theta +- t rmse dtheta/dq, mapped back by q = ((N + 1) expit(theta) - 1/2) / N and clipped to
     [0, 1]. With a small N the ends can reach 0 and 1, which the population share can be (all 13
-    firms of a cell trading); a plain logit interval never can. With se > 0 each end moves out by
-    half a step 1 / (2N) before the clip: the population share is a multiple of 1/N, and this is
-    the equal-tailed interval on that lattice (the Python twin's LATTICE_HALF_STEP); a share known
-    without error (a census) stays exact. -#}
-{% macro share_interval_elogit(q, se, t, n_pop) %}
+    firms of a cell trading); a plain logit interval never can. With `half_step` and se > 0 each
+    end moves out by half a step 1 / (2N) before the clip: the population share is a multiple of
+    1/N, and this is the equal-tailed interval on that lattice (the Python twin's
+    LATTICE_HALF_STEP); a share known without error (a census) stays exact. The combined
+    (Rubin) intervals take it; the published ones, whose MSE carries the back-test's allowance,
+    do not (docs/estimation.md, "The half step"). -#}
+{% macro share_interval_elogit(q, se, t, n_pop, half_step=true) %}
     {%- set N = '(cast(' ~ n_pop ~ ' as ' ~ surveysynth.type_double() ~ '))' -%}
     {%- set qc = '(least(greatest(' ~ q ~ ', 0e0), 1e0))' -%}
     {%- set theta = 'ln((' ~ N ~ ' * ' ~ qc ~ ' + 0.5e0) / (' ~ N ~ ' * (1e0 - ' ~ qc ~ ') + 0.5e0))' -%}
@@ -40,7 +42,7 @@
     {%- set ends = {} -%}
     {%- for side, sign in [('lo', '-'), ('hi', '+')] -%}
         {%- set x = 'least(greatest(' ~ theta ~ ' ' ~ sign ~ ' (' ~ t ~ ') * ' ~ se ~ ' * ' ~ slope ~ ', -700e0), 700e0)' -%}
-        {%- set step = '(case when ' ~ se ~ ' > 0 then 0.5e0 else 0e0 end)' -%}
+        {%- set step = '(case when ' ~ se ~ ' > 0 then 0.5e0 else 0e0 end)' if half_step else '0e0' -%}
         {%- set back = '(((' ~ N ~ ' + 1e0) / (1e0 + exp(-(' ~ x ~ '))) - 0.5e0 ' ~ sign ~ ' ' ~ step ~ ') / ' ~ N ~ ')' -%}
         {%- do ends.update({side: 'case when ' ~ guard ~ ' then null else least(1e0, greatest(0e0, ' ~ back ~ ')) end'}) -%}
     {%- endfor -%}

@@ -548,8 +548,9 @@ published {{ surveysynth.cte_as() }} (
 
 ),
 
-{%- set aug_sh = surveysynth.share_interval_elogit('est', 'rmse', 't_augmented', 'n_population') -%}
-{%- set com_sh = surveysynth.share_interval_elogit('est', 'rmse_pen', z ~ 'e0', 'n_population') %}
+{#- no half step: the MSE's allowance was measured on the realized errors (docs/estimation.md) -#}
+{%- set aug_sh = surveysynth.share_interval_elogit('est', 'rmse', 't_augmented', 'n_population', half_step=false) -%}
+{%- set com_sh = surveysynth.share_interval_elogit('est', 'rmse_pen', z ~ 'e0', 'n_population', half_step=false) %}
 intervals {{ surveysynth.cte_as() }} (
 
     select

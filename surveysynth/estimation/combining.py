@@ -117,10 +117,11 @@ LATTICE_HALF_STEP = 0.5
 
 
 def share_interval(
-    q: float, se: float, tq: float, n_pop: float, n_real: float = 0.0
+    q: float, se: float, tq: float, n_pop: float, n_real: float = 0.0, half_step: bool = True
 ) -> tuple[float, float]:
     """Empirical-logit interval of a share of a domain of ``n_pop`` units, its ends moved out by
-    half a step of the population share's lattice 1/n_pop (module docstring).
+    half a step of the population share's lattice 1/n_pop (module docstring; ``half_step`` False:
+    not, as the published intervals, whose MSE carries the back-test's allowance).
     A share of 0 or 1 with no variance at all (every implicate and every real answer alike) from
     ``n_real`` real answers in a domain of more units is not exact: Wilson's interval with those
     n_real answers, as the direct estimate's would be."""
@@ -132,7 +133,7 @@ def share_interval(
     slope = N / (N * qc + 0.5) + N / (N * (1.0 - qc) + 0.5)
     ends = np.clip(theta + np.array([-1.0, 1.0]) * tq * se * slope, -700.0, 700.0)
     back = ((N + 1.0) / (1.0 + np.exp(-ends)) - 0.5) / N
-    if se > 0:  # a share known without error (a census) stays exact
+    if half_step and se > 0:  # a share known without error (a census) stays exact
         back = back + np.array([-1.0, 1.0]) * LATTICE_HALF_STEP / N
     lo, hi = np.clip(back, 0.0, 1.0)
     return float(lo), float(hi)
