@@ -20,6 +20,7 @@ import pytest
 from calibrated_reference import stratified_variance, t975
 from harness import run_dbt
 
+from surveysynth.estimation import combining
 from surveysynth.estimation.combining import share_interval, wilson_interval
 
 RNG_SEED = 20261204
@@ -202,16 +203,15 @@ def test_elogit_interval_holds_the_share_lattice(shown, monkeypatch):
                 float(r.est), float(r.se), float(r.tq), float(r.n_real), half_step=half
             )
             assert (float(r.lo), float(r.hi)) == pytest.approx(ends, abs=1e-9)
-    from surveysynth.estimation import combining
-
     lo_q, hi_q = share_interval(0.1, 0.05, 1.96, 4.0)
     assert lo_q == 0.0
     lo_c, hi_c = share_interval(0.1, 0.05, 1.96, 4.0, half_step=False)
     assert lo_c > 0.0 and hi_q == pytest.approx(min(1.0, hi_c + 1 / 8), abs=1e-12)
-    monkeypatch.setattr(combining, "LATTICE_HALF_STEP", 0.0)
-    assert combining.share_interval(0.1, 0.05, 1.96, 4.0) == (lo_c, hi_c)
     # no half step without an error (a census stays exact), however small N
-    assert combining.share_interval(0.25, 0.0, 1.96, 4.0) == share_interval(0.25, 0.0, 1.96, 4.0)
+    assert share_interval(0.25, 0.0, 1.96, 4.0) == pytest.approx((0.25, 0.25), abs=1e-12)
+    # the step is the constant's
+    monkeypatch.setattr(combining, "LATTICE_HALF_STEP", 0.0)
+    assert share_interval(0.1, 0.05, 1.96, 4.0) == (lo_c, hi_c)
 
 
 def _mse(phi, v_d, m_a, rho):

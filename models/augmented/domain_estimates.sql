@@ -548,7 +548,8 @@ published {{ surveysynth.cte_as() }} (
 
 ),
 
-{#- no half step: the MSE's allowance was measured on the realized errors (docs/estimation.md) -#}
+{#- no half step: with it these intervals, whose MSE carries the back-test's allowance, over-covered
+    on three real populations (docs/estimation.md, "The half step") -#}
 {%- set aug_sh = surveysynth.share_interval_elogit('est', 'rmse', 't_augmented', 'n_population', half_step=false) -%}
 {%- set com_sh = surveysynth.share_interval_elogit('est', 'rmse_pen', z ~ 'e0', 'n_population', half_step=false) %}
 intervals {{ surveysynth.cte_as() }} (

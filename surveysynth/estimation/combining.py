@@ -120,8 +120,9 @@ def share_interval(
     q: float, se: float, tq: float, n_pop: float, n_real: float = 0.0, half_step: bool = True
 ) -> tuple[float, float]:
     """Empirical-logit interval of a share of a domain of ``n_pop`` units, its ends moved out by
-    half a step of the population share's lattice 1/n_pop (module docstring; ``half_step`` False:
-    not, as the published intervals, whose MSE carries the back-test's allowance).
+    half a step of the population share's lattice 1/n_pop (module docstring). ``half_step=False``
+    leaves the ends where they are, as for the published intervals, whose MSE carries the
+    back-test's allowance (docs/estimation.md, "The half step").
     A share of 0 or 1 with no variance at all (every implicate and every real answer alike) from
     ``n_real`` real answers in a domain of more units is not exact: Wilson's interval with those
     n_real answers, as the direct estimate's would be."""
