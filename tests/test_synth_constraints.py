@@ -118,3 +118,46 @@ def test_without_the_derived_answer_the_zero_is_lost(monkeypatch):
     monkeypatch.setattr(structure, "structural_constraints", blind)
     rows, flagged = _flagged_in_band_8(_derived_replica(_derived_world()))
     assert rows >= 40 and flagged >= 3
+
+
+# ------------------------------------------------ zeros of a continuation step among all answers
+#: per region, the shares of the levels a / b / c / d of ``size``: region r2 has no b and no d,
+#: and so few answers past a (10 of 200) that the steps' own tests (among the answers that reach
+#: them) expect 5 of each there, below the rule's 7; among all of r2's answers 60 b and 30 d are
+#: expected
+SHARES = {"r0": (0.4, 0.3, 0.15, 0.15), "r1": (0.4, 0.3, 0.15, 0.15), "r2": (0.95, 0.0, 0.05, 0.0)}
+
+
+def _step_world(per_region: int = 200) -> pd.DataFrame:
+    parts = []
+    for region, shares in SHARES.items():
+        counts = np.round(np.array(shares) * per_region).astype(int)
+        parts.append(pd.DataFrame({"region": region, "size": np.repeat(list("abcd"), counts)}))
+    df = pd.concat(parts, ignore_index=True)
+    return df.assign(unit=[f"u{i:04d}" for i in range(len(df))], period=1)
+
+
+def _r2_levels(seed: int = 6) -> pd.Series:
+    cfg = replica_config({"size": {"type": "categorical", "levels": list("abcd")}}, seed)
+    syn = replica(_step_world(), cfg.with_(m=5))
+    return syn.loc[syn["region"] == "r2", "size"].value_counts()
+
+
+def test_a_step_keeps_the_zeros_its_values_have_among_all_answers():
+    """fit._targets checks each continuation step's values among every answer as well as among
+    the answers that reach the step (structure.with_marginal_zeros): r2's records hold neither b
+    (the middle step's own value: probability 0) nor d (the last level, the last step's
+    complement: the step's c has probability 1)."""
+    got = _r2_levels()
+    assert got.sum() == 5 * 200
+    assert got.get("b", 0) == 0 and got.get("d", 0) == 0, got.to_dict()
+    assert got.get("c", 0) > 0  # c is not a zero: it is drawn
+
+
+def test_without_the_check_among_all_answers_the_zeros_are_lost(monkeypatch):
+    """The planted mutation: each step is checked among the answers that reach it only."""
+    from surveysynth.synthesis import structure
+
+    monkeypatch.setattr(structure, "with_marginal_zeros", lambda cons, *a: cons)
+    got = _r2_levels()
+    assert got.get("b", 0) + got.get("d", 0) >= 5, got.to_dict()

@@ -627,8 +627,10 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     o, out = om.spec, []
     srcs = _searched(om)
 
-    def add(name, kind, event, rows, level=-1):
+    def add(name, kind, event, rows, level=-1, marginal=()):
         cons = structure.structural_constraints(event, rows, srcs, data.raw)
+        if marginal:  # a continuation step: the zeros of its values among every answer too
+            cons = structure.with_marginal_zeros(cons, marginal, fp, srcs, data.raw)
         if cons:
             rows = rows & ~_constrained(cons, data.raw)
         if rows.any() and _constant(event[rows]):  # constant where it is free
@@ -644,16 +646,17 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     if c.item_missing and (missing & fr).any():
         om.miss = add("miss", "miss", missing, fr)
     if o.is_discrete:
+        steps = len(o.category_levels) - 1
         om.cats = tuple(
-            add(f"cat{j}", "cat", raw == j, fp & (raw >= j), j)
-            for j in range(len(o.category_levels) - 1)
+            add(f"cat{j}", "cat", raw == j, fp & (raw >= j), j, _step_values(raw, j, steps))
+            for j in range(steps)
         )
         return out
     om.spikes = structure.find_spikes(np.where(fp, raw, np.nan), data.w, o, c.spike_share)
     rest = fp.copy()
     comps = []
     for k, s in enumerate(om.spikes):
-        comps.append(add(f"spike{k}", "spike", raw == s, rest.copy(), k))
+        comps.append(add(f"spike{k}", "spike", raw == s, rest.copy(), k, ((raw == s, 0.0),)))
         rest &= raw != s
     om.spike_comps = tuple(comps)
     if not rest.any():
@@ -669,6 +672,14 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     out.append({"comp": om.loc, "rows": rest, "y": z})
     out.append({"comp": om.logscale, "rows": rest, "y": z})
     return out
+
+
+def _step_values(raw: np.ndarray, j: int, steps: int) -> tuple:
+    """The values a discrete outcome's continuation step j decides, as (event, the step's
+    probability where the value never occurs): level j (0), and at the last step the last level
+    too (where it never occurs, the step's event always does: 1)."""
+    out = ((raw == j, 0.0),)
+    return out + ((raw == j + 1, 1.0),) if j == steps - 1 else out
 
 
 def _constant(x: np.ndarray) -> bool:

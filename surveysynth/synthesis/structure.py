@@ -258,6 +258,37 @@ def structural_constraints(
     return tuple(out)
 
 
+def with_marginal_zeros(
+    cons: tuple[Constraint, ...],
+    values: Sequence[tuple[np.ndarray, float]],
+    answered: np.ndarray,
+    sources: list[Source],
+    raw: dict[str, np.ndarray],
+) -> tuple[Constraint, ...]:
+    """A continuation-logit step's constraints ``cons`` (found among its at-risk rows) with, put
+    first, the zeros of the values it decides found among every ``answered`` row: a level (or
+    range) of an earlier answer where the value never occurs at all while its rate elsewhere
+    predicts at least ``MIN_EXPECTED`` occurrences. ``values`` pairs each value's event with the
+    step's probability where it never occurs (0 for the step's own value; 1 for the last level,
+    decided at the last step as its complement). Among the at-risk rows alone (those past the
+    earlier values) the same zero can be below the rule's reach: EU-SILC has no household of
+    equivalence scale 3.5 in Vienna, where about 10 are expected, but few of Vienna's households
+    reach 3.5 at all, so the step's own test expected under 7 there, and the records held 5. A
+    value that never occurs at a level has probability 0 there, whatever the earlier steps give,
+    so the step's probability is exact. The step's own constraints come after, so where both
+    hold theirs is applied last."""
+    if any(k.kind == "all" for k in cons):
+        return cons
+    extra: list[Constraint] = []
+    for event, value in values:
+        for k in structural_constraints(event, answered, sources, raw):
+            if k.value == 0.0 and k.kind != "all":
+                fixed = Constraint(k.column, k.kind, value, k.level, k.bound)
+                if fixed not in cons and fixed not in extra:
+                    extra.append(fixed)
+    return (*extra, *cons)
+
+
 def _check(n_in, k_in, n, k, column, kind, level=0, bound=0.0, value=None) -> list[Constraint]:
     """The chance rule on counts: ``n_in`` of the ``n`` rows are selected, ``k_in`` of the
     ``k`` events fall among them."""
