@@ -629,8 +629,9 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
 
     def add(name, kind, event, rows, level=-1, marginal=()):
         cons = structure.structural_constraints(event, rows, srcs, data.raw)
-        if marginal and (rows != fp).any():  # a later continuation step: its values' zeros
-            cons = structure.with_marginal_zeros(cons, marginal, fp, srcs, data.raw)  # among all
+        # a continuation step past the first: its values' zeros among every answer too
+        if marginal and (rows != fp).any():
+            cons = structure.with_marginal_zeros(cons, marginal, fp, srcs, data.raw)
         if cons:
             rows = rows & ~_constrained(cons, data.raw)
         if rows.any() and _constant(event[rows]):  # constant where it is free
