@@ -30,7 +30,7 @@ BENCHES: dict[str, list[list[str]]] = {
     ],
     # issue: synthesizer vs SDV GaussianCopula on 100k rows; 1M responses x 5 implicates
     "synth": [
-        [PY, "scripts/bench/bench_synth.py", "compare", "--rows", "100000"],
+        [PY, "scripts/bench/bench_synth.py", "compare", "--rows", "100000", "--repeat", "3"],
         [PY, "scripts/bench/bench_synth.py", "scale", "--rows", "1000000", "--m", "5"],
     ],
     # issue: augmented vs Fay-Herriot EBLUP; back-test build overhead
