@@ -627,11 +627,14 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     o, out = om.spec, []
     srcs = _searched(om)
 
-    def add(name, kind, event, rows, level=-1, marginal=()):
+    def add(name, kind, event, rows, level=-1, last=None):
         cons = structure.structural_constraints(event, rows, srcs, data.raw)
-        # a continuation step past the first: its values' zeros among every answer too
-        if marginal and (rows != fp).any():
-            cons = structure.with_marginal_zeros(cons, marginal, fp, srcs, data.raw)
+        # a continuation step past the first: the zeros of the values it decides among every
+        # answer too (its own, 0 where it never occurs; at a discrete answer's last step the
+        # last level ``last``, where the step's event then always occurs: 1)
+        if kind in ("cat", "spike") and (rows != fp).any():
+            values = ((event, 0.0),) if last is None else ((event, 0.0), (last, 1.0))
+            cons = structure.with_marginal_zeros(cons, values, fp, srcs, data.raw)
         if cons:
             rows = rows & ~_constrained(cons, data.raw)
         if rows.any() and _constant(event[rows]):  # constant where it is free
@@ -648,16 +651,16 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
         om.miss = add("miss", "miss", missing, fr)
     if o.is_discrete:
         steps = len(o.category_levels) - 1
+        last = [None] * (steps - 1) + [raw == steps]  # the last level, decided at the last step
         om.cats = tuple(
-            add(f"cat{j}", "cat", raw == j, fp & (raw >= j), j, _step_values(raw, j, steps))
-            for j in range(steps)
+            add(f"cat{j}", "cat", raw == j, fp & (raw >= j), j, last[j]) for j in range(steps)
         )
         return out
     om.spikes = structure.find_spikes(np.where(fp, raw, np.nan), data.w, o, c.spike_share)
     rest = fp.copy()
     comps = []
     for k, s in enumerate(om.spikes):
-        comps.append(add(f"spike{k}", "spike", raw == s, rest.copy(), k, ((raw == s, 0.0),)))
+        comps.append(add(f"spike{k}", "spike", raw == s, rest.copy(), k))
         rest &= raw != s
     om.spike_comps = tuple(comps)
     if not rest.any():
@@ -673,14 +676,6 @@ def _targets(om, data, raw, fp, fr, c) -> list[dict]:
     out.append({"comp": om.loc, "rows": rest, "y": z})
     out.append({"comp": om.logscale, "rows": rest, "y": z})
     return out
-
-
-def _step_values(raw: np.ndarray, j: int, steps: int) -> tuple:
-    """The values a discrete outcome's continuation step j decides, as (event, the step's
-    probability where the value never occurs): level j (0), and at the last step the last level
-    too (where it never occurs, the step's event always does: 1)."""
-    out = ((raw == j, 0.0),)
-    return out + ((raw == j + 1, 1.0),) if j == steps - 1 else out
 
 
 def _constant(x: np.ndarray) -> bool:
