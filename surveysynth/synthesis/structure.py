@@ -280,11 +280,13 @@ def with_marginal_zeros(
     if any(k.kind == "all" for k in cons):
         return cons
     extra: list[Constraint] = []
+    seen = set(cons)  # frozen constraints: a set, not a scan of the tuple per candidate
     for event, value in values:
         for k in structural_constraints(event, answered, sources, raw):
             if k.value == 0.0 and k.kind != "all":
                 fixed = Constraint(k.column, k.kind, value, k.level, k.bound)
-                if fixed not in cons and fixed not in extra:
+                if fixed not in seen:
+                    seen.add(fixed)
                     extra.append(fixed)
     return (*extra, *cons)
 
