@@ -136,3 +136,71 @@ def test_library_and_build_share_the_pmse_rows_and_gate_defaults():
     assert tol == {k: DEFAULT_TOLERANCES[k] for k in tol} and set(tol) == set(DEFAULT_TOLERANCES)
     st = GateSettings.from_vars(v)
     assert (st.alpha, st.min_rows, st.not_assessable_blocks) == (0.01, 20, False)
+
+
+def _two_implicates(rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([rows.assign(implicate=1), rows.assign(implicate=2)], ignore_index=True)
+
+
+def test_gates_judging_two_implicates_can_still_fail():
+    """Judged over two implicates, each is tested at alpha / 2 and the max-T tests within at
+    alpha / 4 (0.0025). With the default 199 permutations their smallest p-value, 1 / 200, was
+    above that, so no copy and no damage could fail them; the permutations are now raised to
+    what the level needs. Fresh rows still pass; copies and planted damage fail."""
+    v, seen, weights, fresh = _split("CPS1988", 200)
+    v = {**v, "ss_risk_implicates": [1, 2]}
+    roles = seen[["_row_id", "risk_role"]]
+    responses = seen.drop(columns="risk_role")
+    honest = disclosure_gate(v, responses, roles, _two_implicates(fresh), _two_implicates(fresh))
+    assert honest["passed"].all(), honest[~honest["passed"]][["metric", "value", "threshold"]]
+    train = seen[seen["risk_role"] == "train"].drop(columns="risk_role")
+    copy = disclosure_gate(v, responses, roles, _two_implicates(train), _two_implicates(train))
+    attacks = copy[copy["metric"] == "disclosure_attacks"]
+    assert len(attacks) == 2 and (attacks["status"] == "fail").all(), attacks
+    assert "399 permutations" in attacks["detail"].iloc[0]
+    fid = fidelity_gate(v, seen, weights, _two_implicates(fresh))
+    assert fid["passed"].all(), fid[~fid["passed"]]
+    damaged = fresh.assign(wage=2 * fresh["wage"])  # every wage doubled
+    fid = fidelity_gate(v, seen, weights, _two_implicates(damaged))
+    gates = fid[fid["metric"] == "fidelity_gate"]
+    assert len(gates) == 2 and (gates["status"] == "fail").all(), gates[["value", "detail"]]
+
+
+def test_the_max_t_test_refuses_a_level_its_permutations_cannot_reach():
+    from surveysynth.checks.reference import Statistic, max_t_gate, permutations_for
+
+    for alpha in (0.05, 0.01, 0.005, 0.0025, 0.001, 0.0003):
+        b = permutations_for(alpha, 199)
+        assert b >= 199 and alpha * (b + 1) >= 1 - 1e-12
+        assert b == 199 or alpha * b < 1  # the least that reaches alpha, no more
+    vals = np.r_[50.0, np.random.default_rng(0).normal(0, 1, 199)]
+    table, p, _ = max_t_gate([Statistic("marginal", "ks", "x", vals)], {}, 0.005)
+    assert p <= 0.005 and not table["passed"].any()
+    with pytest.raises(ValueError, match="cannot reach"):
+        max_t_gate([Statistic("marginal", "ks", "x", vals)], {}, 0.0025)
+
+
+def test_near_copies_within_one_percent_fail_the_disclosure_gate():
+    """Released records that are training rows with every magnitude (EU-SILC's eqIncome and
+    py010n) moved by 0.6-0.99%, the rest equal, are near-copies; each pair shares a 2% band on
+    one of the two grids per magnitude, so all of them are counted. (The former 1% bands, one
+    grid shift for all magnitudes at once, counted 0.114 of them: the gate still failed, as real
+    rows never match by chance here, but a rate where chance matches are common could hide.)"""
+    v, seen, _, _ = _split("eusilc", 200)
+    roles = seen[["_row_id", "risk_role"]]
+    responses = seen.drop(columns="risk_role")
+    train = seen[seen["risk_role"] == "train"].drop(columns="risk_role").reset_index(drop=True)
+    rng = np.random.default_rng(8)
+    moved = train.copy()
+    for c in ("eqIncome", "py010n"):
+        step = rng.uniform(0.006, 0.0099, len(moved)) * rng.choice([-1.0, 1.0], len(moved))
+        moved[c] = moved[c] * (1 + step)
+    released = moved.assign(implicate=1)
+    fresh = _split("eusilc", 200)[3]  # honest risk-fit records: only the released part can fail
+    rep = disclosure_gate(v, responses, roles, fresh, released)
+    near = rep[rep["metric"] == "near_copy_rate"].iloc[0]
+    informative = (train[["eqIncome", "py010n"]].fillna(0) != 0).any(axis=1).mean()
+    assert near["status"] == "fail" and "4 band grids" in near["detail"], near
+    assert near["value"] >= informative - 0.01, (near["value"], informative)
+    exact = rep[rep["metric"] == "informative_match_rate"].iloc[0]
+    assert exact["passed"], exact  # no record is an exact copy

@@ -40,6 +40,7 @@ from surveysynth.checks.reference import (
     gate_statistics,
     max_t_gate,
     pair_rows,
+    permutations_for,
     summarise,
     swap_matrix,
 )
@@ -230,7 +231,7 @@ def _judge_implicate(
     w = np.tile(rp["_weight"].to_numpy(dtype=float), 2)
     key = pd.concat([rp[KEYS], sp[KEYS]], ignore_index=True).astype(str).agg("|".join, axis=1)
     cells = pd.factorize(key)[0].astype(np.int64)
-    perms = int(v.get("ss_fidelity_permutations") or DEFAULT_PERMUTATIONS)
+    perms = permutations_for(alpha / 2, v.get("ss_fidelity_permutations") or DEFAULT_PERMUTATIONS)
     unit = rp["unit_id"].astype(str).to_numpy() if "unit_id" in rp.columns else None
     side = swap_matrix(n, perms, seed, unit)
     statistics = gate_statistics(

@@ -32,6 +32,7 @@ from surveysynth.checks.fidelity import (
     fidelity_metrics,
 )
 from surveysynth.checks.risk import DEFAULT_RISK_THRESHOLDS, disclosure_metrics, normalise_labels
+from surveysynth.checks.status import GateConfigError
 from surveysynth.disclosure.tables import AUDIT_AMOUNTS, audit_intervals, secondary_suppression
 from surveysynth.seeding import content_hash, package_versions, stream_rng
 
@@ -48,10 +49,6 @@ __all__ = [
 
 TOTAL = "Total"
 TABLE_KEYS = ["table_name", "wave"]
-
-
-class GateConfigError(ValueError):
-    """A gate var is malformed; the message names the var and the fix."""
 
 
 def _metric_messages(m: pd.DataFrame, prefix: pd.Series | None = None) -> pd.Series:

@@ -686,6 +686,14 @@ def _rare_stats(sd: _Sides, outs, rare_share: float) -> list[Statistic]:
 # ------------------------------------------------------------------------------ the test
 
 
+def permutations_for(alpha: float, configured: int) -> int:
+    """The permutations a max-T test at ``alpha`` takes: the configured count, raised to the
+    least that lets it fail. Its smallest p-value is 1 / (B + 1), so with B below 1 / alpha - 1
+    no statistic can fail it (two implicates judged at the default alpha 0.01 and 199
+    permutations test each at 0.0025, below 1 / 200)."""
+    return max(int(configured), math.ceil(1.0 / alpha - 1e-9) - 1)
+
+
 def max_t_gate(
     statistics: Sequence[Statistic], tolerances: Mapping[str, float], alpha: float
 ) -> tuple[pd.DataFrame, float, float]:
@@ -714,8 +722,13 @@ def max_t_gate(
     b = len(tb)
     p = (1.0 + float(np.sum(tb >= t))) / (b + 1.0)
     # p <= alpha  <=>  #{T_b >= T} <= K = floor(alpha (B + 1)) - 1  <=>  T > the (K+1)-th largest
-    k = math.floor(alpha * (b + 1)) - 1
-    crit = float(np.sort(tb)[::-1][min(k, b - 1)]) if k >= 0 else math.inf
+    k = math.floor(alpha * (b + 1) + 1e-9) - 1
+    if k < 0:
+        raise ValueError(
+            f"{b} permutations cannot reach alpha = {alpha:.3g} (the smallest p-value is "
+            f"1 / {b + 1}): take permutations_for(alpha, B)"
+        )
+    crit = float(np.sort(tb)[::-1][min(k, b - 1)])
     out = []
     gated = iter(t_obs)
     for s, mean, sd, tol in rows:
