@@ -314,3 +314,39 @@ def test_direct_mean_of_a_ratio_outcome_is_the_ratio_estimate(demo):
         rmse = {m: np.sqrt(((t[m] - t["true_value"]) ** 2).mean()) for m in ("mean", "ratio")}
         print(f"{indicator} cells: RMSE Hajek {rmse['mean']:.1f}, ratio {rmse['ratio']:.1f}")
         assert rmse["ratio"] < 0.5 * rmse["mean"], (indicator, rmse)
+
+
+def test_published_se_is_the_root_mse_of_the_published_method(demo):
+    """A published direct row's se is sqrt(v_d), v_d at least the variance its Wilson interval
+    implies: a share of 0 from a few respondents has an interval of some width and so an SE
+    (it was the linearised 0, on 1,658 demo rows)."""
+    _, _, res, _ = demo
+    de = res.query("select * from domain_estimates where method = 'direct' and measure = 'share'")
+    z = 1.959963984540054
+    implied = (de.ci_high - de.ci_low) / (2 * z)
+    assert len(de) > 1000
+    assert (de.se >= implied * (1 - 1e-9)).all(), de[de.se < implied * (1 - 1e-9)].head()
+    edge = de[de.estimate.isin([0.0, 1.0]) & (de.ci_high > de.ci_low)]
+    assert len(edge) > 100 and (edge.se > 0).all()
+
+
+def test_one_implicate_states_no_augmented_error(demo, tmp_path):
+    """With ss_synth_m = 1 there is no between-implicate variance, so no Rubin T and no stated
+    augmented error: the rule publishes the direct estimate (none where there is none). SQL's
+    greatest() had skipped the missing T and read the bias allowance alone as the whole error:
+    thousands of rows were published as augmented with an SE of 0."""
+    _work, vars_, res, _ = demo
+    shutil.copy(res.db_path, tmp_path / "warehouse.duckdb")
+    run = run_dbt(
+        tmp_path,
+        vars={**vars_, "ss_synth_m": 1},
+        select="synthetic_microdata+,+domain_estimates",
+        command="run",
+    )
+    assert run.ok, run.output[-5000:]
+    de = run.query("select * from domain_estimates")
+    assert (de.m == 1).all() and de.augmented_se.isna().all()
+    assert de.augmented_rmse.isna().all()
+    assert set(de.method) <= {"direct", "suppressed"}, de.method.value_counts()
+    empty = de[(de.n_respondents == 0) & (de.domain_level == "cell")]
+    assert len(empty) and (empty.method == "suppressed").all() and empty.estimate.isna().all()

@@ -291,3 +291,52 @@ def test_composite_corr_counts_the_respondents_both_estimates_share(tmp_path):
     true_mse = float(np.mean((phi * e_d + (1 - phi) * e_a) ** 2))
     assert _mse(phi, v_d, m_a, floor) == pytest.approx(true_mse, rel=0.01)
     assert _mse(phi, v_d, m_a, 0.0) < 0.8 * true_mse  # what rho 0 stated
+
+
+def test_wilson_ends_are_exact_at_0_and_1(shown):
+    """At p = 0 the lower end is 0 and at p = 1 the upper end is 1 exactly (centre - half left a
+    residue of 1e-17, and the estimate fell outside its own interval): SQL and Python."""
+    iv, _ = shown
+    w = iv[iv.kind == "wilson"].astype({"est": float, "lo": float, "hi": float})
+    zero, one = w[w.est == 0.0], w[w.est == 1.0]
+    assert len(zero) > 100 and len(one) > 100
+    assert (zero.lo == 0.0).all() and (one.hi == 1.0).all()
+    for n in range(1, 60):
+        assert wilson_interval(0.0, n, 1.96)[0] == 0.0 and wilson_interval(1.0, n, 1.96)[1] == 1.0
+
+
+def test_combine_arrays_reads_within_variances_as_the_macro_does():
+    """A within variance below 0 (a rounding residue) or missing counts as 0, as in the estimate
+    macro; a share of 0 with no variance gets Wilson's interval with its real answers."""
+    r = combining.combine_arrays(np.full(5, 0.4), np.array([-1e-20, 0.0, 0.0, 0.0, 0.0]))
+    assert r["se"] == 0.0 and (r["ci_low"], r["ci_high"]) == (0.4, 0.4)
+    r = combining.combine_arrays(np.array([1.0, 2.0, 3.0]), np.array([0.3, np.nan, 0.3]))
+    assert r["ubar"] == pytest.approx(0.2)
+    flat = combining.combine_arrays(np.zeros(5), share_n=100.0, n_real=3.0)
+    z = 1.959963984540054  # b = 0 and no observed part: the normal quantile
+    assert (flat["ci_low"], flat["ci_high"]) == pytest.approx(wilson_interval(0.0, 3.0, z))
+
+
+def test_complete_data_df_of_0_is_at_least_1(tmp_path):
+    """Two observed units, each alone in its stratum: n - H = 0. Read as infinite, it gave a
+    normal interval from a variance with no degrees of freedom; as the direct estimate's floor
+    (max(n - H, 1)) the interval takes t with 1 df (SQL and Python)."""
+    rows = [
+        (imp, "g", h, 0.5, 1.0, False, y) for imp in range(1, 6) for h, y in (("a", 1), ("b", 3))
+    ]
+    df_in = pd.DataFrame(rows, columns=["implicate", "g", "h", "fpc", "w", "is_syn", "y"])
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.register("df_in", df_in)
+        con.sql("create table lonely as select * from df_in")
+    out = _show(
+        tmp_path,
+        "select estimate, se, ci_low, ci_high from ({{ surveysynth.estimate('main.lonely', "
+        "measure='mean', column='y', group_by=['g'], rule='mi', weight='w', stratum='h', "
+        "fpc='fpc', is_synthetic='is_syn') }}) as e",
+    ).astype(float)
+    est, se = float(out.estimate.iloc[0]), float(out.se.iloc[0])
+    assert est == pytest.approx(2.0) and se > 0
+    t1 = 12.706204736174694
+    assert float(out.ci_high.iloc[0]) == pytest.approx(est + t1 * se, rel=2e-3)
+    py = combining.combine_arrays(np.full(5, est), np.full(5, se * se), df_com=0.0)
+    assert py["ci_high"] == pytest.approx(est + t1 * se, rel=1e-9)

@@ -421,9 +421,12 @@ es_rule {{ surveysynth.cte_as() }} (
 ),
 {% if rule == 'mi' %}
 {#- Barnard & Rubin (1999): df_obs = (nu + 1) / (nu + 3) nu (1 - lambda), lambda = (1 + 1/m) b / T,
-    df = 1 / (1 / df_old + 1 / df_obs); nu = df_com (null or 0: infinite). u_bar at most 1e-9 T is a
-    rounding residue of a completed cell and counts as 0 (df_old alone): else df_obs is 0 from
-    rounding alone (a division by zero on PostgreSQL, df 0 on DuckDB) -#}
+    df = 1 / (1 / df_old + 1 / df_obs); nu = df_com, at least 1 (the direct estimate's df floor,
+    max(n - H, 1): every observed respondent alone in its stratum gives 0, which read as infinite
+    had given such a domain a normal interval). u_bar at most 1e-9 T is a rounding residue of a
+    completed cell and counts as 0 (df_old alone), as does a part with no sampling variance to
+    estimate (df_com null); else df_obs is 0 from rounding alone (a division by zero on
+    PostgreSQL, df 0 on DuckDB) -#}
 es_br {{ surveysynth.cte_as() }} (
 
     select
@@ -436,8 +439,9 @@ es_br {{ surveysynth.cte_as() }} (
     from (
         select
             es_rule.*,
-            case when df_com > 0 and es_t > 0 and es_ubar > 1.0e-9 * es_t
-                then (df_com + 1.0e0) / (df_com + 3.0e0) * df_com * (1.0e0 - (1.0e0 + 1.0e0 / m) * coalesce(es_b, 0e0) / es_t)
+            case when df_com is not null and es_t > 0 and es_ubar > 1.0e-9 * es_t
+                then (greatest(df_com, 1) + 1.0e0) / (greatest(df_com, 1) + 3.0e0) * greatest(df_com, 1)
+                    * (1.0e0 - (1.0e0 + 1.0e0 / m) * coalesce(es_b, 0e0) / es_t)
             end as es_df_obs
         from es_rule
     ) as es_dfo

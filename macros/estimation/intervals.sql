@@ -6,7 +6,8 @@
     and the normal quantile `q` (the score interval's variance is p (1 - p) / n* at the hypothesised
     p: nothing is estimated that a t would allow for; the design effect is carried by n*).
     n* = p (1 - p) / V(p) when 0 < p < 1 and V > 0; at p = 0 or 1 (no variance to read) the Kish
-    n = (sum w)^2 / sum w^2. Always inside [0, 1]; at p = 0 the lower end is 0. A zero variance with
+    n = (sum w)^2 / sum w^2. Always inside [0, 1]; at p = 0 the lower end is exactly 0 (and at
+    p = 1 the upper 1: centre - half reaches 0 there only up to a rounding residue). A zero variance with
     0 < p < 1 (a census) gives [p, p]. -#}
 {% macro share_interval_wilson(p, se, n_kish, q) %}
     {%- set t = q -%}
@@ -18,8 +19,8 @@
     {%- set degenerate = '(' ~ se ~ ' = 0 and ' ~ p ~ ' > 0 and ' ~ p ~ ' < 1)' -%}
     {%- set guard = '(' ~ se ~ ' is null or ' ~ p ~ ' is null or not (' ~ n_star ~ ' > 0))' -%}
     {{ return({
-        'lo': 'case when ' ~ guard ~ ' then null when ' ~ degenerate ~ ' then ' ~ p ~ ' else greatest(0e0, ' ~ centre ~ ' - ' ~ half ~ ') end',
-        'hi': 'case when ' ~ guard ~ ' then null when ' ~ degenerate ~ ' then ' ~ p ~ ' else least(1e0, ' ~ centre ~ ' + ' ~ half ~ ') end'}) }}
+        'lo': 'case when ' ~ guard ~ ' then null when ' ~ degenerate ~ ' then ' ~ p ~ ' when ' ~ p ~ ' <= 0 then 0e0 else greatest(0e0, ' ~ centre ~ ' - ' ~ half ~ ') end',
+        'hi': 'case when ' ~ guard ~ ' then null when ' ~ degenerate ~ ' then ' ~ p ~ ' when ' ~ p ~ ' >= 1 then 1e0 else least(1e0, ' ~ centre ~ ' + ' ~ half ~ ') end'}) }}
 {% endmacro %}
 
 

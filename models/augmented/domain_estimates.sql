@@ -482,7 +482,11 @@ floored {{ surveysynth.cte_as() }} (
             coalesce(case when domain_level = 'cell' then v_direct_model end, 0e0),
             case when measure = 'share' then power((direct_ci_high - direct_ci_low) / (2e0 * {{ z }}e0), 2) else 0e0 end
         ) end as v_direct,
-        greatest(augmented_se * augmented_se, coalesce(v_augmented_floor, 0e0)) + bias_allowance_var as mse_augmented
+        -- no stated error without Rubin's T (m = 1 has no between-implicate variance): greatest()
+        -- skips a null, and the allowance alone would have read as the whole error
+        case when augmented_se is not null then
+            greatest(augmented_se * augmented_se, coalesce(v_augmented_floor, 0e0)) + bias_allowance_var
+        end as mse_augmented
     from with_t
 
 ),
@@ -535,7 +539,7 @@ published {{ surveysynth.cte_as() }} (
         end as est,
         -- root estimated MSE (not penalised) ...
         case chosen
-            when 'direct' then direct_se_pub
+            when 'direct' then sqrt(v_direct)
             when 'augmented' then sqrt(mse_augmented)
             when 'composite' then sqrt(greatest(
                 {{ surveysynth.composite_mse('phi_opt', 'v_direct', 'mse_augmented', 'corr_composite') }}, 0e0))

@@ -182,7 +182,8 @@ def _observed_qu(keys, observed, r, r_code, Yr, c, stratum, fpc, weight):
 
 def _complete_data_df(code, h_code, ok, f_h, G):
     """Per group: item respondents in strata with fpc > 0, less the number of such strata that
-    have item respondents in the group (the macro's df_com; 0 reads as infinite)."""
+    have item respondents in the group (the macro's df_com; read as at least 1 where the group
+    has an observed part with a sampling variance)."""
     K = ok.shape[1]
     live = (f_h[h_code] > 0)[:, None] & ok
     n = np.zeros((G, K))
@@ -227,8 +228,9 @@ def _combine(Q, U, n_weighted, dfc, share, conf_level: float, n_real) -> dict[st
         T = ubar + (1.0 + 1.0 / m) * b
         df_old = np.where(b > 0, (m - 1) * (1.0 + ubar / ((1.0 + 1.0 / m) * b)) ** 2, np.inf)
         lam = (1.0 + 1.0 / m) * b / T
-        use = (dfc > 0) & (T > 0) & (ubar > UBAR_RESIDUE * T)
-        df_obs = np.where(use, (dfc + 1.0) / (dfc + 3.0) * dfc * (1.0 - lam), np.inf)
+        use = (T > 0) & (ubar > UBAR_RESIDUE * T)  # an observed part with a sampling variance
+        nu = np.maximum(dfc, 1.0)  # the direct estimate's floor, max(n - H, 1)
+        df_obs = np.where(use, (nu + 1.0) / (nu + 3.0) * nu * (1.0 - lam), np.inf)
         df = 1.0 / (1.0 / df_old + 1.0 / df_obs)
         df = np.where(np.isfinite(b), df, np.nan)
         se = np.sqrt(T)

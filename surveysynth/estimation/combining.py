@@ -91,23 +91,28 @@ def between_variance(q: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def barnard_rubin_df(df_old: float, lam: float, df_com: float, ubar: float, T: float) -> float:
-    """Barnard & Rubin (1999) df from Rubin's df_old, lambda = (1 + 1/m) b / T and nu_com.
-    u_bar at most ``UBAR_RESIDUE`` T counts as 0 (df_old alone): otherwise df_obs, proportional
-    to 1 - lambda, would be 0 from rounding alone and the interval unbounded."""
-    if not np.isfinite(df_com) or df_com <= 0 or not ubar > UBAR_RESIDUE * T:
+    """Barnard & Rubin (1999) df from Rubin's df_old, lambda = (1 + 1/m) b / T and nu_com, nu
+    at least 1 (the direct estimate's floor, max(n - H, 1)). u_bar at most ``UBAR_RESIDUE`` T
+    counts as 0 (df_old alone): otherwise df_obs, proportional to 1 - lambda, would be 0 from
+    rounding alone and the interval unbounded."""
+    if not np.isfinite(df_com) or not ubar > UBAR_RESIDUE * T:
         return float(df_old)
-    df_obs = (df_com + 1.0) / (df_com + 3.0) * df_com * (1.0 - lam)
+    nu = max(float(df_com), 1.0)
+    df_obs = (nu + 1.0) / (nu + 3.0) * nu * (1.0 - lam)
     if not np.isfinite(df_old):
         return float(df_obs)
     return float(1.0 / (1.0 / df_old + 1.0 / df_obs))
 
 
 def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson's score interval of a share p from n answers, normal quantile z (always in [0, 1])."""
+    """Wilson's score interval of a share p from n answers, normal quantile z (always in [0, 1]).
+    At p = 0 (1) the lower (upper) end is exactly 0 (1): centre - half is 0 there only up to
+    rounding, and a residue of 1e-17 left the estimate outside its own interval."""
     a = z * z / n
     centre = (p + a / 2.0) / (1.0 + a)
     half = z / (1.0 + a) * np.sqrt(max(p * (1.0 - p) / n + a / (4.0 * n), 0.0))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if p <= 0 else max(0.0, centre - half)
+    return lo, 1.0 if p >= 1 else min(1.0, centre + half)
 
 
 #: a share of a domain of N units is a multiple of 1/N; the ends of its continuous interval move
@@ -148,10 +153,14 @@ def combine_arrays(
     n_syn_over_n: float = 1.0,
     df_com: float = float("inf"),
     share_n: float | None = None,
+    n_real: float = 0.0,
 ) -> dict[str, float]:
     """Combine one estimand's per-implicate estimates ``q`` and within variances ``u``.
     ``df_com``: the complete-data df (Barnard-Rubin, rule mi); ``share_n``: for a share, the
-    domain's number of units (empirical-logit interval)."""
+    domain's number of units (empirical-logit interval), ``n_real`` its real answers (a share of
+    0 or 1 with no variance gets Wilson's interval with them, as in :func:`share_interval`).
+    A within variance below 0 (a rounding residue) or missing counts as 0, as in the ``estimate``
+    macro."""
     if rule not in RULES:
         raise ValueError(f"rule '{rule}' unknown; use one of {RULES}")
     q = np.asarray(q, dtype=float)
@@ -173,7 +182,7 @@ def combine_arrays(
             "total_var": nan,
         }
     qbar = float(q.mean())
-    ubar = float(np.nanmean(u)) if np.isfinite(u).any() else 0.0
+    ubar = float(np.mean(np.where(u > 0, u, 0.0)))  # nan > 0 is False: a missing u counts 0
     b = float(between_variance(q)) if m >= 2 else nan
     T, df = _rule(rule, m, b, ubar, n_syn_over_n)
     if rule == "mi" and np.isfinite(T) and T > 0:
@@ -182,7 +191,7 @@ def combine_arrays(
     tq = float(t_quantile(df, conf_level)) if np.isfinite(se) else nan
     lo, hi = qbar - tq * se, qbar + tq * se
     if share_n is not None and np.isfinite(se) and share_n > 0:
-        lo, hi = share_interval(qbar, se, tq, share_n)
+        lo, hi = share_interval(qbar, se, tq, share_n, n_real)
     return {
         "estimate": qbar,
         "se": se,

@@ -91,10 +91,9 @@ def eblup(
     psi: np.ndarray,
     X: np.ndarray,
     fitted: FHFit,
-    X_new: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """EBLUP and its MSE (g1 + g2 + 2 g3) for the areas of ``theta``; areas without a direct
-    estimate (rows of ``X_new``) get the regression synthetic x' beta with MSE s2v + g2."""
+    """EBLUP and its MSE (g1 + g2 + 2 g3) for the areas of ``theta`` (those with a direct
+    estimate)."""
     s2 = fitted.sigma_v2
     gamma = s2 / (s2 + psi)
     synth = X @ fitted.beta
