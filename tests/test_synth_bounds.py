@@ -260,3 +260,21 @@ def test_a_spike_at_the_smallest_or_largest_answer_bounds_the_draws(seed, monkey
     monkeypatch.setattr(sample, "_support", declared_only)
     below, above = _beyond(replica(resp, cfg))
     assert below > 0 and above > 0
+
+
+def test_a_top_code_at_the_declared_max_is_a_spike():
+    """Hours top-coded at a declared max of 40 (a fifth of the answers sit there): the records
+    keep that share at 40 exactly; an outcome constant at its max is drawn at it exactly."""
+    resp = _world(3)
+    resp["hours"] = np.minimum(resp["hours"], 40.0)
+    resp["flat"] = 10.0
+    outcomes = {
+        **OUTCOMES,
+        "hours": {"type": "continuous", "min": 0, "max": 40},
+        "flat": {"type": "continuous", "min": 0, "max": 10},
+    }
+    out = replica(resp, replica_config(outcomes, 3))
+    real = float((resp["hours"] == 40).mean())
+    syn = float((out["hours"] == 40).mean())
+    assert real > 0.15 and abs(syn - real) < 0.05, (real, syn)
+    assert (out["flat"] == 10.0).all()

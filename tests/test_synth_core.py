@@ -278,3 +278,58 @@ def test_no_frame_totals_only(world):
     exp = (t["n_population"] - t["n_respondents"]).reindex(tot.index)
     assert np.allclose(tot.to_numpy(), exp.to_numpy())
     assert violations(out, cfg.rules, cfg.outcomes).empty
+
+
+def test_unit_ids_read_as_floats_still_join_the_frame(world):
+    """Ids of the same units as float64 in the responses and int64 in the frame (a column read
+    from a CSV) join: every respondent gets its register value, and no record is planned for a
+    unit that answered that wave. As text they had been '1.0' and '1': none joined."""
+    from surveysynth.contract.inputs import prepare_inputs
+
+    cfg = world["config"]
+    f = world["frame"].assign(unit=lambda d: d["unit"].str[1:].astype("int64"))
+    r = world["responses"].assign(unit=lambda d: d["unit"].str[1:].astype("float64"))
+    inp = prepare_inputs(r, f, world["support"], cfg)
+    assert inp.responses["reg_sales"].notna().all()
+    plan = plan_records(r, f, world["support"], cfg)
+    answered = set(zip(r["unit"].astype("int64").astype(str), r["period"]))
+    assert not any(k in answered for k in zip(plan["unit"], plan["period"]))
+
+
+def test_frame_cells_missing_from_the_support_are_an_error(world):
+    """A support map built from the responses alone leaves out the empty cells: their frame
+    units would get no records, silently. It is an error that says how to build the map."""
+    s = world["support"]
+    empty = s.loc[s["n_respondents"] == 0, "cell_id"].iloc[0]
+    with pytest.raises(SynthInputError, match="not in the support map.*support_table"):
+        synthesize(world["responses"], world["frame"], s[s["cell_id"] != empty], world["config"])
+
+
+def test_a_rule_on_a_cell_dimension_applies_before_later_answers(world):
+    """A rule conditioned on a cell dimension (region r00 is closed) sets its target while the
+    record is drawn, so an exact relation copied from it (a status code) and the later answers
+    read the rule's value; it had waited for the final enforce, and the codes kept the value
+    the rule overwrote."""
+    cfg0, r = world["config"], world["responses"].copy()
+    code = {"trading": "T", "paused": "P", "closed": "C"}
+    r["status_code"] = r["status"].map(code)
+    spec = {o.name: o for o in cfg0.outcomes}
+    outcomes = {
+        "status": spec["status"],
+        "status_code": {"type": "categorical", "levels": ["T", "P", "C"]},
+        **{k: v for k, v in spec.items() if k != "status"},
+    }
+    rule = {
+        "name": "r00_closed",
+        "when": {"region": ["r00"]},
+        "then": {"status": {"equals": "closed"}},
+    }
+    cfg = cfg0.with_(
+        outcomes=outcomes, derived=(("status_code", "status"),), rules=[*cfg0.rules, rule]
+    )
+    out = synthesize(r, world["frame"], world["support"], cfg)
+    r00 = out[out["region"] == "r00"]
+    assert len(r00) and (r00["status"] == "closed").all()
+    assert (r00["status_code"] == "C").all(), r00["status_code"].value_counts(dropna=False)
+    assert (out["status"].map(code).fillna("-") == out["status_code"].fillna("-")).all()
+    assert violations(out, cfg.rules, cfg.outcomes).empty

@@ -168,3 +168,42 @@ def test_from_dbt_project_reads_the_contract():
         cfg.to_json()
         == SynthConfig.from_dbt_project("dbt_project.yml", "demo/demo_vars.yml").to_json()
     )
+
+
+def test_rule_values_written_the_yaml_way_and_typos():
+    """A binary answer's rule values written as YAML booleans read as 1 / 0 (as bools they had
+    matched nothing in a condition and crashed the sampler in a consequence); a condition's
+    value that is not a level of the answer is an error (a typo had never fired)."""
+    rules = [
+        {
+            "name": "closed_flagged",
+            "when": {"status": ["closed"]},
+            "then": {"flag": {"equals": True}},
+        },
+        {"name": "flagged_no_sales", "when": {"flag": [True]}, "then": {"sales": {"equals": 0}}},
+    ]
+    cfg = SynthConfig.from_vars(_vars(ss_synth_rules=rules))
+    assert cfg.rules[0].then[0].value == 1 and type(cfg.rules[0].then[0].value) is int
+    assert cfg.rules[1].when == (("flag", (1,)),)
+    df = _df().assign(
+        flag=pd.array([1, 0, 0, 1, 1], dtype="Int64"), sales=[5.0, 3.0, 0.0, 0.0, 2.0]
+    )
+    v = violations(df, cfg.rules, cfg.outcomes)
+    # row 2 closed without the flag, rows 0 and 4 flagged with sales
+    mine = v[v["rule"].isin(["closed_flagged", "flagged_no_sales"])]
+    assert set(zip(mine["rule"], mine["row"])) == {
+        ("closed_flagged", 2),
+        ("flagged_no_sales", 0),
+        ("flagged_no_sales", 4),
+    }, v
+    typo = [{"name": "t", "when": {"status": ["Closed"]}, "then": {"sales": {"equals": 0}}}]
+    with pytest.raises(SynthConfigError, match=r"when\['status'\] value 'Closed' is not one"):
+        SynthConfig.from_vars(_vars(ss_synth_rules=typo))
+    odd = [{"name": "o", "when": {"flag": ["yes"]}, "then": {"sales": {"equals": 0}}}]
+    with pytest.raises(SynthConfigError, match="must be 0 or 1"):
+        SynthConfig.from_vars(_vars(ss_synth_rules=odd))
+
+
+def test_a_list_var_given_as_one_name():
+    cfg = SynthConfig.from_vars(_vars(ss_synth_augment_classes="empty"))
+    assert cfg.augment_classes == ("empty",)

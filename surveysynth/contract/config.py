@@ -192,11 +192,11 @@ class SynthConfig:
             "max_records_per_cell": int(v.get("ss_synth_max_records_per_cell", 2000)),
             "rules": parse_rules(v.get("ss_synth_rules") or []),
             "item_missing": bool(v.get("ss_synth_item_missing", True)),
-            "augment_classes": tuple(v.get("ss_synth_augment_classes", ("sparse", "empty"))),
+            "augment_classes": _names(v.get("ss_synth_augment_classes", ("sparse", "empty"))),
             "augment_units": str(v.get("ss_synth_augment_units") or "nonrespondents"),
             "interactions": bool(v.get("ss_synth_interactions", True)),
             "backend_options": tuple(sorted((v.get("ss_synth_backend_options") or {}).items())),
-            "order": tuple(str(x) for x in (v.get("ss_synth_order") or ())),
+            "order": _names(v.get("ss_synth_order") or ()),
             "derived": tuple(sorted((v.get("ss_synth_derived") or {}).items())),
             "spike_share": float(_or(v.get("ss_synth_spike_share"), 0.05)),
         }
@@ -315,6 +315,20 @@ def parse_outcomes(raw: Mapping[str, Any]) -> tuple[OutcomeSpec, ...]:
     return tuple(out)
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """A var that lists names, given as a list or as one name (a string was split into its
+    letters: ``ss_synth_augment_classes: empty`` read as e, m, p, t, y)."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(x) for x in value)
+
+
+def _yaml_bool(v: Any) -> Any:
+    """A rule value written the YAML way for a binary answer (true / false) as 1 / 0, the
+    answer's values: as a bool it matched nothing in the sampler's numeric columns."""
+    return int(v) if isinstance(v, bool) else v
+
+
 def parse_rules(raw: Sequence[Any]) -> tuple[Rule, ...]:
     if isinstance(raw, Mapping):
         raise SynthConfigError("ss_synth_rules must be a list of {name, when, then} mappings")
@@ -334,7 +348,7 @@ def parse_rules(raw: Sequence[Any]) -> tuple[Rule, ...]:
         for col, vals in when.items():
             if isinstance(vals, (str, bytes)) or not isinstance(vals, Sequence):
                 vals = [vals]
-            when_t.append((str(col), tuple(vals)))
+            when_t.append((str(col), tuple(_yaml_bool(v) for v in vals)))
         then = r["then"]
         if not isinstance(then, Mapping) or not then:
             raise SynthConfigError(f"{where}: 'then' must map column -> {{equals|in|is_null}}")
@@ -353,7 +367,9 @@ def parse_rules(raw: Sequence[Any]) -> tuple[Rule, ...]:
             if op == "in":
                 if isinstance(val, (str, bytes)) or not isinstance(val, Sequence) or not val:
                     raise SynthConfigError(f"{where}: then['{col}'].in must be a non-empty list")
-                val = tuple(val)
+                val = tuple(_yaml_bool(v) for v in val)
+            elif op == "equals":
+                val = _yaml_bool(val)
             if op == "is_null" and val is not True:
                 raise SynthConfigError(f"{where}: then['{col}'].is_null must be true")
             cons.append(RuleConsequence(str(col), op, None if op == "is_null" else val))
@@ -444,12 +460,17 @@ def _validate(c: SynthConfig) -> None:
     known = set(c.outcome_names) | set(c.cell_dims) | set(c.auxiliaries) | {c.wave}
     by_name = {o.name: o for o in c.outcomes}
     for r in c.rules:
-        for col, _ in r.when:
+        for col, vals in r.when:
             if col not in known:
                 raise SynthConfigError(
                     f"rule '{r.name}': when-column '{col}' is not an outcome, cell dim, "
                     "auxiliary or the wave column"
                 )
+            if col in by_name and by_name[col].is_discrete:  # a typo would never fire
+                for v in vals:
+                    _check_rule_value(
+                        r.name, by_name[col], RuleConsequence(col, "equals", v), "when"
+                    )
         for t in r.then:
             if t.column not in by_name:
                 raise SynthConfigError(
@@ -458,10 +479,10 @@ def _validate(c: SynthConfig) -> None:
             _check_rule_value(r.name, by_name[t.column], t)
 
 
-def _check_rule_value(rule: str, o: OutcomeSpec, t: RuleConsequence) -> None:
+def _check_rule_value(rule: str, o: OutcomeSpec, t: RuleConsequence, side: str = "then") -> None:
     vals = [] if t.op == "is_null" else (list(t.value) if t.op == "in" else [t.value])
     for v in vals:
-        where = f"rule '{rule}': then['{o.name}'] value {v!r}"
+        where = f"rule '{rule}': {side}['{o.name}'] value {v!r}"
         if o.type in ("categorical", "ordinal"):
             if v not in o.levels:
                 raise SynthConfigError(f"{where} is not one of the levels {list(o.levels)}")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from surveysynth.contract.config import SUPPORT_CLASSES, SynthConfig
-from surveysynth.seeding import content_hash, row_hashes
+from surveysynth.seeding import content_hash, key_str, row_hashes
 
 CELL_ID = "cell_id"
 
@@ -136,6 +136,7 @@ def prepare_inputs(
     r = _checked_responses(take_rows(responses, np.argsort(rh, kind="stable")), c, dims)
     f, use_aux = _checked_frame(frame, r, c, dims)
     s = _checked_support(support, c, dims)
+    _frame_cells_in_support(f, s, c)
     key = pd.MultiIndex.from_frame(s[[CELL_ID, c.wave]])
     g = key.get_indexer(pd.MultiIndex.from_frame(r[[CELL_ID, c.wave]]))
     if (g < 0).any():
@@ -145,6 +146,23 @@ def prepare_inputs(
             f"e.g. {orphan.iloc[0].tolist()}"
         )
     return Inputs(responses=r, frame=f, support=s, use_aux=use_aux, cell_wave=g, hashes=hashes)
+
+
+def unit_text(ids: pd.Series) -> pd.Series:
+    """Unit ids as text, an integral number written as the integer (1.0 -> '1'): ids read as
+    float64 on one side (a column with nulls elsewhere, a CSV) and int64 on the other still join
+    (as '1.0' and '1' they did not, and the responses lost their register values unnoticed)."""
+    if ids.dtype.kind == "f":
+        v = ids.to_numpy(dtype=float)
+        if np.isfinite(v).all() and (v == np.floor(v)).all() and (np.abs(v) < 2**53).all():
+            return pd.Series(v.astype(np.int64).astype(str), index=ids.index)
+        return ids.map(key_str)
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=False) in (
+        "floating",
+        "mixed-integer-float",
+    ):
+        return ids.map(key_str)
+    return ids.astype(str)
 
 
 def _checked_responses(r: pd.DataFrame, c: SynthConfig, dims: list[str]) -> pd.DataFrame:
@@ -166,7 +184,7 @@ def _checked_responses(r: pd.DataFrame, c: SynthConfig, dims: list[str]) -> pd.D
     _no_null_dims(r, [c.unit_id, c.wave, *dims], "responses")
     if CELL_ID not in r.columns:
         r[CELL_ID] = make_cell_id(r, dims)
-    r[c.unit_id] = r[c.unit_id].astype(str)
+    r[c.unit_id] = unit_text(r[c.unit_id])
     dup = r.duplicated([c.unit_id, c.wave])
     if dup.any():
         ex = r.loc[dup, [c.unit_id, c.wave]].iloc[0].tolist()
@@ -186,7 +204,7 @@ def _checked_frame(frame, r: pd.DataFrame, c: SynthConfig, dims: list[str]):
     f = frame.copy(deep=False)  # new columns only; the caller's frame is untouched
     _require(f, [c.unit_id, *dims], "frame", "ss_frame_unit_id / ss_cell_dims")
     _no_null_dims(f, [c.unit_id, *dims], "frame")
-    f[c.unit_id] = f[c.unit_id].astype(str)
+    f[c.unit_id] = unit_text(f[c.unit_id])
     units = pd.Index(f[c.unit_id])
     if not units.is_unique:
         ex = f.loc[f[c.unit_id].duplicated(), c.unit_id].iloc[0]
@@ -208,6 +226,22 @@ def _checked_frame(frame, r: pd.DataFrame, c: SynthConfig, dims: list[str]):
     if isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1:
         return f, use_aux  # numbered already: no copy of every column
     return f.reset_index(drop=True), use_aux
+
+
+def _frame_cells_in_support(f: pd.DataFrame | None, s: pd.DataFrame, c: SynthConfig) -> None:
+    """In augment mode every frame cell must be in the support map: records are planned for
+    the frame's units by their cell's support rows, and a cell missing there got none, silently
+    (a support built from the responses alone leaves out the empty cells)."""
+    if f is None or c.mode != "augment" or CELL_ID not in f.columns:
+        return
+    missing = pd.Index(f[CELL_ID].unique()).difference(pd.Index(s[CELL_ID].unique()))
+    if len(missing):
+        n_units = int(f[CELL_ID].isin(missing).sum())
+        raise SynthInputError(
+            f"{len(missing)} frame cell(s) ({n_units} units) are not in the support map, e.g. "
+            f"{missing[0]!r}: build it with support_table(responses, config, frame=frame), or "
+            "drop those units from the frame"
+        )
 
 
 def _checked_support(support: pd.DataFrame, c: SynthConfig, dims: list[str]) -> pd.DataFrame:

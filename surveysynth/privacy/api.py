@@ -3,8 +3,10 @@
     settings = DPSettings.from_vars(dbt_vars, config)
     records, ledger = dp_synthesize(responses, frame, support, config, settings)
 
-The plan (which frame units get records, as the hierarchical synthesizer plans them) reads the
-frame and the support map, not the answers; the fit reads the noisy statistics only.
+The fit reads the noisy statistics only. The plan (which frame units get records, as the
+hierarchical synthesizer plans them) reads the frame and the support map, whose waves come from
+the responses and whose classes from the exact respondent counts: it is not private
+(docs/privacy.md, "Limits").
 """
 
 from __future__ import annotations

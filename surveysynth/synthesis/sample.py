@@ -423,16 +423,20 @@ def _related(draw: Draw, om: OutcomeModel) -> np.ndarray:
 
 
 def _apply_rules(draw: Draw, om: OutcomeModel, value: np.ndarray) -> np.ndarray:
-    """Rules whose target is this outcome and whose condition is already drawn."""
+    """Rules whose target is this outcome and whose condition is known: outcomes already drawn,
+    and the record's cell dimensions, wave and auxiliaries (read from its plan row). A rule on a
+    dimension had waited for the final enforce, after the answers drawn later (and an exact
+    relation copied from its target) had read the value it overwrote."""
     o = om.spec
     for rule in draw.spec.rules:
         if o.name not in rule.target_columns:
             continue
-        if any(c not in draw.decoded for c in rule.when_columns):
+        known = {c: _when_values(draw, c) for c in rule.when_columns}
+        if any(v is None for v in known.values()):
             continue
         mask = np.ones(draw.n, dtype=bool)
         for c, vals in rule.when:
-            mask &= isin(draw.decoded[c], vals)
+            mask &= isin(known[c], vals)
         for t in rule.then:
             if t.column != o.name or t.op == "in":
                 continue  # 'in' is settled by the final enforce
@@ -444,6 +448,17 @@ def _apply_rules(draw: Draw, om: OutcomeModel, value: np.ndarray) -> np.ndarray:
                 fill = float(t.value)
             value = np.where(mask, fill, value)
     return value
+
+
+def _when_values(draw: Draw, column: str):
+    """A rule condition's column for every record, or None while it is an outcome not yet
+    drawn: the drawn answers, else a column of the plan rows (cell dimensions, wave,
+    auxiliaries)."""
+    if column in draw.decoded:
+        return draw.decoded[column]
+    if column in draw.spec.order or column not in draw.rows.columns:
+        return None
+    return draw.rows[column].reset_index(drop=True)
 
 
 def _decode(om: OutcomeModel, raw: np.ndarray) -> pd.Series:

@@ -191,7 +191,8 @@ def _levels(codes: np.ndarray) -> np.ndarray:
 
 def find_spikes(x: np.ndarray, w: np.ndarray, o: OutcomeSpec, share: float) -> tuple[float, ...]:
     """Point masses of a numeric outcome: its minimum when hit, and values with weighted
-    share >= ``share`` (at most 5, largest first)."""
+    share >= ``share`` (at most 5, largest first), the declared max included (a top code: a
+    share of answers held at it had been left to the continuous part, which drew none there)."""
     ok = np.isfinite(x)
     if not ok.any():
         return ()
@@ -206,7 +207,7 @@ def find_spikes(x: np.ndarray, w: np.ndarray, o: OutcomeSpec, share: float) -> t
         v = float(vals[k])
         if len(spikes) > MAX_SPIKES or frac[k] < share or cnt[k] < MIN_SPIKE_ROWS:
             break
-        if v not in spikes and (o.max is None or v < o.max):
+        if v not in spikes and (o.max is None or v <= o.max):  # a top code is a spike too
             spikes.append(v)
     return tuple(spikes[: MAX_SPIKES + 1])
 
