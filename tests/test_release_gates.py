@@ -354,3 +354,38 @@ def test_f_columns_shuffled_independently_fail_dependence(demo):
     m = out.query("select * from fidelity_metrics")
     failed = set(m.loc[~m.passed, "metric"])
     assert {"fidelity_gate", "dependence_correlation_mean"} <= failed, m
+
+
+def test_a_release_built_past_its_gate_tests_is_refused(demo):
+    """A failing gate row planted in fidelity_metrics, then only the release rebuilt (`--select
+    release_candidate+`, which runs no gate test): release_gates reads the gated tables as they
+    stand, so release_candidate refuses and the release stays as it was. As a stored table
+    release_gates kept the last passing build's rows, and this published a new release whose
+    manifest said every gate passed."""
+    work, vars_, res = demo
+    here = work / "stale"
+    here.mkdir(exist_ok=True)
+    shutil.copy(res.db_path, here / "warehouse.duckdb")
+    before = snapshot(here / "warehouse.duckdb")
+    with duckdb.connect(str(here / "warehouse.duckdb")) as con:
+        con.execute(
+            "update fidelity_metrics set passed = false, status = 'fail' "
+            "where rowid = (select min(rowid) from fidelity_metrics)"
+        )
+    out = run_dbt(here, vars=vars_, select="release_candidate+")
+    assert not out.ok and "release refused: gate(s) ['fidelity']" in out.output, out.output[-3000:]
+    assert snapshot(here / "warehouse.duckdb") == before
+
+
+def test_suppressed_rows_give_their_reason_without_withheld_figures(demo):
+    """A suppressed row's reason says why it was withheld, not the errors the method rule quoted
+    (its RMSEs and phi are the withheld values); the run's manifest lands in ss_synth_run_dir."""
+    _, vars_, res = demo
+    rel = res.query(
+        "select * from main_release.domain_estimates_release where method = 'suppressed'"
+    )
+    assert len(rel) > 100
+    assert not rel.reason.str.contains("RMSE|phi =", regex=True).any()
+    assert rel.reason.str.startswith(("withheld", "no estimate")).all(), rel.reason.unique()[:5]
+    runs = Path(vars_["ss_synth_run_dir"])
+    assert list(runs.glob("*.json")), runs

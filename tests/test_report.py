@@ -145,3 +145,46 @@ def test_warehouse_without_release_says_nothing_was_released(tmp_path, browser):
     _open(browser, out, "report_norelease.png")
     verdict = browser.find_element(By.ID, "verdict").text
     assert "Nothing was released" in verdict and "release_manifest absent" in verdict
+
+
+def test_a_staged_release_is_not_read_as_published(tmp_path):
+    """Only the staging schema holds release tables (a first publish refused): the report and the
+    dashboard (both read through Warehouse) find no release, instead of reading the staged,
+    refused tables as the published ones."""
+    db = tmp_path / "staged.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema main_release_staging")
+        for t in ("domain_estimates_release", "release_manifest"):
+            con.execute(f"create table main_release_staging.{t} as select 1 as x")
+        con.execute("create table main.domain_estimates as select 1 as x")
+    wh = Warehouse(db)
+    try:
+        assert wh.rel("domain_estimates_release") is None and wh.rel("release_manifest") is None
+        assert wh.rel("domain_estimates") == '"main"."domain_estimates"'
+    finally:
+        wh.close()
+
+
+def test_disclosure_bars_show_only_ratios_that_read_below_one_passes(tmp_path):
+    """The value / threshold bars: a '<=' rule with a positive threshold only. A difference that
+    passes below a negative threshold (-0.0434 <= -0.0198) had shown as a bar of 2.19, and the
+    attacks' p-value (a '>' rule) had set the scale for every bar."""
+    from surveysynth.report.sections_checks import disclosure
+
+    db = tmp_path / "dm.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "create table main.disclosure_metrics as select * from (values "
+            "(1, 'disclosure_attacks', null, 0.8, 0.005, '>', 'pass', true, ''), "
+            "(1, 'replicated_uniques', null, -0.0434, -0.0198, '<=', 'pass', true, ''), "
+            "(1, 'dcr_share', null, 0.04, 0.10, '<=', 'pass', true, '')"
+            ') as t(implicate, metric, "column", value, threshold, comparison, status, passed, detail)'
+        )
+    wh = Warehouse(db)
+    try:
+        html = disclosure(wh, {})
+    finally:
+        wh.close()
+    bars = html.split("<table")[0]
+    assert "dcr_share" in bars and "replicated_uniques" not in bars
+    assert "disclosure_attacks" not in bars

@@ -38,8 +38,10 @@ inner join frame_ids as f on r.value = f.unit_id
         {%- do checked.append(c.sql) -%}
     {%- endif -%}
 {%- endfor %}
+{%- set names = surveysynth.release_columns(model) | map(attribute='name') | map('lower') | list -%}
 select *
 from {{ model }}
 where method = 'suppressed'
-    and ({{ (checked | join(' is not null or ')) ~ ' is not null' if checked else 'false' }})
+    and ({{ (checked | join(' is not null or ')) ~ ' is not null' if checked else 'false' }}
+        {%- if 'reason' in names %} or reason like '%RMSE%' or reason like '%phi =%'{% endif %})
 {% endtest %}

@@ -6,8 +6,9 @@
     - a suppressed row (method 'suppressed', whether for quality or by the threshold rule) carries
       no estimate values: every numeric column is null but the cell dimensions, the wave, the counts
       (n_*) and m. The estimate, SE and interval, and the direct and augmented (or any other) values
-      shown alongside go, whatever the estimation layer names them; labels (method, grade, reason,
-      sdc_status) stay, so a reader sees what was withheld and why;
+      shown alongside go, whatever the estimation layer names them; labels (method, grade,
+      sdc_status) stay, so a reader sees what was withheld and why, and the reason says why without
+      the figures the method rule quoted (its RMSEs and phi are withheld values);
     - release_id: the release (release_candidate) on every row. -#}
 -- depends_on: {{ ref('release_gates') }}
 {%- set src = ref('domain_estimates_protected') -%}
@@ -23,6 +24,13 @@
     {%- set lname = c.name | lower -%}
     {%- if c.numeric and lname not in structural and not lname.startswith('n_') -%}
         {%- do final_cols.append('case when ' ~ suppressed ~ ' then null else e.' ~ c.sql ~ ' end as ' ~ c.sql) -%}
+    {%- elif lname == 'reason' -%}
+        {#- the method rule's reason quotes the estimated errors (RMSE direct, augmented, phi):
+            withheld figures, so a suppressed row says why without them -#}
+        {%- set why = ("case when e.grade = 'not_published' then 'withheld: interval too wide to publish (ss_grade_*)' "
+            ~ "else 'withheld: disclosure control (sdc_status)' end") if 'grade' in names else "'withheld'" -%}
+        {%- do final_cols.append("case when " ~ suppressed ~ " and e." ~ c.sql ~ " not like 'no estimate%' then "
+            ~ why ~ " else e." ~ c.sql ~ " end as " ~ c.sql) -%}
     {%- else -%}
         {%- do final_cols.append('e.' ~ c.sql) -%}
     {%- endif -%}

@@ -23,7 +23,15 @@ def model(dbt, session):
 
     raw_vars = dbt.config.get("ss_release_vars")
     release_vars = json.loads(raw_vars) if raw_vars else {}
-    dbt.ref("release_gates")  # built only when every gate passed
+    # built only when every gate test passed; read too, so that a build that selects the release
+    # without the gate tests (`--select release_candidate+`) cannot publish past a failing gate
+    gates = to_pandas(dbt.ref("release_gates"))
+    failing = gates.loc[~gates["passed"].astype(bool), "gate"].tolist()
+    if failing:
+        raise RuntimeError(
+            f"release refused: gate(s) {failing} fail on the tables as they stand; "
+            "fix them and run dbt build, which runs the gate tests"
+        )
     relations = {
         "synthetic_microdata": dbt.ref("synthetic_microdata"),
         "domain_estimates_protected": dbt.ref("domain_estimates_protected"),

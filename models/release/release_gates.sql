@@ -1,3 +1,7 @@
+{#- a view: it reads the gated tables as they are now. As a table it kept the rows of the last
+    build that passed, and `dbt build --select release_candidate+` after a failed gate published
+    a release whose manifest said every gate passed -#}
+{{ config(materialized='view') }}
 {{ surveysynth.validate_config() }}
 {#- Every gate the release waits for, one row each: the gated model, the dbt data test that enforces
     it (severity error), how many rows it checked and how many fail. The release models depend on

@@ -293,9 +293,10 @@ _DIFFS = ("exact_match", "replicated_uniques")
 # ------------------------------------------------------------------------------ released records
 
 
-#: width of a magnitude's band on the log scale: two grids of it, offset by half a band, hold
-#: any two values within 1% of each other in one band on one grid or the other
-NEAR_BAND = np.log(1.02)
+#: width of a magnitude's band on the log scale (1%): two grids of it, offset by half a band, hold
+#: any two values within 0.5% of each other in one band on one grid or the other; no two values
+#: more than 1% apart ever share a band
+NEAR_BAND = np.log(1.01)
 
 
 def _informative_keys(
@@ -356,11 +357,12 @@ def _released_part(
 
 def _near_copy_row(real, released, columns, mags, informative, alpha, tol) -> dict[str, Any]:
     """Near-copies: every magnitude within 1% of a respondent's, every other column equal. Per
-    magnitude a pair within 1% shares a band on one of the two grids (not always the same grid
-    for every column), so a record is a near-copy when its key equals its original's under one
-    of the 2^k choices of grid for the k magnitudes; the chance rate is counted the same way.
-    (One 1% grid and its half-band shift, taken for all columns at once, had missed most pairs
-    0.8-1% apart.)"""
+    magnitude a pair within 0.5% shares a band on one of the two grids (not always the same
+    grid for every column), so a record is a near-copy when its key equals its original's under
+    one of the 2^k choices of grid for the k magnitudes: every pair within 0.5% in each
+    magnitude is counted, pairs up to 1% often, none beyond. The chance rate is counted the same
+    way. (One shift for all magnitudes at once had missed pairs within 0.5% when two magnitudes
+    needed different grids.)"""
     choices = [dict(zip(mags, c)) for c in itertools.product((0.0, 0.5), repeat=len(mags))]
     near = _informative_row(
         real,

@@ -221,7 +221,12 @@ def disclosure(wh: Warehouse, ctx: dict) -> str:
     shown = with_state(dm)[[c for c in keep if c in dm]]
     bars = ""
     if {"metric", "value", "threshold"} <= set(dm):
-        t = dm[dm["threshold"].notna() & (dm["threshold"] != 0)]
+        # a ratio reads "below 1 passes" only for a '<=' rule with a positive threshold and a
+        # value of 0 or more: a difference below a negative threshold showed as a bar of 2.19,
+        # and the attacks' p-value (a '>' rule) set the scale for every other bar
+        t = dm[dm["threshold"].notna() & (dm["threshold"] > 0) & (dm["value"] >= 0)]
+        if "comparison" in t:
+            t = t[t["comparison"] == "<="]
         if "implicate" in t:
             t = t[t["implicate"] == t["implicate"].min()]
         labels = (
@@ -232,8 +237,9 @@ def disclosure(wh: Warehouse, ctx: dict) -> str:
         ).tolist()
         ratio = (t["value"] / t["threshold"]).astype(float).tolist()
         bars = (
-            "<p>Value / threshold (first implicate; for a '<=' rule, below 1 passes). The "
-            "detail column gives each metric's reference (holdout or null).</p>"
+            "<p>Value / threshold (first implicate; the '<=' rules with a positive threshold, "
+            "below 1 passes; the others are in the table). The detail column gives each "
+            "metric's reference (holdout or null).</p>"
             + svg.grouped_bars(labels, {"value / threshold": ratio}, "disclosure ratios", 520)
         )
     return bars + table(shown, badges=("passed", "status"))

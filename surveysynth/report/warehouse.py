@@ -48,12 +48,14 @@ class Warehouse:
         ).fetchall()
         found: dict[str, list[str]] = {}
         for schema, name in rows:
-            found.setdefault(name, []).append(schema)
+            # a staged release is not published: read as published, a refused first release
+            # (its staged tables failing their tests) showed as "released" in the report
+            if "staging" not in schema:
+                found.setdefault(name, []).append(schema)
 
-        # a name in several schemas: never a staging schema if another holds it, then the
-        # schema of the published release
+        # a name in several schemas: the schema of the published release first
         def rank(schema: str, home: str | None = None) -> tuple:
-            return ("staging" in schema, schema != home, schema)
+            return (schema != home, schema)
 
         homes = sorted(found.get("release_manifest", []), key=rank)
         home = homes[0] if homes else None
