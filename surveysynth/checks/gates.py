@@ -570,6 +570,10 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
+#: vars that say where a build keeps its files, not what it computes
+OPERATIONAL_VARS = ("ss_synth_run_dir",)
+
+
 def release_manifest(
     v: Mapping[str, Any],
     gates: pd.DataFrame,
@@ -594,7 +598,10 @@ def release_manifest(
         name: {"rows": len(df), "content_hash": content_hash(df)}
         for name, df in sorted(releases.items())
     }
-    params = json.dumps(dict(v), sort_keys=True, default=_jsonable)
+    # the parameters of the release, not where this build kept its run files: a path per build
+    # would make the same release's manifest differ between reruns
+    kept = {k: x for k, x in dict(v).items() if k not in OPERATIONAL_VARS}
+    params = json.dumps(kept, sort_keys=True, default=_jsonable)
     gate_rows = gates.sort_values("gate_order")[
         ["gate", "gated_model", "gate_test", "n_checked", "n_failing", "passed"]
     ].to_dict(orient="records")
