@@ -405,8 +405,9 @@ def _informative_row(
     for ref, other, name in ((~hold, hold, "training"), (hold, ~hold, "holdout")):
         if not other.any():
             continue
-        rate = float(_matches(rel_keys, keys[:, informative & ref]).mean())
-        chance = float(_matches(keys[:, other], keys[:, informative & ref]).mean())
+        pool = keys[:, informative & ref]
+        rate = float(_matches(rel_keys, pool).mean())
+        chance = float(_matches(keys[:, other], pool).mean())
         se = math.sqrt(rate * (1 - rate) / rel_keys.shape[1] + chance * (1 - chance) / other.sum())
         thr = chance + tol["informative_match"] + z * se
         row = (rate - thr, rate, chance, thr, name)

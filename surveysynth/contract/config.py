@@ -172,19 +172,13 @@ class SynthConfig:
                 "dbt var 'ss_outcomes' must map outcome name -> {type: ...}; got "
                 f"{type(outcomes_raw).__name__}"
             )
-        dims = need("ss_cell_dims")
-        if isinstance(dims, str):
-            dims = [dims]
-        aux = v.get("ss_frame_auxiliaries") or []
-        if isinstance(aux, str):
-            aux = [aux]
         kwargs: dict[str, Any] = {
             "unit_id": str(need("ss_unit_id")),
             "wave": str(need("ss_wave")),
-            "cell_dims": tuple(str(d) for d in dims),
+            "cell_dims": _names(need("ss_cell_dims")),
             "outcomes": parse_outcomes(outcomes_raw),
             "weight": v.get("ss_design_weight"),
-            "auxiliaries": tuple(str(a) for a in aux),
+            "auxiliaries": _names(v.get("ss_frame_auxiliaries") or ()),
             "m": int(v.get("ss_synth_m", 20)),
             "seed": int(v.get("ss_seed", 0)),
             "mode": str(v.get("ss_synth_mode", "augment")),
@@ -467,10 +461,7 @@ def _validate(c: SynthConfig) -> None:
                     "auxiliary or the wave column"
                 )
             if col in by_name and by_name[col].is_discrete:  # a typo would never fire
-                for v in vals:
-                    _check_rule_value(
-                        r.name, by_name[col], RuleConsequence(col, "equals", v), "when"
-                    )
+                _check_rule_value(r.name, by_name[col], RuleConsequence(col, "in", vals), "when")
         for t in r.then:
             if t.column not in by_name:
                 raise SynthConfigError(
