@@ -23,7 +23,15 @@ from surveysynth.privacy.register import scores as aux_scores
 from surveysynth.synthesis.api import support_table
 
 BOUNDS = {"turnover": [0, 1e10], "employees": [0, 1e6]}
-DP = {"ss_dp_bounds": BOUNDS, "ss_dp_pool_by": ["size_band"], "ss_dp_epsilon": 2.0}
+#: the small world's design: two waves
+DP = {
+    "ss_dp_bounds": BOUNDS,
+    "ss_dp_pool_by": ["size_band"],
+    "ss_dp_epsilon": 2.0,
+    "ss_dp_waves": [1, 2],
+}
+#: the demo's design: four waves
+DEMO_WAVES = [1, 2, 3, 4]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +50,7 @@ def world():
 def _exact(r, support, cfg, st, centre=None, register=None):
     """Every exact query (before noise) with its declared per-row bound (the register's
     within-cell scores join the answers' when ``register`` is given)."""
-    cells = M.public_cells(support, cfg)
+    cells = M.public_cells(dp_api.public_support(r, support, cfg, st.waves), cfg)
     group, n_g = M.groups_of(cells, cfg, st.pool_by)
     margins, _ = M.margins_of(cells, cfg)
     k = M.row_index(r.reset_index(drop=True), cells, cfg)
@@ -148,6 +156,77 @@ def test_ledger_total_is_the_composed_budget(world):
     assert (rows["rho"] > 0).all() and rows["mechanism"].str.contains("opendp").all()
 
 
+def _plan_of(out: pd.DataFrame, cfg) -> pd.DataFrame:
+    keys = ["business_id", cfg.wave, "cell_id", "synth_weight", "implicate", "support_class"]
+    return out[keys].sort_values(keys[:2] + ["implicate"]).reset_index(drop=True)
+
+
+def test_the_plan_reads_no_response(world):
+    """The public plan: every frame cell x every wave of ss_dp_waves gets records for all its
+    units (up to the cap), whoever answered, and the records carry no support class. Planted:
+    one unit's rows removed, and every respondent of the busiest cell removed (the cell turned
+    empty); the plan (which units, waves, weights) and every sensitivity are the same. Before,
+    the plan followed the respondents (only sparse and empty cells, only non-respondents) and the
+    waves came from the responses."""
+    cfg, r, f, support = world
+    st = M.DPSettings.from_vars(DP, cfg)
+    pub = dp_api.public_support(r, support, cfg, st.waves)
+    base = dp_api.plan_dp(r, f, pub, cfg)
+    unit = r["business_id"].value_counts().index[0]
+    cells = support.groupby("cell_id")["n_respondents"].sum()
+    busiest = cells.idxmax()
+    assert cells[busiest] >= 3  # its respondents removed: the cell turns empty
+    in_cell = M.make_cell_id(r, list(cfg.cell_dims)) == busiest
+    for other in (r[r["business_id"] != unit], r[~in_cell]):
+        again = dp_api.plan_dp(other, f, dp_api.public_support(other, support, cfg, st.waves), cfg)
+        pd.testing.assert_frame_equal(_plan_of(again, cfg), _plan_of(base, cfg))
+    n_frame = f.groupby(M.make_cell_id(f, list(cfg.cell_dims))).size()
+    per_cell = base[base["implicate"] == 1].groupby(["cell_id", cfg.wave])["synth_weight"].sum()
+    assert len(per_cell) == len(n_frame) * 2  # every frame cell, both waves
+    expect = n_frame.reindex(per_cell.index.get_level_values(0)).to_numpy()
+    assert np.allclose(per_cell.to_numpy(), expect)  # the records stand for all the cell's units
+    # one wave's answers only: the sensitivities still count the design's two waves
+    one = M.measure(r[r[cfg.wave] == 1], pub, cfg, st)
+    both = M.measure(r, pub, cfg, st)
+    assert [x.sensitivity for x in one.ledger] == [x.sensitivity for x in both.ledger]
+    out, _, _ = dp_api.dp_synthesize(r, f, support, cfg, st)
+    assert out["support_class"].eq(dp_api.PUBLIC_CLASS).all()
+
+
+def test_estimates_read_the_records_of_nonrespondents(world):
+    """The augmented estimates' reading of the public plan's records (nonrespondent_records, as
+    int_augmented_units in DP mode): no record of a unit that answered in its wave, and each
+    cell x wave x implicate's records weigh up to its N - n non-respondents, so with the
+    respondents the cell holds its N units."""
+    cfg, r, f, support = world
+    out, _, _ = dp_api.dp_synthesize(r, f, support, cfg, M.DPSettings.from_vars(DP, cfg))
+    read = dp_api.nonrespondent_records(out, r, support, cfg)
+    answered = set(zip(r["business_id"].astype(str), r[cfg.wave].astype(str)))
+    own = set(zip(read["business_id"].astype(str), read[cfg.wave].astype(str)))
+    assert not own & answered and len(read) < len(out)
+    tot = read.groupby(["cell_id", cfg.wave, "implicate"])["synth_weight"].sum().reset_index()
+    tot = tot.merge(support[["cell_id", cfg.wave, "n_population", "n_respondents"]])
+    gap = tot["n_population"] - tot["n_respondents"]
+    assert np.allclose(tot["synth_weight"], gap)
+    due = support[support["n_population"] > support["n_respondents"]]
+    assert len(tot) == len(due) * cfg.m  # every cell x wave with a non-respondent has records
+
+
+def test_the_design_waves_are_required_and_checked(world):
+    """DP mode without ss_dp_waves, with a response in a wave not listed, or in replica mode is
+    an error, never a plan built from the responses."""
+    from dataclasses import replace
+
+    cfg, r, f, support = world
+    with pytest.raises(Exception, match="ss_dp_waves"):
+        M.DPSettings.from_vars({k: v for k, v in DP.items() if k != "ss_dp_waves"}, cfg)
+    st = M.DPSettings.from_vars({**DP, "ss_dp_waves": [1]}, cfg)
+    with pytest.raises(Exception, match="not in ss_dp_waves"):
+        dp_api.dp_synthesize(r, f, support, cfg, st)
+    with pytest.raises(Exception, match="replica"):
+        M.DPSettings.from_vars(DP, replace(cfg, mode="replica"))
+
+
 def test_bounds_come_from_vars_never_the_data(world):
     cfg, *_ = world
     with pytest.raises(Exception, match="ss_dp_bounds"):
@@ -207,7 +286,12 @@ def test_demo_builds_in_dp_mode_and_publishes(tmp_path):
     data = generate_demo(tmp_path / "data", "--seed", "42")
     for attempt in range(3):
         work = tmp_path / f"dp{attempt}"
-        res = run_dbt(work, vars=_dp_vars(data, work, ss_dp_epsilon=8.0, ss_backtest_enabled=True))
+        res = run_dbt(
+            work,
+            vars=_dp_vars(
+                data, work, ss_dp_epsilon=8.0, ss_backtest_enabled=True, ss_dp_waves=DEMO_WAVES
+            ),
+        )
         st = res.statuses()
         failed = {k for k, v in st.items() if v in ("fail", "error")}
         if res.ok and not failed:

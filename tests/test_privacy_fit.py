@@ -12,12 +12,14 @@ import pytest
 from small_survey import dp_world
 
 from surveysynth.privacy import measure as M
+from surveysynth.privacy.api import public_support
 from surveysynth.privacy.fit import fit_dp
 from surveysynth.privacy.means import group_count
 
 VARS = {
     "ss_dp_bounds": {"turnover": [0, 1e10], "employees": [0, 1e6]},
     "ss_dp_pool_by": ["size_band"],
+    "ss_dp_waves": [1, 2],
 }
 KEYS = ["region", "sector", "size_band", "wave"]
 
@@ -31,7 +33,7 @@ def world(tmp_path_factory):
 def _fit(world, eps):
     cfg, r, support = world
     st = M.DPSettings.from_vars({**VARS, "ss_dp_epsilon": eps}, cfg)
-    stats = M.measure(r, support, cfg, st)
+    stats = M.measure(r, public_support(r, support, cfg, st.waves), cfg, st)
     return stats, fit_dp(stats, cfg)
 
 

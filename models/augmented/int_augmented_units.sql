@@ -14,6 +14,13 @@
     cell, and the cell's real respondents are left out of it (the records alone represent the cell;
     the respondents' answers still shaped the model).
 
+    DP mode (ss_privacy_mode: dp): the public plan gave every frame cell records for all its units,
+    whoever answered. Here, as in nonrespondents mode, a completed cell's respondents represent
+    themselves, and its records of units that did not answer in the wave stand for the N - n
+    non-respondents (start weight (N - n) / the records left, per implicate); the records of units
+    that answered, and every record of an observed cell, stay out of the estimates (they are in the
+    released records).
+
     Replica mode: the implicates are the fully synthetic copies (synth_weight = design weight), and
     every cell is `observed` (a synthetic sample of the population, not a completed one).
 
@@ -29,6 +36,7 @@
 {%- set replica = var('ss_synth_mode', 'augment') == 'replica' -%}
 {%- set classes = var('ss_synth_augment_classes', ['sparse', 'empty']) -%}
 {%- set records_for_all = var('ss_synth_augment_units', 'nonrespondents') == 'all' -%}
+{%- set dp = var('ss_privacy_mode', 'off') == 'dp' and not replica -%}
 {%- set t = surveysynth.as_text -%}
 
 with responses as (
@@ -77,6 +85,7 @@ roles as (
         cell_id,
         wave,
         support_class,
+        n_population - n_respondents as n_nonrespondents,
         {% if replica -%}
         'observed' as cell_role
         {%- else -%}
@@ -153,13 +162,28 @@ synthetic_records as (
         {% for a in aux -%}
         synthetic.{{ a }},
         {% endfor -%}
+        {% if dp -%}
+        cast(roles.n_nonrespondents as {{ surveysynth.type_double() }}) / count(*) over (
+            partition by synthetic.implicate, synthetic.cell_id, synthetic.wave
+        ) as start_weight,
+        {%- else -%}
         synthetic.synth_weight as start_weight,
+        {%- endif %}
         {{ surveysynth.category_key_expr(strata, 'synthetic') }} as stratum_id,
         synthetic.synth_method
     from synthetic
     inner join roles
         on synthetic.cell_id = roles.cell_id
         and synthetic.wave = roles.wave
+    {% if dp -%}
+    left join responses as answered
+        on synthetic.unit_id = answered.unit_id
+        and synthetic.wave = answered.wave
+    {% endif -%}
+    {% if not replica -%}
+    where roles.cell_role = 'completed'
+    {%- if dp %} and answered.unit_id is null{% endif %}
+    {%- endif %}
 
 ),
 

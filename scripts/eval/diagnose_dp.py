@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from eval_dp import DEMO_DP_VARS, EPSILONS, scored_rows
 from eval_synth import demo_config, load_demo
 
-from surveysynth.privacy.api import dp_synthesize
+from surveysynth.privacy.api import dp_synthesize, nonrespondent_records
 from surveysynth.privacy.measure import DPSettings
 from surveysynth.synthesis.api import support_table
 
@@ -45,6 +45,7 @@ def one_run(eps, rep, data, support, cfg, delta) -> pd.DataFrame:
     syn, _, model = dp_synthesize(
         data["responses"], data["frame"], support, cfg, DPSettings.from_vars(v, cfg)
     )
+    syn = nonrespondent_records(syn, data["responses"], support, cfg)
     d = scored_rows(syn, data["responses"], support, data["demo_truth"], cfg)
     keys = [*cfg.cell_dims, cfg.wave]
     d = d.merge(direct_flags(model, cfg), on=[*keys, "indicator"], how="left")

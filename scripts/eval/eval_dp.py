@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from eval_synth import demo_config, load_demo
 
 from surveysynth.estimation.augmented import augmented_cell_estimates
-from surveysynth.privacy.api import dp_synthesize
+from surveysynth.privacy.api import dp_synthesize, nonrespondent_records
 from surveysynth.privacy.measure import DPSettings
 from surveysynth.synthesis.api import support_table, synthesize
 
@@ -49,6 +49,7 @@ from surveysynth.synthesis.api import support_table, synthesize
 DEMO_DP_VARS = {
     "ss_dp_bounds": {"turnover": [0, 1e10], "employees": [0, 1e6]},
     "ss_dp_pool_by": ["size_band"],
+    "ss_dp_waves": [1, 2, 3, 4],
 }
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -99,6 +100,7 @@ def run_dp(eps, data, support, cfg, delta) -> tuple[dict, float]:
     syn, ledger, _ = dp_synthesize(
         data["responses"], data["frame"], support, cfg, DPSettings.from_vars(v, cfg)
     )
+    syn = nonrespondent_records(syn, data["responses"], support, cfg)
     res = score(syn, data["responses"], support, data["demo_truth"], cfg)
     res["seconds"] = time.monotonic() - t0
     return res, float(ledger["epsilon"].iloc[-1])

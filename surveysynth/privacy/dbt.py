@@ -22,6 +22,7 @@ DP_VARS = (
     "ss_dp_spend_epsilon",
     "ss_dp_bounds",
     "ss_dp_pool_by",
+    "ss_dp_waves",
 )
 
 

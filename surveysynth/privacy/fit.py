@@ -38,7 +38,14 @@ from surveysynth.contract.config import SynthConfig
 from surveysynth.contract.inputs import record_columns
 from surveysynth.contract.rules import enforce
 from surveysynth.privacy.means import MeanFit, f_posterior, group_count, residual_totals
-from surveysynth.privacy.measure import RATIO_SD, NoisyStats, _keys, main_effects
+from surveysynth.privacy.measure import (
+    RATIO_SD,
+    NoisyStats,
+    _keys,
+    above_offset,
+    main_effects,
+    value_levels,
+)
 from surveysynth.privacy.register import RegisterRanks
 from surveysynth.privacy.rules import rule_shares
 from surveysynth.privacy.shrink import MIN_LEVELS_A, fh_posterior
@@ -118,6 +125,8 @@ def fit_dp(stats: NoisyStats, config: SynthConfig) -> DPModel:
     model = DPModel(stats.cells, stats.group, ranges=dict(stats.ranges))
     for o in config.outcomes:
         _fit_shares(model, stats, o.name)
+        if value_levels(o):
+            _split_by_group(model, stats, o.name)
         if o.is_numeric:
             _fit_mean(model, stats, o.name)
     model.corr = _correlations(stats, len(config.outcomes) + stats.n_aux)
@@ -164,11 +173,28 @@ def _fit_shares(model: DPModel, stats: NoisyStats, name: str) -> None:
     model.direct[name] = has
 
 
+def _split_by_group(model: DPModel, stats: NoisyStats, name: str, first: int = 2) -> None:
+    """A count's answers above its lower bound (codes ``first``..: its own values, then the rest)
+    split as its pooling group's noisy counts split them, each cell keeping its own share of the
+    whole. A group's count has one noise draw (from its margin); a cell's few answers spread
+    over several codes are mostly noise there, and that noise, clipped, put a tenth of the
+    largest businesses' records at 1-3 employees. The summed posterior variance is kept."""
+    mean, var = model.share_mean[name], model.share_var[name]
+    L = mean.shape[1]
+    g = np.column_stack([group_count(stats, name, [j]) for j in range(first, L)])
+    g = np.maximum(g, 0.0)
+    none = g.sum(axis=1) <= 0
+    g[none, -1] = 1.0  # no signal: everything above the own values
+    pi = (g / g.sum(axis=1, keepdims=True))[stats.group]
+    mean[:, first:] = mean[:, first:].sum(axis=1, keepdims=True) * pi
+    var[:, first:] = var[:, first:].sum(axis=1, keepdims=True) * pi
+
+
 def _fit_mean(model: DPModel, stats: NoisyStats, name: str) -> None:
     """The cell means of v above the lower bound and the within-cell variance
     (:mod:`surveysynth.privacy.means`: A and the residual totals carried into the draws)."""
     half = stats.ranges[name][1] / 2
-    n_pos = stats.counts[name][:, 2]
+    n_pos = stats.counts[name][:, -1]
     s2n = stats.noise_var[f"counts:{name}"]
     cut = max(MIN_DIRECT_N, RATIO_SD * np.sqrt(s2n))
     # a cell's count must clear the cut in its own noisy count and in the other outcomes'
@@ -355,13 +381,15 @@ def _answers(o, shares, par, model: DPModel, k, u) -> np.ndarray:
         vals[code > 0] = levels[code[code > 0] - 1]
         return vals
     lo, log_range = model.ranges[o.name]
-    base = cum[:, 1]
-    pos = code == 2
+    top = cum.shape[1] - 1  # the last code: above the bound and a count's own values
+    base = cum[:, top - 1]
+    pos = code == top
     up = np.clip((u - base) / np.maximum(1 - base, 1e-12), 1e-9, 1 - 1e-9)
-    x = lo + np.expm1(
+    x = above_offset(o, lo) + np.expm1(
         _above_bound(o, up, par[f"{o.name}:mu"][k], par[f"{o.name}:sigma"][k], log_range)
     )
-    vals[code == 1] = lo
+    for j in range(top - 1):  # code 1 + j: the value lo + j
+        vals[code == 1 + j] = lo + j
     vals[pos] = x[pos]
     return vals
 

@@ -131,14 +131,14 @@ def residual_totals(stats: NoisyStats, name: str, diag: list):
     """Per pooling group: the shrunk residual variance per answer T, its posterior variance and
     the share w of answers centred on their main effects."""
     half = stats.ranges[name][1] / 2
-    n = np.maximum(stats.counts[name][:, 2], 0.0)
+    n = np.maximum(stats.counts[name][:, -1], 0.0)
     nn = np.maximum(n, 1.0)
     own = stats.centre_own[name]
     yc = np.clip(stats.logsum[name] / nn, -half, half)
     s2n, s2l = stats.noise_var[f"counts:{name}"], stats.noise_var[f"logsum:{name}"]
     g, G = stats.group, stats.n_groups
     n_own = np.bincount(g, np.where(own, n, 0.0), G)
-    total = np.maximum(group_count(stats, name, [2]), n_own)
+    total = np.maximum(group_count(stats, name, [stats.counts[name].shape[1] - 1]), n_own)
     dof = np.maximum(total - np.bincount(g, own.astype(float), G), 1.0)
     own_noise = np.bincount(g, np.where(own, (s2l + yc**2 * s2n) / nn, 0.0), G)
     raw = stats.resid[name] - own_noise

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from surveysynth.contract.config import SynthConfig, SynthConfigError
 from surveysynth.contract.inputs import CELL_ID, make_cell_id
@@ -39,6 +40,10 @@ from surveysynth.privacy.ledger import LedgerRow, epsilon_of, gaussian, rho_for_
 from surveysynth.privacy.register import RegisterRanks
 from surveysynth.privacy.register import scores as aux_scores
 
+#: a count's first values above its lower bound (1, 2 and 3 employees) are answer codes of their
+#: own, measured as category counts: a log-normal rounded to integers misses their spikes (the
+#: demo's businesses: 39% at 1 employee, 30% of the DP records)
+COUNT_LEVELS = 3
 #: residuals of the log-scale values are clamped to +- this (a factor of e^3 ~ 20 either side)
 RESID_CLAMP = 3.0
 #: a numeric answer's copula score is its residual in units of this many within-cell sds
@@ -68,6 +73,7 @@ class DPSettings:
     spend_epsilon: float
     bounds: dict[str, tuple[float, float]]
     pool_by: tuple[str, ...] = ()
+    waves: tuple[Any, ...] = ()
 
     @classmethod
     def from_vars(cls, v: dict[str, Any], config: SynthConfig) -> DPSettings:
@@ -91,7 +97,36 @@ class DPSettings:
         bad = [d for d in pool if d not in config.cell_dims]
         if bad:
             raise SynthConfigError(f"ss_dp_pool_by: {bad} are not cell dimensions (ss_cell_dims)")
-        return cls(eps, delta, float(spend) if spend is not None else eps, bounds, pool)
+        return cls(
+            eps,
+            delta,
+            float(spend) if spend is not None else eps,
+            bounds,
+            pool,
+            _public_waves(v, config),
+        )
+
+
+def _public_waves(v: dict[str, Any], config: SynthConfig) -> tuple[Any, ...]:
+    """The design's waves, ``ss_dp_waves``: public, so the plan and every sensitivity are fixed
+    before the answers are read. Replica mode is refused: its plan copies the respondents'
+    layout (their number per cell, their weights)."""
+    if config.mode == "replica":
+        raise SynthConfigError(
+            "ss_privacy_mode dp plans records for the frame's units (augment mode); replica mode "
+            "copies the respondents' layout (counts per cell, weights), which is not private"
+        )
+    raw = v.get("ss_dp_waves")
+    waves = [raw] if isinstance(raw, (str, int, float)) else list(raw or [])
+    if not waves:
+        raise SynthConfigError(
+            "ss_privacy_mode dp needs the design's waves as a var, ss_dp_waves: [..] (every wave "
+            "the survey may hold): the waves found in the responses would make the plan and the "
+            "noise depend on who answered"
+        )
+    if len(set(map(str, waves))) != len(waves):
+        raise SynthConfigError(f"ss_dp_waves lists a wave twice: {waves}")
+    return tuple(waves)
 
 
 @dataclass
@@ -166,40 +201,69 @@ def row_index(responses: pd.DataFrame, cells: pd.DataFrame, config: SynthConfig)
     return out
 
 
+def value_levels(o) -> int:
+    """How many values just above the lower bound are answer codes of their own."""
+    return COUNT_LEVELS if o.type == "count" else 0
+
+
+def above_offset(o, lo: float) -> float:
+    """Where the log-normal part starts: v = log(1 + x - offset) for the answers above it."""
+    return lo + value_levels(o)
+
+
 def codes_of(responses: pd.DataFrame, o, bounds) -> tuple[np.ndarray, np.ndarray]:
-    """Answer code per row (0 = missing, then levels; numeric: 1 = at the lower bound,
-    2 = above it) and the clamped log-scale value v (nan unless code 2)."""
+    """Answer code per row (0 = missing, then levels; numeric: 1 = at the lower bound, then
+    for a count 1 + j at lo + j for j = 1..COUNT_LEVELS, and last: above them) and the clamped
+    log-scale value v (nan unless in the last code)."""
     s = responses[o.name]
     if o.is_numeric:
         lo, hi = bounds[o.name]
         x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         xc = np.clip(x, lo, hi)
-        code = np.where(np.isnan(x), 0, np.where(xc <= lo, 1, 2))
-        v = np.where(code == 2, np.log1p(np.where(code == 2, xc - lo, 0.0)), np.nan)
-        return code.astype(np.int64), v
+        d, top = xc - lo, value_levels(o)
+        code = np.where(d <= top, 1 + np.ceil(np.maximum(d, 0.0)), top + 2)
+        code = np.where(np.isnan(x), 0, code).astype(np.int64)
+        above = code == top + 2
+        v = np.where(above, np.log1p(np.where(above, d - top, 0.0)), np.nan)
+        return code, v
     levels = list(o.category_levels)
     pos = pd.Index(levels).get_indexer(s.astype(object).where(s.notna(), None))
     return (pos + 1).astype(np.int64), np.full(len(s), np.nan)
 
 
 def n_codes(o) -> int:
-    return 3 if o.is_numeric else len(o.category_levels) + 1
+    return 3 + value_levels(o) if o.is_numeric else len(o.category_levels) + 1
 
 
-def score_of(o, code: np.ndarray, v: np.ndarray, centre=None, scale=None) -> np.ndarray:
+def score_of(o, code: np.ndarray, v: np.ndarray, centre=None, scale=None, own=None) -> np.ndarray:
     """Each row's score in [-1, 1] (missing 0): the copula's view of the answer. A numeric
-    answer above its lower bound scores its residual from its cell's centre (its own noisy mean,
-    else its main effects) over SCORE_SDS residual sds (``centre``, ``scale``: per row,
-    post-processing of earlier noisy sums), clamped, and 0 at the bound: the copula places
-    records within their cell, so it needs the answers' dependence within cells, not the spread
-    of the cells' means over the whole range; and the 5-15% of
-    answers at the bound (closed businesses' 0 employees), scored at an end, would outweigh the
-    dependence of the values above it (employees on the register's employment: 0.97 within
-    cells) in the correlation. What the bound goes with is the business rules' part
-    (:mod:`surveysynth.privacy.rules`)."""
+    answer above its lower bound scores its normal score over SCORE_SDS: its residual from its
+    cell's centre (its own noisy mean, else its main effects) in residual sds (``centre``,
+    ``scale``: per row, post-processing of earlier noisy sums), clamped, and 0 at the bound: the
+    copula places records within their cell, so it needs the answers' dependence within cells,
+    not the spread of the cells' means over the whole range; and the 5-15% of answers at the
+    bound (closed businesses' 0 employees), scored at an end, would outweigh the dependence of
+    the values above it (employees on the register's employment: 0.97 within cells) in the
+    correlation. What the bound goes with is the business rules' part
+    (:mod:`surveysynth.privacy.rules`). A count's own values (``own``: per row, its pooling
+    group's noisy shares of them among the answers above the bound) take the lowest part of that
+    scale: each its mid-share's normal score, the values above them the rest."""
     if o.is_numeric:
-        r = (np.nan_to_num(v) - centre) / (SCORE_SDS * np.nan_to_num(scale, nan=1.0))
-        return np.where((code == 2) & np.isfinite(r), np.clip(r, -1, 1), 0.0)
+        z = (np.nan_to_num(v) - centre) / np.nan_to_num(scale, nan=1.0)
+        ok = np.isfinite(v)
+        top = value_levels(o)
+        if top and own is not None:
+            is_own = (code >= 2) & (code <= top + 1)
+            below = own.sum(axis=1)
+            cum = np.cumsum(own, axis=1)
+            j = np.clip(code - 2, 0, top - 1)
+            rows = np.arange(len(code))
+            mid = cum[rows, j] - own[rows, j] / 2
+            u = np.where(is_own, mid, below + (1 - below) * norm.cdf(np.nan_to_num(z)))
+            z = norm.ppf(np.clip(u, 1e-6, 1 - 1e-6))
+            ok = ok | is_own
+        r = z / SCORE_SDS
+        return np.where(ok & np.isfinite(r), np.clip(r, -1, 1), 0.0)
     n_lv = len(o.category_levels)
     step = 2.0 / max(n_lv - 1, 1)
     return np.where(code == 0, 0.0, -1.0 + (code - 1) * step)
@@ -223,7 +287,7 @@ def query_mcounts(k, code, margins, n_lv) -> tuple[np.ndarray, float]:
 
 
 def query_mlogsum(k, code, v, margins, log_range) -> tuple[np.ndarray, float]:
-    ok = (k >= 0) & (code == 2)
+    ok = (k >= 0) & np.isfinite(v)
     half = log_range / 2
     blocks = [np.bincount(m[k[ok]], weights=v[ok] - half, minlength=m.max() + 1) for m in margins]
     return np.concatenate(blocks), half * math.sqrt(len(margins))
@@ -236,13 +300,13 @@ def split_blocks(vec: np.ndarray, margins, width: int) -> list[np.ndarray]:
 
 
 def query_logsum(k, code, v, n_cells, log_range) -> tuple[np.ndarray, float]:
-    ok = (k >= 0) & (code == 2)
+    ok = (k >= 0) & np.isfinite(v)
     half = log_range / 2
     return np.bincount(k[ok], weights=v[ok] - half, minlength=n_cells), half
 
 
 def query_resid(k, code, v, centre, group, n_groups) -> tuple[np.ndarray, float]:
-    ok = (k >= 0) & (code == 2)
+    ok = (k >= 0) & np.isfinite(v)
     r = np.clip(v[ok] - centre[k[ok]], -RESID_CLAMP, RESID_CLAMP)
     return np.bincount(group[k[ok]], weights=r * r, minlength=n_groups), RESID_CLAMP**2
 
@@ -300,6 +364,21 @@ def measurement_plan(config: SynthConfig) -> list[tuple[str, str]]:
     return plan + [("scores", "all")]
 
 
+def own_shares(stats: NoisyStats, name: str, top: int) -> np.ndarray | None:
+    """Per pooling group x wave, the shares of a count's own values among its answers above the
+    bound (groups x top; post-processing of the noisy counts, one noise draw per group from its
+    margin); None without own values."""
+    if not top:
+        return None
+    from surveysynth.privacy.means import group_count
+
+    L = stats.counts[name].shape[1]
+    g = np.column_stack([group_count(stats, name, [j]) for j in range(2, L)])
+    g = np.maximum(g, 0.0)
+    g[g.sum(axis=1) <= 0, -1] = 1.0
+    return (g / g.sum(axis=1, keepdims=True))[:, :top]
+
+
 def measure(
     responses: pd.DataFrame,
     support: pd.DataFrame,
@@ -330,7 +409,7 @@ def measure(
         what = "answers per margin (each cell dimension x wave) by code"
         noisy = budget.release(stats, f"mcounts:{o.name}", what, o.name, vec, b)
         stats.mcounts[o.name] = split_blocks(noisy, stats.margins, L)
-        centre = scale = None
+        centre = scale = own = None
         if o.is_numeric:
             lo, hi = st.bounds[o.name]
             log_range = math.log1p(hi - lo)
@@ -339,7 +418,9 @@ def measure(
             kk = np.maximum(k, 0)
             centre = np.where(k >= 0, stats.centre[o.name][kk], np.nan)
             scale = residual_sd(stats, o.name)[stats.group[kk]]
-        score_cols.append(score_of(o, code, v, centre, scale))
+            shares = own_shares(stats, o.name, value_levels(o))
+            own = None if shares is None else shares[stats.group[kk]]
+        score_cols.append(score_of(o, code, v, centre, scale, own))
     names = [o.name for o in config.outcomes]
     if register is not None and register.width:
         aux = aux_scores(register.u(responses.reset_index(drop=True)))
@@ -371,7 +452,7 @@ def _numeric(stats: NoisyStats, budget: _Budget, name, k, code, v, log_range) ->
 def residual_sd(stats: NoisyStats, name: str) -> np.ndarray:
     """Post-processing: each pooling group x wave's root mean squared residual of v (its noisy
     sum of squares over its noisy count above the lower bound), floored at 0.1."""
-    n = np.bincount(stats.group, stats.counts[name][:, 2], stats.n_groups)
+    n = np.bincount(stats.group, stats.counts[name][:, -1], stats.n_groups)
     ms = stats.resid[name] / np.maximum(n, 1.0)
     return np.sqrt(np.maximum(ms, 0.01))
 
@@ -386,7 +467,7 @@ def residual_centre(stats: NoisyStats, name: str) -> np.ndarray:
     which cells were centred on their own mean, so the fit can tell the within-cell variance
     from the cells' spread around the main effects in the residuals."""
     half = stats.ranges[name][1] / 2
-    n_pos = stats.counts[name][:, 2]
+    n_pos = stats.counts[name][:, -1]
     sd = math.sqrt(stats.noise_var[f"counts:{name}"])
     nn = np.maximum(n_pos, 1.0)
     own = np.clip(stats.logsum[name] / nn, -half, half)
@@ -410,7 +491,7 @@ def main_effects(stats: NoisyStats, name: str, rounds: int = 10) -> np.ndarray:
     sampling variance, sigma^2 / n over hundreds of answers, is neglected)."""
     s2n, s2l = stats.noise_var[f"mcounts:{name}"], stats.noise_var[f"mlogsum:{name}"]
     cut = max(MIN_CENTRE_N, RATIO_SD * math.sqrt(s2n))
-    sums, counts = stats.mlogsum[name], [c[:, 2] for c in stats.mcounts[name]]
+    sums, counts = stats.mlogsum[name], [c[:, -1] for c in stats.mcounts[name]]
     waves = stats.margin_wave
     tot_s = np.mean([np.bincount(w, weights=x) for x, w in zip(sums, waves)], axis=0)
     tot_n = np.mean([np.bincount(w, weights=x) for x, w in zip(counts, waves)], axis=0)

@@ -26,14 +26,17 @@ import numpy as np
 import pandas as pd
 
 from surveysynth.contract.rules import when_mask
+from surveysynth.privacy.measure import value_levels
 
 
 def _code_of(o, value, lo):
-    """The answer code (0 missing, levels from 1; numeric: 1 = at the lower bound) of a value."""
+    """The answer code (0 missing, levels from 1; numeric: 1 + j at lo + j for a value with a
+    code of its own, :func:`surveysynth.privacy.measure.codes_of`) of a value."""
     if value is None:
         return 0
     if o.is_numeric:
-        return 1 if lo is not None and float(value) == lo else None
+        j = float(value) - lo if lo is not None else -1.0
+        return 1 + int(j) if j in range(value_levels(o) + 1) else None
     levels = list(o.category_levels)
     return levels.index(value) + 1 if value in levels else None
 
