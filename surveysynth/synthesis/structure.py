@@ -219,21 +219,22 @@ def structural_constraints(
     chance, among ``at_risk`` rows. (Counts per level come from one bincount of the level
     codes; the rule reads only the counts.)"""
     out: list[Constraint] = []
-    e = event[at_risk]
+    rows = _positions(at_risk)
+    e = event if rows is None else np.take(event, rows)
     if e.size and (e.all() or not e.any()):  # the event is constant where it can happen
         return (Constraint(sources[0].column if sources else "", "all", float(e[0])),)
     if e.size == 0:
         return ()
     n, k = int(e.size), int(np.count_nonzero(e))
-    everyone = at_risk.dtype == bool and n == len(at_risk)  # the sources as they are
+    hits = np.flatnonzero(e)
     for s in sources:
-        x = raw[s.column] if everyone else raw[s.column][at_risk]
+        x = raw[s.column] if rows is None else np.take(raw[s.column], rows)
         if s.kind in ("discrete", "cell"):
             few = MIN_CELL_ROWS if s.kind == "cell" else 1
             lo = int(x.min()) if x.dtype.kind in "iu" else 0
             if x.dtype.kind in "iu" and int(x.max()) - lo <= 4 * n + 1024:
                 cnt = np.bincount(x - lo)
-                hit = np.bincount(x[e] - lo, minlength=len(cnt))
+                hit = np.bincount(np.take(x, hits) - lo, minlength=len(cnt))
                 # only a level where the event never (always) happens can be a zero (a one)
                 for j in np.flatnonzero((cnt >= few) & ((hit == 0) | (hit == cnt))):
                     out += _check(
@@ -250,13 +251,22 @@ def structural_constraints(
             if fin.sum() < 2 or not (fin & e).any() or not (fin & ~e).any():
                 continue
             for value, sel in ((0.0, e), (1.0, ~e)):
-                xs = x[fin & sel]
+                xs = np.take(x, np.flatnonzero(fin & sel))
                 lo, hi = xs.min(), xs.max()
                 for kind, bound, part in (("below", lo, x < lo), ("above", hi, x > hi)):
                     part &= fin
                     n_in, k_in = int(np.count_nonzero(part)), int(np.count_nonzero(part & e))
                     out += _check(n_in, k_in, n, k, s.column, kind, bound=bound, value=value)
     return tuple(out)
+
+
+def _positions(at_risk: np.ndarray) -> np.ndarray | None:
+    """The positions of the ``at_risk`` rows (a mask or positions already); None for every row
+    (the sources as they are). Rows are taken by position: the same values as by the mask,
+    several times faster for a mask of scattered rows."""
+    if at_risk.dtype != bool:
+        return at_risk
+    return None if at_risk.all() else np.flatnonzero(at_risk)
 
 
 def with_marginal_zeros(
