@@ -759,8 +759,8 @@ def _error_df(targets, X, data, fits, delta) -> np.ndarray:
         if t["comp"].family != "gauss" or fits[k] is None or not t["rows"].any():
             continue
         rows = t["rows"]
-        scale = np.exp(delta[data.g, k + 1]) if k + 1 < delta.shape[1] else 1.0
-        r = ((t["y"] - _loc_eta(t, X, fits[k]) - delta[data.g, k]) / scale)[rows]
+        scale = np.exp(_at(delta, data.g, k + 1)) if k + 1 < delta.shape[1] else 1.0
+        r = ((t["y"] - _loc_eta(t, X, fits[k]) - _at(delta, data.g, k)) / scale)[rows]
         kappa = _kurtosis(r, data.w[rows])
         if kappa > 3.0:
             _, _, n_eff = group_weights(data.g, data.w, rows, data.n_groups)
@@ -833,10 +833,10 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
             return np.where(n > 0, mean, np.nan), np.where(
                 n > 0, s2 / np.maximum(n_eff, 1e-9), np.nan
             )
-    sw, n_eff, safe, p_hat, wm = _cell_sums(t, data)
-    mu = expit(_eta(X, f.coef) + delta[g, k])
-    mu_bar = np.bincount(g, weights=wm * mu, minlength=G) / safe
-    v_bar = np.bincount(g, weights=wm * mu * (1 - mu), minlength=G) / safe
+    sw, n_eff, safe, p_hat, (idx, g_r, w_r) = _cell_sums(t, data)
+    mu = expit(_eta(X, f.coef)[idx] + _at(delta, g_r, k))
+    mu_bar = np.bincount(g_r, weights=w_r * mu, minlength=G) / safe
+    v_bar = np.bincount(g_r, weights=w_r * mu * (1 - mu), minlength=G) / safe
     v_bar = np.maximum(v_bar, 1e-4)
     ok = sw > 0
     # one Newton step from the current effect toward the cell's own root, capped
@@ -844,6 +844,12 @@ def _direct(t, X, data, f, delta, targets, k, rnd):
     theta = np.where(ok, delta[:, k] + step, np.nan)
     psi = np.where(ok, 1.0 / (np.maximum(n_eff, 1e-9) * v_bar), np.nan)
     return theta, psi
+
+
+def _at(cells: np.ndarray, g: np.ndarray, k: int) -> np.ndarray:
+    """``cells[g, k]``: column k of a cells x components table at the rows' cells ``g`` (a take
+    of the column, several times faster than the two-index lookup; the same values)."""
+    return np.take(cells[:, k], g)
 
 
 def _loc_eta(t: dict, X: np.ndarray, f: glm.GLMFit) -> np.ndarray:
@@ -855,16 +861,19 @@ def _loc_eta(t: dict, X: np.ndarray, f: glm.GLMFit) -> np.ndarray:
 
 
 def _cell_sums(t: dict, data: FitData):
-    """A logit component's weights per cell, its direct shares and its rows' weights (0 off
-    its rows): the same every round (its rows and answers do not change), so computed once
-    and kept with the target."""
+    """A logit component's weights per cell, its direct shares and its rows (positions, cell x
+    wave, weights): the same every round (its rows and answers do not change), so computed
+    once and kept with the target. The cell sums of the model's mu run over those rows only:
+    the other rows weigh 0, and each of their terms (0 times a finite mu >= 0) adds an exact 0
+    to a sum of terms >= 0, so the sums are the same as over every row, for less work."""
     if "cell_sums" not in t:
         g, G = data.g, data.n_groups
         _, sw, n_eff = group_weights(g, data.w, t["rows"], G)
         wm = np.where(t["rows"], data.w, 0.0)
         safe = np.where(sw > 0, sw, 1.0)
         p_hat = np.bincount(g, weights=wm * t["y"], minlength=G) / safe
-        t["cell_sums"] = (sw, n_eff, safe, p_hat, wm)
+        idx = np.flatnonzero(t["rows"])
+        t["cell_sums"] = (sw, n_eff, safe, p_hat, (idx, g[idx], data.w[idx]))
     return t["cell_sums"]
 
 
@@ -934,15 +943,16 @@ def _summary(t, k, theta, psi, pooled, f, X, data) -> dict:
     }
     if comp.family == "logit" and f is not None and "slope_idx" in t:
         # the rows the slopes were fitted on, for the draws' rate (``_rate_preserving``)
-        off = pooled.post_mean[data.g[t["slope_idx"]], k]
+        off = _at(pooled.post_mean, data.g[t["slope_idx"]], k)
         out["rate_rows"] = (t["slope_X"], off, t["slope_w"])
     if comp.kind == "loc":
         post = pooled.post_mean
         scale = np.exp(post[:, k + 1])[data.g]
         eta = _loc_eta(t, X, f)
         rows = t["rows"]
-        out["std_resid"] = ((t["y"] - eta - post[data.g, k]) / scale)[rows]
-        out["fitted"] = (eta + post[data.g, k])[rows]
+        loc = _at(post, data.g, k)
+        out["std_resid"] = ((t["y"] - eta - loc) / scale)[rows]
+        out["fitted"] = (eta + loc)[rows]
         out["resid_w"] = data.w[rows]
         out["resid_g"] = data.g[rows]
         out["z"] = t["y"][rows]

@@ -167,7 +167,12 @@ class Draw:
                 out = acc
             else:
                 out[rows] = acc
-        return out + self.delta[self.gidx, self.index[comp.name]]
+        return out + self.at(self.delta, self.index[comp.name])
+
+    def at(self, groups: np.ndarray, k: int) -> np.ndarray:
+        """Each row's value of column k of a per-group table: ``groups[gidx, k]`` as a take of
+        the column (the same values, several times faster than the two-index lookup)."""
+        return np.take(groups[:, k], self.gidx)
 
     def implicate_rows(self) -> list[tuple[int, np.ndarray | None]]:
         """(implicate, its rows) for every implicate of the batch; None for all rows."""
@@ -183,14 +188,14 @@ class Draw:
     def bin_sd(self, om: OutcomeModel):
         """Each row's cell sd of ``om``'s residual bins (1 where none was fitted)."""
         r = self.locations.get(om.spec.name)
-        return 1.0 if r is None else r[self.gidx, 2]
+        return 1.0 if r is None else self.at(r, 2)
 
     def z_bounds(self, om: OutcomeModel):
         """Each row's link-scale range of ``om``: its cell's, else the outcome's."""
         r = self.locations.get(om.spec.name)
         if r is None:
             return om.z_range
-        return r[self.gidx, 0], r[self.gidx, 1]
+        return self.at(r, 0), self.at(r, 1)
 
     def value_range(self, om: OutcomeModel) -> tuple[np.ndarray, np.ndarray]:
         """Each row's answer-scale bounds from ``om``'s structural bounds whose condition holds
@@ -343,7 +348,7 @@ def _continuous_draw(draw: Draw, om: OutcomeModel, X, u, lo, hi) -> np.ndarray:
     Elementwise per row."""
     o = om.spec
     eta = draw.eta(om.loc, X)
-    scale = np.exp(draw.delta[draw.gidx, draw.index[om.logscale.name]]) / draw.bin_sd(om)
+    scale = np.exp(draw.at(draw.delta, draw.index[om.logscale.name])) / draw.bin_sd(om)
     half = 0.5 if o.type == "count" else 0.0
     zlo, zhi = to_link(lo - half, o), to_link(hi + half, o)
     bins = om.texture.bins(eta)
