@@ -814,7 +814,22 @@ def _slope_rows(rows: np.ndarray, name: str, data: FitData) -> np.ndarray:
         return idx
     key = stream_rng(data.seed, "slope-rows", name).random(idx.size)
     # the SLOPE_ROWS smallest keys, in row order (a partition, not a full sort: same rows)
-    return np.sort(idx[np.argpartition(key, SLOPE_ROWS - 1)[:SLOPE_ROWS]])
+    return np.sort(idx[_smallest(key, SLOPE_ROWS)])
+
+
+def _smallest(key: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the k smallest of the uniform ``key``s, as ``argpartition(key, k - 1)
+    [:k]``, partitioning only the keys below a cut that holds more than k of them (a few times
+    faster). The k smallest are one set unless the k-th smallest key is tied with the next,
+    where the order argpartition leaves them in decides: then the whole ``key`` is partitioned
+    as before (as when the cut holds too few)."""
+    below = np.flatnonzero(key < min(1.0, 1.1 * k / key.size + 0.01))
+    if below.size <= k:
+        return np.argpartition(key, k - 1)[:k]
+    part = np.argpartition(key[below], k)
+    if key[below[part[k - 1]]] == key[below[part[k]]]:
+        return np.argpartition(key, k - 1)[:k]
+    return below[part[:k]]
 
 
 def _direct(t, X, data, f, delta, targets, k, rnd):
