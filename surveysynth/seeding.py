@@ -42,23 +42,35 @@ def key_str(value: Any) -> str:
 
 def cell_rng(seed: int, cell_id: str, wave: Any, implicate: int) -> np.random.Generator:
     """The random stream of one cell x wave x implicate."""
-    ss = np.random.SeedSequence(
-        [
-            int(seed) & 0xFFFFFFFFFFFFFFFF,
-            stable_int_hash(cell_id),
-            stable_int_hash(wave),
-            int(implicate),
-        ]
-    )
-    return np.random.Generator(np.random.PCG64(ss))
+    key = [
+        int(seed) & 0xFFFFFFFFFFFFFFFF,
+        stable_int_hash(cell_id),
+        stable_int_hash(wave),
+        int(implicate),
+    ]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(_entropy_words(key))))
+
+
+def _entropy_words(key: list[int]) -> list[int] | np.ndarray:
+    """The uint32 words numpy's ``SeedSequence`` makes of a list of non-negative integers
+    (each integer's 32-bit words, least significant first; one word for 0): given as an array,
+    it skips converting the list (about 5 us of a stream's 13 on a 100k replica's 2304 groups).
+    The same entropy, so the same stream; a negative integer is left to numpy (an error)."""
+    if min(key) < 0:
+        return key
+    words = []
+    for v in key:
+        words.append(v & 0xFFFFFFFF)
+        while v > 0xFFFFFFFF:
+            v >>= 32
+            words.append(v & 0xFFFFFFFF)
+    return np.array(words, dtype=np.uint32)
 
 
 def stream_rng(seed: int, *labels: Any) -> np.random.Generator:
     """A named auxiliary stream (e.g. the fit's dequantisation jitter)."""
-    ss = np.random.SeedSequence(
-        [int(seed) & 0xFFFFFFFFFFFFFFFF, *(stable_int_hash(x) for x in labels)]
-    )
-    return np.random.Generator(np.random.PCG64(ss))
+    key = [int(seed) & 0xFFFFFFFFFFFFFFFF, *(stable_int_hash(x) for x in labels)]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(_entropy_words(key))))
 
 
 def row_hashes(df: pd.DataFrame) -> np.ndarray:

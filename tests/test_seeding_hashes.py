@@ -55,3 +55,18 @@ def test_content_hash_is_order_free_and_sees_a_changed_value():
     changed = df.copy()
     changed.loc[17, "unit"] = "someone else"
     assert content_hash(changed) != content_hash(df)
+
+
+def test_entropy_words_are_numpys_own_words_of_the_key():
+    """cell_rng / stream_rng hand SeedSequence the key's uint32 words: the same state as the
+    list of integers itself (64-bit hashes, zeros, values at the word boundaries)."""
+    from surveysynth.seeding import _entropy_words
+
+    rng = np.random.default_rng(0)
+    edges = [0, 1, 2**32 - 1, 2**32, 2**63, 2**64 - 1]
+    for _ in range(500):
+        key = [int(rng.choice(edges)) if rng.random() < 0.5 else int(rng.integers(0, 2**63))]
+        key += [int(rng.integers(0, 2**63)), int(rng.choice(edges)), int(rng.integers(1, 30))]
+        want = np.random.SeedSequence(key).generate_state(8, np.uint64)
+        got = np.random.SeedSequence(_entropy_words(key)).generate_state(8, np.uint64)
+        assert np.array_equal(got, want), key
