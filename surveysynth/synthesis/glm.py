@@ -76,12 +76,15 @@ def evidence_penalty(
     return out
 
 
-def _newton_logit(A, y, wk, offset, pen, prior, b, iters):
+def _newton_logit(A, y, wk, offset, pen, prior, b, iters, curv=None):
+    """Newton steps from ``b``: (b, inverse penalised information, ``_curvature`` at b).
+    ``curv`` is the curvature at the starting ``b`` when known (a refit with new penalties
+    starts where the last fit ended, whose curvature it computed last: the same products)."""
     WA = np.empty_like(A)  # the weighted rows, one buffer for every step (same products)
     for _ in range(iters):
-        mu = expit(offset + A @ b)
-        v = np.maximum(mu * (1 - mu), 1e-10)
-        H = np.multiply(A, (wk * v)[:, None], out=WA).T @ A + np.diag(pen)
+        mu, H = curv if curv is not None else _curvature(A, wk, offset, b, WA)
+        curv = None
+        H = H + np.diag(pen)
         grad = A.T @ (wk * (y - mu)) - pen * (b - prior)
         step = np.linalg.solve(H, grad)
         big = np.abs(step).max(initial=0.0)
@@ -90,10 +93,16 @@ def _newton_logit(A, y, wk, offset, pen, prior, b, iters):
         b = b + step
         if big < 1e-6:
             break
+    curv = _curvature(A, wk, offset, b, WA)
+    return b, np.linalg.inv(curv[1] + np.diag(pen)), curv
+
+
+def _curvature(A, wk, offset, b, WA):
+    """(mu, A' W A) at coefficients ``b``: the fitted probabilities and the unpenalised
+    information (W the weights times mu (1 - mu)), its weighted rows formed in ``WA``."""
     mu = expit(offset + A @ b)
-    H = np.multiply(A, (wk * np.maximum(mu * (1 - mu), 1e-10))[:, None], out=WA).T @ A
-    H = H + np.diag(pen)
-    return b, np.linalg.inv(H)
+    v = np.maximum(mu * (1 - mu), 1e-10)
+    return mu, np.multiply(A, (wk * v)[:, None], out=WA).T @ A
 
 
 def fit_logit(
@@ -119,10 +128,10 @@ def fit_logit(
     prior = np.zeros(A.shape[1])
     prior[0] = np.log(p0 / (1 - p0)) - float(np.average(offset, weights=wk))
     b = prior.copy() if start is None else start.copy()
-    b, cov = _newton_logit(A, y, wk, offset, pen, prior, b, iters)
+    b, cov, curv = _newton_logit(A, y, wk, offset, pen, prior, b, iters)
     for _ in range(EB_UPDATES if groups is not None and X.shape[1] else 0):
         pen[1:] = evidence_penalty(b[1:], np.diag(cov)[1:], pen[1:], groups, ridge)
-        b, cov = _newton_logit(A, y, wk, offset, pen, prior, b, iters)
+        b, cov, curv = _newton_logit(A, y, wk, offset, pen, prior, b, iters, curv)
     return GLMFit(b, cov, penalty=pen[1:])
 
 
