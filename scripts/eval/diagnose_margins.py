@@ -17,7 +17,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from surveysynth.estimation.evaluate import domain_truth  # noqa: E402
+from surveysynth.estimation.evaluate import domain_truth
 
 DIMS = ["region", "sector", "size_band"]
 
@@ -77,17 +77,26 @@ def main(argv=None) -> int:
     rows = rows[rows["method"] != "suppressed"]
     pd.set_option("display.width", 200)
     pd.set_option("display.max_rows", 500)
-    f = lambda x: f"{x:.3f}"  # noqa: E731
+    f = lambda x: f"{x:.3f}"
     which = {
         "published": ("estimate", "se", "ci_low", "ci_high"),
         "direct": ("direct_estimate", "direct_se", "direct_ci_low", "direct_ci_high"),
-        "aug_rubin": ("augmented_estimate", "augmented_se", "augmented_ci_low", "augmented_ci_high"),
+        "aug_rubin": (
+            "augmented_estimate",
+            "augmented_se",
+            "augmented_ci_low",
+            "augmented_ci_high",
+        ),
         "aug_mse": ("augmented_estimate", "augmented_rmse", None, None),
     }
     print(f"== margin {a.kind}s: published rows by method x indicator (all margin levels)")
     print(table(rows, ["method", "indicator"], which).to_string(index=False, float_format=f))
     print(f"\n== margin {a.kind}s by level x method")
-    print(table(rows, ["domain_level", "method"], {"published": which["published"]}).to_string(index=False, float_format=f))
+    print(
+        table(rows, ["domain_level", "method"], {"published": which["published"]}).to_string(
+            index=False, float_format=f
+        )
+    )
     print(f"\n== margin {a.kind}s by level x indicator: each method with its own SE")
     print(table(rows, ["domain_level", "indicator"], which).to_string(index=False, float_format=f))
     return 0
