@@ -9,7 +9,7 @@ coordinates and the L2 sensitivity is sqrt(waves) x the largest contribution of 
 Measured (docs/privacy.md says why):
 
 * ``counts:<o>`` per cell x wave, the count of each answer of outcome o (missing first; numeric
-  outcomes: missing / at the lower bound / above it);
+  outcomes: missing / at the lower bound / a count's values lo+1..lo+COUNT_LEVELS / above);
 * ``logsum:<o>`` per cell x wave, the sum of v = log(1 + clamp(x) - lo) over the answers above the
   lower bound of a numeric outcome, centred on the middle of its range [0, log(1 + hi - lo)];
 * ``resid:<o>`` per pooling group x wave, the sum of squared residuals of v from a centre the
