@@ -270,6 +270,20 @@ def test_small_world_builds_in_dp_mode_and_records_the_budget(tmp_path):
     html = build_report(res.db_path, tmp_path / "report.html").read_text()
     assert "Differential privacy ledger" in html and "logsum:turnover" in html
     assert "epsilon = 2" in html
+    assert "Privacy-utility trade-off" in html and "eval_dp.py" in html
+
+
+def test_the_report_marks_the_builds_epsilon_in_the_utility_table():
+    """The privacy-utility table ships with the package; the report marks the row of the build's
+    epsilon (and none for an epsilon the table does not hold)."""
+    from surveysynth.report.sections_privacy import utility, utility_table
+
+    doc = utility_table()
+    assert doc is not None and doc["rows"], "surveysynth/privacy/utility_demo.json is missing"
+    eps = [r["epsilon"] for r in doc["rows"] if r["method"] == "dp"]
+    html = utility(float(eps[-1]))
+    assert html.count("epsilon of this build") == 1
+    assert "epsilon of this build" not in utility(123.0)
 
 
 def test_demo_builds_in_dp_mode_and_publishes(tmp_path):

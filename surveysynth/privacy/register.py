@@ -57,8 +57,12 @@ class RegisterRanks:
         order = np.lexsort((np.nan_to_num(x, nan=np.inf), self._code))
         return np.nan_to_num(x[order], nan=np.inf)
 
-    def u(self, df: pd.DataFrame) -> np.ndarray:
-        """Each row's mid-rank within its frame cell, one column per auxiliary (rows x width)."""
+    def u(self, df: pd.DataFrame, jitter: np.ndarray | None = None) -> np.ndarray:
+        """Each row's mid-rank within its frame cell, one column per auxiliary (rows x width).
+        ``jitter`` (uniforms, rows x width): a unit tied with others takes its place within the
+        tie at that share instead of the middle (a randomised rank, exactly uniform over the
+        cell's units: a micro cell's register values are mostly 1 or 2, and their mid-ranks,
+        clumped, drew too many records to the first values of the answers they predict)."""
         out = np.full((len(df), self.width), 0.5)
         if not self.names:
             return out
@@ -67,11 +71,13 @@ class RegisterRanks:
         for j, a in enumerate(self.names):
             x = self._values(df, a)
             ok = known & np.isfinite(x)
-            out[ok, j] = self._mid_rank(self._sorted[a], c[ok], x[ok])
+            at = None if jitter is None else jitter[ok, j]
+            out[ok, j] = self._mid_rank(self._sorted[a], c[ok], x[ok], at)
         return out
 
-    def _mid_rank(self, s: np.ndarray, c: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """(below + equal / 2) / N_c, by binary search inside each cell's sorted block."""
+    def _mid_rank(self, s: np.ndarray, c: np.ndarray, x: np.ndarray, at=None) -> np.ndarray:
+        """(below + equal / 2) / N_c (``at``: below + at x equal), by binary search inside each
+        cell's sorted block."""
         below, equal = np.empty(len(x)), np.empty(len(x))
         for cell in np.unique(c):
             rows = np.flatnonzero(c == cell)
@@ -81,6 +87,8 @@ class RegisterRanks:
             hi = np.searchsorted(block, x[rows], side="right")
             below[rows], equal[rows] = lo, hi - lo
         n_c = self._n[c]
+        if at is not None:
+            return np.clip((below + at * equal) / n_c, 1e-9, 1.0 - 1e-9)
         return np.clip((below + equal / 2.0) / n_c, 0.5 / n_c, 1.0 - 0.5 / n_c)
 
 
