@@ -112,8 +112,7 @@ relvariance {{ surveysynth.cte_as() }} (
         {% endfor -%}
         wave,
         indicator,
-        {% call surveysynth.dagg() %}se * se * n_respondents / (1e0 - cast(n_respondents as {{ dbl }}) / n_population) / (estimate * estimate) * (n_respondents - 1){% endcall %}
-            / {% call surveysynth.dagg() %}n_respondents - 1{% endcall %} as rv_pool
+        {{ surveysynth.pooled_relvariance('se', 'estimate') }} as rv_pool
     from direct
     where domain_level = 'cell'
         and measure = 'mean'
@@ -472,8 +471,7 @@ relvariance_augmented {{ surveysynth.cte_as() }} (
         {% endfor -%}
         wave,
         indicator,
-        {% call surveysynth.dagg() %}augmented_se * augmented_se * n_respondents / (1e0 - cast(n_respondents as {{ dbl }}) / n_population) / (augmented_estimate * augmented_estimate) * (n_respondents - 1){% endcall %}
-            / {% call surveysynth.dagg() %}n_respondents - 1{% endcall %} as rv_pool
+        {{ surveysynth.pooled_relvariance('augmented_se', 'augmented_estimate') }} as rv_pool
     from joined
     where domain_level = 'cell'
         and measure = 'mean'
