@@ -44,6 +44,7 @@ from surveysynth.privacy.measure import (
     NoisyStats,
     _keys,
     above_offset,
+    above_split,
     main_effects,
     score_attenuation,
     value_levels,
@@ -128,7 +129,7 @@ def fit_dp(stats: NoisyStats, config: SynthConfig) -> DPModel:
     for o in config.outcomes:
         _fit_shares(model, stats, o.name)
         if value_levels(o):
-            _split_by_group(model, stats, o.name)
+            _split_above(model, stats, o.name)
         if o.is_numeric:
             _fit_mean(model, stats, o.name)
     model.corr = _latent(_correlations(stats, len(config.outcomes) + stats.n_aux), stats, config)
@@ -175,19 +176,14 @@ def _fit_shares(model: DPModel, stats: NoisyStats, name: str) -> None:
     model.direct[name] = has
 
 
-def _split_by_group(model: DPModel, stats: NoisyStats, name: str, first: int = 2) -> None:
+def _split_above(model: DPModel, stats: NoisyStats, name: str, first: int = 2) -> None:
     """A count's answers above its lower bound (codes ``first``..: its own values, then the rest)
-    split as its pooling group's noisy counts split them, each cell keeping its own share of the
-    whole. A group's count has one noise draw (from its margin); a cell's few answers spread
-    over several codes are mostly noise there, and that noise, clipped, put a tenth of the
-    largest businesses' records at 1-3 employees. The summed posterior variance is kept."""
+    split as :func:`~surveysynth.privacy.measure.above_split` says from the noisy margins, each
+    cell keeping its own share of the whole: a cell's few answers spread over several codes are
+    mostly noise there, and that noise, clipped, put a tenth of the largest businesses' records
+    at 1-3 employees. The summed posterior variance is kept."""
     mean, var = model.share_mean[name], model.share_var[name]
-    L = mean.shape[1]
-    g = np.column_stack([group_count(stats, name, [j]) for j in range(first, L)])
-    g = np.maximum(g, 0.0)
-    none = g.sum(axis=1) <= 0
-    g[none, -1] = 1.0  # no signal: everything above the own values
-    pi = (g / g.sum(axis=1, keepdims=True))[stats.group]
+    pi = above_split(stats, name, first)
     mean[:, first:] = mean[:, first:].sum(axis=1, keepdims=True) * pi
     var[:, first:] = var[:, first:].sum(axis=1, keepdims=True) * pi
 
@@ -410,8 +406,9 @@ def _answers(o, shares, par, model: DPModel, k, u) -> np.ndarray:
     base = cum[:, top - 1]
     pos = code == top
     up = np.clip((u - base) / np.maximum(1 - base, 1e-12), 1e-9, 1 - 1e-9)
+    top_v = np.log1p(np.expm1(log_range) - value_levels(o))  # the upper bound, above the offset
     x = above_offset(o, lo) + np.expm1(
-        _above_bound(o, up, par[f"{o.name}:mu"][k], par[f"{o.name}:sigma"][k], log_range)
+        _above_bound(o, up, par[f"{o.name}:mu"][k], par[f"{o.name}:sigma"][k], top_v)
     )
     for j in range(top - 1):  # code 1 + j: the value lo + j
         vals[code == 1 + j] = lo + j

@@ -93,6 +93,11 @@ class DPSettings:
                     "bounds are never taken from the data"
                 )
             bounds[o.name] = (float(b[0]), float(b[1]))
+            if bounds[o.name][1] - bounds[o.name][0] <= value_levels(o):
+                raise SynthConfigError(
+                    f"ss_dp_bounds: count '{o.name}' spans {b}, at most its {COUNT_LEVELS} own "
+                    "values above the lower bound: give an upper bound above them"
+                )
         pool = tuple(v.get("ss_dp_pool_by") or ())
         bad = [d for d in pool if d not in config.cell_dims]
         if bad:
@@ -400,19 +405,28 @@ def measurement_plan(config: SynthConfig) -> list[tuple[str, str]]:
     return plan + [("scores", "all")]
 
 
-def own_shares(stats: NoisyStats, name: str, top: int) -> np.ndarray | None:
-    """Per pooling group x wave, the shares of a count's own values among its answers above the
-    bound (groups x top; post-processing of the noisy counts, one noise draw per group from its
-    margin); None without own values."""
-    if not top:
-        return None
-    from surveysynth.privacy.means import group_count
+def above_split(stats: NoisyStats, name: str, first: int = 2) -> np.ndarray:
+    """Per cell x wave, how a count's answers above the bound split over its own values and the
+    rest (codes ``first``..): main effects of every cell dimension on the log scale, from the
+    noisy margins (each dimension level x wave one noise draw; post-processing), the wave's split
+    times each dimension level's ratio to it. A cell's own counts over these codes are mostly
+    noise; one pooling group's split for all its cells put a third of the 250+ band at 1-3
+    employees when the group was the wave."""
 
-    L = stats.counts[name].shape[1]
-    g = np.column_stack([group_count(stats, name, [j]) for j in range(2, L)])
-    g = np.maximum(g, 0.0)
-    g[g.sum(axis=1) <= 0, -1] = 1.0
-    return (g / g.sum(axis=1, keepdims=True))[:, :top]
+    def split(counts: np.ndarray) -> np.ndarray:
+        c = np.maximum(counts[:, first:], 0.0) + 1e-6
+        return c / c.sum(axis=1, keepdims=True)
+
+    blocks = stats.mcounts[name]
+    base_lv = np.vstack(
+        [np.bincount(stats.margin_wave[0], blocks[0][:, j]) for j in range(blocks[0].shape[1])]
+    ).T  # the wave's counts, from the first dimension's levels
+    base = np.log(split(base_lv))[stats.margin_wave[0][stats.margins[0]]]
+    log_pi = base.copy()
+    for m, b in zip(stats.margins, blocks):
+        log_pi += np.log(split(b))[m] - base
+    pi = np.exp(log_pi - log_pi.max(axis=1, keepdims=True))
+    return pi / pi.sum(axis=1, keepdims=True)
 
 
 def measure(
@@ -454,8 +468,8 @@ def measure(
             kk = np.maximum(k, 0)
             centre = np.where(k >= 0, stats.centre[o.name][kk], np.nan)
             scale = residual_sd(stats, o.name)[stats.group[kk]]
-            shares = own_shares(stats, o.name, value_levels(o))
-            own = None if shares is None else shares[stats.group[kk]]
+            top = value_levels(o)
+            own = above_split(stats, o.name)[kk, :top] if top else None
         score_cols.append(score_of(o, code, v, centre, scale, own))
     names = [o.name for o in config.outcomes]
     if register is not None and register.width:
