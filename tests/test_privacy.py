@@ -292,7 +292,7 @@ def test_demo_builds_in_dp_mode_and_publishes_only_past_every_gate(tmp_path):
     gate (the records judged against the respondents, not calibrated to the DP noise); when it
     fails nothing is published, and when it passes the release is published with the budget
     spent in its manifest. With the public plan the gate judges every cell, and it failed 1 of
-    2 such builds measured (the employees' mean: the log-normal misses the largest businesses'
+    3 such builds measured (the employees' mean: the log-normal misses the largest businesses'
     tail; docs/privacy.md), so publishing is not asserted; opendp draws fresh noise each build."""
     data = generate_demo(tmp_path / "data", "--seed", "42")
     work = tmp_path / "dp"
