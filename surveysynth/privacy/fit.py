@@ -44,7 +44,6 @@ from surveysynth.privacy.measure import (
     NoisyStats,
     _keys,
     above_offset,
-    above_split,
     main_effects,
     score_attenuation,
     value_levels,
@@ -183,7 +182,7 @@ def _split_above(model: DPModel, stats: NoisyStats, name: str, first: int = 2) -
     mostly noise there, and that noise, clipped, put a tenth of the largest businesses' records
     at 1-3 employees. The summed posterior variance is kept."""
     mean, var = model.share_mean[name], model.share_var[name]
-    pi = above_split(stats, name, first)
+    pi = stats.above[name]  # measure's above_split, the one the scores used
     mean[:, first:] = mean[:, first:].sum(axis=1, keepdims=True) * pi
     var[:, first:] = var[:, first:].sum(axis=1, keepdims=True) * pi
 

@@ -157,6 +157,7 @@ class NoisyStats:
     ledger: list[LedgerRow] = field(default_factory=list)
     pool_by: tuple[str, ...] = ()
     n_aux: int = 0  # register auxiliaries' scores after the answers' in ``scores``
+    above: dict[str, np.ndarray] = field(default_factory=dict)  # a count's above_split
 
 
 # ----------------------------------------------------------------------- rows -> codes
@@ -469,7 +470,9 @@ def measure(
             centre = np.where(k >= 0, stats.centre[o.name][kk], np.nan)
             scale = residual_sd(stats, o.name)[stats.group[kk]]
             top = value_levels(o)
-            own = above_split(stats, o.name)[kk, :top] if top else None
+            if top:
+                stats.above[o.name] = above_split(stats, o.name)
+            own = stats.above[o.name][kk, :top] if top else None
         score_cols.append(score_of(o, code, v, centre, scale, own))
     names = [o.name for o in config.outcomes]
     if register is not None and register.width:
