@@ -94,11 +94,12 @@ def _shares_at(df: pd.DataFrame, weight: pd.Series, name: str, values) -> np.nda
 def test_a_counts_first_values_keep_their_spikes(world, monkeypatch, levels):
     """Employees of 1, 2 and 3 are answer codes of their own: the records' shares at them follow
     the respondents' (each cell x wave's records weighted to its respondents, as the fidelity
-    gate pairs them) within 0.03 at epsilon 8. Planted: without the codes (a log-normal rounded
-    to integers), the share at 1 misses by more than 0.05 (the demo's: 0.39 real, 0.30 DP)."""
+    gate pairs them) within 0.03 at epsilon 50. Planted: without the codes (a log-normal rounded
+    to integers), the share at 1 misses by more than 0.05 (the demo's: 0.39 real, 0.30 DP). At
+    epsilon 8 the noise let the planted miss fall under 0.05 in 1 of about 10 runs."""
     monkeypatch.setattr(M, "COUNT_LEVELS", levels)
     _cfg, r, _f, _ = world
-    syn = _synthesize(world)
+    syn = _synthesize(world, eps=50.0)
     syn = syn[syn["implicate"] == 1]
     keys = ["cell_id", "wave"]
     rc = r.assign(cell_id=M.make_cell_id(r, ["region", "sector", "size_band"]))
